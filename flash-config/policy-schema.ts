@@ -1,0 +1,62 @@
+import { z } from 'zod';
+import { configVersion, ipAddress, port } from './schema-primitives.js';
+
+export const serverSchema = z.strictObject({
+  address: ipAddress,
+  port,
+  weight: z.int().min(0).max(65535).default(1),
+});
+
+/** One virtual service; the control application's configuration uses the same shape. */
+export const virtualServiceSchema = z.strictObject({
+  name: z.string().min(1).max(64),
+  vip: ipAddress,
+  protocol: z.enum(['tcp', 'udp']),
+  port,
+  algorithm: z.enum(['maglev', 'wrr', 'least-load']),
+  mode: z.enum(['nat', 'fullnat', 'dsr', 'tunnel']),
+  /** DSCP value marked on forwarded packets; absent leaves the marking untouched. */
+  dscp: z.int().min(0).max(63).optional(),
+  servers: z.array(serverSchema).min(1),
+});
+
+/** Cluster timing and load thresholds (cluster.md CL-R6..R8). */
+export const clusterThresholdsSchema = z.strictObject({
+  keepaliveIntervalMs: z.int().min(10).max(10_000).default(100),
+  memberDeadAfterMs: z.int().min(50).max(60_000).default(400),
+  masterSilenceMs: z.int().min(10).max(10_000).default(100),
+  rebalanceIntervalMs: z.int().min(100).max(600_000).default(2000),
+  /** Rebalance when the busiest member's load exceeds the average by this fraction. */
+  loadImbalanceThreshold: z.number().min(0).max(10).default(0.2),
+});
+
+export const policySchema = z
+  .strictObject({
+    configVersion,
+    cluster: clusterThresholdsSchema,
+    services: z.array(virtualServiceSchema),
+  })
+  .superRefine((policy, ctx) => {
+    const names = new Map<string, number>();
+    const listeners = new Map<string, number>();
+    policy.services.forEach((service, index) => {
+      const sameName = names.get(service.name);
+      if (sameName !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['services', index, 'name'], message: `duplicates services[${sameName}].name` });
+      }
+      names.set(service.name, index);
+      const listener = `${service.vip}|${service.protocol}|${service.port}`;
+      const sameListener = listeners.get(listener);
+      if (sameListener !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['services', index],
+          message: `vip/protocol/port duplicates services[${sameListener}]`,
+        });
+      }
+      listeners.set(listener, index);
+    });
+  });
+
+export type Policy = z.infer<typeof policySchema>;
+export type VirtualService = z.infer<typeof virtualServiceSchema>;
