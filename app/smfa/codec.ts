@@ -178,6 +178,25 @@ function checkMandatory(type: MessageType, found: SegmentSet): void {
   }
 }
 
+export type SegmentDecodeResult = { ok: true; segment: Segment; required: boolean } | { ok: false; error: DecodeError };
+
+/** Decodes one known segment in isolation (message rules do not apply), e.g. to inspect a captured segment. */
+export function decodeSegment(buf: Buffer): SegmentDecodeResult {
+  try {
+    const header = readSegmentHeader(buf, 0);
+    if (padded(header.length) !== buf.length) {
+      fail({ code: 'bad-segment-length', reason: `segment length ${header.length} (padded ${padded(header.length)}) but ${buf.length} bytes given`, offset: 0 });
+    }
+    const kind = segmentKindByCode.get(header.typeCode);
+    if (kind === undefined) fail({ code: 'bad-field', reason: `type: ${header.typeCode} is not a known segment type`, offset: 0, segmentType: header.typeCode, required: header.required });
+    const value = decodeSegmentBody(kind, new ByteReader(buf.subarray(SEGMENT_HEADER_LENGTH, header.length), SEGMENT_HEADER_LENGTH));
+    return { ok: true, segment: { kind, value } as Segment, required: header.required };
+  } catch (e) {
+    if (e instanceof DecodeFailure) return { ok: false, error: e.error };
+    throw e;
+  }
+}
+
 /** Never throws for any input: every malformed datagram yields an error naming the field and why. */
 export function decodeMessage(buf: Buffer): DecodeResult {
   try {
