@@ -1,0 +1,220 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, inSubnet, loadConfig, parseConfig } from './config.js';
+
+const minimal = {
+  ports: [
+    { device: 'net_af_packet0', address: '10.0.1.1' },
+    { device: 'net_af_packet1', address: '10.0.2.1' },
+  ],
+};
+
+const full = {
+  eal: {
+    lcores: [0, 1],
+    memoryMb: 512,
+    noHuge: true,
+    filePrefix: 'ep-test',
+    vdevs: ['net_af_packet0,iface=eplb-c', 'net_af_packet1,iface=eplb-s'],
+  },
+  ports: minimal.ports,
+  routes: [{ prefix: '192.168.0.0', length: 16, port: 'net_af_packet1', gateway: '10.0.2.254' }],
+  services: [
+    {
+      name: 'web',
+      vip: '10.0.1.100',
+      port: 80,
+      protocol: 'tcp',
+      servers: [
+        { address: '10.0.2.11', port: 80, weight: 1 },
+        { address: '10.0.2.12', port: 80, weight: 3 },
+      ],
+    },
+  ],
+  http: { port: 0 },
+};
+
+function problemsOf(document: unknown): string[] {
+  try {
+    parseConfig('test.json', JSON.stringify(document));
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).problems;
+  }
+  throw new Error('config was accepted');
+}
+
+function withService(patch: Record<string, unknown>, servers?: unknown[]): unknown {
+  const service = { ...full.services[0], ...patch, ...(servers ? { servers } : {}) };
+  return { ...full, services: [service] };
+}
+
+describe('config defaults', () => {
+  it('fills every section from a config that only names its ports', () => {
+    const config = parseConfig('minimal.json', JSON.stringify(minimal));
+    expect(config.eal).toEqual({
+      lcores: [0, 1],
+      memoryMb: 512,
+      noHuge: false,
+      filePrefix: 'edgeplane',
+      vdevs: [],
+      allowPci: [],
+      logLevel: 'notice',
+    });
+    expect(config.dataplane).toEqual({
+      affinityCapacity: 65_536,
+      flowCapacityPerWorker: 262_144,
+      missPolicy: 'drop',
+      timeouts: {
+        synSeconds: 10,
+        establishedSeconds: 300,
+        finSeconds: 30,
+        rstSeconds: 5,
+        udpSeconds: 60,
+        otherSeconds: 30,
+      },
+    });
+    expect(config.ports.map((p) => p.prefixLength)).toEqual([24, 24]);
+    expect(config.routes).toEqual([]);
+    expect(config.services).toEqual([]);
+    expect(config.http).toEqual({ host: '127.0.0.1', port: 9180 });
+    expect(config.log).toEqual({ level: 'info' });
+  });
+
+  it('keeps given values and defaults a service to maglev in NAT mode', () => {
+    const config = parseConfig('full.json', JSON.stringify(full));
+    expect(config.eal.noHuge).toBe(true);
+    expect(config.http).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(config.services[0]).toMatchObject({ name: 'web', algorithm: 'maglev', mode: 'nat' });
+    expect(config.services[0]?.servers.map((s) => s.weight)).toEqual([1, 3]);
+    expect(config.routes[0]?.gateway).toBe('10.0.2.254');
+  });
+
+  it('defaults a partial timeouts object field by field', () => {
+    const config = parseConfig('t.json', JSON.stringify({ ...minimal, dataplane: { timeouts: { udpSeconds: 5 } } }));
+    expect(config.dataplane.timeouts.udpSeconds).toBe(5);
+    expect(config.dataplane.timeouts.establishedSeconds).toBe(300);
+  });
+});
+
+describe('config problems name the JSON path of the bad field', () => {
+  it('reports a malformed server address with its full path and value', () => {
+    const bad = withService({}, [
+      { address: '10.0.2.11', port: 80 },
+      { address: '10.0.2', port: 80 },
+    ]);
+    expect(problemsOf(bad)).toEqual(['services[0].servers[1].address: "10.0.2" is not an IPv4 address']);
+  });
+
+  it('lists every problem at once', () => {
+    const bad = {
+      ...full,
+      eal: { ...full.eal, lcores: [0] },
+      ports: [{ device: 'net_af_packet0', address: '10.0.1.1', prefixLength: 33 }],
+      services: [{ ...full.services[0], protocol: 'sctp' }],
+    };
+    const problems = problemsOf(bad);
+    expect(problems).toHaveLength(3);
+    expect(problems[0]).toMatch(/^eal\.lcores: needs a main lcore/);
+    expect(problems[1]).toMatch(/^ports\[0\]\.prefixLength: /);
+    expect(problems[2]).toMatch(/^services\[0\]\.protocol: /);
+  });
+
+  it('rejects weights outside 1..65535', () => {
+    expect(problemsOf(withService({}, [{ address: '10.0.2.11', port: 80, weight: 0 }]))).toEqual([
+      expect.stringMatching(/^services\[0\]\.servers\[0\]\.weight: Too small/),
+    ]);
+    expect(problemsOf(withService({}, [{ address: '10.0.2.11', port: 80, weight: 65536 }]))).toEqual([
+      expect.stringMatching(/^services\[0\]\.servers\[0\]\.weight: Too big/),
+    ]);
+  });
+
+  it('says which field is missing and which are unknown', () => {
+    expect(problemsOf({})).toEqual(['ports: is required']);
+    expect(problemsOf({ ports: [{ device: 'net_af_packet0', address: '10.0.1.1', prefixLength: '24' }] })).toEqual([
+      'ports[0].prefixLength: Invalid input: expected number, received string',
+    ]);
+    expect(problemsOf({ ...minimal, htpp: {} })).toEqual(['(root): unknown field(s) "htpp"']);
+  });
+
+  it('refuses algorithms and modes that are not implemented yet', () => {
+    expect(problemsOf(withService({ algorithm: 'wrr' }))[0]).toMatch(/^services\[0\]\.algorithm: /);
+    expect(problemsOf(withService({ mode: 'dsr' }))[0]).toMatch(/^services\[0\]\.mode: /);
+  });
+});
+
+describe('cross-field rules', () => {
+  it('rejects two services with one name or one listening endpoint', () => {
+    const web = full.services[0];
+    const bad = { ...full, services: [web, { ...web, vip: '10.0.1.101' }, { ...web, name: 'web2' }] };
+    expect(problemsOf(bad)).toEqual([
+      'services[1].name: service name "web" is used twice',
+      'services[2]: another service already listens on 10.0.1.100:80/tcp',
+    ]);
+  });
+
+  it('accepts the same vip and port for tcp and udp', () => {
+    const web = full.services[0];
+    const config = parseConfig('x.json', JSON.stringify({ ...full, services: [web, { ...web, name: 'dns', protocol: 'udp' }] }));
+    expect(config.services).toHaveLength(2);
+  });
+
+  it('rejects routes through ports that are not configured, listing the known ones', () => {
+    const bad = { ...full, routes: [{ prefix: '0.0.0.0', length: 0, port: 'net_af_packet7', gateway: '10.0.2.254' }] };
+    expect(problemsOf(bad)).toEqual([
+      'routes[0].port: "net_af_packet7" is not a configured port (ports: net_af_packet0, net_af_packet1)',
+    ]);
+  });
+
+  it('rejects a gateway that is not on the port subnet', () => {
+    const bad = { ...full, routes: [{ prefix: '0.0.0.0', length: 0, port: 'net_af_packet1', gateway: '10.0.9.1' }] };
+    expect(problemsOf(bad)).toEqual([
+      "routes[0].gateway: 10.0.9.1 is not on port net_af_packet1's subnet 10.0.2.1/24",
+    ]);
+  });
+
+  it('rejects duplicate devices and duplicate servers', () => {
+    const bad = {
+      ...withService({}, [
+        { address: '10.0.2.11', port: 80 },
+        { address: '10.0.2.11', port: 80 },
+      ]),
+      ports: [minimal.ports[0], minimal.ports[0], minimal.ports[1]],
+    };
+    expect(problemsOf(bad)).toEqual([
+      'ports[1].device: device "net_af_packet0" is listed twice',
+      'services[0].servers[1]: server 10.0.2.11:80 is listed twice',
+    ]);
+  });
+});
+
+describe('loadConfig', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'ep-config-'));
+
+  it('reads and validates a file', () => {
+    const file = path.join(dir, 'good.json');
+    writeFileSync(file, JSON.stringify(full, null, 2));
+    expect(loadConfig(file).services[0]?.vip).toBe('10.0.1.100');
+  });
+
+  it('reports invalid JSON with line and column', () => {
+    const file = path.join(dir, 'broken.json');
+    writeFileSync(file, '{\n  "ports": [],\n  "http": { "port": 80, }\n}\n');
+    expect(() => loadConfig(file)).toThrow(/not valid JSON: .* at line 3 column 25/);
+  });
+
+  it('reports an unreadable file with the reason', () => {
+    const file = path.join(dir, 'missing.json');
+    expect(() => loadConfig(file)).toThrow(new RegExp(`config ${file} is invalid:\\n  - cannot read the file: ENOENT`));
+  });
+
+  it('is exact about address syntax and subnet membership', () => {
+    expect(inSubnet('10.0.1.100', '10.0.1.1', 24)).toBe(true);
+    expect(inSubnet('10.0.2.100', '10.0.1.1', 24)).toBe(false);
+    expect(inSubnet('192.168.7.7', '10.0.1.1', 0)).toBe(true);
+    expect(inSubnet('10.0.1.1', '10.0.1.1', 32)).toBe(true);
+    expect(inSubnet('10.0.1.2', '10.0.1.1', 32)).toBe(false);
+  });
+});

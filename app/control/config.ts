@@ -1,0 +1,224 @@
+/* The control application's configuration file (JSON): its schema, defaults and cross-field rules.
+ * Every problem is reported with the JSON path of the field at fault, all at once, so an operator
+ * fixes a config in one round instead of one error per restart. */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { ipv4ToNumber } from '../../firmware/addressing.js';
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
+    super(`config ${file} is invalid:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+const ipv4 = z.ipv4({ error: (issue) => `${JSON.stringify(issue.input)} is not an IPv4 address` });
+const tcpPort = z.int().min(1).max(65535);
+const prefixLength = z.int().min(0).max(32);
+
+const ealSchema = z.strictObject({
+  /** The first lcore is the main (Node) thread; every further lcore runs a polling worker. */
+  lcores: z
+    .array(z.int().min(0))
+    .min(2, 'needs a main lcore and at least one worker lcore')
+    .refine((lcores) => new Set(lcores).size === lcores.length, 'lcores must not repeat')
+    .default([0, 1]),
+  memoryMb: z.int().min(64).default(512),
+  noHuge: z.boolean().default(false),
+  filePrefix: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1-32 letters, digits, "_" or "-"')
+    .default('edgeplane'),
+  vdevs: z.array(z.string().min(1)).default([]),
+  allowPci: z.array(z.string().min(1)).default([]),
+  logLevel: z.enum(['emerg', 'alert', 'crit', 'error', 'warning', 'notice', 'info', 'debug']).default('notice'),
+});
+
+const timeoutSeconds = z.int().min(1).max(86_400);
+
+const dataplaneSchema = z.strictObject({
+  affinityCapacity: z.int().min(1).default(65_536),
+  flowCapacityPerWorker: z.int().min(1).default(262_144),
+  missPolicy: z.enum(['drop', 'punt', 'route']).default('drop'),
+  timeouts: z
+    .strictObject({
+      synSeconds: timeoutSeconds.default(10),
+      establishedSeconds: timeoutSeconds.default(300),
+      finSeconds: timeoutSeconds.default(30),
+      rstSeconds: timeoutSeconds.default(5),
+      udpSeconds: timeoutSeconds.default(60),
+      otherSeconds: timeoutSeconds.default(30),
+    })
+    .prefault({}),
+});
+
+const portSchema = z.strictObject({
+  /** The name DPDK gives the device: the vdev name (net_af_packet0) or the PCI address. */
+  device: z.string().min(1),
+  address: ipv4,
+  prefixLength: prefixLength.default(24),
+});
+
+const routeSchema = z.strictObject({
+  prefix: ipv4,
+  length: prefixLength,
+  port: z.string().min(1),
+  gateway: ipv4.optional(),
+});
+
+const serverSchema = z.strictObject({
+  address: ipv4,
+  port: tcpPort,
+  weight: z.int().min(1).max(65535).default(1),
+});
+
+const serviceSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, ".", "_" or "-"'),
+  vip: ipv4,
+  port: tcpPort,
+  protocol: z.enum(['tcp', 'udp']),
+  algorithm: z.enum(['maglev']).default('maglev'),
+  mode: z.enum(['nat']).default('nat'),
+  servers: z.array(serverSchema).min(1, 'a service needs at least one server'),
+});
+
+const httpSchema = z.strictObject({
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.int().min(0).max(65535).default(9180),
+});
+
+const logSchema = z.strictObject({
+  level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+});
+
+export const configSchema = z
+  .strictObject({
+    eal: ealSchema.prefault({}),
+    dataplane: dataplaneSchema.prefault({}),
+    ports: z.array(portSchema).min(1, 'the data plane needs at least one port'),
+    routes: z.array(routeSchema).default([]),
+    services: z.array(serviceSchema).default([]),
+    http: httpSchema.prefault({}),
+    log: logSchema.prefault({}),
+  })
+  .superRefine((config, ctx) => {
+    for (const problem of crossFieldProblems(config)) ctx.addIssue({ code: 'custom', ...problem });
+  });
+
+export type ApplianceConfig = z.output<typeof configSchema>;
+export type PortSettings = ApplianceConfig['ports'][number];
+export type ServiceSettings = ApplianceConfig['services'][number];
+
+/** Whether ip lies in address/prefixLength (the subnet the port is connected to). */
+export function inSubnet(ip: string, address: string, length: number): boolean {
+  const mask = length === 0 ? 0 : (0xffffffff << (32 - length)) >>> 0;
+  return ((ipv4ToNumber(ip) & mask) >>> 0) === ((ipv4ToNumber(address) & mask) >>> 0);
+}
+
+interface Problem {
+  path: (string | number)[];
+  message: string;
+}
+
+function crossFieldProblems(config: ApplianceConfig): Problem[] {
+  const problems: Problem[] = [];
+  const ports = new Map<string, PortSettings>();
+  config.ports.forEach((port, i) => {
+    if (ports.has(port.device)) {
+      problems.push({ path: ['ports', i, 'device'], message: `device "${port.device}" is listed twice` });
+    }
+    ports.set(port.device, port);
+  });
+
+  config.routes.forEach((route, i) => {
+    const port = ports.get(route.port);
+    if (!port) {
+      const known = [...ports.keys()].join(', ');
+      problems.push({ path: ['routes', i, 'port'], message: `"${route.port}" is not a configured port (ports: ${known})` });
+    } else if (route.gateway && !inSubnet(route.gateway, port.address, port.prefixLength)) {
+      problems.push({
+        path: ['routes', i, 'gateway'],
+        message: `${route.gateway} is not on port ${port.device}'s subnet ${port.address}/${port.prefixLength}`,
+      });
+    }
+  });
+
+  const names = new Set<string>();
+  const endpoints = new Set<string>();
+  config.services.forEach((service, i) => {
+    if (names.has(service.name)) {
+      problems.push({ path: ['services', i, 'name'], message: `service name "${service.name}" is used twice` });
+    }
+    names.add(service.name);
+    const endpoint = `${service.vip}:${service.port}/${service.protocol}`;
+    if (endpoints.has(endpoint)) {
+      problems.push({ path: ['services', i], message: `another service already listens on ${endpoint}` });
+    }
+    endpoints.add(endpoint);
+    const servers = new Set<string>();
+    service.servers.forEach((server, j) => {
+      const key = `${server.address}:${server.port}`;
+      if (servers.has(key)) {
+        problems.push({ path: ['services', i, 'servers', j], message: `server ${key} is listed twice` });
+      }
+      servers.add(key);
+    });
+  });
+  return problems;
+}
+
+/** `services[0].servers[1].address` style path, `(root)` for the document itself. */
+export function jsonPath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return '(root)';
+  return path
+    .map((key, index) => (typeof key === 'number' ? `[${key}]` : `${index === 0 ? '' : '.'}${String(key)}`))
+    .join('');
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_type' && issue.input === undefined) return 'is required';
+  if (issue.code === 'unrecognized_keys') return `unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  return issue.message;
+}
+
+/** V8 reports JSON syntax errors by offset; people look for line and column. */
+function describeJsonError(text: string, error: Error): string {
+  const position = /at position (\d+)/.exec(error.message);
+  if (!position) return error.message;
+  const offset = Number(position[1]);
+  const before = text.slice(0, offset).split('\n');
+  const line = before.length;
+  const column = (before.at(-1)?.length ?? 0) + 1;
+  return `${error.message.replace(/ in JSON at position \d+.*$/, '')} at line ${line} column ${column}`;
+}
+
+export function parseConfig(file: string, text: string): ApplianceConfig {
+  let document: unknown;
+  try {
+    document = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(file, [`not valid JSON: ${describeJsonError(text, error as Error)}`]);
+  }
+  const result = configSchema.safeParse(document, { reportInput: true });
+  if (!result.success) {
+    throw new ConfigError(
+      file,
+      result.error.issues.map((issue) => `${jsonPath(issue.path)}: ${describeIssue(issue)}`),
+    );
+  }
+  return result.data;
+}
+
+export function loadConfig(file: string): ApplianceConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(file, [`cannot read the file: ${(error as Error).message}`]);
+  }
+  return parseConfig(file, text);
+}
