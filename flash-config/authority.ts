@@ -6,15 +6,16 @@ import { AUTHORITY_FILES, PRIVATE_FILE_MODE } from './layout.js';
 import { FlashConfigError, CertificateRejectedError } from './flash-config-error.js';
 import { authorityDescriptionSchema, type AuthorityDescription } from './authority-schema.js';
 import { parseJson } from './parse-json.js';
-import { generateKeyPair, importSigningKey, privateKeyToPem } from './keys.js';
-import { parseCertificate, parseRevocationList } from './certificate-checks.js';
+import { generateKeyPair, importSigningKey, privateKeyToPem, signDetached } from './keys.js';
+import { parseCertificate } from './certificate-checks.js';
 import {
   createCaCertificate,
   issuePolicySignerCertificate,
   validityFromNow,
   type IssuingCa,
 } from './certificate-issuer.js';
-import { createRevocationList, normalizeSerial, revocationsOf } from './revocation-list.js';
+import { emptyRevocationList, normalizeSerial, revocationListBytes, withRevocation } from './revocation-list.js';
+import { revocationListSchema, type RevocationList } from './revocation-schema.js';
 
 /** The offline cluster authority: CA and policy-signing keys, never copied onto a unit. */
 export interface Authority {
@@ -22,14 +23,18 @@ export interface Authority {
   ca: IssuingCa;
   policyKeyPem: string;
   policySignerCertificate: x509.X509Certificate;
-  revocationList: x509.X509Crl;
+  revocationList: RevocationList;
+  /** Exact bytes of revoked.json and their policy-key signature, copied onto units as they are. */
+  revocationListFile: { bytes: Buffer; signature: Buffer };
 }
 
 const DEFAULT_AUTHORITY_DAYS = 20 * 365;
 
-async function readAuthorityFile(dir: string, file: string): Promise<string> {
+async function readAuthorityFile(dir: string, file: string): Promise<string>;
+async function readAuthorityFile(dir: string, file: string, binary: 'binary'): Promise<Buffer>;
+async function readAuthorityFile(dir: string, file: string, binary?: 'binary'): Promise<string | Buffer> {
   try {
-    return await readFile(join(dir, file), 'utf8');
+    return binary ? await readFile(join(dir, file)) : await readFile(join(dir, file), 'utf8');
   } catch (error) {
     throw new FlashConfigError(join(dir, file), `cannot read authority file (${(error as Error).message})`, { cause: error });
   }
@@ -67,10 +72,11 @@ export async function createAuthority(params: {
     publicKey: policyKeys.publicKey,
     validity,
   });
-  const revocationList = await createRevocationList(ca, [], params.now);
+  const revocations = revocationListBytes(emptyRevocationList(params.now ?? new Date()));
+  const policyKeyPem = await privateKeyToPem(policyKeys.privateKey);
 
   await mkdir(params.dir, { recursive: true });
-  const write = (file: string, data: string, mode = 0o644) =>
+  const write = (file: string, data: string | Buffer, mode = 0o644) =>
     writeFile(join(params.dir, file), data, { mode, flag: 'wx' }).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'EEXIST') {
         throw new FlashConfigError(join(params.dir, file), 'already exists; refusing to overwrite authority material');
@@ -78,10 +84,11 @@ export async function createAuthority(params: {
       throw error;
     });
   await write(AUTHORITY_FILES.caKey, await privateKeyToPem(caKeys.privateKey), PRIVATE_FILE_MODE);
-  await write(AUTHORITY_FILES.policyKey, await privateKeyToPem(policyKeys.privateKey), PRIVATE_FILE_MODE);
+  await write(AUTHORITY_FILES.policyKey, policyKeyPem, PRIVATE_FILE_MODE);
   await write(AUTHORITY_FILES.caCertificate, caCertificate.toString('pem') + '\n');
   await write(AUTHORITY_FILES.policySignerCertificate, policySigner.toString('pem') + '\n');
-  await write(AUTHORITY_FILES.revocationList, revocationList.toString('pem') + '\n');
+  await write(AUTHORITY_FILES.revocationList, revocations);
+  await write(AUTHORITY_FILES.revocationListSignature, signDetached(revocations, policyKeyPem));
   await write(AUTHORITY_FILES.description, JSON.stringify(description, null, 2) + '\n');
   return description;
 }
@@ -100,7 +107,7 @@ export async function loadAuthority(dir: string): Promise<Authority> {
     throw new FlashConfigError(path(AUTHORITY_FILES.caKey), `not a P-256 private key (${(error as Error).message})`);
   });
   const signerPem = await readAuthorityFile(dir, AUTHORITY_FILES.policySignerCertificate);
-  const crlPem = await readAuthorityFile(dir, AUTHORITY_FILES.revocationList);
+  const revocationBytes = await readAuthorityFile(dir, AUTHORITY_FILES.revocationList, 'binary');
   return {
     description,
     ca: { certificate, signingKey },
@@ -108,19 +115,28 @@ export async function loadAuthority(dir: string): Promise<Authority> {
     policySignerCertificate: asAuthorityFile(path(AUTHORITY_FILES.policySignerCertificate), () =>
       parseCertificate(signerPem),
     ),
-    revocationList: asAuthorityFile(path(AUTHORITY_FILES.revocationList), () => parseRevocationList(crlPem)),
+    revocationList: parseJson(path(AUTHORITY_FILES.revocationList), revocationBytes, revocationListSchema),
+    revocationListFile: {
+      bytes: revocationBytes,
+      signature: await readAuthorityFile(dir, AUTHORITY_FILES.revocationListSignature, 'binary'),
+    },
   };
 }
 
-/** Adds a certificate serial to the authority's CRL (re-signed by the CA); idempotent. */
-export async function revokeSerial(dir: string, serial: string, now = new Date()): Promise<x509.X509Crl> {
+/** Adds a certificate serial to the authority's revoked.json and re-signs it; idempotent per serial. */
+export async function revokeSerial(
+  dir: string,
+  revocation: { serial: string; unitId?: string },
+  now = new Date(),
+): Promise<RevocationList> {
   const authority = await loadAuthority(dir);
-  const serialNumber = normalizeSerial(serial);
-  const revocations = revocationsOf(authority.revocationList);
-  if (!revocations.some((revocation) => revocation.serialNumber === serialNumber)) {
-    revocations.push({ serialNumber, revocationDate: now });
-  }
-  const list = await createRevocationList(authority.ca, revocations, now);
-  await writeFile(join(dir, AUTHORITY_FILES.revocationList), list.toString('pem') + '\n');
+  const list = withRevocation(
+    authority.revocationList,
+    { serial: normalizeSerial(revocation.serial), revokedAt: now.toISOString(), ...(revocation.unitId ? { unitId: revocation.unitId } : {}) },
+    now,
+  );
+  const bytes = revocationListBytes(revocationListSchema.parse(list));
+  await writeFile(join(dir, AUTHORITY_FILES.revocationList), bytes);
+  await writeFile(join(dir, AUTHORITY_FILES.revocationListSignature), signDetached(bytes, authority.policyKeyPem));
   return list;
 }

@@ -2,12 +2,12 @@ import { isIPv6 } from 'node:net';
 import { x509 } from './x509-provider.js';
 import { CertificateRejectedError } from './flash-config-error.js';
 import { idFromUri } from './layout.js';
-import { normalizeSerial } from './revocation-list.js';
+import { normalizeSerial, type RevokedSerials } from './revocation-list.js';
 
-/** What a certificate is checked against: the cluster CA, its revocation list, and the time. */
+/** What a certificate is checked against: the cluster CA, the revoked serials, and the time. */
 export interface TrustContext {
   ca: x509.X509Certificate;
-  revocationList?: x509.X509Crl;
+  revokedSerials?: RevokedSerials;
   now: Date;
 }
 
@@ -25,14 +25,6 @@ export function parseCertificate(data: string | Uint8Array): x509.X509Certificat
     return new x509.X509Certificate(typeof data === 'string' ? data : Buffer.from(data));
   } catch (error) {
     throw new CertificateRejectedError(`not a PEM or DER X.509 certificate (${(error as Error).message})`);
-  }
-}
-
-export function parseRevocationList(data: string | Uint8Array): x509.X509Crl {
-  try {
-    return new x509.X509Crl(typeof data === 'string' ? data : Buffer.from(data));
-  } catch (error) {
-    throw new CertificateRejectedError(`not a PEM or DER X.509 CRL (${(error as Error).message})`);
   }
 }
 
@@ -88,13 +80,6 @@ export async function checkCaCertificate(ca: x509.X509Certificate, now: Date): P
   return clusterId;
 }
 
-/** The CRL is only believed when the cluster CA signed it. */
-export async function checkRevocationList(list: x509.X509Crl, ca: x509.X509Certificate): Promise<void> {
-  if (list.issuer !== ca.subject || !(await list.verify({ publicKey: ca }))) {
-    throw new CertificateRejectedError(`revocation list is not signed by the cluster CA '${ca.subject}'`);
-  }
-}
-
 async function checkIssuedByCa(certificate: x509.X509Certificate, trust: TrustContext): Promise<void> {
   if (certificate.issuer !== trust.ca.subject) {
     throw new CertificateRejectedError(
@@ -113,11 +98,10 @@ async function checkIssuedByCa(certificate: x509.X509Certificate, trust: TrustCo
   if (!hasKeyUsage(certificate, x509.KeyUsageFlags.digitalSignature)) {
     throw new CertificateRejectedError('keyUsage lacks digitalSignature');
   }
-  const revoked = trust.revocationList?.findRevoked(certificate);
+  const serial = normalizeSerial(certificate.serialNumber);
+  const revoked = trust.revokedSerials?.get(serial);
   if (revoked) {
-    throw new CertificateRejectedError(
-      `serial ${normalizeSerial(certificate.serialNumber)} was revoked at ${revoked.revocationDate.toISOString()}`,
-    );
+    throw new CertificateRejectedError(`serial ${serial} was revoked at ${revoked.revokedAt}`);
   }
 }
 

@@ -11,6 +11,8 @@ export {
   type Policy,
   type VirtualService,
 } from './policy-schema.js';
+export { revocationListSchema, type RevocationList } from './revocation-schema.js';
+export type { RevokedSerials } from './revocation-list.js';
 export { createAuthority, loadAuthority, revokeSerial, type Authority } from './authority.js';
 export { provisionUnit, type UnitRequest, type ProvisionedUnit } from './unit-provisioning.js';
 export { signPolicy, writePolicySignature } from './policy-signing.js';

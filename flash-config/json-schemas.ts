@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { identitySchema } from './identity-schema.js';
 import { policySchema } from './policy-schema.js';
 import { authorityDescriptionSchema } from './authority-schema.js';
+import { revocationListSchema } from './revocation-schema.js';
 
 const SCHEMA_BASE = 'https://edgeplane.invalid/flash-config/';
 
@@ -21,6 +22,7 @@ export function flashConfigJsonSchemas(): Record<string, object> {
   return {
     ...document('identity', 'edgeplane flash config identity.json', identitySchema),
     ...document('policy', 'edgeplane flash config policy.json', policySchema),
+    ...document('revoked', 'edgeplane revocation list revoked.json', revocationListSchema),
     ...document('authority', 'edgeplane cluster authority authority.json', authorityDescriptionSchema),
   };
 }

@@ -8,7 +8,8 @@ export const UNIT_FILES = {
   policy: 'policy.json',
   policySignature: 'policy.json.sig',
   policySignerCertificate: 'policy-signer.crt',
-  revocationList: 'revoked.crl',
+  revocationList: 'revoked.json',
+  revocationListSignature: 'revoked.json.sig',
 } as const;
 
 /** File names inside the offline cluster authority directory; ca.key and policy.key never leave it. */
@@ -18,7 +19,8 @@ export const AUTHORITY_FILES = {
   caCertificate: 'ca.crt',
   policyKey: 'policy.key',
   policySignerCertificate: 'policy-signer.crt',
-  revocationList: 'revoked.crl',
+  revocationList: 'revoked.json',
+  revocationListSignature: 'revoked.json.sig',
 } as const;
 
 /** Filesystem label of the flash-config partition; the appliance finds its partition by it. */

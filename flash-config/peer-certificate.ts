@@ -1,4 +1,5 @@
 import type { x509 } from './x509-provider.js';
+import type { RevokedSerials } from './revocation-list.js';
 import { checkUnitCertificate, parseCertificate, type CertifiedUnit } from './certificate-checks.js';
 
 /**
@@ -7,7 +8,7 @@ import { checkUnitCertificate, parseCertificate, type CertifiedUnit } from './ce
  */
 export function verifyPeerCertificate(
   peer: string | Uint8Array | x509.X509Certificate,
-  trust: { ca: x509.X509Certificate; revocationList?: x509.X509Crl; now?: Date },
+  trust: { ca: x509.X509Certificate; revokedSerials?: RevokedSerials; now?: Date },
 ): Promise<CertifiedUnit> {
   const certificate = typeof peer === 'string' || peer instanceof Uint8Array ? parseCertificate(peer) : peer;
   return checkUnitCertificate(certificate, { ...trust, now: trust.now ?? new Date() });

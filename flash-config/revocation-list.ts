@@ -1,40 +1,27 @@
-import { x509 } from './x509-provider.js';
-import { SIGNING_ALGORITHM } from './keys.js';
-import type { IssuingCa } from './certificate-issuer.js';
-
-export interface Revocation {
-  serialNumber: string;
-  revocationDate: Date;
-}
+import type { RevocationList, Revocation } from './revocation-schema.js';
 
 /** Lowercase hex without leading zero bytes: how serials are compared and printed. */
 export function normalizeSerial(serial: string): string {
   const hex = serial.trim().toLowerCase().replace(/^0x/, '').replace(/:/g, '');
   if (!/^[0-9a-f]+$/.test(hex)) throw new Error(`serial '${serial}' is not hexadecimal`);
-  return hex.replace(/^(00)+(?=.)/, '');
+  return hex.replace(/^0+(?=.)/, '');
 }
 
-export function revocationsOf(list: x509.X509Crl): Revocation[] {
-  return list.entries.map((entry) => ({
-    serialNumber: normalizeSerial(entry.serialNumber),
-    revocationDate: entry.revocationDate,
-  }));
+/** Revocations by serial, for lookups during certificate checks. */
+export type RevokedSerials = ReadonlyMap<string, Revocation>;
+
+export function revokedSerials(list: RevocationList): RevokedSerials {
+  return new Map(list.revoked.map((revocation) => [revocation.serial, revocation]));
 }
 
-/**
- * A CA-signed X.509 CRL. Units carry no nextUpdate deadline on purpose: an appliance cut off from
- * its authority must keep booting, so a newer list replaces an older one only by thisUpdate.
- */
-export function createRevocationList(ca: IssuingCa, revocations: readonly Revocation[], thisUpdate = new Date()) {
-  return x509.X509CrlGenerator.create({
-    issuer: ca.certificate.subject,
-    thisUpdate,
-    signingAlgorithm: SIGNING_ALGORITHM,
-    signingKey: ca.signingKey,
-    entries: revocations.map((revocation) => ({
-      serialNumber: revocation.serialNumber,
-      revocationDate: revocation.revocationDate,
-      reason: x509.X509CrlReason.cessationOfOperation,
-    })),
-  });
+/** The list with `revocation` added (kept once per serial), re-dated. */
+export function withRevocation(list: RevocationList, revocation: Revocation, now: Date): RevocationList {
+  const others = list.revoked.filter((existing) => existing.serial !== revocation.serial);
+  return { ...list, issuedAt: now.toISOString(), revoked: [...others, revocation] };
 }
+
+export function emptyRevocationList(now: Date): RevocationList {
+  return { schemaVersion: 1, issuedAt: now.toISOString(), revoked: [] };
+}
+
+export const revocationListBytes = (list: RevocationList): Buffer => Buffer.from(JSON.stringify(list, null, 2) + '\n');

@@ -77,7 +77,8 @@ export async function provisionUnit(authority: Authority, request: UnitRequest, 
     [UNIT_FILES.policy, request.policyBytes],
     [UNIT_FILES.policySignature, policySignature],
     [UNIT_FILES.policySignerCertificate, authority.policySignerCertificate.toString('pem') + '\n'],
-    [UNIT_FILES.revocationList, authority.revocationList.toString('pem') + '\n'],
+    [UNIT_FILES.revocationList, authority.revocationListFile.bytes],
+    [UNIT_FILES.revocationListSignature, authority.revocationListFile.signature],
   ];
   for (const [file, data, mode] of files) {
     await writeFile(join(outDir, file), data, { mode: mode ?? 0o644, flag: 'wx' });

@@ -12,14 +12,14 @@ import {
   canonicalIp,
   checkCaCertificate,
   checkPolicySignerCertificate,
-  checkRevocationList,
   checkUnitCertificate,
   parseCertificate,
-  parseRevocationList,
   type CertifiedUnit,
   type TrustContext,
 } from './certificate-checks.js';
 import { verifyPeerCertificate } from './peer-certificate.js';
+import { revocationListSchema } from './revocation-schema.js';
+import { revokedSerials as indexRevocations, type RevokedSerials } from './revocation-list.js';
 
 /** A flash config that passed every check, with what the appliance needs to run. */
 export interface VerifiedFlashConfig {
@@ -28,7 +28,7 @@ export interface VerifiedFlashConfig {
   unit: CertifiedUnit;
   caCertificate: x509.X509Certificate;
   unitCertificate: x509.X509Certificate;
-  revocationList: x509.X509Crl;
+  revokedSerials: RevokedSerials;
   unitPrivateKey: KeyObject;
   /** PEM material for node:tls / fastify https with mutual TLS between units. */
   tls: { ca: string; cert: string; key: string };
@@ -128,15 +128,21 @@ export async function verifyFlashConfig(dir: string, options: VerifyOptions = {}
 
   const caCertificate = await about(UNIT_FILES.caCertificate, () => parseCertificate(files.caCertificate));
   const clusterId = await about(UNIT_FILES.caCertificate, () => checkCaCertificate(caCertificate, now));
-  const revocationList = await about(UNIT_FILES.revocationList, () => parseRevocationList(files.revocationList));
-  await about(UNIT_FILES.revocationList, () => checkRevocationList(revocationList, caCertificate));
-  const trust: TrustContext = { ca: caCertificate, revocationList, now };
 
+  // The signer is checked before the revocation list exists, since it signs that list: revoking
+  // the policy key itself means re-keying the authority (see docs/flash-config.md).
   const signerCertificate = await about(UNIT_FILES.policySignerCertificate, () =>
     parseCertificate(files.policySignerCertificate),
   );
-  await about(UNIT_FILES.policySignerCertificate, () => checkPolicySignerCertificate(signerCertificate, trust, clusterId));
+  await about(UNIT_FILES.policySignerCertificate, () =>
+    checkPolicySignerCertificate(signerCertificate, { ca: caCertificate, now }, clusterId),
+  );
   const signer = certificatePublicKey(signerCertificate);
+
+  const revocationList = parseJson(UNIT_FILES.revocationList, files.revocationList, revocationListSchema);
+  checkSignature(UNIT_FILES.revocationList, files.revocationList, UNIT_FILES.revocationListSignature, files.revocationListSignature, signer);
+  const revokedSerials = indexRevocations(revocationList);
+  const trust: TrustContext = { ca: caCertificate, revokedSerials, now };
 
   const identity = parseJson(UNIT_FILES.identity, files.identity, identitySchema);
   checkSignature(UNIT_FILES.identity, files.identity, UNIT_FILES.identitySignature, files.identitySignature, signer);
@@ -167,13 +173,13 @@ export async function verifyFlashConfig(dir: string, options: VerifyOptions = {}
     unit,
     caCertificate,
     unitCertificate,
-    revocationList,
+    revokedSerials,
     unitPrivateKey,
     tls: {
       ca: files.caCertificate.toString('utf8'),
       cert: files.unitCertificate.toString('utf8'),
       key: files.unitKey.toString('utf8'),
     },
-    verifyPeer: (peer, peerNow) => verifyPeerCertificate(peer, { ca: caCertificate, revocationList, now: peerNow ?? new Date() }),
+    verifyPeer: (peer, peerNow) => verifyPeerCertificate(peer, { ca: caCertificate, revokedSerials, now: peerNow ?? new Date() }),
   };
 }
