@@ -6,7 +6,7 @@ import { checkUnitCertificate, parseCertificate, type CertifiedUnit } from './ce
  * Checks a peer unit's certificate (cluster join, CL-R5): chained to our cluster CA, in date,
  * serverAuth+clientAuth, not on our revocation list. Throws CertificateRejectedError with the reason.
  */
-export function verifyPeerCertificate(
+export async function verifyPeerCertificate(
   peer: string | Uint8Array | x509.X509Certificate,
   trust: { ca: x509.X509Certificate; revokedSerials?: RevokedSerials; now?: Date },
 ): Promise<CertifiedUnit> {
