@@ -1,0 +1,65 @@
+/* The control application's entry point: config -> data plane -> management HTTP, until a signal.
+ * Exit codes: 0 after a clean stop, 1 when the appliance cannot start, 2 for a bad command line or
+ * configuration (nothing was started, nothing to clean up). */
+import { Command, CommanderError } from 'commander';
+import { pino } from 'pino';
+import { Appliance } from './appliance.js';
+import { ConfigError, loadConfig, type ApplianceConfig } from './config.js';
+import { startHttp } from './http.js';
+
+const EXIT_START_FAILED = 1;
+const EXIT_USAGE = 2;
+
+function readOptions(argv: string[]): { config: string } {
+  const program = new Command()
+    .name('edgeplane-control')
+    .description('Runs the edgeplane data plane and its management HTTP endpoint')
+    .requiredOption('-c, --config <file>', 'configuration file (JSON, see docs/control.md)')
+    .exitOverride();
+  try {
+    return program.parse(argv).opts<{ config: string }>();
+  } catch (error) {
+    const exitCode = error instanceof CommanderError ? error.exitCode : EXIT_USAGE;
+    process.exit(exitCode === 0 ? 0 : EXIT_USAGE);
+  }
+}
+
+function readConfig(file: string): ApplianceConfig {
+  try {
+    return loadConfig(file);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exit(EXIT_USAGE);
+  }
+}
+
+async function main(): Promise<void> {
+  const options = readOptions(process.argv);
+  const config = readConfig(options.config);
+  const logger = pino({ level: config.log.level, base: { pid: process.pid, service: 'edgeplane-control' } });
+
+  const appliance = new Appliance(logger);
+  try {
+    appliance.start(config);
+  } catch (error) {
+    logger.fatal({ err: error }, `cannot start the appliance: ${(error as Error).message}`);
+    process.exit(EXIT_START_FAILED);
+  }
+  const http = await startHttp(appliance, config.http, logger);
+  logger.info({ url: http.url }, `ready: management HTTP on ${http.url}`);
+
+  let stopping = false;
+  const stop = async (signal: NodeJS.Signals): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    await http.close();
+    appliance.stop();
+    process.exit(0);
+  };
+  process.on('SIGTERM', (signal) => void stop(signal));
+  process.on('SIGINT', (signal) => void stop(signal));
+}
+
+await main();
