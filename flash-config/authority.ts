@@ -5,7 +5,7 @@ import type { x509 } from './x509-provider.js';
 import { AUTHORITY_FILES, PRIVATE_FILE_MODE } from './layout.js';
 import { FlashConfigError, CertificateRejectedError } from './flash-config-error.js';
 import { authorityDescriptionSchema, type AuthorityDescription } from './authority-schema.js';
-import { parseJson } from './parse-json.js';
+import { parseJson, parseValue } from './parse-json.js';
 import { generateKeyPair, importSigningKey, privateKeyToPem, signDetached } from './keys.js';
 import { parseCertificate } from './certificate-checks.js';
 import {
@@ -56,11 +56,11 @@ export async function createAuthority(params: {
   validDays?: number;
   now?: Date;
 }): Promise<AuthorityDescription> {
-  const description = authorityDescriptionSchema.parse({
-    schemaVersion: 1,
-    clusterName: params.clusterName,
-    clusterId: randomUUID(),
-  });
+  const description = parseValue(
+    join(params.dir, AUTHORITY_FILES.description),
+    { schemaVersion: 1, clusterName: params.clusterName, clusterId: randomUUID() },
+    authorityDescriptionSchema,
+  );
   const validity = validityFromNow(params.validDays ?? DEFAULT_AUTHORITY_DAYS, params.now);
   const caKeys = await generateKeyPair();
   const caCertificate = await createCaCertificate({ ...description, keys: caKeys, validity });
@@ -130,12 +130,13 @@ export async function revokeSerial(
   now = new Date(),
 ): Promise<RevocationList> {
   const authority = await loadAuthority(dir);
-  const list = withRevocation(
-    authority.revocationList,
-    { serial: normalizeSerial(revocation.serial), revokedAt: now.toISOString(), ...(revocation.unitId ? { unitId: revocation.unitId } : {}) },
-    now,
-  );
-  const bytes = revocationListBytes(revocationListSchema.parse(list));
+  const listFile = join(dir, AUTHORITY_FILES.revocationList);
+  if (!/^(0x)?[0-9a-fA-F:]+$/.test(revocation.serial)) {
+    throw new FlashConfigError(listFile, `serial '${revocation.serial}' is not hexadecimal`);
+  }
+  const entry = { serial: normalizeSerial(revocation.serial), revokedAt: now.toISOString(), ...(revocation.unitId ? { unitId: revocation.unitId } : {}) };
+  const list = parseValue(listFile, withRevocation(authority.revocationList, entry, now), revocationListSchema);
+  const bytes = revocationListBytes(list);
   await writeFile(join(dir, AUTHORITY_FILES.revocationList), bytes);
   await writeFile(join(dir, AUTHORITY_FILES.revocationListSignature), signDetached(bytes, authority.policyKeyPem));
   return list;

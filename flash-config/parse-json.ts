@@ -17,6 +17,11 @@ export function parseJson<S extends z.ZodType>(file: string, bytes: Uint8Array, 
   } catch (error) {
     throw new FlashConfigError(file, `not valid JSON: ${(error as Error).message}`, { cause: error });
   }
+  return parseValue(file, document, schema);
+}
+
+/** Validates an in-memory document as the content of `file`, with the same error shape as parseJson. */
+export function parseValue<S extends z.ZodType>(file: string, document: unknown, schema: S): z.infer<S> {
   const result = schema.safeParse(document);
   if (!result.success) {
     const issues = result.error.issues.map((issue) => `${jsonPath(issue.path)}: ${issue.message}`);

@@ -4,7 +4,7 @@ import type { Authority } from './authority.js';
 import { identitySchema, type Identity } from './identity-schema.js';
 import { PRIVATE_FILE_MODE, UNIT_FILES } from './layout.js';
 import { FlashConfigError } from './flash-config-error.js';
-import { jsonPath } from './parse-json.js';
+import { parseValue } from './parse-json.js';
 import { generateKeyPair, privateKeyToPem, signDetached } from './keys.js';
 import { issueUnitCertificate, validityFromNow, type Validity } from './certificate-issuer.js';
 import { signPolicy } from './policy-signing.js';
@@ -31,18 +31,17 @@ export interface ProvisionedUnit {
 const DEFAULT_UNIT_DAYS = 5 * 365;
 
 function buildIdentity(authority: Authority, request: UnitRequest, configVersion: number): Identity {
-  const result = identitySchema.safeParse({
-    schemaVersion: 1,
-    cluster: { name: authority.description.clusterName, id: authority.description.clusterId },
-    configVersion,
-    unit: { id: request.unitId, mgmtAddress: request.mgmtAddress, dataAddresses: request.dataAddresses },
-    network: request.network,
-  });
-  if (!result.success) {
-    const issues = result.error.issues.map((issue) => `${jsonPath(issue.path)}: ${issue.message}`);
-    throw new FlashConfigError(UNIT_FILES.identity, `cannot build identity: ${issues.join('; ')}`);
-  }
-  return result.data;
+  return parseValue(
+    UNIT_FILES.identity,
+    {
+      schemaVersion: 1,
+      cluster: { name: authority.description.clusterName, id: authority.description.clusterId },
+      configVersion,
+      unit: { id: request.unitId, mgmtAddress: request.mgmtAddress, dataAddresses: request.dataAddresses },
+      network: request.network,
+    },
+    identitySchema,
+  );
 }
 
 async function ensureEmptyDirectory(dir: string): Promise<void> {
