@@ -46,7 +46,7 @@ function problemsOf(document: unknown): string[] {
   throw new Error('config was accepted');
 }
 
-function withService(patch: Record<string, unknown>, servers?: unknown[]): unknown {
+function withService(patch: Record<string, unknown>, servers?: unknown[]): Record<string, unknown> {
   const service = { ...full.services[0], ...patch, ...(servers ? { servers } : {}) };
   return { ...full, services: [service] };
 }
