@@ -3,9 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { decodeMessage, decodeSegment, encodeMessage, encodeSegment, type DecodeResult } from './codec.js';
 import { EncodeError } from './errors.js';
 import * as arb from './test-support/arbitraries.js';
-import type { Message } from './types.js';
+import type { AffinityUpdateWildcard, Message } from './types.js';
 
-const wildcardUpdate: Message = {
+const wildcardUpdate: AffinityUpdateWildcard = {
   type: 'affinity-update-wildcard',
   wildcard: {
     protocol: 6, srcIp: '0.0.0.0', srcMask: '0.0.0.0', dstIp: '192.0.2.10', dstMask: '255.255.255.255',
@@ -100,7 +100,7 @@ describe('message rules', () => {
   });
 
   it('rejects a duplicated segment', () => {
-    const base = encodeMessage({ ...wildcardUpdate, backupPrecedence: 3 } as Message);
+    const base = encodeMessage({ ...wildcardUpdate, backupPrecedence: 3 });
     const dup = withExtraSegment(base, encodeSegment({ kind: 'backup-precedence', value: 4 }));
     expect(errorOf(decodeMessage(dup))).toMatchObject({ code: 'duplicate-segment', segmentType: 6 });
   });
@@ -111,7 +111,7 @@ describe('message rules', () => {
   });
 
   it('rejects a deny carrying both a wildcard and a fixed original affinity', () => {
-    const deny = encodeMessage({ type: 'affinity-update-deny', actionList: [{ segmentType: 0x20, required: true }], originalAffinity: { kind: 'wildcard', affinity: (wildcardUpdate as { wildcard: never }).wildcard } });
+    const deny = encodeMessage({ type: 'affinity-update-deny', actionList: [{ segmentType: 0x20, required: true }], originalAffinity: { kind: 'wildcard', affinity: wildcardUpdate.wildcard } });
     const fixed = encodeSegment({ kind: 'fixed-affinity', value: { key: { protocol: 6, srcIp: '10.0.0.1', dstIp: '10.0.0.2', srcPort: 1, dstPort: 2 }, dispatch: 'none', information: false, forwardIp: '0.0.0.0', ttlSeconds: 0 } });
     expect(errorOf(decodeMessage(withExtraSegment(deny, fixed)))).toMatchObject({ code: 'duplicate-segment', reason: expect.stringContaining('at most one original affinity') });
   });
@@ -165,9 +165,9 @@ describe('malformed input is rejected with a reason', () => {
 
 describe('encoder refuses what the wire cannot carry', () => {
   it.each([
-    ['mixed families', { ...wildcardUpdate, wildcard: { ...(wildcardUpdate as { wildcard: object }).wildcard, dstIp: '2001:db8::1' } }, 'wildcard-affinity.dstIp'],
-    ['a port above 65535', { ...wildcardUpdate, wildcard: { ...(wildcardUpdate as { wildcard: object }).wildcard, dstPort: 70000 } }, 'wildcard-affinity.dstPort'],
-    ['a non-address', { ...wildcardUpdate, wildcard: { ...(wildcardUpdate as { wildcard: object }).wildcard, srcIp: '300.1.1.1' } }, 'wildcard-affinity.srcIp'],
+    ['mixed families', { ...wildcardUpdate, wildcard: { ...wildcardUpdate.wildcard, dstIp: '2001:db8::1' } }, 'wildcard-affinity.dstIp'],
+    ['a port above 65535', { ...wildcardUpdate, wildcard: { ...wildcardUpdate.wildcard, dstPort: 70000 } }, 'wildcard-affinity.dstPort'],
+    ['a non-address', { ...wildcardUpdate, wildcard: { ...wildcardUpdate.wildcard, srcIp: '300.1.1.1' } }, 'wildcard-affinity.srcIp'],
   ])('%s', (_name, msg, field) => {
     expect(() => encodeMessage(msg as Message)).toThrow(expect.objectContaining({ field }) as EncodeError);
   });
