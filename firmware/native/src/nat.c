@@ -1,0 +1,176 @@
+/* Address/port rewriting and TTL decrement with incremental checksum fixes.
+ *
+ * ep_nat4 applies all four rewrites unconditionally ("0 = keep" is resolved to the old value, a
+ * no-op for the checksum) and folds their checksum deltas into one update per checksum, so the
+ * common cases take the same branch-free path whichever fields change. */
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include <rte_icmp.h>
+#include <rte_ip.h>
+#include <rte_tcp.h>
+#include <rte_udp.h>
+
+#include "packet.h"
+
+#define ICMP4_ECHO_REQUEST 8
+#define ICMP4_ECHO_REPLY 0
+
+static inline uint16_t load16(const uint8_t *p)
+{
+	uint16_t v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static inline uint32_t load32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static inline void store16(uint8_t *p, uint16_t v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+static inline void store32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+/* One's complement "new - old" of a 16/32-bit field, as a partial sum to add to ~checksum. */
+static inline uint32_t delta16(uint16_t old_val, uint16_t new_val)
+{
+	return (uint32_t)(uint16_t)~old_val + new_val;
+}
+
+static inline uint32_t delta32(uint32_t old_val, uint32_t new_val)
+{
+	return delta16((uint16_t)old_val, (uint16_t)new_val) +
+	       delta16((uint16_t)(old_val >> 16), (uint16_t)(new_val >> 16));
+}
+
+/* RFC 1624 eqn. 3 with the field changes already summed into delta. */
+static inline uint16_t apply_delta(uint16_t csum, uint32_t delta)
+{
+	uint32_t sum = (uint16_t)~csum + delta;
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+static bool all_zero(const uint8_t *p, uint32_t len)
+{
+	uint8_t any = 0;
+	for (uint32_t i = 0; i < len; i++)
+		any |= p[i];
+	return any == 0;
+}
+
+int ep_nat4(uint8_t *frame, struct ep_meta *m, uint32_t new_src, uint16_t new_sport,
+	    uint32_t new_dst, uint16_t new_dport)
+{
+	if (unlikely(m->kind != EP_PKT_IPV4 || (m->flags & EP_META_FRAGMENT) || m->l4_off == 0))
+		return -1;
+
+	uint8_t *ip = frame + m->l3_off;
+	uint8_t *l4 = frame + m->l4_off;
+	uint32_t csum_off, sport_off, dport_off;
+	bool pseudo_header = true;
+	uint16_t key_sport_mask = 0xffff, key_dport_mask = 0xffff;
+
+	switch (m->key.proto) {
+	case IPPROTO_TCP:
+		csum_off = offsetof(struct rte_tcp_hdr, cksum);
+		sport_off = offsetof(struct rte_tcp_hdr, src_port);
+		dport_off = offsetof(struct rte_tcp_hdr, dst_port);
+		break;
+	case IPPROTO_UDP:
+		csum_off = offsetof(struct rte_udp_hdr, dgram_cksum);
+		sport_off = offsetof(struct rte_udp_hdr, src_port);
+		dport_off = offsetof(struct rte_udp_hdr, dst_port);
+		break;
+	case IPPROTO_ICMP: {
+		/* The echo identifier is rewritten by the port the key holds it in (see ep_parse):
+		 * sport for a request, dport for a reply; the other rewrite value is ignored. Both
+		 * "port" offsets name the identifier, so both stores below write the same value. */
+		uint8_t type = l4[offsetof(struct rte_icmp_hdr, icmp_type)];
+		if (type == ICMP4_ECHO_REQUEST) {
+			new_dport = new_sport;
+			key_dport_mask = 0;
+		} else if (type == ICMP4_ECHO_REPLY) {
+			new_sport = new_dport;
+			key_sport_mask = 0;
+		} else {
+			return -1; /* errors quote the original packet, which would need rewriting too */
+		}
+		csum_off = offsetof(struct rte_icmp_hdr, icmp_cksum);
+		sport_off = dport_off = offsetof(struct rte_icmp_hdr, icmp_ident);
+		pseudo_header = false;
+		break;
+	}
+	default:
+		return -1;
+	}
+
+	uint8_t *src_p = ip + offsetof(struct rte_ipv4_hdr, src_addr);
+	uint8_t *dst_p = ip + offsetof(struct rte_ipv4_hdr, dst_addr);
+	uint32_t old_src = load32(src_p), old_dst = load32(dst_p);
+	uint16_t old_sport = load16(l4 + sport_off), old_dport = load16(l4 + dport_off);
+	uint32_t src = new_src ? new_src : old_src;
+	uint32_t dst = new_dst ? new_dst : old_dst;
+	uint16_t sport = new_sport ? new_sport : old_sport;
+	uint16_t dport = new_dport ? new_dport : old_dport;
+
+	uint32_t addr_delta = delta32(old_src, src) + delta32(old_dst, dst);
+	/* ICMP: one identifier field, counted once. */
+	uint32_t port_delta = delta16(old_dport, dport) +
+			      (pseudo_header ? delta16(old_sport, sport) : 0);
+	uint32_t l4_delta = port_delta + (pseudo_header ? addr_delta : 0);
+
+	store32(src_p, src);
+	store32(dst_p, dst);
+	store16(l4 + sport_off, sport);
+	store16(l4 + dport_off, dport);
+
+	uint8_t *ip_csum_p = ip + offsetof(struct rte_ipv4_hdr, hdr_checksum);
+	store16(ip_csum_p, apply_delta(load16(ip_csum_p), addr_delta));
+
+	uint8_t *l4_csum_p = l4 + csum_off;
+	uint16_t l4_csum = load16(l4_csum_p);
+	uint16_t fixed = apply_delta(l4_csum, l4_delta);
+	if (m->key.proto == IPPROTO_UDP) {
+		/* 0 means "no checksum" and must stay so; a real checksum of 0 is sent as -0. */
+		fixed = l4_csum == 0 ? 0 : (fixed == 0 ? 0xffff : fixed);
+	} else if (unlikely(fixed == 0 && !pseudo_header)) {
+		/* Eqn. 3 never yields -0, but an ICMP message without a pseudo header can sum to +0
+		 * (all zero bytes) and then its checksum computed from scratch is 0xffff. */
+		uint32_t icmp_len = (uint32_t)m->l3_off + m->l3_len - m->l4_off;
+		if (all_zero(l4, csum_off) && all_zero(l4_csum_p + 2, icmp_len - csum_off - 2))
+			fixed = 0xffff;
+	}
+	store16(l4_csum_p, fixed);
+
+	memcpy(m->key.src, &src, 4);
+	memcpy(m->key.dst, &dst, 4);
+	m->key.sport = sport & key_sport_mask;
+	m->key.dport = dport & key_dport_mask;
+	return 0;
+}
+
+uint8_t ep_ipv4_dec_ttl(uint8_t *frame, const struct ep_meta *m)
+{
+	if (unlikely(m->kind != EP_PKT_IPV4))
+		return 0;
+	/* TTL shares a checksummed 16-bit word with the protocol byte. */
+	uint8_t *word = frame + m->l3_off + offsetof(struct rte_ipv4_hdr, time_to_live);
+	uint8_t *csum_p = frame + m->l3_off + offsetof(struct rte_ipv4_hdr, hdr_checksum);
+	uint16_t old_word = load16(word);
+	/* A TTL already at 0 stays 0 rather than wrapping to 255. */
+	word[0] -= word[0] != 0;
+	store16(csum_p, apply_delta(load16(csum_p), delta16(old_word, load16(word))));
+	return word[0];
+}
