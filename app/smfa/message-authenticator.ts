@@ -27,6 +27,13 @@ export interface AuthenticatorOptions {
   nowMicros?: () => bigint;
 }
 
+/** Decoding for receivers that do not check security, in the same result shape. */
+export function openUnauthenticated(datagram: Buffer): OpenResult {
+  const decoded = decodeMessage(datagram);
+  if (!decoded.ok) return { ok: false, reason: 'malformed', detail: decoded.error.reason, authenticated: false, decodeError: decoded.error };
+  return { ...decoded, authenticated: false };
+}
+
 const SECURITY_SEGMENT_END = MAC_OFFSET + HMAC_SHA256_LENGTH;
 
 /** HMAC-SHA-256 authentication and anti-replay for SMFA datagrams (SMFA-R6), with per-outcome counters. */
@@ -59,15 +66,9 @@ export class MessageAuthenticator {
 
   /** Authenticates (when required), checks replay, then decodes. Rejections are counted by reason. */
   open(datagram: Buffer): OpenResult {
-    const result = this.requireSecurity ? this.verifyThenDecode(datagram) : this.decodeOnly(datagram);
+    const result = this.requireSecurity ? this.verifyThenDecode(datagram) : openUnauthenticated(datagram);
     this.counters[result.ok ? 'accepted' : result.reason]++;
     return result;
-  }
-
-  private decodeOnly(datagram: Buffer): OpenResult {
-    const decoded = decodeMessage(datagram);
-    if (!decoded.ok) return { ok: false, reason: 'malformed', detail: decoded.error.reason, authenticated: false, decodeError: decoded.error };
-    return { ...decoded, authenticated: false };
   }
 
   private verifyThenDecode(datagram: Buffer): OpenResult {

@@ -1,6 +1,6 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { decodeMessage, encodeMessage } from './codec.js';
-import type { MessageAuthenticator, OpenResult, RejectReason } from './message-authenticator.js';
+import { encodeMessage } from './codec.js';
+import { openUnauthenticated, type MessageAuthenticator, type OpenResult, type RejectReason } from './message-authenticator.js';
 import type { Message } from './types.js';
 import { DEFAULT_MULTICAST_GROUP_V4, DEFAULT_PORT, MessageTypeCode } from './wire-constants.js';
 
@@ -83,17 +83,10 @@ export class SmfaTransport {
     return new Promise((resolve, reject) => this.socket.send(datagram, port, address, (err) => (err ? reject(err) : resolve())));
   }
 
-  private open(datagram: Buffer): OpenResult {
-    if (this.options.authenticator) return this.options.authenticator.open(datagram);
-    const decoded = decodeMessage(datagram);
-    return decoded.ok
-      ? { ...decoded, authenticated: false }
-      : { ok: false, reason: 'malformed', detail: decoded.error.reason, authenticated: false, decodeError: decoded.error };
-  }
 
   private receive(datagram: Buffer, from: RemoteInfo): void {
     this.counters.received++;
-    const result = this.open(datagram);
+    const result = this.options.authenticator?.open(datagram) ?? openUnauthenticated(datagram);
     if (!result.ok) {
       this.counters.rejected[result.reason]++;
       this.replyWithError(datagram, result, from);
