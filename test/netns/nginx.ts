@@ -111,6 +111,8 @@ export async function startNginx(namespace: string, ip: string): Promise<NginxSe
   writeFileSync(path.join(dir, 'nginx.conf'), nginxConfig(dir, ip, data));
   const child = spawn('ip', ['netns', 'exec', namespace, 'nginx', '-p', dir, '-e', `${dir}/error.log`, '-c', `${dir}/nginx.conf`], {
     stdio: 'ignore',
+    // Its own process group: Ctrl-C on a demo's foreground process must not take the servers down.
+    detached: true,
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   try {

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The main job (npm start): the control application driving the data plane in front of a demo
+# network - a client and two nginx servers in network namespaces - until Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ "$(id -u)" = 0 ] || { echo "start.sh needs root (network namespaces, raw sockets for DPDK)" >&2; exit 1; }
+
+missing=()
+for pkg in dpdk-dev nginx-light iproute2 ethtool curl; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}"
+  flock /tmp/apt.lock sh -c "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ${missing[*]}"
+fi
+
+# A lockfile newer than the installed tree means the dependencies changed since the last npm ci.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  flock /tmp/npm.lock npm ci
+fi
+
+stale() { # stale TARGET DIR...: TARGET is missing or older than a source file under DIR...
+  [ ! -f "$1" ] && return 0
+  local target=$1; shift
+  [ -n "$(find "$@" \( -name '*.c' -o -name '*.h' -o -name '*.gyp' -o -name '*.ts' \) -newer "$target" -print -quit)" ]
+}
+if stale firmware/native/build/Release/edgeplane.node firmware/native/src firmware/native/include firmware/native/binding.gyp ||
+   stale dist/app/control/main.js app firmware; then
+  npm run build
+fi
+
+config=out/demo/config.json
+mkdir -p out/demo
+trap 'echo "tearing the demo network down"; node --import tsx test/netns/demo.ts down' EXIT
+node --import tsx test/netns/demo.ts up --config "$config"
+
+cat <<EOF
+Demo network is up: client 10.0.1.2 -> VIP 10.0.1.100:80 -> nginx on 10.0.2.11 and 10.0.2.12.
+Send traffic from another shell:
+  sudo ip netns exec epdemo-client curl http://10.0.1.100/
+  sudo ip netns exec epdemo-client curl -o /dev/null http://10.0.1.100/data/random-100MiB.bin
+  curl http://127.0.0.1:9180/healthz ; curl http://127.0.0.1:9180/metrics
+Configuration: $config. Ctrl-C stops the appliance and removes the demo network.
+EOF
+
+node dist/app/control/main.js --config "$config"
