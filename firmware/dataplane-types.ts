@@ -1,0 +1,180 @@
+/* The typed surface of the data plane as the control application sees it. Addresses are strings
+ * (dotted IPv4 or IPv6), ports are numbers in host order; the binding converts. */
+
+export interface EalOptions {
+  /** lcores to use; the first is the main lcore (the Node thread), the rest run workers. */
+  lcores: number[];
+  /** Memory in MiB. Without hugepages (`noHuge`) this is ordinary process memory. */
+  memoryMb: number;
+  noHuge?: boolean;
+  inMemory?: boolean;
+  /** Unique per process so several data planes can run on one host. */
+  filePrefix: string;
+  /** Virtual devices, e.g. `net_tap0,iface=dtap0` or `net_af_packet0,iface=veth1`. */
+  vdevs?: string[];
+  /** PCI devices to use; when empty and `vdevs` are given, PCI scanning is disabled. */
+  allowPci?: string[];
+  logLevel?: 'emerg' | 'alert' | 'crit' | 'error' | 'warning' | 'notice' | 'info' | 'debug';
+  extraArgs?: string[];
+}
+
+export interface TcpTimeouts {
+  synSeconds: number;
+  establishedSeconds: number;
+  finSeconds: number;
+  rstSeconds: number;
+  udpSeconds: number;
+  otherSeconds: number;
+}
+
+export type MissPolicy = 'drop' | 'punt' | 'route';
+
+export interface DataplaneOptions {
+  /** Fixed affinities the control application can install (the manager table). */
+  affinityCapacity?: number;
+  /** Connections each worker can track for virtual services. */
+  flowCapacityPerWorker?: number;
+  /** What happens to an IPv4 packet that matches no affinity (SMFA-R2). */
+  missPolicy?: MissPolicy;
+  timeouts?: Partial<TcpTimeouts>;
+  /** Packets a worker may hold in its mbuf pool, per port queue. */
+  mbufsPerWorker?: number;
+}
+
+export interface PortInfo {
+  id: number;
+  name: string;
+  driver: string;
+  mac: string;
+  rxQueues: number;
+  txQueues: number;
+  rss: boolean;
+  linkUp: boolean;
+  speedMbps: number;
+}
+
+export interface PortConfig {
+  /** The unit's own IPv4 address on this port (answers ARP and ping). */
+  address?: string;
+  prefixLength?: number;
+  promiscuous?: boolean;
+}
+
+export type Protocol = 'tcp' | 'udp' | 'icmp';
+
+export interface FlowKey {
+  protocol: Protocol | number;
+  srcIp: string;
+  srcPort: number;
+  dstIp: string;
+  dstPort: number;
+}
+
+export interface Nat {
+  srcIp?: string;
+  srcPort?: number;
+  dstIp?: string;
+  dstPort?: number;
+}
+
+export type DispatchMode = 'mac' | 'ipip' | 'gre';
+
+export type Action =
+  | {
+      type: 'forward';
+      /** Output port; omitted means "route by destination (after NAT) or forward IP". */
+      port?: number;
+      /** Next-hop MAC when `port` is given; omitted means "resolve the destination". */
+      nextHopMac?: string;
+      nat?: Nat;
+      /** Send to forwardIp without rewriting the destination (SMFA-R10). */
+      dispatch?: { mode: DispatchMode; forwardIp: string };
+    }
+  | { type: 'drop' }
+  | { type: 'punt' }
+  /** Wildcards only: choose a server of the service in the data plane and create the flow. */
+  | { type: 'service'; serviceId: number };
+
+export interface FixedAffinity {
+  key: FlowKey;
+  action: Action;
+  /** Seconds until expiry (SMFA-R17); 0 deletes. */
+  ttlSeconds: number;
+}
+
+export interface InstalledAffinity extends FixedAffinity {
+  packets: number;
+  bytes: number;
+  /** Where it lives: installed by a manager, or learned by a worker for a virtual service. */
+  origin: 'manager' | 'learned';
+  tcpState?: 'syn' | 'established' | 'fin' | 'rst' | 'none';
+}
+
+export interface WildcardAffinity {
+  protocol: Protocol | number | 'any';
+  srcIp: string;
+  srcMask: string;
+  dstIp: string;
+  dstMask: string;
+  /** 0 matches any port. */
+  srcPort: number;
+  dstPort: number;
+  /** Higher wins when several wildcards match (SMFA-R18). */
+  precedence: number;
+  action: Action;
+}
+
+export interface ServiceServer {
+  ip: string;
+  port: number;
+  weight: number;
+}
+
+export interface ServiceDefinition {
+  id: number;
+  vip: string;
+  port: number;
+  protocol: Protocol;
+  servers: ServiceServer[];
+  /** Maglev lookup table size, a prime (default 65537). */
+  tableSize?: number;
+}
+
+export interface PortStats {
+  id: number;
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  rxMissed: number;
+  rxErrors: number;
+  txErrors: number;
+}
+
+export interface LcoreStats {
+  lcore: number;
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  busyPolls: number;
+  idlePolls: number;
+}
+
+export interface DataplaneStats {
+  ports: PortStats[];
+  lcores: LcoreStats[];
+  actions: Record<'forward' | 'drop' | 'punt' | 'service' | 'local', number>;
+  drops: Record<string, number>;
+  lookups: { managerHits: number; learnedHits: number; wildcardHits: number; misses: number };
+  flows: { manager: number; learned: number; created: number; expired: number };
+  punted: number;
+  injected: number;
+  /** Per-service server counters: new flows and packets sent to each server. */
+  servers: { serviceId: number; ip: string; port: number; flows: number; packets: number; bytes: number }[];
+}
+
+export interface PuntedPacket {
+  port: number;
+  frame: Buffer;
+}

@@ -1,0 +1,431 @@
+/* The Dataplane: a typed wrapper over the native addon (firmware/native). One per process: DPDK's
+ * EAL can be initialised once. Calls are synchronous and cheap; the packet path never calls back
+ * into JavaScript, punted packets are fetched in batches by a timer. */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import {
+  checkPort,
+  decodeFlowKey,
+  encodeFlowKey,
+  formatMac,
+  ipv4ToNumber,
+  numberToIpv4,
+  parseMac,
+  protocolName,
+  protocolNumber,
+} from './addressing.js';
+import { fromNative, InvalidRuleError, StateError } from './errors.js';
+import type {
+  Action,
+  DataplaneOptions,
+  DataplaneStats,
+  EalOptions,
+  FixedAffinity,
+  FlowKey,
+  InstalledAffinity,
+  MissPolicy,
+  PortConfig,
+  PortInfo,
+  PuntedPacket,
+  ServiceDefinition,
+  TcpTimeouts,
+  WildcardAffinity,
+} from './dataplane-types.js';
+
+export * from './dataplane-types.js';
+export * from './errors.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+interface NativeAction {
+  type: number;
+  outPort: number;
+  nextHopMac?: Buffer;
+  natSrcIp: number;
+  natSrcPort: number;
+  natDstIp: number;
+  natDstPort: number;
+  dispatch: number;
+  forwardIp: number;
+  serviceId: number;
+}
+
+interface NativeAffinity {
+  key: Buffer;
+  action: NativeAction;
+  ttlSeconds: number;
+  packets: number;
+  bytes: number;
+  origin: number;
+  tcpState: number;
+}
+
+interface NativeAddon {
+  ealInit(args: string[]): void;
+  create(opts: {
+    affinityCapacity: number;
+    flowCapacityPerWorker: number;
+    missPolicy: number;
+    timeouts: number[];
+    mbufsPerWorker: number;
+  }): void;
+  portCount(): number;
+  portInfo(id: number): Omit<PortInfo, 'mac'> & { mac: Buffer };
+  portConfigure(id: number, cfg: { address: number; prefixLength: number; promiscuous: boolean }): void;
+  localAddressAdd(port: number, ip: number): void;
+  localAddressRemove(port: number, ip: number): void;
+  routeAdd(prefix: number, length: number, port: number, gateway: number): void;
+  routeRemove(prefix: number, length: number): void;
+  neighborSet(ip: number, port: number, mac: Buffer): void;
+  resolve(ip: number): void;
+  start(): void;
+  stop(): void;
+  shutdown(): void;
+  affinityAdd(key: Buffer, action: NativeAction, ttlSeconds: number): void;
+  affinityRemove(key: Buffer): boolean;
+  affinityList(max: number, includeLearned: boolean): NativeAffinity[];
+  affinityCount(): { manager: number; learned: number };
+  wildcardsCommit(rules: object[]): void;
+  serviceSet(svc: object): void;
+  serviceRemove(id: number): void;
+  stats(): DataplaneStats;
+  poll(max: number): { port: number; frame: Buffer }[];
+  inject(port: number, frame: Buffer): void;
+}
+
+function loadAddon(): NativeAddon {
+  const require = createRequire(import.meta.url);
+  const candidates = [
+    path.join(here, 'native/build/Release/edgeplane.node'),
+    path.join(here, '../../firmware/native/build/Release/edgeplane.node'),
+  ];
+  let lastError: unknown;
+  for (const candidate of candidates) {
+    try {
+      return require(candidate) as NativeAddon;
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  throw new Error(`native addon not built (run "npm run build:native"): ${String(lastError)}`);
+}
+
+function call<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw fromNative(err);
+  }
+}
+
+const ACTION_TYPES = { forward: 1, drop: 2, punt: 3, service: 4 } as const;
+const ACTION_NAMES = ['', 'forward', 'drop', 'punt', 'service'] as const;
+const DISPATCH_MODES = { mac: 1, ipip: 2, gre: 3 } as const;
+const DISPATCH_NAMES = ['', 'mac', 'ipip', 'gre'] as const;
+const MISS_POLICIES: Record<MissPolicy, number> = { drop: 0, punt: 1, route: 2 };
+const TCP_STATES = ['none', 'syn', 'established', 'fin', 'rst'] as const;
+export const ROUTE_PORT = 0xffff;
+
+const defaultTimeouts: TcpTimeouts = {
+  synSeconds: 10,
+  establishedSeconds: 300,
+  finSeconds: 30,
+  rstSeconds: 5,
+  udpSeconds: 60,
+  otherSeconds: 30,
+};
+
+function optionalIp(ip: string | undefined, what: string): number {
+  return ip === undefined ? 0 : ipv4ToNumber(ip, what);
+}
+
+function encodeAction(action: Action, where: string): NativeAction {
+  const native: NativeAction = {
+    type: ACTION_TYPES[action.type],
+    outPort: ROUTE_PORT,
+    natSrcIp: 0,
+    natSrcPort: 0,
+    natDstIp: 0,
+    natDstPort: 0,
+    dispatch: 0,
+    forwardIp: 0,
+    serviceId: 0,
+  };
+  if (native.type === undefined) throw new InvalidRuleError('EINVAL', `${where}.type "${(action as Action).type}" is unknown`);
+  if (action.type === 'service') {
+    native.serviceId = action.serviceId;
+  } else if (action.type === 'forward') {
+    if (action.port !== undefined) native.outPort = checkPort(action.port, `${where}.port`);
+    if (action.nextHopMac !== undefined) {
+      if (action.port === undefined) throw new InvalidRuleError('EINVAL', `${where}.nextHopMac needs ${where}.port`);
+      native.nextHopMac = parseMac(action.nextHopMac, `${where}.nextHopMac`);
+    }
+    if (action.nat) {
+      native.natSrcIp = optionalIp(action.nat.srcIp, `${where}.nat.srcIp`);
+      native.natDstIp = optionalIp(action.nat.dstIp, `${where}.nat.dstIp`);
+      native.natSrcPort = checkPort(action.nat.srcPort ?? 0, `${where}.nat.srcPort`);
+      native.natDstPort = checkPort(action.nat.dstPort ?? 0, `${where}.nat.dstPort`);
+    }
+    if (action.dispatch) {
+      native.dispatch = DISPATCH_MODES[action.dispatch.mode];
+      if (native.dispatch === undefined) {
+        throw new InvalidRuleError('EINVAL', `${where}.dispatch.mode "${action.dispatch.mode}" is not mac, ipip or gre`);
+      }
+      native.forwardIp = ipv4ToNumber(action.dispatch.forwardIp, `${where}.dispatch.forwardIp`);
+    }
+  }
+  return native;
+}
+
+function decodeAction(native: NativeAction): Action {
+  const type = ACTION_NAMES[native.type];
+  if (type === 'service') return { type, serviceId: native.serviceId };
+  if (type !== 'forward') return { type: type === 'punt' ? 'punt' : 'drop' };
+  const action: Extract<Action, { type: 'forward' }> = { type: 'forward' };
+  if (native.outPort !== ROUTE_PORT) action.port = native.outPort;
+  if (native.nextHopMac) action.nextHopMac = formatMac(native.nextHopMac);
+  if (native.natSrcIp || native.natSrcPort || native.natDstIp || native.natDstPort) {
+    action.nat = {};
+    if (native.natSrcIp) action.nat.srcIp = numberToIpv4(native.natSrcIp);
+    if (native.natSrcPort) action.nat.srcPort = native.natSrcPort;
+    if (native.natDstIp) action.nat.dstIp = numberToIpv4(native.natDstIp);
+    if (native.natDstPort) action.nat.dstPort = native.natDstPort;
+  }
+  const mode = DISPATCH_NAMES[native.dispatch];
+  if (mode) action.dispatch = { mode, forwardIp: numberToIpv4(native.forwardIp) };
+  return action;
+}
+
+export function ealArguments(eal: EalOptions): string[] {
+  if (eal.lcores.length < 2) throw new InvalidRuleError('EINVAL', 'eal.lcores needs a main lcore and at least one worker');
+  const args = ['edgeplane', '-l', eal.lcores.join(','), '--main-lcore', String(eal.lcores[0])];
+  args.push('-m', String(eal.memoryMb), `--file-prefix=${eal.filePrefix}`);
+  if (eal.noHuge) args.push('--no-huge');
+  if (eal.inMemory) args.push('--in-memory');
+  for (const vdev of eal.vdevs ?? []) args.push(`--vdev=${vdev}`);
+  if (eal.allowPci?.length) for (const dev of eal.allowPci) args.push('-a', dev);
+  else if (eal.vdevs?.length) args.push('--no-pci');
+  args.push(`--log-level=${eal.logLevel ?? 'notice'}`);
+  args.push(...(eal.extraArgs ?? []));
+  return args;
+}
+
+export class Dataplane {
+  #addon: NativeAddon;
+  #state: 'configured' | 'running' | 'stopped' | 'closed' = 'configured';
+  #pollTimer: NodeJS.Timeout | undefined;
+  #puntHandler: ((pkt: PuntedPacket) => void) | undefined;
+
+  private constructor(addon: NativeAddon) {
+    this.#addon = addon;
+  }
+
+  /** Starts the EAL and allocates tables and pools. Ports are probed but not started. */
+  static init(eal: EalOptions, options: DataplaneOptions = {}): Dataplane {
+    const addon = loadAddon();
+    const args = ealArguments(eal);
+    call(() => addon.ealInit(args));
+    const timeouts = { ...defaultTimeouts, ...options.timeouts };
+    call(() =>
+      addon.create({
+        affinityCapacity: options.affinityCapacity ?? 1 << 16,
+        flowCapacityPerWorker: options.flowCapacityPerWorker ?? 1 << 18,
+        missPolicy: MISS_POLICIES[options.missPolicy ?? 'drop'],
+        timeouts: [
+          timeouts.synSeconds,
+          timeouts.establishedSeconds,
+          timeouts.finSeconds,
+          timeouts.rstSeconds,
+          timeouts.udpSeconds,
+          timeouts.otherSeconds,
+        ],
+        mbufsPerWorker: options.mbufsPerWorker ?? 8192,
+      }),
+    );
+    return new Dataplane(addon);
+  }
+
+  get state(): string {
+    return this.#state;
+  }
+
+  ports(): PortInfo[] {
+    const count = this.#addon.portCount();
+    return Array.from({ length: count }, (_, id) => {
+      const info = call(() => this.#addon.portInfo(id));
+      return { ...info, mac: formatMac(info.mac) };
+    });
+  }
+
+  configurePort(id: number, config: PortConfig): void {
+    const address = config.address === undefined ? 0 : ipv4ToNumber(config.address, 'port address');
+    call(() =>
+      this.#addon.portConfigure(id, {
+        address,
+        prefixLength: config.prefixLength ?? 24,
+        promiscuous: config.promiscuous ?? true,
+      }),
+    );
+  }
+
+  /** An address the unit answers ARP and ping for on a port (its own, or a virtual address). */
+  addLocalAddress(port: number, ip: string): void {
+    call(() => this.#addon.localAddressAdd(port, ipv4ToNumber(ip, 'local address')));
+  }
+
+  removeLocalAddress(port: number, ip: string): void {
+    call(() => this.#addon.localAddressRemove(port, ipv4ToNumber(ip, 'local address')));
+  }
+
+  addRoute(prefix: string, length: number, port: number, gateway?: string): void {
+    call(() =>
+      this.#addon.routeAdd(ipv4ToNumber(prefix, 'route prefix'), length, port, optionalIp(gateway, 'route gateway')),
+    );
+  }
+
+  removeRoute(prefix: string, length: number): void {
+    call(() => this.#addon.routeRemove(ipv4ToNumber(prefix, 'route prefix'), length));
+  }
+
+  setNeighbor(ip: string, port: number, mac: string): void {
+    call(() => this.#addon.neighborSet(ipv4ToNumber(ip, 'neighbor'), port, parseMac(mac)));
+  }
+
+  /** Sends an ARP request for ip on the port its route points at; the answer fills the neighbour table. */
+  resolve(ip: string): void {
+    call(() => this.#addon.resolve(ipv4ToNumber(ip, 'address to resolve')));
+  }
+
+  start(): void {
+    if (this.#state === 'running') throw new StateError('ESTATE', 'data plane is already running');
+    call(() => this.#addon.start());
+    this.#state = 'running';
+    this.#pollTimer = setInterval(() => this.#drain(), 5);
+    this.#pollTimer.unref();
+  }
+
+  stop(): void {
+    if (this.#state !== 'running') return;
+    clearInterval(this.#pollTimer);
+    this.#drain();
+    call(() => this.#addon.stop());
+    this.#state = 'stopped';
+  }
+
+  /** Stops everything and releases DPDK (rte_eal_cleanup). The process cannot start another. */
+  close(): void {
+    if (this.#state === 'closed') return;
+    this.stop();
+    call(() => this.#addon.shutdown());
+    this.#state = 'closed';
+  }
+
+  addAffinity(affinity: FixedAffinity): void {
+    const key = encodeFlowKey(affinity.key);
+    if (affinity.ttlSeconds === 0) {
+      this.removeAffinity(affinity.key);
+      return;
+    }
+    if (!Number.isInteger(affinity.ttlSeconds) || affinity.ttlSeconds < 0) {
+      throw new InvalidRuleError('EINVAL', `ttlSeconds ${affinity.ttlSeconds} is not a whole number of seconds`);
+    }
+    if (affinity.action.type === 'service') {
+      throw new InvalidRuleError('EINVAL', 'a fixed affinity cannot have a service action (wildcards only)');
+    }
+    const action = encodeAction(affinity.action, 'action');
+    call(() => this.#addon.affinityAdd(key, action, affinity.ttlSeconds));
+  }
+
+  /** Returns whether an affinity was removed. */
+  removeAffinity(key: FlowKey): boolean {
+    return call(() => this.#addon.affinityRemove(encodeFlowKey(key)));
+  }
+
+  listAffinities(options: { max?: number; includeLearned?: boolean } = {}): InstalledAffinity[] {
+    const rows = call(() => this.#addon.affinityList(options.max ?? 10_000, options.includeLearned ?? true));
+    return rows.map((row) => ({
+      key: decodeFlowKey(row.key),
+      action: decodeAction(row.action),
+      ttlSeconds: row.ttlSeconds,
+      packets: row.packets,
+      bytes: row.bytes,
+      origin: row.origin === 0 ? 'manager' : 'learned',
+      tcpState: TCP_STATES[row.tcpState] ?? 'none',
+    }));
+  }
+
+  affinityCount(): { manager: number; learned: number } {
+    return this.#addon.affinityCount();
+  }
+
+  /** Replaces the whole wildcard set atomically: workers see the old set or the new one. */
+  setWildcards(rules: WildcardAffinity[]): void {
+    const native = rules.map((rule, i) => {
+      const where = `wildcards[${i}]`;
+      return {
+        protocol: rule.protocol === 'any' ? 0 : protocolNumber(rule.protocol, `${where}.protocol`),
+        srcIp: ipv4ToNumber(rule.srcIp, `${where}.srcIp`),
+        srcMask: ipv4ToNumber(rule.srcMask, `${where}.srcMask`),
+        dstIp: ipv4ToNumber(rule.dstIp, `${where}.dstIp`),
+        dstMask: ipv4ToNumber(rule.dstMask, `${where}.dstMask`),
+        srcPort: checkPort(rule.srcPort, `${where}.srcPort`),
+        dstPort: checkPort(rule.dstPort, `${where}.dstPort`),
+        precedence: rule.precedence,
+        action: encodeAction(rule.action, `${where}.action`),
+      };
+    });
+    call(() => this.#addon.wildcardsCommit(native));
+  }
+
+  /** Installs or replaces a virtual service's server pool; established flows keep their server. */
+  setService(service: ServiceDefinition): void {
+    const servers = service.servers.map((server, i) => ({
+      ip: ipv4ToNumber(server.ip, `servers[${i}].ip`),
+      port: checkPort(server.port, `servers[${i}].port`),
+      weight: server.weight,
+    }));
+    call(() =>
+      this.#addon.serviceSet({
+        id: service.id,
+        vip: ipv4ToNumber(service.vip, 'vip'),
+        port: checkPort(service.port, 'port'),
+        protocol: protocolNumber(service.protocol),
+        tableSize: service.tableSize ?? 65537,
+        servers,
+      }),
+    );
+  }
+
+  removeService(id: number): void {
+    call(() => this.#addon.serviceRemove(id));
+  }
+
+  stats(): DataplaneStats {
+    const stats = call(() => this.#addon.stats());
+    return {
+      ...stats,
+      servers: stats.servers.map((s) => ({ ...s, ip: numberToIpv4(s.ip as unknown as number) })),
+    };
+  }
+
+  /** Packets the data plane sends up (punt actions, miss policy "punt"). */
+  onPunt(handler: (pkt: PuntedPacket) => void): void {
+    this.#puntHandler = handler;
+  }
+
+  /** Sends a frame out of a port as is. */
+  inject(port: number, frame: Buffer): void {
+    call(() => this.#addon.inject(port, frame));
+  }
+
+  #drain(): void {
+    for (;;) {
+      const packets = this.#addon.poll(256);
+      for (const pkt of packets) this.#puntHandler?.(pkt);
+      if (packets.length < 256) return;
+    }
+  }
+}
+
+export { protocolName };

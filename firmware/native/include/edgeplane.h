@@ -1,0 +1,237 @@
+/* edgeplane data plane: the plain C API.
+ *
+ * The N-API addon (src/addon.cc), the C tests and the C benchmark all drive the data plane through
+ * this header only. Calls are made from one control thread (the thread that called ep_eal_init);
+ * worker lcores never call back. Addresses and ports are in network byte order unless noted. */
+#ifndef EDGEPLANE_H
+#define EDGEPLANE_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum ep_errcode {
+	EP_OK = 0,
+	EP_EINVAL,  /* bad argument */
+	EP_EEAL,    /* EAL refused to start or a DPDK object could not be created */
+	EP_ENOPORT, /* unknown or unusable port */
+	EP_EFULL,   /* a table is full */
+	EP_ENOENT,  /* no such entry */
+	EP_ESTATE,  /* wrong lifecycle state */
+	EP_ENOMEM,  /* out of DPDK memory */
+	EP_ERULE,   /* a rule set could not be built */
+};
+
+struct ep_error {
+	int code;
+	char msg[256];
+};
+
+const char *ep_errcode_name(int code);
+
+/* ---- lifecycle ---- */
+
+#define EP_MAX_PORTS 8
+#define EP_MAX_WORKERS 16
+#define EP_PORT_ROUTE 0xffff /* action output port meaning "route by destination" */
+
+enum ep_miss_policy { EP_MISS_DROP = 0, EP_MISS_PUNT = 1, EP_MISS_ROUTE = 2 };
+
+enum ep_timeout { EP_TO_SYN, EP_TO_ESTABLISHED, EP_TO_FIN, EP_TO_RST, EP_TO_UDP, EP_TO_OTHER, EP_TO__COUNT };
+
+struct ep_config {
+	uint32_t affinity_capacity;        /* manager-installed fixed affinities */
+	uint32_t flow_capacity_per_worker; /* flows learned by each worker for virtual services */
+	uint32_t mbufs_per_worker;
+	uint8_t miss_policy; /* enum ep_miss_policy */
+	uint32_t timeouts_s[EP_TO__COUNT];
+};
+
+/* rte_eal_init with the given argv (argv[0] is the program name). Once per process. */
+int ep_eal_init(int argc, char **argv, struct ep_error *err);
+/* Allocates pools, tables and rings for every worker lcore EAL was given; probes ports. */
+int ep_create(const struct ep_config *cfg, struct ep_error *err);
+/* Configures and starts every port (one RX/TX queue pair per worker, RSS when supported) and
+ * launches the workers. */
+int ep_start(struct ep_error *err);
+/* Stops workers (joined) and ports. ep_start may be called again. */
+int ep_stop(struct ep_error *err);
+/* Stops if running, frees everything, rte_eal_cleanup. */
+void ep_shutdown(void);
+
+/* ---- ports ---- */
+
+struct ep_port_info {
+	char name[64];
+	char driver[32];
+	uint8_t mac[6];
+	uint16_t rx_queues, tx_queues;
+	uint8_t rss;
+	uint8_t link_up;
+	uint32_t speed_mbps;
+};
+
+uint16_t ep_port_count(void);
+int ep_port_info(uint16_t port, struct ep_port_info *out, struct ep_error *err);
+/* The unit's own address on the port (0 = none), for ARP/ping and as the source of its ARP
+ * requests and tunnels. Allowed while running. */
+int ep_port_configure(uint16_t port, uint32_t addr, uint8_t prefix_len, int promiscuous,
+		      struct ep_error *err);
+
+/* ---- addressing ---- */
+
+/* Addresses answered for ARP and ICMP echo on a port (own or virtual addresses). */
+int ep_local_addr_add(uint16_t port, uint32_t ip, struct ep_error *err);
+int ep_local_addr_del(uint16_t port, uint32_t ip, struct ep_error *err);
+/* gateway 0 = directly connected. */
+int ep_route_add(uint32_t prefix, uint8_t len, uint16_t port, uint32_t gateway, struct ep_error *err);
+int ep_route_del(uint32_t prefix, uint8_t len, struct ep_error *err);
+int ep_neighbor_set(uint32_t ip, uint16_t port, const uint8_t mac[6], struct ep_error *err);
+/* Sends an ARP request for ip out of the port its route names. */
+int ep_resolve(uint32_t ip, struct ep_error *err);
+
+/* ---- affinities ---- */
+
+#include "../src/flow_key.h"
+
+enum ep_action_type { EP_ACT_FORWARD = 1, EP_ACT_DROP = 2, EP_ACT_PUNT = 3, EP_ACT_SERVICE = 4 };
+enum ep_dispatch { EP_DISPATCH_NONE = 0, EP_DISPATCH_MAC = 1, EP_DISPATCH_IPIP = 2, EP_DISPATCH_GRE = 3 };
+
+#define EP_ACT_F_NEXT_HOP 0x01 /* next_hop_mac is set: send out_port to that MAC, no lookup */
+
+struct ep_action {
+	uint8_t type;     /* enum ep_action_type */
+	uint8_t dispatch; /* enum ep_dispatch */
+	uint8_t flags;    /* EP_ACT_F_* */
+	uint8_t pad;
+	uint16_t out_port; /* EP_PORT_ROUTE: by route lookup */
+	uint8_t next_hop_mac[6];
+	uint32_t nat_src_ip, nat_dst_ip;     /* 0 = unchanged */
+	uint16_t nat_src_port, nat_dst_port; /* 0 = unchanged */
+	uint32_t forward_ip;                 /* dispatch target */
+	uint32_t service_id;                 /* EP_ACT_SERVICE */
+};
+
+enum ep_tcp_state { EP_TCP_NONE = 0, EP_TCP_SYN, EP_TCP_ESTABLISHED, EP_TCP_FIN, EP_TCP_RST };
+enum ep_origin { EP_ORIGIN_MANAGER = 0, EP_ORIGIN_LEARNED = 1 };
+
+struct ep_affinity_info {
+	struct ep_flow_key key;
+	struct ep_action action;
+	uint32_t ttl_s; /* seconds left */
+	uint64_t packets, bytes;
+	uint8_t origin;    /* enum ep_origin */
+	uint8_t tcp_state; /* enum ep_tcp_state */
+};
+
+/* Manager-installed fixed affinity; ttl_s > 0 adds or refreshes (expires ttl_s after this call). */
+int ep_affinity_add(const struct ep_flow_key *key, const struct ep_action *act, uint32_t ttl_s,
+		    struct ep_error *err);
+/* Returns 1 when removed, 0 when absent. */
+int ep_affinity_del(const struct ep_flow_key *key);
+/* Copies up to max affinities into out (manager ones first, then learned flows when asked);
+ * counters summed over workers. A snapshot taken while workers run: an entry created or deleted
+ * during the walk may be missed. Returns the number written. */
+uint32_t ep_affinity_list(struct ep_affinity_info *out, uint32_t max, int include_learned);
+uint32_t ep_affinity_count(void);
+uint32_t ep_learned_count(void);
+
+struct ep_wildcard {
+	uint8_t proto; /* 0 = any */
+	uint32_t src_ip, src_mask, dst_ip, dst_mask; /* masks may be non-contiguous */
+	uint16_t src_port, dst_port;                 /* 0 = any */
+	uint32_t precedence;                         /* higher wins */
+	struct ep_action action;
+};
+
+/* Builds a new wildcard set off the fast path and swaps it in; the old one is freed once no
+ * worker can still be using it. n == 0 clears the set. */
+int ep_wildcards_commit(const struct ep_wildcard *rules, uint32_t n, struct ep_error *err);
+
+/* ---- virtual services ---- */
+
+#define EP_MAX_SERVICES 256
+#define EP_MAX_SERVERS 1024
+
+struct ep_server {
+	uint32_t ip;
+	uint16_t port;
+	uint16_t weight; /* 0 = takes no new flows (drain) */
+};
+
+struct ep_service_conf {
+	uint32_t id; /* < EP_MAX_SERVICES */
+	uint32_t vip;
+	uint16_t port;
+	uint8_t proto;
+	uint32_t table_size; /* Maglev table size, prime */
+};
+
+int ep_service_set(const struct ep_service_conf *svc, const struct ep_server *servers, uint32_t n,
+		   struct ep_error *err);
+int ep_service_del(uint32_t id, struct ep_error *err);
+
+/* ---- counters ---- */
+
+#include "../src/drop_reason.h"
+
+enum ep_action_counter { EP_AC_FORWARD, EP_AC_DROP, EP_AC_PUNT, EP_AC_SERVICE, EP_AC_LOCAL, EP_AC__COUNT };
+
+struct ep_lcore_counters {
+	uint64_t rx_pkts, rx_bytes, tx_pkts, tx_bytes;
+	uint64_t busy_polls, idle_polls;
+	uint64_t port_rx_pkts[EP_MAX_PORTS], port_rx_bytes[EP_MAX_PORTS];
+	uint64_t port_tx_pkts[EP_MAX_PORTS], port_tx_bytes[EP_MAX_PORTS];
+	uint64_t actions[EP_AC__COUNT];
+	uint64_t drops[EP_DROP__COUNT];
+	uint64_t manager_hits, learned_hits, wildcard_hits, misses;
+	uint64_t flows_created, flows_expired;
+	uint64_t punted;
+};
+
+struct ep_port_counters {
+	uint64_t rx_pkts, rx_bytes, tx_pkts, tx_bytes, rx_missed, rx_errors, tx_errors;
+};
+
+struct ep_server_counters {
+	uint32_t service_id;
+	uint32_t ip;
+	uint16_t port;
+	uint64_t flows, packets, bytes;
+};
+
+uint32_t ep_worker_count(void);
+/* lcore id of worker i */
+uint32_t ep_worker_lcore(uint32_t i);
+/* Counters of worker i as last written by it (not summed). */
+void ep_worker_counters(uint32_t i, struct ep_lcore_counters *out);
+/* Sum over workers plus the control thread's own counters (injects, expiries). */
+void ep_counters_total(struct ep_lcore_counters *out);
+int ep_port_counters(uint16_t port, struct ep_port_counters *out);
+/* Per-server counters of every configured service; returns the count written. */
+uint32_t ep_server_counters(struct ep_server_counters *out, uint32_t max);
+uint64_t ep_injected_count(void);
+
+/* ---- punt / inject ---- */
+
+struct ep_punted {
+	uint16_t port;
+	uint32_t len;
+	uint8_t *data; /* caller's buffer of cap bytes; len may exceed cap (truncated copy) */
+	uint32_t cap;
+};
+
+/* Control-thread housekeeping (neighbour learning, ARP requests the workers asked for, expiry of
+ * manager affinities) plus fetching up to max punted packets into out. Returns packets fetched. */
+uint32_t ep_poll(struct ep_punted *out, uint32_t max);
+/* Sends a frame out of a port from the control thread's own TX queue. */
+int ep_inject(uint16_t port, const uint8_t *frame, uint32_t len, struct ep_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

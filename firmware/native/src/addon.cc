@@ -1,0 +1,471 @@
+// The N-API binding: converts JavaScript values to the plain C API in include/edgeplane.h and
+// back. Errors become JS Errors whose message starts with "[CODE] " (see firmware/errors.ts).
+// Nothing here runs on a worker lcore.
+#include <arpa/inet.h>
+#include <napi.h>
+
+#include <cstring>
+
+#include <string>
+#include <vector>
+
+#include "edgeplane.h"
+
+namespace {
+
+[[noreturn]] void Throw(Napi::Env env, const ep_error &err) {
+  throw Napi::Error::New(env, std::string("[") + ep_errcode_name(err.code) + "] " + err.msg);
+}
+
+[[noreturn]] void ThrowInvalid(Napi::Env env, const std::string &msg) {
+  throw Napi::Error::New(env, "[EINVAL] " + msg);
+}
+
+void Check(Napi::Env env, int rc, const ep_error &err) {
+  if (rc != 0) Throw(env, err);
+}
+
+uint32_t U32(const Napi::Object &o, const char *name) {
+  Napi::Value v = o.Get(name);
+  if (!v.IsNumber()) ThrowInvalid(o.Env(), std::string(name) + " must be a number");
+  return v.As<Napi::Number>().Uint32Value();
+}
+
+uint32_t Arg32(const Napi::CallbackInfo &info, size_t i, const char *what) {
+  if (info.Length() <= i || !info[i].IsNumber()) ThrowInvalid(info.Env(), std::string(what) + " must be a number");
+  return info[i].As<Napi::Number>().Uint32Value();
+}
+
+uint16_t ArgPort(const Napi::CallbackInfo &info, size_t i) {
+  uint32_t p = Arg32(info, i, "port");
+  if (p > 0xffff) ThrowInvalid(info.Env(), "port id out of range");
+  return static_cast<uint16_t>(p);
+}
+
+ep_flow_key KeyFromBuffer(Napi::Env env, const Napi::Value &v) {
+  if (!v.IsBuffer()) ThrowInvalid(env, "flow key must be a Buffer");
+  auto buf = v.As<Napi::Buffer<uint8_t>>();
+  if (buf.Length() != sizeof(ep_flow_key)) ThrowInvalid(env, "flow key must be 40 bytes");
+  ep_flow_key key;
+  memcpy(&key, buf.Data(), sizeof(key));
+  return key;
+}
+
+ep_action ActionFromObject(Napi::Env env, const Napi::Value &v) {
+  if (!v.IsObject()) ThrowInvalid(env, "action must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  ep_action a{};
+  a.type = static_cast<uint8_t>(U32(o, "type"));
+  a.dispatch = static_cast<uint8_t>(U32(o, "dispatch"));
+  a.out_port = static_cast<uint16_t>(U32(o, "outPort"));
+  a.nat_src_ip = htonl(U32(o, "natSrcIp"));
+  a.nat_dst_ip = htonl(U32(o, "natDstIp"));
+  a.nat_src_port = htons(static_cast<uint16_t>(U32(o, "natSrcPort")));
+  a.nat_dst_port = htons(static_cast<uint16_t>(U32(o, "natDstPort")));
+  a.forward_ip = htonl(U32(o, "forwardIp"));
+  a.service_id = U32(o, "serviceId");
+  Napi::Value mac = o.Get("nextHopMac");
+  if (mac.IsBuffer()) {
+    auto b = mac.As<Napi::Buffer<uint8_t>>();
+    if (b.Length() != 6) ThrowInvalid(env, "nextHopMac must be 6 bytes");
+    memcpy(a.next_hop_mac, b.Data(), 6);
+    a.flags |= EP_ACT_F_NEXT_HOP;
+  }
+  return a;
+}
+
+Napi::Object ActionToObject(Napi::Env env, const ep_action &a) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("type", a.type);
+  o.Set("dispatch", a.dispatch);
+  o.Set("outPort", a.out_port);
+  o.Set("natSrcIp", ntohl(a.nat_src_ip));
+  o.Set("natDstIp", ntohl(a.nat_dst_ip));
+  o.Set("natSrcPort", ntohs(a.nat_src_port));
+  o.Set("natDstPort", ntohs(a.nat_dst_port));
+  o.Set("forwardIp", ntohl(a.forward_ip));
+  o.Set("serviceId", a.service_id);
+  if (a.flags & EP_ACT_F_NEXT_HOP) o.Set("nextHopMac", Napi::Buffer<uint8_t>::Copy(env, a.next_hop_mac, 6));
+  return o;
+}
+
+Napi::Value EalInit(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) ThrowInvalid(env, "EAL arguments must be an array of strings");
+  Napi::Array arr = info[0].As<Napi::Array>();
+  // rte_eal_init keeps pointers into argv for the life of the process
+  static std::vector<std::string> storage;
+  static std::vector<char *> argv;
+  storage.clear();
+  for (uint32_t i = 0; i < arr.Length(); i++) storage.push_back(arr.Get(i).ToString().Utf8Value());
+  argv.clear();
+  for (auto &s : storage) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  ep_error err{};
+  Check(env, ep_eal_init(static_cast<int>(storage.size()), argv.data(), &err), err);
+  return env.Undefined();
+}
+
+Napi::Value Create(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) ThrowInvalid(env, "options must be an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  ep_config cfg{};
+  cfg.affinity_capacity = U32(o, "affinityCapacity");
+  cfg.flow_capacity_per_worker = U32(o, "flowCapacityPerWorker");
+  cfg.mbufs_per_worker = U32(o, "mbufsPerWorker");
+  cfg.miss_policy = static_cast<uint8_t>(U32(o, "missPolicy"));
+  Napi::Value t = o.Get("timeouts");
+  if (!t.IsArray() || t.As<Napi::Array>().Length() != EP_TO__COUNT) ThrowInvalid(env, "timeouts must be 6 numbers");
+  for (uint32_t i = 0; i < EP_TO__COUNT; i++)
+    cfg.timeouts_s[i] = t.As<Napi::Array>().Get(i).As<Napi::Number>().Uint32Value();
+  ep_error err{};
+  Check(env, ep_create(&cfg, &err), err);
+  return env.Undefined();
+}
+
+Napi::Value PortCount(const Napi::CallbackInfo &info) { return Napi::Number::New(info.Env(), ep_port_count()); }
+
+Napi::Value PortInfo(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  struct ep_port_info p{};
+  ep_error err{};
+  Check(env, ep_port_info(ArgPort(info, 0), &p, &err), err);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("id", info[0]);
+  o.Set("name", p.name);
+  o.Set("driver", p.driver);
+  o.Set("mac", Napi::Buffer<uint8_t>::Copy(env, p.mac, 6));
+  o.Set("rxQueues", p.rx_queues);
+  o.Set("txQueues", p.tx_queues);
+  o.Set("rss", p.rss != 0);
+  o.Set("linkUp", p.link_up != 0);
+  o.Set("speedMbps", p.speed_mbps);
+  return o;
+}
+
+Napi::Value PortConfigure(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[1].IsObject()) ThrowInvalid(env, "port config must be an object");
+  Napi::Object o = info[1].As<Napi::Object>();
+  ep_error err{};
+  Check(env,
+        ep_port_configure(ArgPort(info, 0), htonl(U32(o, "address")), static_cast<uint8_t>(U32(o, "prefixLength")),
+                          o.Get("promiscuous").ToBoolean().Value(), &err),
+        err);
+  return env.Undefined();
+}
+
+Napi::Value LocalAddressAdd(const Napi::CallbackInfo &info) {
+  ep_error err{};
+  Check(info.Env(), ep_local_addr_add(ArgPort(info, 0), htonl(Arg32(info, 1, "ip")), &err), err);
+  return info.Env().Undefined();
+}
+
+Napi::Value LocalAddressRemove(const Napi::CallbackInfo &info) {
+  ep_error err{};
+  Check(info.Env(), ep_local_addr_del(ArgPort(info, 0), htonl(Arg32(info, 1, "ip")), &err), err);
+  return info.Env().Undefined();
+}
+
+Napi::Value RouteAdd(const Napi::CallbackInfo &info) {
+  ep_error err{};
+  uint32_t len = Arg32(info, 1, "prefix length");
+  if (len > 32) ThrowInvalid(info.Env(), "prefix length above 32");
+  Check(info.Env(),
+        ep_route_add(htonl(Arg32(info, 0, "prefix")), static_cast<uint8_t>(len), ArgPort(info, 2),
+                     htonl(Arg32(info, 3, "gateway")), &err),
+        err);
+  return info.Env().Undefined();
+}
+
+Napi::Value RouteRemove(const Napi::CallbackInfo &info) {
+  ep_error err{};
+  uint32_t len = Arg32(info, 1, "prefix length");
+  if (len > 32) ThrowInvalid(info.Env(), "prefix length above 32");
+  Check(info.Env(), ep_route_del(htonl(Arg32(info, 0, "prefix")), static_cast<uint8_t>(len), &err), err);
+  return info.Env().Undefined();
+}
+
+Napi::Value NeighborSet(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[2].IsBuffer() || info[2].As<Napi::Buffer<uint8_t>>().Length() != 6)
+    ThrowInvalid(env, "MAC must be a 6-byte Buffer");
+  ep_error err{};
+  Check(env,
+        ep_neighbor_set(htonl(Arg32(info, 0, "ip")), ArgPort(info, 1), info[2].As<Napi::Buffer<uint8_t>>().Data(),
+                        &err),
+        err);
+  return env.Undefined();
+}
+
+Napi::Value Resolve(const Napi::CallbackInfo &info) {
+  ep_error err{};
+  Check(info.Env(), ep_resolve(htonl(Arg32(info, 0, "ip")), &err), err);
+  return info.Env().Undefined();
+}
+
+Napi::Value Start(const Napi::CallbackInfo &info) {
+  ep_error err{};
+  Check(info.Env(), ep_start(&err), err);
+  return info.Env().Undefined();
+}
+
+Napi::Value Stop(const Napi::CallbackInfo &info) {
+  ep_error err{};
+  Check(info.Env(), ep_stop(&err), err);
+  return info.Env().Undefined();
+}
+
+Napi::Value Shutdown(const Napi::CallbackInfo &info) {
+  ep_shutdown();
+  return info.Env().Undefined();
+}
+
+Napi::Value AffinityAdd(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3) ThrowInvalid(env, "affinityAdd(key, action, ttl)");
+  ep_flow_key key = KeyFromBuffer(env, info[0]);
+  ep_action act = ActionFromObject(env, info[1]);
+  ep_error err{};
+  Check(env, ep_affinity_add(&key, &act, Arg32(info, 2, "ttl"), &err), err);
+  return env.Undefined();
+}
+
+Napi::Value AffinityRemove(const Napi::CallbackInfo &info) {
+  if (info.Length() < 1) ThrowInvalid(info.Env(), "affinityRemove(key)");
+  ep_flow_key key = KeyFromBuffer(info.Env(), info[0]);
+  return Napi::Boolean::New(info.Env(), ep_affinity_del(&key) == 1);
+}
+
+Napi::Value AffinityList(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  uint32_t max = Arg32(info, 0, "max");
+  bool learned = info.Length() > 1 && info[1].ToBoolean().Value();
+  std::vector<ep_affinity_info> rows(max);
+  uint32_t n = ep_affinity_list(rows.data(), max, learned);
+  Napi::Array out = Napi::Array::New(env, n);
+  for (uint32_t i = 0; i < n; i++) {
+    const ep_affinity_info &r = rows[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("key", Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t *>(&r.key), sizeof(r.key)));
+    o.Set("action", ActionToObject(env, r.action));
+    o.Set("ttlSeconds", r.ttl_s);
+    o.Set("packets", static_cast<double>(r.packets));
+    o.Set("bytes", static_cast<double>(r.bytes));
+    o.Set("origin", r.origin);
+    o.Set("tcpState", r.tcp_state);
+    out.Set(i, o);
+  }
+  return out;
+}
+
+Napi::Value AffinityCount(const Napi::CallbackInfo &info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("manager", ep_affinity_count());
+  o.Set("learned", ep_learned_count());
+  return o;
+}
+
+Napi::Value WildcardsCommit(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) ThrowInvalid(env, "wildcards must be an array");
+  Napi::Array arr = info[0].As<Napi::Array>();
+  std::vector<ep_wildcard> rules(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value v = arr.Get(i);
+    if (!v.IsObject()) ThrowInvalid(env, "wildcard " + std::to_string(i) + " must be an object");
+    Napi::Object o = v.As<Napi::Object>();
+    ep_wildcard &w = rules[i];
+    w.proto = static_cast<uint8_t>(U32(o, "protocol"));
+    w.src_ip = htonl(U32(o, "srcIp"));
+    w.src_mask = htonl(U32(o, "srcMask"));
+    w.dst_ip = htonl(U32(o, "dstIp"));
+    w.dst_mask = htonl(U32(o, "dstMask"));
+    w.src_port = htons(static_cast<uint16_t>(U32(o, "srcPort")));
+    w.dst_port = htons(static_cast<uint16_t>(U32(o, "dstPort")));
+    w.precedence = U32(o, "precedence");
+    w.action = ActionFromObject(env, o.Get("action"));
+  }
+  ep_error err{};
+  Check(env, ep_wildcards_commit(rules.data(), static_cast<uint32_t>(rules.size()), &err), err);
+  return env.Undefined();
+}
+
+Napi::Value ServiceSet(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) ThrowInvalid(env, "service must be an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  ep_service_conf conf{};
+  conf.id = U32(o, "id");
+  conf.vip = htonl(U32(o, "vip"));
+  conf.port = htons(static_cast<uint16_t>(U32(o, "port")));
+  conf.proto = static_cast<uint8_t>(U32(o, "protocol"));
+  conf.table_size = U32(o, "tableSize");
+  Napi::Value sv = o.Get("servers");
+  if (!sv.IsArray()) ThrowInvalid(env, "servers must be an array");
+  Napi::Array arr = sv.As<Napi::Array>();
+  std::vector<ep_server> servers(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Object s = arr.Get(i).As<Napi::Object>();
+    uint32_t weight = U32(s, "weight");
+    if (weight > 0xffff) ThrowInvalid(env, "servers[" + std::to_string(i) + "].weight above 65535");
+    servers[i].ip = htonl(U32(s, "ip"));
+    servers[i].port = htons(static_cast<uint16_t>(U32(s, "port")));
+    servers[i].weight = static_cast<uint16_t>(weight);
+  }
+  ep_error err{};
+  Check(env, ep_service_set(&conf, servers.data(), static_cast<uint32_t>(servers.size()), &err), err);
+  return env.Undefined();
+}
+
+Napi::Value ServiceRemove(const Napi::CallbackInfo &info) {
+  ep_error err{};
+  Check(info.Env(), ep_service_del(Arg32(info, 0, "service id"), &err), err);
+  return info.Env().Undefined();
+}
+
+Napi::Value Stats(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  ep_lcore_counters total;
+  ep_counters_total(&total);
+
+  Napi::Array ports = Napi::Array::New(env);
+  for (uint16_t p = 0; p < ep_port_count(); p++) {
+    struct ep_port_counters pc;
+    if (ep_port_counters(p, &pc) != 0) continue;
+    Napi::Object po = Napi::Object::New(env);
+    po.Set("id", p);
+    po.Set("rxPackets", static_cast<double>(pc.rx_pkts));
+    po.Set("rxBytes", static_cast<double>(pc.rx_bytes));
+    po.Set("txPackets", static_cast<double>(pc.tx_pkts));
+    po.Set("txBytes", static_cast<double>(pc.tx_bytes));
+    po.Set("rxMissed", static_cast<double>(pc.rx_missed));
+    po.Set("rxErrors", static_cast<double>(pc.rx_errors));
+    po.Set("txErrors", static_cast<double>(pc.tx_errors));
+    ports.Set(ports.Length(), po);
+  }
+  o.Set("ports", ports);
+
+  Napi::Array lcores = Napi::Array::New(env);
+  for (uint32_t i = 0; i < ep_worker_count(); i++) {
+    ep_lcore_counters c;
+    ep_worker_counters(i, &c);
+    Napi::Object lo = Napi::Object::New(env);
+    lo.Set("lcore", ep_worker_lcore(i));
+    lo.Set("rxPackets", static_cast<double>(c.rx_pkts));
+    lo.Set("rxBytes", static_cast<double>(c.rx_bytes));
+    lo.Set("txPackets", static_cast<double>(c.tx_pkts));
+    lo.Set("txBytes", static_cast<double>(c.tx_bytes));
+    lo.Set("busyPolls", static_cast<double>(c.busy_polls));
+    lo.Set("idlePolls", static_cast<double>(c.idle_polls));
+    lcores.Set(i, lo);
+  }
+  o.Set("lcores", lcores);
+
+  Napi::Object actions = Napi::Object::New(env);
+  static const char *const action_names[EP_AC__COUNT] = {"forward", "drop", "punt", "service", "local"};
+  for (int i = 0; i < EP_AC__COUNT; i++) actions.Set(action_names[i], static_cast<double>(total.actions[i]));
+  o.Set("actions", actions);
+
+  Napi::Object drops = Napi::Object::New(env);
+  for (int i = 1; i < EP_DROP__COUNT; i++) drops.Set(ep_drop_reason_names[i], static_cast<double>(total.drops[i]));
+  o.Set("drops", drops);
+
+  Napi::Object lookups = Napi::Object::New(env);
+  lookups.Set("managerHits", static_cast<double>(total.manager_hits));
+  lookups.Set("learnedHits", static_cast<double>(total.learned_hits));
+  lookups.Set("wildcardHits", static_cast<double>(total.wildcard_hits));
+  lookups.Set("misses", static_cast<double>(total.misses));
+  o.Set("lookups", lookups);
+
+  Napi::Object flows = Napi::Object::New(env);
+  flows.Set("manager", ep_affinity_count());
+  flows.Set("learned", ep_learned_count());
+  flows.Set("created", static_cast<double>(total.flows_created));
+  flows.Set("expired", static_cast<double>(total.flows_expired));
+  o.Set("flows", flows);
+  o.Set("punted", static_cast<double>(total.punted));
+  o.Set("injected", static_cast<double>(ep_injected_count()));
+
+  std::vector<struct ep_server_counters> sc(EP_MAX_SERVERS * 4);
+  uint32_t n = ep_server_counters(sc.data(), static_cast<uint32_t>(sc.size()));
+  Napi::Array servers = Napi::Array::New(env, n);
+  for (uint32_t i = 0; i < n; i++) {
+    Napi::Object so = Napi::Object::New(env);
+    so.Set("serviceId", sc[i].service_id);
+    so.Set("ip", ntohl(sc[i].ip));
+    so.Set("port", ntohs(sc[i].port));
+    so.Set("flows", static_cast<double>(sc[i].flows));
+    so.Set("packets", static_cast<double>(sc[i].packets));
+    so.Set("bytes", static_cast<double>(sc[i].bytes));
+    servers.Set(i, so);
+  }
+  o.Set("servers", servers);
+  return o;
+}
+
+Napi::Value Poll(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  uint32_t max = Arg32(info, 0, "max");
+  if (max > 1024) max = 1024;
+  static std::vector<uint8_t> buffers;
+  buffers.resize(static_cast<size_t>(max) * 2048);
+  std::vector<ep_punted> out(max);
+  for (uint32_t i = 0; i < max; i++) {
+    out[i].data = buffers.data() + static_cast<size_t>(i) * 2048;
+    out[i].cap = 2048;
+  }
+  uint32_t n = ep_poll(out.data(), max);
+  Napi::Array arr = Napi::Array::New(env, n);
+  for (uint32_t i = 0; i < n; i++) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("port", out[i].port);
+    uint32_t len = out[i].len < out[i].cap ? out[i].len : out[i].cap;
+    o.Set("frame", Napi::Buffer<uint8_t>::Copy(env, out[i].data, len));
+    arr.Set(i, o);
+  }
+  return arr;
+}
+
+Napi::Value Inject(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[1].IsBuffer()) ThrowInvalid(env, "inject(port, Buffer)");
+  auto buf = info[1].As<Napi::Buffer<uint8_t>>();
+  ep_error err{};
+  Check(env, ep_inject(ArgPort(info, 0), buf.Data(), static_cast<uint32_t>(buf.Length()), &err), err);
+  return env.Undefined();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("ealInit", Napi::Function::New(env, EalInit));
+  exports.Set("create", Napi::Function::New(env, Create));
+  exports.Set("portCount", Napi::Function::New(env, PortCount));
+  exports.Set("portInfo", Napi::Function::New(env, PortInfo));
+  exports.Set("portConfigure", Napi::Function::New(env, PortConfigure));
+  exports.Set("localAddressAdd", Napi::Function::New(env, LocalAddressAdd));
+  exports.Set("localAddressRemove", Napi::Function::New(env, LocalAddressRemove));
+  exports.Set("routeAdd", Napi::Function::New(env, RouteAdd));
+  exports.Set("routeRemove", Napi::Function::New(env, RouteRemove));
+  exports.Set("neighborSet", Napi::Function::New(env, NeighborSet));
+  exports.Set("resolve", Napi::Function::New(env, Resolve));
+  exports.Set("start", Napi::Function::New(env, Start));
+  exports.Set("stop", Napi::Function::New(env, Stop));
+  exports.Set("shutdown", Napi::Function::New(env, Shutdown));
+  exports.Set("affinityAdd", Napi::Function::New(env, AffinityAdd));
+  exports.Set("affinityRemove", Napi::Function::New(env, AffinityRemove));
+  exports.Set("affinityList", Napi::Function::New(env, AffinityList));
+  exports.Set("affinityCount", Napi::Function::New(env, AffinityCount));
+  exports.Set("wildcardsCommit", Napi::Function::New(env, WildcardsCommit));
+  exports.Set("serviceSet", Napi::Function::New(env, ServiceSet));
+  exports.Set("serviceRemove", Napi::Function::New(env, ServiceRemove));
+  exports.Set("stats", Napi::Function::New(env, Stats));
+  exports.Set("poll", Napi::Function::New(env, Poll));
+  exports.Set("inject", Napi::Function::New(env, Inject));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(edgeplane, Init)

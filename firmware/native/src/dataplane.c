@@ -1,0 +1,648 @@
+/* Lifecycle and the control-thread side of the C API: EAL, pools, tables, ports, workers,
+ * manager affinities, wildcard commits, counters, punt and inject. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+
+#include "dp.h"
+#include "packet.h"
+
+struct ep_dp ep_dp;
+
+static const char *const errcode_names[] = {
+	"OK", "EINVAL", "EEAL", "ENOPORT", "EFULL", "ENOENT", "ESTATE", "ENOMEM", "ERULE",
+};
+
+const char *ep_errcode_name(int code)
+{
+	if (code < 0 || code >= (int)RTE_DIM(errcode_names))
+		return "EINVAL";
+	return errcode_names[code];
+}
+
+int ep_fail(struct ep_error *err, int code, const char *fmt, ...)
+{
+	if (err) {
+		va_list ap;
+		va_start(ap, fmt);
+		err->code = code;
+		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+void ep_rcu_wait(void)
+{
+	if (ep_dp.qsbr)
+		rte_rcu_qsbr_synchronize(ep_dp.qsbr, RTE_QSBR_THRID_INVALID);
+}
+
+int ep_eal_init(int argc, char **argv, struct ep_error *err)
+{
+	if (ep_dp.eal_ready)
+		return ep_fail(err, EP_ESTATE, "EAL already initialised in this process");
+	int rc = rte_eal_init(argc, argv);
+	if (rc < 0)
+		return ep_fail(err, EP_EEAL, "rte_eal_init failed: %s (check lcores, memory, devices and --file-prefix)",
+			       rte_strerror(rte_errno));
+	ep_dp.eal_ready = 1;
+	ep_dp.tsc_hz = rte_get_tsc_hz();
+	return 0;
+}
+
+static int create_worker(uint32_t index, uint32_t lcore, struct ep_error *err)
+{
+	char name[RTE_MEMZONE_NAMESIZE];
+	int socket = (int)rte_lcore_to_socket_id(lcore);
+	struct ep_worker *w = rte_zmalloc_socket("ep_worker", sizeof(*w), RTE_CACHE_LINE_SIZE, socket);
+	if (!w)
+		return ep_fail(err, EP_ENOMEM, "no memory for worker %u", index);
+	ep_dp.workers[index] = w;
+	w->index = index;
+	w->lcore = lcore;
+	snprintf(name, sizeof(name), "ep_pool_%u", index);
+	w->pool = rte_pktmbuf_pool_create(name, ep_dp.cfg.mbufs_per_worker, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+	if (!w->pool)
+		return ep_fail(err, EP_ENOMEM, "mbuf pool for worker %u: %s", index, rte_strerror(rte_errno));
+	snprintf(name, sizeof(name), "ep_learned_%u", index);
+	int rc = ep_flow_table_create(&w->learned, name, ep_dp.cfg.flow_capacity_per_worker, socket);
+	if (rc)
+		return ep_fail(err, EP_ENOMEM, "flow table of %u entries for worker %u: %s",
+			       ep_dp.cfg.flow_capacity_per_worker, index, rte_strerror(-rc));
+	w->manager_counters = rte_zmalloc_socket("ep_mgr_counters",
+						 sizeof(struct ep_counter_pair) * ep_dp.cfg.affinity_capacity,
+						 RTE_CACHE_LINE_SIZE, socket);
+	w->server_counters = rte_zmalloc_socket(
+		"ep_srv_counters", sizeof(struct ep_counter_pair) * EP_MAX_SERVICES * EP_MAX_SERVERS, RTE_CACHE_LINE_SIZE,
+		socket);
+	w->server_flows = rte_zmalloc_socket("ep_srv_flows", sizeof(uint64_t) * EP_MAX_SERVICES * EP_MAX_SERVERS,
+					     RTE_CACHE_LINE_SIZE, socket);
+	if (!w->manager_counters || !w->server_counters || !w->server_flows)
+		return ep_fail(err, EP_ENOMEM, "counters for worker %u", index);
+	if (rte_rcu_qsbr_thread_register(ep_dp.qsbr, index) != 0)
+		return ep_fail(err, EP_EEAL, "RCU registration of worker %u", index);
+	return 0;
+}
+
+static int probe_ports(struct ep_error *err)
+{
+	uint16_t id;
+	ep_dp.nports = 0;
+	RTE_ETH_FOREACH_DEV(id)
+	{
+		if (id >= EP_MAX_PORTS)
+			return ep_fail(err, EP_ENOPORT, "port %u: at most %d ports are supported", id, EP_MAX_PORTS);
+		struct ep_port_rt *p = &ep_dp.ports[id];
+		p->used = 1;
+		rte_eth_macaddr_get(id, &p->mac);
+		if (id + 1 > ep_dp.nports)
+			ep_dp.nports = id + 1;
+	}
+	return 0;
+}
+
+int ep_create(const struct ep_config *cfg, struct ep_error *err)
+{
+	if (!ep_dp.eal_ready)
+		return ep_fail(err, EP_ESTATE, "EAL not initialised");
+	if (ep_dp.created)
+		return ep_fail(err, EP_ESTATE, "data plane already created");
+	if (cfg->affinity_capacity < 1024 || cfg->flow_capacity_per_worker < 1024)
+		return ep_fail(err, EP_EINVAL, "table capacities must be at least 1024");
+	if (cfg->mbufs_per_worker < 2048)
+		return ep_fail(err, EP_EINVAL, "mbufs per worker must be at least 2048");
+	if (cfg->miss_policy > EP_MISS_ROUTE)
+		return ep_fail(err, EP_EINVAL, "unknown miss policy %u", cfg->miss_policy);
+	ep_dp.cfg = *cfg;
+	for (int i = 0; i < EP_TO__COUNT; i++) {
+		if (cfg->timeouts_s[i] == 0)
+			return ep_fail(err, EP_EINVAL, "timeout %d is zero", i);
+		ep_dp.timeout_tsc[i] = (uint64_t)cfg->timeouts_s[i] * ep_dp.tsc_hz;
+	}
+
+	unsigned lcore;
+	ep_dp.nworkers = 0;
+	RTE_LCORE_FOREACH_WORKER(lcore)
+	{
+		if (ep_dp.nworkers == EP_MAX_WORKERS)
+			return ep_fail(err, EP_EINVAL, "more than %d worker lcores", EP_MAX_WORKERS);
+		ep_dp.nworkers++;
+	}
+	if (ep_dp.nworkers == 0)
+		return ep_fail(err, EP_EINVAL, "no worker lcores: give EAL at least two lcores");
+
+	size_t qsz = rte_rcu_qsbr_get_memsize(ep_dp.nworkers);
+	ep_dp.qsbr = rte_zmalloc("ep_qsbr", qsz, RTE_CACHE_LINE_SIZE);
+	if (!ep_dp.qsbr || rte_rcu_qsbr_init(ep_dp.qsbr, ep_dp.nworkers) != 0)
+		return ep_fail(err, EP_ENOMEM, "RCU state");
+
+	uint32_t i = 0;
+	RTE_LCORE_FOREACH_WORKER(lcore)
+	{
+		if (create_worker(i++, lcore, err))
+			return -1;
+	}
+	int rc = ep_flow_table_create(&ep_dp.manager, "ep_manager", cfg->affinity_capacity, SOCKET_ID_ANY);
+	if (rc)
+		return ep_fail(err, EP_ENOMEM, "affinity table of %u entries: %s", cfg->affinity_capacity,
+			       rte_strerror(-rc));
+
+	struct rte_lpm_config lpm = { .max_rules = 4096, .number_tbl8s = 256 };
+	ep_dp.lpm = rte_lpm_create("ep_routes", SOCKET_ID_ANY, &lpm);
+	if (!ep_dp.lpm)
+		return ep_fail(err, EP_ENOMEM, "route table: %s", rte_strerror(rte_errno));
+	struct rte_lpm_rcu_config lpm_rcu = { .v = ep_dp.qsbr, .mode = RTE_LPM_QSBR_MODE_DQ };
+	if (rte_lpm_rcu_qsbr_add(ep_dp.lpm, &lpm_rcu) != 0)
+		return ep_fail(err, EP_EEAL, "route table RCU: %s", rte_strerror(rte_errno));
+	struct rte_hash_parameters nh = {
+		.name = "ep_neighbors",
+		.entries = EP_MAX_NEIGHBORS,
+		.key_len = sizeof(uint32_t),
+		.socket_id = SOCKET_ID_ANY,
+		.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF,
+	};
+	ep_dp.neigh_hash = rte_hash_create(&nh);
+	ep_dp.punt_ring = rte_ring_create("ep_punt", EP_PUNT_RING_SIZE, SOCKET_ID_ANY, RING_F_SC_DEQ);
+	ep_dp.inject_ring = rte_ring_create("ep_inject", 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+	ep_dp.event_ring =
+		rte_ring_create_elem("ep_events", sizeof(struct ep_event), EP_EVENT_RING_SIZE, SOCKET_ID_ANY, RING_F_SC_DEQ);
+	ep_dp.ctrl_pool = rte_pktmbuf_pool_create("ep_ctrl_pool", 2047, 32, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+	if (!ep_dp.neigh_hash || !ep_dp.punt_ring || !ep_dp.inject_ring || !ep_dp.event_ring || !ep_dp.ctrl_pool)
+		return ep_fail(err, EP_ENOMEM, "control rings and pools: %s", rte_strerror(rte_errno));
+	ep_dp.wildcards = ep_wildcard_build(NULL, 0, err);
+	if (!ep_dp.wildcards)
+		return -1;
+	if (probe_ports(err))
+		return -1;
+	ep_dp.created = 1;
+	return 0;
+}
+
+/* ---- ports ---- */
+
+uint16_t ep_port_count(void)
+{
+	return ep_dp.nports;
+}
+
+int ep_port_info(uint16_t port, struct ep_port_info *out, struct ep_error *err)
+{
+	if (port >= ep_dp.nports || !ep_dp.ports[port].used)
+		return ep_fail(err, EP_ENOPORT, "port %u does not exist (%u ports)", port, ep_dp.nports);
+	struct rte_eth_dev_info info;
+	struct rte_eth_link link;
+	memset(out, 0, sizeof(*out));
+	if (rte_eth_dev_info_get(port, &info) != 0)
+		return ep_fail(err, EP_ENOPORT, "port %u: no device info", port);
+	rte_eth_dev_get_name_by_port(port, out->name);
+	snprintf(out->driver, sizeof(out->driver), "%s", info.driver_name);
+	memcpy(out->mac, ep_dp.ports[port].mac.addr_bytes, 6);
+	out->rx_queues = info.nb_rx_queues;
+	out->tx_queues = info.nb_tx_queues;
+	out->rss = info.flow_type_rss_offloads != 0;
+	if (rte_eth_link_get_nowait(port, &link) == 0) {
+		out->link_up = link.link_status == RTE_ETH_LINK_UP;
+		out->speed_mbps = link.link_speed == RTE_ETH_SPEED_NUM_UNKNOWN ? 0 : link.link_speed;
+	}
+	return 0;
+}
+
+int ep_port_configure(uint16_t port, uint32_t addr, uint8_t prefix_len, int promiscuous, struct ep_error *err)
+{
+	if (port >= ep_dp.nports || !ep_dp.ports[port].used)
+		return ep_fail(err, EP_ENOPORT, "port %u does not exist (%u ports)", port, ep_dp.nports);
+	if (prefix_len > 32)
+		return ep_fail(err, EP_EINVAL, "prefix length %u above 32", prefix_len);
+	struct ep_port_rt *p = &ep_dp.ports[port];
+	if (p->addr && p->addr != addr)
+		ep_local_addr_del(port, p->addr, NULL);
+	p->addr = addr;
+	p->prefix_len = prefix_len;
+	if (promiscuous)
+		rte_eth_promiscuous_enable(port);
+	else
+		rte_eth_promiscuous_disable(port);
+	if (addr) {
+		if (ep_local_addr_add(port, addr, err))
+			return -1;
+		if (prefix_len > 0) {
+			uint32_t mask = prefix_len == 32 ? 0xffffffffu : ~(0xffffffffu >> prefix_len);
+			if (ep_route_add(addr & rte_cpu_to_be_32(mask), prefix_len, port, 0, err))
+				return -1;
+		}
+	}
+	return 0;
+}
+
+static int port_start(uint16_t port, struct ep_error *err)
+{
+	struct rte_eth_dev_info info;
+	if (rte_eth_dev_info_get(port, &info) != 0)
+		return ep_fail(err, EP_ENOPORT, "port %u: no device info", port);
+	uint16_t nq = (uint16_t)ep_dp.nworkers;
+	if (info.max_rx_queues < nq || info.max_tx_queues < nq)
+		return ep_fail(err, EP_ENOPORT,
+			       "port %u (%s) has %u RX / %u TX queues, %u workers need one pair each (e.g. qpairs=%u)",
+			       port, info.driver_name, info.max_rx_queues, info.max_tx_queues, nq, nq);
+	struct rte_eth_conf conf;
+	memset(&conf, 0, sizeof(conf));
+	uint64_t rss = (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
+	if (nq > 1 && rss) {
+		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+		conf.rx_adv_conf.rss_conf.rss_hf = rss;
+	}
+	int rc = rte_eth_dev_configure(port, nq, nq, &conf);
+	if (rc)
+		return ep_fail(err, EP_ENOPORT, "port %u configure: %s", port, rte_strerror(-rc));
+	uint16_t rxd = 1024, txd = 1024;
+	rte_eth_dev_adjust_nb_rx_tx_desc(port, &rxd, &txd);
+	for (uint16_t q = 0; q < nq; q++) {
+		struct ep_worker *w = ep_dp.workers[q];
+		int socket = rte_eth_dev_socket_id(port);
+		rc = rte_eth_rx_queue_setup(port, q, rxd, socket < 0 ? SOCKET_ID_ANY : (unsigned)socket, NULL, w->pool);
+		if (rc)
+			return ep_fail(err, EP_ENOPORT, "port %u RX queue %u: %s", port, q, rte_strerror(-rc));
+		rc = rte_eth_tx_queue_setup(port, q, txd, socket < 0 ? SOCKET_ID_ANY : (unsigned)socket, NULL);
+		if (rc)
+			return ep_fail(err, EP_ENOPORT, "port %u TX queue %u: %s", port, q, rte_strerror(-rc));
+	}
+	rc = rte_eth_dev_start(port);
+	if (rc)
+		return ep_fail(err, EP_ENOPORT, "port %u start: %s", port, rte_strerror(-rc));
+	ep_dp.ports[port].started = 1;
+	return 0;
+}
+
+int ep_start(struct ep_error *err)
+{
+	if (!ep_dp.created)
+		return ep_fail(err, EP_ESTATE, "data plane not created");
+	if (ep_dp.running)
+		return ep_fail(err, EP_ESTATE, "already running");
+	for (uint16_t p = 0; p < ep_dp.nports; p++)
+		if (ep_dp.ports[p].used && port_start(p, err))
+			return -1;
+	__atomic_store_n(&ep_dp.running, 1, __ATOMIC_RELEASE);
+	for (uint32_t i = 0; i < ep_dp.nworkers; i++) {
+		int rc = rte_eal_remote_launch(ep_worker_main, ep_dp.workers[i], ep_dp.workers[i]->lcore);
+		if (rc) {
+			ep_stop(NULL);
+			return ep_fail(err, EP_EEAL, "launching worker on lcore %u: %s", ep_dp.workers[i]->lcore,
+				       rte_strerror(-rc));
+		}
+	}
+	return 0;
+}
+
+int ep_stop(struct ep_error *err)
+{
+	if (!ep_dp.running)
+		return ep_fail(err, EP_ESTATE, "not running");
+	__atomic_store_n(&ep_dp.running, 0, __ATOMIC_RELEASE);
+	rte_eal_mp_wait_lcore();
+	for (uint16_t p = 0; p < ep_dp.nports; p++)
+		if (ep_dp.ports[p].started) {
+			rte_eth_dev_stop(p);
+			ep_dp.ports[p].started = 0;
+		}
+	return 0;
+}
+
+void ep_shutdown(void)
+{
+	if (!ep_dp.eal_ready)
+		return;
+	if (ep_dp.running)
+		ep_stop(NULL);
+	if (ep_dp.created) {
+		for (uint16_t p = 0; p < ep_dp.nports; p++)
+			if (ep_dp.ports[p].used)
+				rte_eth_dev_close(p);
+		struct rte_mbuf *m;
+		while (rte_ring_dequeue(ep_dp.punt_ring, (void **)&m) == 0)
+			rte_pktmbuf_free(m);
+		while (rte_ring_dequeue(ep_dp.inject_ring, (void **)&m) == 0)
+			rte_pktmbuf_free(m);
+		for (uint32_t i = 0; i < EP_MAX_SERVICES; i++)
+			ep_service_del(i, NULL);
+		ep_wildcard_free(ep_dp.wildcards);
+		ep_flow_table_free(&ep_dp.manager);
+		for (uint32_t i = 0; i < ep_dp.nworkers; i++) {
+			struct ep_worker *w = ep_dp.workers[i];
+			ep_flow_table_free(&w->learned);
+			rte_free(w->manager_counters);
+			rte_free(w->server_counters);
+			rte_free(w->server_flows);
+			rte_mempool_free(w->pool);
+			rte_free(w);
+		}
+		rte_lpm_free(ep_dp.lpm);
+		rte_hash_free(ep_dp.neigh_hash);
+		rte_ring_free(ep_dp.punt_ring);
+		rte_ring_free(ep_dp.inject_ring);
+		rte_ring_free(ep_dp.event_ring);
+		rte_mempool_free(ep_dp.ctrl_pool);
+		rte_free(ep_dp.qsbr);
+	}
+	rte_eal_cleanup();
+	memset(&ep_dp, 0, sizeof(ep_dp));
+}
+
+/* ---- manager affinities ---- */
+
+static int check_action(const struct ep_action *a, struct ep_error *err)
+{
+	if (a->type != EP_ACT_FORWARD && a->type != EP_ACT_DROP && a->type != EP_ACT_PUNT)
+		return ep_fail(err, EP_EINVAL, "action type %u is not forward, drop or punt", a->type);
+	if (a->dispatch > EP_DISPATCH_GRE)
+		return ep_fail(err, EP_EINVAL, "dispatch mode %u unknown", a->dispatch);
+	if (a->dispatch && a->forward_ip == 0)
+		return ep_fail(err, EP_EINVAL, "dispatch needs a forward IP");
+	if (a->out_port != EP_PORT_ROUTE && (a->out_port >= ep_dp.nports || !ep_dp.ports[a->out_port].used))
+		return ep_fail(err, EP_ENOPORT, "output port %u does not exist (%u ports)", a->out_port, ep_dp.nports);
+	if ((a->flags & EP_ACT_F_NEXT_HOP) && a->out_port == EP_PORT_ROUTE)
+		return ep_fail(err, EP_EINVAL, "a next-hop MAC needs an output port");
+	return 0;
+}
+
+int ep_affinity_add(const struct ep_flow_key *key, const struct ep_action *act, uint32_t ttl_s, struct ep_error *err)
+{
+	if (!ep_dp.created)
+		return ep_fail(err, EP_ESTATE, "data plane not created");
+	if (key->family != 4 && key->family != 6)
+		return ep_fail(err, EP_EINVAL, "key family %u is not 4 or 6", key->family);
+	if (key->pad[0] || key->pad[1])
+		return ep_fail(err, EP_EINVAL, "key padding must be zero");
+	if (ttl_s == 0)
+		return ep_fail(err, EP_EINVAL, "ttl 0 means delete: use ep_affinity_del");
+	if (check_action(act, err))
+		return -1;
+	struct ep_flow_table *t = &ep_dp.manager;
+	uint64_t expire = rte_rdtsc() + (uint64_t)ttl_s * ep_dp.tsc_hz;
+	int32_t pos = rte_hash_lookup_with_hash(t->hash, key, ep_key_hash(key));
+	if (pos >= 0 && memcmp(&t->flows[pos].act, act, sizeof(*act)) == 0) {
+		/* refresh: only the expiry moves, which workers read as one aligned word */
+		__atomic_store_n(&t->flows[pos].expire_tsc, expire, __ATOMIC_RELEASE);
+		t->flows[pos].ttl_s = ttl_s;
+		return 0;
+	}
+	if (pos >= 0)
+		ep_flow_table_del(t, key); /* a changed action gets a fresh slot; never rewrite one in use */
+	pos = ep_flow_table_put(t, key);
+	if (pos < 0)
+		return ep_fail(err, EP_EFULL, "affinity table full (%u entries)", t->capacity);
+	struct ep_flow *f = &t->flows[pos];
+	f->in_use = 0;
+	f->act = *act;
+	f->key = *key;
+	f->ttl_s = ttl_s;
+	f->expire_tsc = expire;
+	f->tcp_state = EP_TCP_NONE;
+	f->neigh_gen = 0;
+	f->has_server = 0;
+	f->reverse = 0;
+	for (uint32_t i = 0; i < ep_dp.nworkers; i++)
+		ep_dp.workers[i]->manager_counters[pos] = (struct ep_counter_pair){ 0, 0 };
+	__atomic_store_n(&f->in_use, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+int ep_affinity_del(const struct ep_flow_key *key)
+{
+	if (!ep_dp.created)
+		return 0;
+	return ep_flow_table_del(&ep_dp.manager, key);
+}
+
+uint32_t ep_affinity_count(void)
+{
+	return ep_dp.created ? (uint32_t)rte_hash_count(ep_dp.manager.hash) : 0;
+}
+
+uint32_t ep_learned_count(void)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < ep_dp.nworkers; i++)
+		n += (uint32_t)rte_hash_count(ep_dp.workers[i]->learned.hash);
+	return n;
+}
+
+static uint32_t seconds_left(uint64_t expire, uint64_t now)
+{
+	return expire > now ? (uint32_t)((expire - now + ep_dp.tsc_hz - 1) / ep_dp.tsc_hz) : 0;
+}
+
+uint32_t ep_affinity_list(struct ep_affinity_info *out, uint32_t max, int include_learned)
+{
+	uint32_t n = 0;
+	uint64_t now = rte_rdtsc();
+	if (!ep_dp.created)
+		return 0;
+	for (uint32_t pos = 0; pos < ep_dp.manager.capacity && n < max; pos++) {
+		const struct ep_flow *f = &ep_dp.manager.flows[pos];
+		if (!f->in_use)
+			continue;
+		struct ep_affinity_info *o = &out[n++];
+		o->key = f->key;
+		o->action = f->act;
+		o->ttl_s = seconds_left(f->expire_tsc, now);
+		o->origin = EP_ORIGIN_MANAGER;
+		o->tcp_state = f->tcp_state;
+		o->packets = o->bytes = 0;
+		for (uint32_t i = 0; i < ep_dp.nworkers; i++) {
+			o->packets += ep_dp.workers[i]->manager_counters[pos].packets;
+			o->bytes += ep_dp.workers[i]->manager_counters[pos].bytes;
+		}
+	}
+	for (uint32_t i = 0; include_learned && i < ep_dp.nworkers; i++) {
+		const struct ep_flow_table *t = &ep_dp.workers[i]->learned;
+		for (uint32_t pos = 0; pos < t->capacity && n < max; pos++) {
+			const struct ep_flow *f = &t->flows[pos];
+			if (!f->in_use)
+				continue;
+			struct ep_affinity_info *o = &out[n++];
+			o->key = f->key;
+			o->action = f->act;
+			o->ttl_s = seconds_left(f->expire_tsc, now);
+			o->origin = EP_ORIGIN_LEARNED;
+			o->tcp_state = f->tcp_state;
+			o->packets = f->packets;
+			o->bytes = f->bytes;
+		}
+	}
+	return n;
+}
+
+/* Expires manager affinities a slice at a time (the whole table within ~1 s of polls). */
+static void expire_manager(uint32_t budget)
+{
+	static uint32_t cursor;
+	struct ep_flow_table *t = &ep_dp.manager;
+	uint64_t now = rte_rdtsc();
+	for (uint32_t k = 0; k < budget; k++) {
+		struct ep_flow *f = &t->flows[cursor];
+		if (++cursor >= t->capacity)
+			cursor = 0;
+		if (f->in_use && f->expire_tsc < now) {
+			struct ep_flow_key key = f->key;
+			if (ep_flow_table_del(t, &key))
+				ep_dp.ctrl.flows_expired++;
+		}
+	}
+}
+
+int ep_wildcards_commit(const struct ep_wildcard *rules, uint32_t n, struct ep_error *err)
+{
+	if (!ep_dp.created)
+		return ep_fail(err, EP_ESTATE, "data plane not created");
+	struct ep_wildcard_set *set = ep_wildcard_build(rules, n, err);
+	if (!set)
+		return -1;
+	struct ep_wildcard_set *old = __atomic_exchange_n(&ep_dp.wildcards, set, __ATOMIC_ACQ_REL);
+	ep_rcu_wait();
+	ep_wildcard_free(old);
+	return 0;
+}
+
+/* ---- counters ---- */
+
+uint32_t ep_worker_count(void)
+{
+	return ep_dp.nworkers;
+}
+
+uint32_t ep_worker_lcore(uint32_t i)
+{
+	return i < ep_dp.nworkers ? ep_dp.workers[i]->lcore : UINT32_MAX;
+}
+
+void ep_worker_counters(uint32_t i, struct ep_lcore_counters *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (i >= ep_dp.nworkers)
+		return;
+	*out = ep_dp.workers[i]->c;
+	for (int p = 0; p < EP_MAX_PORTS; p++) {
+		out->rx_bytes += out->port_rx_bytes[p];
+		out->tx_pkts += out->port_tx_pkts[p];
+		out->tx_bytes += out->port_tx_bytes[p];
+	}
+}
+
+void ep_counters_total(struct ep_lcore_counters *out)
+{
+	*out = ep_dp.ctrl;
+	uint64_t *sum = (uint64_t *)out;
+	for (uint32_t i = 0; i < ep_dp.nworkers; i++) {
+		struct ep_lcore_counters c;
+		ep_worker_counters(i, &c);
+		const uint64_t *add = (const uint64_t *)&c;
+		for (size_t k = 0; k < sizeof(c) / sizeof(uint64_t); k++)
+			sum[k] += add[k];
+	}
+}
+
+int ep_port_counters(uint16_t port, struct ep_port_counters *out)
+{
+	struct rte_eth_stats s;
+	memset(out, 0, sizeof(*out));
+	if (port >= ep_dp.nports || rte_eth_stats_get(port, &s) != 0)
+		return -1;
+	out->rx_pkts = s.ipackets;
+	out->rx_bytes = s.ibytes;
+	out->tx_pkts = s.opackets;
+	out->tx_bytes = s.obytes;
+	out->rx_missed = s.imissed;
+	out->rx_errors = s.ierrors;
+	out->tx_errors = s.oerrors;
+	return 0;
+}
+
+uint32_t ep_server_counters(struct ep_server_counters *out, uint32_t max)
+{
+	uint32_t n = 0;
+	for (uint32_t id = 0; id < EP_MAX_SERVICES; id++) {
+		const struct ep_service_rt *svc = ep_dp.services[id];
+		for (uint32_t s = 0; svc && s < svc->nslots && n < max; s++) {
+			if (!svc->servers[s].present)
+				continue;
+			struct ep_server_counters *o = &out[n++];
+			memset(o, 0, sizeof(*o));
+			o->service_id = id;
+			o->ip = svc->servers[s].srv.ip;
+			o->port = svc->servers[s].srv.port;
+			for (uint32_t i = 0; i < ep_dp.nworkers; i++) {
+				const struct ep_worker *w = ep_dp.workers[i];
+				o->flows += w->server_flows[id * EP_MAX_SERVERS + s];
+				o->packets += w->server_counters[id * EP_MAX_SERVERS + s].packets;
+				o->bytes += w->server_counters[id * EP_MAX_SERVERS + s].bytes;
+			}
+		}
+	}
+	return n;
+}
+
+uint64_t ep_injected_count(void)
+{
+	return ep_dp.injected;
+}
+
+/* ---- punt / inject ---- */
+
+int ep_queue_tx(struct rte_mbuf *m, uint16_t port)
+{
+	m->port = port;
+	if (rte_ring_sp_enqueue(ep_dp.inject_ring, m) != 0) {
+		rte_pktmbuf_free(m);
+		return -1;
+	}
+	return 0;
+}
+
+uint32_t ep_poll(struct ep_punted *out, uint32_t max)
+{
+	if (!ep_dp.created)
+		return 0;
+	ep_handle_events();
+	expire_manager(4096);
+	uint32_t n = 0;
+	struct rte_mbuf *m;
+	while (n < max && rte_ring_sc_dequeue(ep_dp.punt_ring, (void **)&m) == 0) {
+		struct ep_punted *p = &out[n++];
+		p->port = m->port;
+		p->len = m->pkt_len;
+		uint32_t copy = p->len < p->cap ? p->len : p->cap;
+		const void *data = rte_pktmbuf_read(m, 0, copy, p->data);
+		if (data && data != p->data)
+			memcpy(p->data, data, copy);
+		rte_pktmbuf_free(m);
+	}
+	return n;
+}
+
+int ep_inject(uint16_t port, const uint8_t *frame, uint32_t len, struct ep_error *err)
+{
+	if (!ep_dp.running)
+		return ep_fail(err, EP_ESTATE, "data plane is not running");
+	if (port >= ep_dp.nports || !ep_dp.ports[port].started)
+		return ep_fail(err, EP_ENOPORT, "port %u is not running", port);
+	if (len < RTE_ETHER_HDR_LEN || len > RTE_MBUF_DEFAULT_DATAROOM)
+		return ep_fail(err, EP_EINVAL, "frame of %u bytes (need %d..%d)", len, RTE_ETHER_HDR_LEN,
+			       RTE_MBUF_DEFAULT_DATAROOM);
+	struct rte_mbuf *m = rte_pktmbuf_alloc(ep_dp.ctrl_pool);
+	if (!m)
+		return ep_fail(err, EP_ENOMEM, "no control mbuf free");
+	memcpy(rte_pktmbuf_mtod(m, void *), frame, len);
+	m->data_len = m->pkt_len = len;
+	if (ep_queue_tx(m, port) != 0)
+		return ep_fail(err, EP_EFULL, "inject queue full");
+	ep_dp.injected++;
+	return 0;
+}

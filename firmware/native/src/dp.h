@@ -1,0 +1,218 @@
+/* Internal state shared by the control-thread code and the workers.
+ *
+ * Writers: the control thread owns the manager affinity table, the wildcard set, services, routes,
+ * neighbours and local addresses; each worker owns its learned-flow table and its counters.
+ * Readers never lock: rte_hash in lock-free read mode, pointers swapped with release stores and old
+ * objects freed after an RCU (QSBR) grace period that every worker reports once per loop. */
+#ifndef EP_DP_H
+#define EP_DP_H
+
+#include <stdint.h>
+#include <rte_common.h>
+#include <rte_ethdev.h>
+#include <rte_hash.h>
+#include <rte_lpm.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
+
+#include "edgeplane.h"
+#include "flow_key.h"
+
+#define EP_BURST 32
+#define EP_MAX_LOCAL_ADDRS 64
+#define EP_MAX_ROUTES 1024
+#define EP_MAX_NEIGHBORS 4096
+#define EP_EVENT_RING_SIZE 4096
+#define EP_PUNT_RING_SIZE 4096
+
+/* A fixed affinity's per-flow state; the slot index is the rte_hash key position. */
+struct ep_flow {
+	struct ep_action act;
+	uint64_t expire_tsc;
+	struct ep_flow_key key;
+	uint64_t packets, bytes; /* learned flows only: manager counters are per worker */
+	uint32_t ttl_s;          /* manager: the ttl it was installed with */
+	uint32_t neigh_gen;      /* resolved next hop valid while equal to dp.neigh_gen */
+	uint16_t tx_port;
+	uint8_t dst_mac[6];
+	uint16_t service_id;
+	uint16_t server_slot;
+	uint8_t in_use; /* written last: readers treat a slot with in_use == 0 as absent */
+	uint8_t tcp_state;
+	uint8_t has_server; /* counts towards service_id/server_slot */
+	uint8_t reverse;    /* the server->client half of a learned NAT flow */
+} __rte_cache_aligned;
+
+struct ep_flow_table {
+	struct rte_hash *hash;
+	struct ep_flow *flows;
+	uint32_t capacity;
+};
+
+struct ep_counter_pair {
+	uint64_t packets, bytes;
+};
+
+struct ep_server_slot {
+	struct ep_server srv;
+	uint8_t present;
+};
+
+/* An immutable snapshot of one virtual service; replaced whole on every change. */
+struct ep_service_rt {
+	struct ep_service_conf conf;
+	uint32_t nslots;               /* slots used in servers[] (some may be absent) */
+	struct ep_server_slot servers[EP_MAX_SERVERS];
+	uint32_t table_size;
+	uint16_t *table; /* Maglev lookup: slot index per entry, UINT16_MAX if no server */
+};
+
+/* An immutable wildcard set: the ACL context plus the actions its userdata indexes. */
+struct ep_wildcard_set {
+	struct rte_acl_ctx *acl;
+	uint32_t n;
+	struct ep_action actions[];
+};
+
+struct ep_route_nh {
+	uint16_t port;
+	uint32_t gateway; /* 0: directly connected */
+};
+
+struct ep_neighbor {
+	uint8_t mac[6];
+	uint16_t port;
+};
+
+struct ep_local_addr {
+	uint32_t ip; /* 0: empty slot */
+	uint16_t port;
+};
+
+struct ep_port_rt {
+	uint8_t used;
+	uint8_t started;
+	struct rte_ether_addr mac;
+	uint32_t addr;
+	uint8_t prefix_len;
+};
+
+enum ep_event_type { EP_EV_NEIGH_LEARN = 1, EP_EV_NEIGH_MISS = 2 };
+
+struct ep_event {
+	uint8_t type;
+	uint8_t pad;
+	uint16_t port;
+	uint32_t ip;
+	uint8_t mac[6];
+	uint8_t pad2[2];
+};
+
+struct ep_worker {
+	uint32_t index;
+	uint32_t lcore;
+	struct rte_mempool *pool;
+	struct ep_flow_table learned;
+	struct ep_counter_pair *manager_counters; /* indexed by manager table position */
+	struct ep_counter_pair *server_counters;  /* [EP_MAX_SERVICES * EP_MAX_SERVERS] */
+	uint64_t *server_flows;                   /* [EP_MAX_SERVICES * EP_MAX_SERVERS] */
+	uint32_t sweep_cursor;
+	uint32_t miss_ip[8];
+	uint64_t miss_tsc[8];
+	struct ep_lcore_counters c;
+} __rte_cache_aligned;
+
+struct ep_dp {
+	int eal_ready;
+	int created;
+	volatile int running;
+	struct ep_config cfg;
+	uint64_t tsc_hz;
+	uint64_t timeout_tsc[EP_TO__COUNT];
+
+	uint32_t nworkers;
+	struct ep_worker *workers[EP_MAX_WORKERS];
+	struct rte_rcu_qsbr *qsbr;
+
+	uint16_t nports;
+	struct ep_port_rt ports[EP_MAX_PORTS];
+
+	struct ep_flow_table manager;
+
+	struct ep_wildcard_set *wildcards; /* swapped atomically */
+	struct ep_service_rt *services[EP_MAX_SERVICES];
+
+	struct rte_lpm *lpm;
+	struct ep_route_nh routes[EP_MAX_ROUTES];
+	uint32_t nroutes;
+	struct rte_hash *neigh_hash;
+	struct ep_neighbor neighbors[EP_MAX_NEIGHBORS];
+	uint32_t neigh_gen;
+	struct ep_local_addr local[EP_MAX_LOCAL_ADDRS];
+
+	struct rte_ring *punt_ring;
+	struct rte_ring *inject_ring; /* control -> worker 0, which transmits on its own queues */
+	struct rte_ring *event_ring;
+	struct rte_mempool *ctrl_pool;
+	uint64_t injected;
+	struct ep_lcore_counters ctrl; /* counters bumped by the control thread */
+};
+
+extern struct ep_dp ep_dp;
+
+/* error helpers */
+int ep_fail(struct ep_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* flow_table.c */
+int ep_flow_table_create(struct ep_flow_table *t, const char *name, uint32_t capacity, int socket);
+void ep_flow_table_free(struct ep_flow_table *t);
+uint32_t ep_key_hash(const struct ep_flow_key *k);
+/* Returns the slot or a negative errno; refreshes an existing key. */
+int32_t ep_flow_table_put(struct ep_flow_table *t, const struct ep_flow_key *k);
+int ep_flow_table_del(struct ep_flow_table *t, const struct ep_flow_key *k);
+uint64_t ep_flow_timeout_tsc(const struct ep_flow *f, uint8_t proto);
+void ep_flow_track_tcp(struct ep_flow *f, uint8_t tcp_flags);
+
+/* wildcard.c */
+struct ep_wildcard_set *ep_wildcard_build(const struct ep_wildcard *rules, uint32_t n, struct ep_error *err);
+void ep_wildcard_free(struct ep_wildcard_set *set);
+void ep_wildcard_classify(const struct ep_wildcard_set *set, const uint8_t **data, uint32_t *results,
+			  uint32_t n);
+/* The ACL input for a parsed IPv4 packet (network order fields, layout in wildcard.c). */
+struct ep_acl_input {
+	uint8_t proto;
+	uint8_t pad[3];
+	uint32_t src;
+	uint32_t dst;
+	uint16_t sport;
+	uint16_t dport;
+};
+
+/* service.c */
+int ep_maglev_build(struct ep_service_rt *svc);
+/* Slot of the server for a new flow with this hash, or -1 when the service has none. */
+static inline int ep_service_pick(const struct ep_service_rt *svc, uint32_t hash)
+{
+	uint16_t slot = svc->table[hash % svc->table_size];
+	return slot == UINT16_MAX ? -1 : slot;
+}
+
+/* neighbor.c (control thread) */
+int ep_neighbor_lookup(uint32_t ip, struct ep_neighbor *out);
+int ep_route_lookup(uint32_t dst, uint16_t *port, uint32_t *next_hop);
+int ep_local_lookup(uint32_t ip, uint16_t port);
+void ep_send_arp_request(uint16_t port, uint32_t target);
+void ep_handle_events(void);
+
+/* dataplane.c: queue a frame for worker 0 to send (control-thread frames: ARP, injects) */
+int ep_queue_tx(struct rte_mbuf *m, uint16_t port);
+
+/* worker.c */
+int ep_worker_main(void *arg);
+
+/* rcu: wait until no worker can hold a pointer read before this call */
+void ep_rcu_wait(void);
+
+#endif

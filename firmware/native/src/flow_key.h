@@ -1,0 +1,63 @@
+/* The exact-match key of a fixed affinity: one direction of one flow. */
+#ifndef EP_FLOW_KEY_H
+#define EP_FLOW_KEY_H
+
+#include <stdint.h>
+#include <string.h>
+
+/* 40 bytes, no implicit padding, so the hash covers exactly these bytes. IPv4 addresses sit in
+ * the first 4 bytes of src/dst with the other 12 zero; family tells them apart from IPv6. */
+struct ep_flow_key {
+	uint8_t src[16];
+	uint8_t dst[16];
+	uint16_t sport; /* network order; 0 for protocols without ports */
+	uint16_t dport;
+	uint8_t proto;
+	uint8_t family; /* 4 or 6 */
+	uint8_t pad[2]; /* always zero */
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(struct ep_flow_key) == 40, "flow key must be packed to 40 bytes");
+#else
+_Static_assert(sizeof(struct ep_flow_key) == 40, "flow key must be packed to 40 bytes");
+#endif
+
+static inline uint32_t ep_key_src4(const struct ep_flow_key *k)
+{
+	uint32_t v;
+	memcpy(&v, k->src, 4);
+	return v;
+}
+
+static inline uint32_t ep_key_dst4(const struct ep_flow_key *k)
+{
+	uint32_t v;
+	memcpy(&v, k->dst, 4);
+	return v;
+}
+
+static inline void ep_key_set4(struct ep_flow_key *k, uint8_t proto, uint32_t src, uint16_t sport,
+			       uint32_t dst, uint16_t dport)
+{
+	memset(k, 0, sizeof(*k));
+	memcpy(k->src, &src, 4);
+	memcpy(k->dst, &dst, 4);
+	k->sport = sport;
+	k->dport = dport;
+	k->proto = proto;
+	k->family = 4;
+}
+
+static inline void ep_key_reverse(const struct ep_flow_key *k, struct ep_flow_key *r)
+{
+	memcpy(r->src, k->dst, 16);
+	memcpy(r->dst, k->src, 16);
+	r->sport = k->dport;
+	r->dport = k->sport;
+	r->proto = k->proto;
+	r->family = k->family;
+	r->pad[0] = r->pad[1] = 0;
+}
+
+#endif

@@ -1,0 +1,118 @@
+/* Exact-match affinity tables: rte_hash in lock-free read mode with extendable buckets (so the
+ * stated capacity is really available), values in a parallel array indexed by key position.
+ * Deleted positions are recycled only after an RCU grace period (rte_hash_rcu_qsbr_add), so a
+ * worker that found a slot can keep using it until its next quiescent report. */
+#include <errno.h>
+#include <string.h>
+
+#include <rte_hash_crc.h>
+#include <rte_malloc.h>
+
+#include "dp.h"
+#include "packet.h"
+
+uint32_t ep_key_hash(const struct ep_flow_key *k)
+{
+	return rte_hash_crc(k, sizeof(*k), 0x5eed1e55);
+}
+
+static uint32_t hash_fn(const void *key, uint32_t len, uint32_t init)
+{
+	return rte_hash_crc(key, len, init);
+}
+
+int ep_flow_table_create(struct ep_flow_table *t, const char *name, uint32_t capacity, int socket)
+{
+	struct rte_hash_parameters p = {
+		.name = name,
+		.entries = capacity,
+		.key_len = sizeof(struct ep_flow_key),
+		.hash_func = hash_fn,
+		.hash_func_init_val = 0x5eed1e55,
+		.socket_id = socket,
+		.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_EXT_TABLE,
+	};
+	t->hash = rte_hash_create(&p);
+	if (!t->hash)
+		return -rte_errno;
+	/* rte_hash positions run from 0 to entries-1 (it reserves slot 0 internally) */
+	t->capacity = capacity;
+	t->flows = rte_zmalloc_socket(name, sizeof(struct ep_flow) * (size_t)capacity, RTE_CACHE_LINE_SIZE,
+				      socket);
+	if (!t->flows) {
+		rte_hash_free(t->hash);
+		t->hash = NULL;
+		return -ENOMEM;
+	}
+	struct rte_hash_rcu_config rcu = {
+		.v = ep_dp.qsbr,
+		.mode = RTE_HASH_QSBR_MODE_DQ,
+	};
+	if (rte_hash_rcu_qsbr_add(t->hash, &rcu) != 0) {
+		ep_flow_table_free(t);
+		return -rte_errno;
+	}
+	return 0;
+}
+
+void ep_flow_table_free(struct ep_flow_table *t)
+{
+	rte_hash_free(t->hash);
+	rte_free(t->flows);
+	memset(t, 0, sizeof(*t));
+}
+
+int32_t ep_flow_table_put(struct ep_flow_table *t, const struct ep_flow_key *k)
+{
+	int32_t pos = rte_hash_add_key_with_hash(t->hash, k, ep_key_hash(k));
+	if (pos >= 0 && (uint32_t)pos >= t->capacity)
+		return -ENOSPC; /* cannot happen with rte_hash's documented position range */
+	return pos;
+}
+
+int ep_flow_table_del(struct ep_flow_table *t, const struct ep_flow_key *k)
+{
+	int32_t pos = rte_hash_del_key_with_hash(t->hash, k, ep_key_hash(k));
+	if (pos < 0)
+		return 0;
+	t->flows[pos].in_use = 0;
+	return 1;
+}
+
+uint64_t ep_flow_timeout_tsc(const struct ep_flow *f, uint8_t proto)
+{
+	if (proto == IPPROTO_TCP) {
+		switch (f->tcp_state) {
+		case EP_TCP_SYN:
+			return ep_dp.timeout_tsc[EP_TO_SYN];
+		case EP_TCP_FIN:
+			return ep_dp.timeout_tsc[EP_TO_FIN];
+		case EP_TCP_RST:
+			return ep_dp.timeout_tsc[EP_TO_RST];
+		default:
+			return ep_dp.timeout_tsc[EP_TO_ESTABLISHED];
+		}
+	}
+	return ep_dp.timeout_tsc[proto == IPPROTO_UDP ? EP_TO_UDP : EP_TO_OTHER];
+}
+
+/* The state of one direction of a TCP connection as its packets show it. RST and FIN are sticky
+ * so a connection that is ending is not kept alive by stray ACKs. */
+void ep_flow_track_tcp(struct ep_flow *f, uint8_t tcp_flags)
+{
+	uint8_t next = f->tcp_state;
+	if (tcp_flags & EP_TCP_RST)
+		next = EP_TCP_RST;
+	else if (f->tcp_state == EP_TCP_RST)
+		next = EP_TCP_RST;
+	else if (tcp_flags & EP_TCP_FIN)
+		next = EP_TCP_FIN;
+	else if (f->tcp_state == EP_TCP_FIN)
+		next = EP_TCP_FIN;
+	else if (tcp_flags & EP_TCP_SYN)
+		next = EP_TCP_SYN;
+	else if (tcp_flags & EP_TCP_ACK)
+		next = EP_TCP_ESTABLISHED;
+	if (next != f->tcp_state)
+		f->tcp_state = next;
+}

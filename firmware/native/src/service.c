@@ -1,0 +1,184 @@
+/* Virtual services: weighted Maglev lookup tables (Eisenbud et al., NSDI 2016), built on the
+ * control thread and published by pointer swap. Server slots keep their index across updates so
+ * counters and the learned flows that point at a slot stay attached to the same server. */
+#include <errno.h>
+#include <string.h>
+
+#include <rte_malloc.h>
+
+#include "dp.h"
+
+static uint64_t mix64(uint64_t x)
+{
+	/* splitmix64 finaliser: deterministic on every unit, so all members build the same table */
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static int is_prime(uint32_t n)
+{
+	if (n < 2)
+		return 0;
+	for (uint32_t d = 2; (uint64_t)d * d <= n; d++)
+		if (n % d == 0)
+			return 0;
+	return 1;
+}
+
+int ep_maglev_build(struct ep_service_rt *svc)
+{
+	uint32_t m = svc->table_size;
+	if (!is_prime(m) || m > UINT16_MAX * 16u)
+		return -EINVAL;
+	uint32_t n = svc->nslots;
+	uint32_t *offset = rte_malloc(NULL, sizeof(uint32_t) * 3 * (n ? n : 1), 0);
+	if (!offset)
+		return -ENOMEM;
+	uint32_t *skip = offset + n, *next = skip + n;
+	uint32_t max_weight = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct ep_server_slot *s = &svc->servers[i];
+		uint64_t id = ((uint64_t)s->srv.ip << 16) | s->srv.port;
+		offset[i] = (uint32_t)(mix64(id) % m);
+		skip[i] = (uint32_t)(mix64(id ^ 0xa5a5a5a5a5a5a5a5ull) % (m - 1)) + 1;
+		next[i] = 0;
+		if (s->present && s->srv.weight > max_weight)
+			max_weight = s->srv.weight;
+	}
+	for (uint32_t e = 0; e < m; e++)
+		svc->table[e] = UINT16_MAX;
+	if (max_weight == 0) {
+		rte_free(offset);
+		return 0;
+	}
+	/* Weighted turns: every pass, a server earns its weight in credit and places one entry per
+	 * max_weight of credit, so table shares follow weights while keeping Maglev's disruption bound. */
+	uint32_t credit[EP_MAX_SERVERS] = { 0 };
+	uint32_t filled = 0;
+	while (filled < m) {
+		for (uint32_t i = 0; i < n && filled < m; i++) {
+			const struct ep_server_slot *s = &svc->servers[i];
+			if (!s->present || s->srv.weight == 0)
+				continue;
+			credit[i] += s->srv.weight;
+			while (credit[i] >= max_weight && filled < m) {
+				credit[i] -= max_weight;
+				uint32_t c;
+				do {
+					c = (uint32_t)(((uint64_t)offset[i] + (uint64_t)next[i] * skip[i]) % m);
+					next[i]++;
+				} while (svc->table[c] != UINT16_MAX);
+				svc->table[c] = (uint16_t)i;
+				filled++;
+			}
+		}
+	}
+	rte_free(offset);
+	return 0;
+}
+
+static struct ep_service_rt *service_alloc(uint32_t table_size)
+{
+	struct ep_service_rt *svc = rte_zmalloc("ep_service", sizeof(*svc), RTE_CACHE_LINE_SIZE);
+	if (!svc)
+		return NULL;
+	svc->table = rte_malloc("ep_maglev", sizeof(uint16_t) * table_size, RTE_CACHE_LINE_SIZE);
+	if (!svc->table) {
+		rte_free(svc);
+		return NULL;
+	}
+	svc->table_size = table_size;
+	return svc;
+}
+
+static void service_free(struct ep_service_rt *svc)
+{
+	if (!svc)
+		return;
+	rte_free(svc->table);
+	rte_free(svc);
+}
+
+/* Keeps each surviving server in its old slot; new servers take free slots. */
+static int assign_slots(struct ep_service_rt *svc, const struct ep_service_rt *old, const struct ep_server *servers,
+			uint32_t n, struct ep_error *err)
+{
+	uint8_t placed[EP_MAX_SERVERS] = { 0 };
+	svc->nslots = old ? old->nslots : 0;
+	for (uint32_t i = 0; i < n; i++) {
+		int slot = -1;
+		for (uint32_t s = 0; old && s < old->nslots; s++)
+			if (old->servers[s].present && old->servers[s].srv.ip == servers[i].ip &&
+			    old->servers[s].srv.port == servers[i].port) {
+				slot = (int)s;
+				break;
+			}
+		if (slot >= 0 && placed[slot])
+			return ep_fail(err, EP_EINVAL, "server %u is listed twice", i);
+		if (slot < 0) {
+			for (uint32_t s = 0; s < svc->nslots && slot < 0; s++)
+				if (!placed[s] && !(old && old->servers[s].present))
+					slot = (int)s;
+		}
+		if (slot < 0) {
+			if (svc->nslots == EP_MAX_SERVERS)
+				return ep_fail(err, EP_EFULL, "more than %d server slots", EP_MAX_SERVERS);
+			slot = (int)svc->nslots++;
+		}
+		placed[slot] = 1;
+		svc->servers[slot].srv = servers[i];
+		svc->servers[slot].present = 1;
+	}
+	return 0;
+}
+
+int ep_service_set(const struct ep_service_conf *conf, const struct ep_server *servers, uint32_t n,
+		   struct ep_error *err)
+{
+	if (!ep_dp.created)
+		return ep_fail(err, EP_ESTATE, "data plane not created");
+	if (conf->id >= EP_MAX_SERVICES)
+		return ep_fail(err, EP_EINVAL, "service id %u is not below %d", conf->id, EP_MAX_SERVICES);
+	if (n > EP_MAX_SERVERS)
+		return ep_fail(err, EP_EINVAL, "%u servers, at most %d", n, EP_MAX_SERVERS);
+	if (conf->table_size < 7 || !is_prime(conf->table_size) || conf->table_size > 1000003)
+		return ep_fail(err, EP_EINVAL, "table size %u is not a prime between 7 and 1000003", conf->table_size);
+	for (uint32_t i = 0; i < n; i++)
+		if (servers[i].ip == 0)
+			return ep_fail(err, EP_EINVAL, "server %u has address 0.0.0.0", i);
+
+	struct ep_service_rt *prev = ep_dp.services[conf->id], *old = prev;
+	struct ep_service_rt *svc = service_alloc(conf->table_size);
+	if (!svc)
+		return ep_fail(err, EP_ENOMEM, "no memory for a %u-entry Maglev table", conf->table_size);
+	svc->conf = *conf;
+	if (old && (old->conf.vip != conf->vip || old->conf.port != conf->port || old->conf.proto != conf->proto))
+		old = NULL; /* a different service under the same id: start slots afresh */
+	if (assign_slots(svc, old, servers, n, err)) {
+		service_free(svc);
+		return -1;
+	}
+	if (ep_maglev_build(svc)) {
+		service_free(svc);
+		return ep_fail(err, EP_ENOMEM, "no memory to build the Maglev table");
+	}
+	__atomic_store_n(&ep_dp.services[conf->id], svc, __ATOMIC_RELEASE);
+	if (prev) {
+		ep_rcu_wait();
+		service_free(prev);
+	}
+	return 0;
+}
+
+int ep_service_del(uint32_t id, struct ep_error *err)
+{
+	if (id >= EP_MAX_SERVICES || !ep_dp.services[id])
+		return ep_fail(err, EP_ENOENT, "service %u does not exist", id);
+	struct ep_service_rt *old = ep_dp.services[id];
+	__atomic_store_n(&ep_dp.services[id], NULL, __ATOMIC_RELEASE);
+	ep_rcu_wait();
+	service_free(old);
+	return 0;
+}

@@ -1,0 +1,570 @@
+/* The worker lcore: burst RX -> parse -> fixed lookups (manager, learned) -> wildcard -> act ->
+ * burst TX, for each port's queue that belongs to this worker. Lookups run in bulk over the burst
+ * so rte_hash can prefetch; nothing here allocates (beyond mbufs), locks or makes syscalls except
+ * the idle back-off sleep. */
+#include <string.h>
+
+#include <rte_cycles.h>
+#include <rte_ether.h>
+#include <rte_prefetch.h>
+
+#include "dp.h"
+#include "packet.h"
+
+struct ep_txq {
+	uint16_t n;
+	struct rte_mbuf *pkts[EP_BURST];
+};
+
+struct ep_ctx {
+	struct ep_worker *w;
+	struct ep_txq txq[EP_MAX_PORTS];
+	uint64_t now;
+	uint32_t gen;
+};
+
+static inline void drop(struct ep_ctx *c, struct rte_mbuf *m, enum ep_drop_reason reason)
+{
+	c->w->c.drops[reason]++;
+	rte_pktmbuf_free(m);
+}
+
+static inline void emit(struct ep_ctx *c, uint16_t port, struct rte_mbuf *m)
+{
+	struct ep_txq *q = &c->txq[port];
+	c->w->c.port_tx_bytes[port] += m->pkt_len;
+	q->pkts[q->n++] = m;
+}
+
+static void flush(struct ep_ctx *c)
+{
+	for (uint16_t p = 0; p < ep_dp.nports; p++) {
+		struct ep_txq *q = &c->txq[p];
+		if (q->n == 0)
+			continue;
+		uint16_t sent = rte_eth_tx_burst(p, (uint16_t)c->w->index, q->pkts, q->n);
+		c->w->c.port_tx_pkts[p] += sent;
+		for (uint16_t i = sent; i < q->n; i++) {
+			c->w->c.port_tx_bytes[p] -= q->pkts[i]->pkt_len;
+			drop(c, q->pkts[i], EP_DROP_TX_FULL);
+		}
+		q->n = 0;
+	}
+}
+
+static void punt(struct ep_ctx *c, struct rte_mbuf *m)
+{
+	if (rte_ring_mp_enqueue(ep_dp.punt_ring, m) != 0) {
+		drop(c, m, EP_DROP_PUNT_QUEUE_FULL);
+		return;
+	}
+	c->w->c.actions[EP_AC_PUNT]++;
+	c->w->c.punted++;
+}
+
+static void post_event(struct ep_ctx *c, uint8_t type, uint16_t port, uint32_t ip, const uint8_t *mac)
+{
+	struct ep_event ev = { .type = type, .port = port, .ip = ip };
+	if (mac)
+		memcpy(ev.mac, mac, 6);
+	/* a full ring only delays learning; the next ARP or miss retries */
+	rte_ring_mp_enqueue_elem(ep_dp.event_ring, &ev, sizeof(ev));
+	(void)c;
+}
+
+/* Asks the control thread to ARP for ip, at most every 100 ms per address per worker. */
+static void note_neighbor_miss(struct ep_ctx *c, uint16_t port, uint32_t ip)
+{
+	struct ep_worker *w = c->w;
+	uint32_t slot = (ip * 2654435761u) >> 29;
+	if (w->miss_ip[slot] == ip && c->now - w->miss_tsc[slot] < ep_dp.tsc_hz / 10)
+		return;
+	w->miss_ip[slot] = ip;
+	w->miss_tsc[slot] = c->now;
+	post_event(c, EP_EV_NEIGH_MISS, port, ip, NULL);
+}
+
+/* Output port and destination MAC towards target, cached in the flow while neither routes nor
+ * neighbours change. Returns a drop reason or EP_DROP_NONE. */
+static enum ep_drop_reason next_hop(struct ep_ctx *c, struct ep_flow *f, uint32_t target, uint16_t *port,
+				    uint8_t mac[6])
+{
+	if (f && f->neigh_gen == c->gen) {
+		*port = f->tx_port;
+		memcpy(mac, f->dst_mac, 6);
+		return EP_DROP_NONE;
+	}
+	uint32_t nh;
+	if (ep_route_lookup(target, port, &nh) != 0)
+		return EP_DROP_NO_ROUTE;
+	struct ep_neighbor n;
+	if (ep_neighbor_lookup(nh, &n) != 0) {
+		note_neighbor_miss(c, *port, nh);
+		return EP_DROP_NO_NEIGHBOR;
+	}
+	memcpy(mac, n.mac, 6);
+	if (f) {
+		f->tx_port = *port;
+		memcpy(f->dst_mac, mac, 6);
+		f->neigh_gen = c->gen;
+	}
+	return EP_DROP_NONE;
+}
+
+static void forward(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, const struct ep_action *a,
+		    struct ep_flow *f)
+{
+	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
+	int is_v4 = meta->kind == EP_PKT_IPV4;
+	if (a->nat_src_ip | a->nat_dst_ip | a->nat_src_port | a->nat_dst_port) {
+		if (!is_v4 || ep_nat4(frame, meta, a->nat_src_ip, a->nat_src_port, a->nat_dst_ip, a->nat_dst_port)) {
+			drop(c, m, EP_DROP_NAT_UNSUPPORTED);
+			return;
+		}
+	}
+	uint16_t port;
+	uint8_t mac[6];
+	if (a->flags & EP_ACT_F_NEXT_HOP) {
+		port = a->out_port;
+		memcpy(mac, a->next_hop_mac, 6);
+	} else {
+		if (!is_v4) {
+			drop(c, m, EP_DROP_NO_ROUTE);
+			return;
+		}
+		uint32_t target = a->dispatch ? a->forward_ip : ep_key_dst4(&meta->key);
+		enum ep_drop_reason why = next_hop(c, f, target, &port, mac);
+		if (why != EP_DROP_NONE) {
+			drop(c, m, why);
+			return;
+		}
+	}
+	if (port >= ep_dp.nports || !ep_dp.ports[port].started) {
+		drop(c, m, EP_DROP_BAD_PORT);
+		return;
+	}
+	if (is_v4 && a->dispatch != EP_DISPATCH_MAC && ep_ipv4_dec_ttl(frame, meta) == 0) {
+		drop(c, m, EP_DROP_TTL_EXCEEDED);
+		return;
+	}
+	if (a->dispatch == EP_DISPATCH_IPIP || a->dispatch == EP_DISPATCH_GRE) {
+		uint16_t outer = a->dispatch == EP_DISPATCH_GRE ? 24 : 20;
+		uint8_t *start = (uint8_t *)rte_pktmbuf_prepend(m, outer);
+		if (!start) {
+			drop(c, m, EP_DROP_NO_HEADROOM);
+			return;
+		}
+		memmove(start, start + outer, meta->l3_off);
+		ep_encap4_header(start + meta->l3_off, a->dispatch == EP_DISPATCH_GRE ? EP_ENCAP_GRE : EP_ENCAP_IPIP,
+				 ep_dp.ports[port].addr, a->forward_ip, meta->l3_len);
+		frame = start;
+	}
+	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)frame;
+	memcpy(&eth->dst_addr, mac, 6);
+	rte_ether_addr_copy(&ep_dp.ports[port].mac, &eth->src_addr);
+	c->w->c.actions[EP_AC_FORWARD]++;
+	emit(c, port, m);
+}
+
+static void apply(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, const struct ep_action *a,
+		  struct ep_flow *f)
+{
+	switch (a->type) {
+	case EP_ACT_FORWARD:
+		forward(c, m, meta, a, f);
+		return;
+	case EP_ACT_PUNT:
+		punt(c, m);
+		return;
+	default:
+		c->w->c.actions[EP_AC_DROP]++;
+		drop(c, m, EP_DROP_ACTION_DROP);
+		return;
+	}
+}
+
+static inline void account_flow(struct ep_ctx *c, struct ep_flow *f, const struct ep_meta *meta, uint32_t len)
+{
+	if (meta->key.proto == IPPROTO_TCP)
+		ep_flow_track_tcp(f, meta->tcp_flags);
+	if (f->has_server && !f->reverse) {
+		struct ep_counter_pair *s = &c->w->server_counters[f->service_id * EP_MAX_SERVERS + f->server_slot];
+		s->packets++;
+		s->bytes += len;
+	}
+}
+
+static void hit_manager(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, int32_t pos)
+{
+	struct ep_flow *f = &ep_dp.manager.flows[pos];
+	struct ep_counter_pair *cnt = &c->w->manager_counters[pos];
+	cnt->packets++;
+	cnt->bytes += m->pkt_len;
+	c->w->c.manager_hits++;
+	uint8_t before = f->tcp_state;
+	account_flow(c, f, meta, m->pkt_len);
+	if (f->tcp_state != before && (f->tcp_state == EP_TCP_FIN || f->tcp_state == EP_TCP_RST)) {
+		/* a closing connection need not live out the manager's TTL */
+		uint64_t closing = c->now + ep_flow_timeout_tsc(f, meta->key.proto);
+		if (closing < f->expire_tsc)
+			f->expire_tsc = closing;
+	}
+	apply(c, m, meta, &f->act, f);
+}
+
+static void hit_learned(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, struct ep_flow *f)
+{
+	f->packets++;
+	f->bytes += m->pkt_len;
+	c->w->c.learned_hits++;
+	account_flow(c, f, meta, m->pkt_len);
+	f->expire_tsc = c->now + ep_flow_timeout_tsc(f, meta->key.proto);
+	apply(c, m, meta, &f->act, f);
+}
+
+static struct ep_flow *learn(struct ep_ctx *c, const struct ep_flow_key *key, const struct ep_flow *model)
+{
+	struct ep_flow_table *t = &c->w->learned;
+	int32_t pos = ep_flow_table_put(t, key);
+	if (pos < 0)
+		return NULL;
+	struct ep_flow *f = &t->flows[pos];
+	*f = *model;
+	f->key = *key;
+	f->packets = f->bytes = 0;
+	f->neigh_gen = 0;
+	f->expire_tsc = c->now + ep_flow_timeout_tsc(f, key->proto);
+	__atomic_store_n(&f->in_use, 1, __ATOMIC_RELEASE);
+	return f;
+}
+
+/* A flow this worker has not seen may be known to another worker (the reply of a NAT flow can
+ * arrive on another queue): copy it so later packets hit locally. */
+static struct ep_flow *adopt_from_peer(struct ep_ctx *c, const struct ep_flow_key *key, hash_sig_t sig)
+{
+	for (uint32_t i = 0; i < ep_dp.nworkers; i++) {
+		struct ep_worker *peer = ep_dp.workers[i];
+		if (peer == c->w)
+			continue;
+		int32_t pos = rte_hash_lookup_with_hash(peer->learned.hash, key, sig);
+		if (pos < 0)
+			continue;
+		struct ep_flow copy = peer->learned.flows[pos];
+		if (!copy.in_use)
+			continue;
+		return learn(c, key, &copy);
+	}
+	return NULL;
+}
+
+/* First packet of a connection to a virtual service: pick the server here, in the data plane,
+ * and create both directions (client->VIP DNAT, server->client SNAT back to the VIP). */
+static void new_service_flow(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, uint32_t service_id,
+			     hash_sig_t sig)
+{
+	/* an earlier packet of this burst may have created the flow after the bulk lookup */
+	int32_t existing = rte_hash_lookup_with_hash(c->w->learned.hash, &meta->key, sig);
+	if (existing >= 0) {
+		hit_learned(c, m, meta, &c->w->learned.flows[existing]);
+		return;
+	}
+	const struct ep_service_rt *svc = __atomic_load_n(&ep_dp.services[service_id], __ATOMIC_ACQUIRE);
+	c->w->c.actions[EP_AC_SERVICE]++;
+	if (!svc || meta->kind != EP_PKT_IPV4) {
+		drop(c, m, EP_DROP_NO_SERVER);
+		return;
+	}
+	int slot = ep_service_pick(svc, sig ^ (sig >> 16) ^ (uint32_t)meta->key.sport * 40503u);
+	if (slot < 0) {
+		drop(c, m, EP_DROP_NO_SERVER);
+		return;
+	}
+	const struct ep_server *srv = &svc->servers[slot].srv;
+	struct ep_flow model;
+	memset(&model, 0, sizeof(model));
+	model.act.type = EP_ACT_FORWARD;
+	model.act.out_port = EP_PORT_ROUTE;
+	model.act.nat_dst_ip = srv->ip;
+	model.act.nat_dst_port = srv->port;
+	model.service_id = (uint16_t)service_id;
+	model.server_slot = (uint16_t)slot;
+	model.has_server = 1;
+	struct ep_flow *fwd = learn(c, &meta->key, &model);
+	if (!fwd) {
+		drop(c, m, EP_DROP_FLOW_TABLE_FULL);
+		return;
+	}
+	struct ep_flow_key rkey;
+	ep_key_set4(&rkey, meta->key.proto, srv->ip, srv->port, ep_key_src4(&meta->key), meta->key.sport);
+	memset(&model.act, 0, sizeof(model.act));
+	model.act.type = EP_ACT_FORWARD;
+	model.act.out_port = EP_PORT_ROUTE;
+	model.act.nat_src_ip = svc->conf.vip;
+	model.act.nat_src_port = svc->conf.port;
+	model.reverse = 1;
+	if (!learn(c, &rkey, &model)) {
+		ep_flow_table_del(&c->w->learned, &meta->key);
+		drop(c, m, EP_DROP_FLOW_TABLE_FULL);
+		return;
+	}
+	c->w->c.flows_created++;
+	c->w->server_flows[service_id * EP_MAX_SERVERS + (uint32_t)slot]++;
+	hit_learned(c, m, meta, fwd);
+}
+
+static void local_or_miss(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, uint16_t in_port)
+{
+	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
+	if (meta->kind == EP_PKT_IPV4 && ep_local_lookup(ep_key_dst4(&meta->key), in_port)) {
+		uint32_t len = ep_icmp_echo_reply(frame, m->data_len, meta, ep_dp.ports[in_port].mac.addr_bytes);
+		if (len == 0) {
+			drop(c, m, EP_DROP_LOCAL_UNHANDLED);
+			return;
+		}
+		c->w->c.actions[EP_AC_LOCAL]++;
+		emit(c, in_port, m);
+		return;
+	}
+	c->w->c.misses++;
+	switch (ep_dp.cfg.miss_policy) {
+	case EP_MISS_PUNT:
+		punt(c, m);
+		return;
+	case EP_MISS_ROUTE: {
+		static const struct ep_action route = { .type = EP_ACT_FORWARD, .out_port = EP_PORT_ROUTE };
+		forward(c, m, meta, &route, NULL);
+		return;
+	}
+	default:
+		drop(c, m, EP_DROP_NO_MATCH);
+	}
+}
+
+static void handle_arp(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, uint16_t in_port)
+{
+	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
+	uint32_t sender_ip;
+	uint8_t sender_mac[6];
+	if (ep_arp_sender(frame, meta, &sender_ip, sender_mac) == 0 && sender_ip != 0)
+		post_event(c, EP_EV_NEIGH_LEARN, in_port, sender_ip, sender_mac);
+	uint32_t target = ep_arp_target_ip(frame, meta);
+	if (ep_local_lookup(target, in_port)) {
+		uint32_t len = ep_arp_reply(frame, m->data_len, meta, ep_dp.ports[in_port].mac.addr_bytes, target);
+		if (len) {
+			m->data_len = m->pkt_len = len;
+			c->w->c.actions[EP_AC_LOCAL]++;
+			emit(c, in_port, m);
+			return;
+		}
+	}
+	drop(c, m, EP_DROP_ARP_IGNORED);
+}
+
+static void process_burst(struct ep_ctx *c, uint16_t in_port, struct rte_mbuf **pkts, uint16_t n)
+{
+	struct ep_meta meta[EP_BURST];
+	const void *keys[EP_BURST];
+	hash_sig_t sigs[EP_BURST];
+	int32_t pos[EP_BURST];
+	uint16_t idx[EP_BURST];
+	uint16_t nlook = 0;
+	struct ep_worker *w = c->w;
+
+	for (uint16_t i = 0; i < n; i++) {
+		if (i + 3 < n)
+			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 3], void *));
+		struct rte_mbuf *m = pkts[i];
+		w->c.port_rx_bytes[in_port] += m->pkt_len;
+		int kind = ep_parse(rte_pktmbuf_mtod(m, const uint8_t *), m->data_len, &meta[i]);
+		if (likely(kind == EP_PKT_IPV4 && !(meta[i].flags & (EP_META_FRAGMENT | EP_META_IP_OPTIONS))) ||
+		    kind == EP_PKT_IPV6) {
+			keys[nlook] = &meta[i].key;
+			sigs[nlook] = ep_key_hash(&meta[i].key);
+			idx[nlook++] = i;
+			continue;
+		}
+		pkts[i] = NULL;
+		switch (kind) {
+		case EP_PKT_ARP:
+			handle_arp(c, m, &meta[i], in_port);
+			break;
+		case EP_PKT_IPV4:
+			drop(c, m, meta[i].flags & EP_META_FRAGMENT ? EP_DROP_FRAGMENT : EP_DROP_IP_OPTIONS);
+			break;
+		case EP_PKT_OTHER:
+			drop(c, m, EP_DROP_UNSUPPORTED_L2);
+			break;
+		default:
+			drop(c, m, (enum ep_drop_reason)meta[i].drop);
+		}
+	}
+	w->c.port_rx_pkts[in_port] += n;
+	if (nlook == 0)
+		return;
+
+	/* 1. manager-installed fixed affinities */
+	uint16_t nmiss = 0;
+	const void *mkeys[EP_BURST];
+	hash_sig_t msigs[EP_BURST];
+	uint16_t midx[EP_BURST];
+	if (rte_hash_count(ep_dp.manager.hash) > 0) {
+		rte_hash_lookup_with_hash_bulk(ep_dp.manager.hash, keys, sigs, nlook, pos);
+		for (uint16_t j = 0; j < nlook; j++) {
+			if (pos[j] >= 0 && __atomic_load_n(&ep_dp.manager.flows[pos[j]].in_use, __ATOMIC_ACQUIRE)) {
+				rte_prefetch0(&c->w->manager_counters[pos[j]]);
+				continue;
+			}
+			pos[j] = -1;
+			mkeys[nmiss] = keys[j];
+			msigs[nmiss] = sigs[j];
+			midx[nmiss++] = idx[j];
+		}
+		for (uint16_t j = 0; j < nlook; j++)
+			if (pos[j] >= 0)
+				hit_manager(c, pkts[idx[j]], &meta[idx[j]], pos[j]);
+	} else {
+		memcpy(mkeys, keys, sizeof(keys[0]) * nlook);
+		memcpy(msigs, sigs, sizeof(sigs[0]) * nlook);
+		memcpy(midx, idx, sizeof(idx[0]) * nlook);
+		nmiss = nlook;
+	}
+	if (nmiss == 0)
+		return;
+
+	/* 2. flows this worker learned for virtual services (or a peer worker did) */
+	uint16_t nwild = 0;
+	const uint8_t *acl_data[EP_BURST];
+	struct ep_acl_input acl_in[EP_BURST];
+	uint16_t widx[EP_BURST];
+	hash_sig_t wsigs[EP_BURST];
+	rte_hash_lookup_with_hash_bulk(w->learned.hash, mkeys, msigs, nmiss, pos);
+	for (uint16_t j = 0; j < nmiss; j++) {
+		uint16_t i = midx[j];
+		struct ep_flow *f = pos[j] >= 0 ? &w->learned.flows[pos[j]] : NULL;
+		if (!f && ep_dp.nworkers > 1)
+			f = adopt_from_peer(c, &meta[i].key, msigs[j]);
+		if (f) {
+			hit_learned(c, pkts[i], &meta[i], f);
+			continue;
+		}
+		if (meta[i].kind != EP_PKT_IPV4) {
+			local_or_miss(c, pkts[i], &meta[i], in_port);
+			continue;
+		}
+		struct ep_acl_input *in = &acl_in[nwild];
+		in->proto = meta[i].key.proto;
+		in->pad[0] = in->pad[1] = in->pad[2] = 0;
+		in->src = ep_key_src4(&meta[i].key);
+		in->dst = ep_key_dst4(&meta[i].key);
+		in->sport = meta[i].key.sport;
+		in->dport = meta[i].key.dport;
+		acl_data[nwild] = (const uint8_t *)in;
+		wsigs[nwild] = msigs[j];
+		widx[nwild++] = i;
+	}
+	if (nwild == 0)
+		return;
+
+	/* 3. wildcard affinities by precedence */
+	const struct ep_wildcard_set *set = __atomic_load_n(&ep_dp.wildcards, __ATOMIC_ACQUIRE);
+	uint32_t results[EP_BURST];
+	ep_wildcard_classify(set, acl_data, results, nwild);
+	for (uint16_t j = 0; j < nwild; j++) {
+		uint16_t i = widx[j];
+		if (results[j] == 0) {
+			local_or_miss(c, pkts[i], &meta[i], in_port);
+			continue;
+		}
+		w->c.wildcard_hits++;
+		const struct ep_action *a = &set->actions[results[j] - 1];
+		if (a->type == EP_ACT_SERVICE)
+			new_service_flow(c, pkts[i], &meta[i], a->service_id, wsigs[j]);
+		else
+			apply(c, pkts[i], &meta[i], a, NULL);
+	}
+}
+
+/* Frames the control thread queued (ARP requests, injects) leave through worker 0's queues. */
+static void drain_injected(struct ep_ctx *c)
+{
+	struct rte_mbuf *pkts[EP_BURST];
+	unsigned n = rte_ring_sc_dequeue_burst(ep_dp.inject_ring, (void **)pkts, EP_BURST, NULL);
+	for (unsigned i = 0; i < n; i++) {
+		uint16_t port = pkts[i]->port;
+		if (port >= ep_dp.nports || !ep_dp.ports[port].started || c->txq[port].n == EP_BURST) {
+			drop(c, pkts[i], EP_DROP_BAD_PORT);
+			continue;
+		}
+		emit(c, port, pkts[i]);
+	}
+}
+
+/* Walks a slice of the learned table per loop so expiry costs a little every time. */
+static void expire_some(struct ep_ctx *c, uint32_t budget)
+{
+	struct ep_worker *w = c->w;
+	struct ep_flow_table *t = &w->learned;
+	for (uint32_t k = 0; k < budget; k++) {
+		uint32_t slot = w->sweep_cursor++;
+		if (w->sweep_cursor >= t->capacity)
+			w->sweep_cursor = 0;
+		struct ep_flow *f = &t->flows[slot];
+		if (f->in_use && f->expire_tsc < c->now) {
+			struct ep_flow_key key = f->key;
+			if (ep_flow_table_del(t, &key))
+				w->c.flows_expired++;
+			else
+				f->in_use = 0;
+		}
+	}
+}
+
+int ep_worker_main(void *arg)
+{
+	struct ep_worker *w = arg;
+	struct ep_ctx c;
+	memset(&c, 0, sizeof(c));
+	c.w = w;
+	struct rte_mbuf *pkts[EP_BURST];
+	uint32_t idle_loops = 0;
+
+	rte_rcu_qsbr_thread_online(ep_dp.qsbr, w->index);
+	while (__atomic_load_n(&ep_dp.running, __ATOMIC_ACQUIRE)) {
+		c.now = rte_rdtsc();
+		c.gen = __atomic_load_n(&ep_dp.neigh_gen, __ATOMIC_ACQUIRE);
+		uint32_t got = 0;
+		for (uint16_t p = 0; p < ep_dp.nports; p++) {
+			if (!ep_dp.ports[p].started)
+				continue;
+			uint16_t n = rte_eth_rx_burst(p, (uint16_t)w->index, pkts, EP_BURST);
+			if (n == 0)
+				continue;
+			got += n;
+			w->c.rx_pkts += n;
+			process_burst(&c, p, pkts, n);
+			flush(&c);
+		}
+		if (w->index == 0) {
+			drain_injected(&c);
+			flush(&c);
+		}
+		expire_some(&c, got ? 8 : 64);
+		rte_rcu_qsbr_quiescent(ep_dp.qsbr, w->index);
+		if (got) {
+			w->c.busy_polls++;
+			idle_loops = 0;
+			continue;
+		}
+		w->c.idle_polls++;
+		/* Back off only after a run of empty polls, growing to 200 us: an idle unit sleeps,
+		 * a loaded one never reaches the sleep. */
+		if (++idle_loops > 256) {
+			uint32_t us = idle_loops > 4096 ? 200 : (idle_loops >> 4);
+			rte_delay_us_sleep(us);
+		} else {
+			rte_pause();
+		}
+	}
+	rte_rcu_qsbr_thread_offline(ep_dp.qsbr, w->index);
+	return 0;
+}
