@@ -14,6 +14,7 @@ const DEFAULT_SIZE_MIB = 4;
 
 async function tool(image: string, command: string, args: string[]): Promise<string> {
   try {
+    // e2fsprogs installs into /usr/sbin, which non-login shells and CI runners often leave off PATH.
     const { stdout } = await run(command, args, { env: { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` } });
     return stdout;
   } catch (error) {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { join } from 'node:path';
 import { copyFile, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { verifyFlashConfig } from './verify-flash-config.js';
@@ -200,5 +201,23 @@ describe('verifyFlashConfig refuses a bad flash config, naming the file and reas
     });
     await writeFile(join(dir, 'unit.crt'), serverOnly.toString('pem'));
     await expectFlashError(verifyFlashConfig(dir), 'unit.crt', /extendedKeyUsage lacks clientAuth/);
+  });
+});
+
+describe('verifyFlashConfig property', () => {
+  it('refuses policy.json after any single-byte change, blaming policy.json', async () => {
+    const { dir } = await freshUnit();
+    const original = await readFile(join(dir, 'policy.json'));
+    await fc.assert(
+      fc.asyncProperty(fc.nat(original.length - 1), fc.integer({ min: 1, max: 255 }), async (index, delta) => {
+        const changed = Buffer.from(original);
+        changed[index] = ((changed[index] ?? 0) + delta) % 256;
+        await writeFile(join(dir, 'policy.json'), changed);
+        await expectFlashError(verifyFlashConfig(dir), 'policy.json', /./);
+      }),
+      { numRuns: 40 },
+    );
+    await writeFile(join(dir, 'policy.json'), original);
+    await expect(verifyFlashConfig(dir)).resolves.toBeDefined();
   });
 });

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createAuthority, loadAuthority, type Authority } from '../authority.js';
-import { provisionUnit, type UnitRequest } from '../unit-provisioning.js';
+import type { UnitRequest } from '../unit-provisioning.js';
 
 export const samplePolicy = {
   configVersion: 3,
@@ -53,8 +53,4 @@ export async function scratchAuthority(clusterName = 'lab'): Promise<{ root: str
   const authorityDir = join(root, 'authority');
   await createAuthority({ dir: authorityDir, clusterName });
   return { root, authorityDir, authority: await loadAuthority(authorityDir), cleanup: () => rm(root, { recursive: true, force: true }) };
-}
-
-export async function provisionInto(authority: Authority, dir: string, request: UnitRequest) {
-  return provisionUnit(authority, request, dir);
 }
