@@ -1,6 +1,6 @@
 /* The management HTTP endpoint: health for supervisors and load balancers in front, metrics for
  * Prometheus. It only reads from the appliance. */
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Appliance } from './appliance.js';
 import { DataplaneMetrics } from './metrics.js';
@@ -18,7 +18,8 @@ export async function startHttp(
   logger: Logger,
 ): Promise<HttpServer> {
   const metrics = new DataplaneMetrics(appliance);
-  const app = Fastify({ loggerInstance: logger, disableRequestLogging: true });
+  // Scrapes every few seconds would drown the journal in request lines.
+  const app = Fastify({ loggerInstance: logger, logController: new LogController({ disableRequestLogging: true }) });
 
   app.get('/healthz', async (_request, reply) => {
     if (appliance.state !== 'running') return reply.code(503).send({ status: 'unavailable', state: appliance.state });

@@ -37,7 +37,7 @@ function readConfig(file: string): ApplianceConfig {
 async function main(): Promise<void> {
   const options = readOptions(process.argv);
   const config = readConfig(options.config);
-  const logger = pino({ level: config.log.level, base: { pid: process.pid, service: 'edgeplane-control' } });
+  const logger = pino({ name: 'edgeplane-control', level: config.log.level });
 
   const appliance = new Appliance(logger);
   try {
