@@ -20,15 +20,14 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   flock /tmp/npm.lock npm ci
 fi
 
-stale() { # stale TARGET DIR...: TARGET is missing or older than a source file under DIR...
+stale() { # stale TARGET PATH...: TARGET is missing or older than a source file under PATH...
   [ ! -f "$1" ] && return 0
   local target=$1; shift
-  [ -n "$(find "$@" \( -name '*.c' -o -name '*.h' -o -name '*.gyp' -o -name '*.ts' \) -newer "$target" -print -quit)" ]
+  [ -n "$(find "$@" \( -name '*.c' -o -name '*.cc' -o -name '*.h' -o -name '*.gyp' -o -name '*.ts' \) -newer "$target" -print -quit)" ]
 }
-if stale firmware/native/build/Release/edgeplane.node firmware/native/src firmware/native/include firmware/native/binding.gyp ||
-   stale dist/app/control/main.js app firmware; then
-  npm run build
-fi
+stale firmware/native/build/Release/edgeplane.node firmware/native/src firmware/native/include firmware/native/binding.gyp &&
+  npm run build:native
+stale dist/app/control/main.js app firmware flash-config package-lock.json && npm run build:ts
 
 config=out/demo/config.json
 mkdir -p out/demo
@@ -44,4 +43,14 @@ Send traffic from another shell:
 Configuration: $config. Ctrl-C stops the appliance and removes the demo network.
 EOF
 
-node dist/app/control/main.js --config "$config"
+# In the background so that a SIGTERM to this script, not only a terminal's Ctrl-C, stops it gracefully.
+node dist/app/control/main.js --config "$config" &
+control=$!
+trap 'kill -TERM "$control" 2>/dev/null || true' INT TERM
+status=0
+wait "$control" || status=$?
+if kill -0 "$control" 2>/dev/null; then # the first wait only ended because a signal arrived
+  status=0
+  wait "$control" || status=$?
+fi
+exit "$status"
