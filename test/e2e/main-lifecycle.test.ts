@@ -16,7 +16,7 @@ function nullDeviceConfig(name: string, devices: string[]): string {
   writeFileSync(
     file,
     JSON.stringify({
-      eal: { lcores: [0, 1], memoryMb: 256, noHuge: true, filePrefix: `ep-main-${name}-${process.pid}`, vdevs: ['net_null0', 'net_null1'] },
+      eal: { lcores: [0, 1], memoryMb: 256, noHuge: true, filePrefix: `ep-main-${name}`, vdevs: ['net_null0', 'net_null1'] },
       ports: devices.map((device, i) => ({ device, address: `10.9.${i}.1`, prefixLength: 24 })),
       http: { port: 0 },
     }),

@@ -44,7 +44,7 @@ describe('NAT virtual service through the data plane', () => {
     bigFile();
     topology = await buildTopology({ prefix: PREFIX, servers: 2 });
     servers = await Promise.all(topology.servers.map((s) => startNginx(s.namespace, s.ip)));
-    const document = natConfig(topology, { filePrefix: `${PREFIX}-${process.pid}`, httpPort: 0 });
+    const document = natConfig(topology, { filePrefix: PREFIX, httpPort: 0 });
     const config = parseConfig('nat-test', JSON.stringify(document));
     const logger = pino({ level: 'warn' });
     appliance = new Appliance(logger);
