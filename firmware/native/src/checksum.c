@@ -49,6 +49,7 @@ uint16_t ep_ipv4_header_csum(const uint8_t *ip, uint32_t ihl_bytes)
 		sum_skipping_csum(ip, ihl_bytes, offsetof(struct rte_ipv4_hdr, hdr_checksum)));
 }
 
+/* 0 for other protocols or a datagram too short for its L4 header: there is nothing to sum. */
 uint16_t ep_ipv4_l4_csum(const uint8_t *ip, uint32_t len)
 {
 	uint32_t hdr_len = (ip[offsetof(struct rte_ipv4_hdr, version_ihl)] & 0x0f) * 4u;
