@@ -5,7 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { pino } from 'pino';
 import { Appliance } from './appliance.js';
 import { ConfigError, loadConfig, type ApplianceConfig } from './config.js';
-import { startHttp } from './http.js';
+import { startHttp, type HttpServer } from './http.js';
 
 const EXIT_START_FAILED = 1;
 const EXIT_USAGE = 2;
@@ -46,7 +46,14 @@ async function main(): Promise<void> {
     logger.fatal({ err: error }, `cannot start the appliance: ${(error as Error).message}`);
     process.exit(EXIT_START_FAILED);
   }
-  const http = await startHttp(appliance, config.http, logger);
+  let http: HttpServer;
+  try {
+    http = await startHttp(appliance, config.http, logger);
+  } catch (error) {
+    logger.fatal({ err: error }, `cannot serve HTTP on ${config.http.host}:${config.http.port}: ${(error as Error).message}`);
+    appliance.stop();
+    process.exit(EXIT_START_FAILED);
+  }
   logger.info({ url: http.url }, `ready: management HTTP on ${http.url}`);
 
   let stopping = false;

@@ -1,6 +1,8 @@
 /* The entry point as a service manager runs it, on DPDK's null devices (no network needed): it says
  * when it is ready, serves health, stops cleanly on SIGTERM, and explains a device it cannot find. */
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,14 +13,14 @@ const root = path.resolve(import.meta.dirname, '../..');
 const main = path.join(root, 'app/control/main.ts');
 const dir = mkdtempSync(path.join(tmpdir(), 'ep-main-'));
 
-function nullDeviceConfig(name: string, devices: string[]): string {
+function nullDeviceConfig(name: string, devices: string[], httpPort = 0): string {
   const file = path.join(dir, `${name}.json`);
   writeFileSync(
     file,
     JSON.stringify({
       eal: { lcores: [0, 1], memoryMb: 256, noHuge: true, filePrefix: `ep-main-${name}`, vdevs: ['net_null0', 'net_null1'] },
       ports: devices.map((device, i) => ({ device, address: `10.9.${i}.1`, prefixLength: 24 })),
-      http: { port: 0 },
+      http: { port: httpPort },
     }),
   );
   return file;
@@ -76,5 +78,22 @@ describe('main.ts lifecycle', () => {
     expect(fatal?.msg).toMatch(
       /^cannot start the appliance: ports\[1\]\.device: "net_af_packet7" is not a DPDK port \(DPDK found: net_null0 \(port 0, net_null, [0-9a-f:]{17}\), net_null1 \(port 1, net_null, [0-9a-f:]{17}\)\)$/,
     );
+  });
+
+  it('exits 1 and releases the data plane when its HTTP port is taken', async () => {
+    const squatter = createServer().listen(0, '127.0.0.1');
+    await once(squatter, 'listening');
+    const { port } = squatter.address() as AddressInfo;
+    try {
+      const control = startControl(nullDeviceConfig('busy', ['net_null0', 'net_null1'], port));
+      expect(await control.exit).toBe(1);
+      const messages = control.lines.map((line) => line.msg);
+      expect(messages.slice(-2)).toEqual([
+        `cannot serve HTTP on 127.0.0.1:${port}: listen EADDRINUSE: address already in use 127.0.0.1:${port}`,
+        'data plane stopped',
+      ]);
+    } finally {
+      squatter.close();
+    }
   });
 });

@@ -16,10 +16,21 @@ import { VIP, buildTopology, teardownTopology, type Topology } from '../netns/to
 
 const PREFIX = 'epnat';
 const REQUESTS = 40;
+/** A second service on its own VIP whose weights make one server take about 90% of connections. */
+const WEIGHTED = { name: 'weighted', vip: '10.0.1.101', weights: [1, 9], requests: 60 };
 
 interface LinkCounters {
   rxPackets: number;
   txPackets: number;
+}
+
+async function getMany(namespace: string, url: string, count: number): Promise<string[]> {
+  // Connection: close makes every request a new connection from a new source port.
+  const urls = Array.from({ length: count }, () => url);
+  const output = await inNamespace(namespace, 'curl', ['-sS', '--max-time', '30', '-H', 'Connection: close', ...urls], { timeoutMs: 60_000 });
+  const bodies = output.match(/server [0-9.]+\n/g) ?? [];
+  expect(bodies.join('')).toBe(output);
+  return bodies;
 }
 
 async function kernelCounters(namespace: string): Promise<LinkCounters> {
@@ -45,6 +56,14 @@ describe('NAT virtual service through the data plane', () => {
     topology = await buildTopology({ prefix: PREFIX, servers: 2 });
     servers = await Promise.all(topology.servers.map((s) => startNginx(s.namespace, s.ip)));
     const document = natConfig(topology, { filePrefix: PREFIX, httpPort: 0 });
+    const [web] = document.services as Record<string, unknown>[];
+    const weighted = {
+      ...web,
+      name: WEIGHTED.name,
+      vip: WEIGHTED.vip,
+      servers: topology.servers.map((server, i) => ({ address: server.ip, port: 80, weight: WEIGHTED.weights[i] })),
+    };
+    document.services = [web, weighted];
     const config = parseConfig('nat-test', JSON.stringify(document));
     const logger = pino({ level: 'warn' });
     appliance = new Appliance(logger);
@@ -74,18 +93,12 @@ describe('NAT virtual service through the data plane', () => {
   });
 
   it('spreads connections to the VIP over both servers, one flow per connection', async () => {
-    const urls = Array.from({ length: REQUESTS }, () => `http://${VIP}/`);
-    // Connection: close makes every request a new connection from a new source port.
-    const output = await inNamespace(topology.client.namespace, 'curl', ['-sS', '--max-time', '30', '-H', 'Connection: close', ...urls], {
-      timeoutMs: 60_000,
-    });
-    const bodies = output.match(/server [0-9.]+\n/g) ?? [];
-    expect(bodies.join('')).toBe(output);
+    const bodies = await getMany(topology.client.namespace, `http://${VIP}/`, REQUESTS);
     expect(bodies).toHaveLength(REQUESTS);
     expect(new Set(bodies)).toEqual(new Set(topology.servers.map((s) => serverBody(s.ip))));
 
     const stats = appliance.stats();
-    const flows = stats.servers.map((s) => ({ ip: s.ip, flows: s.flows }));
+    const flows = stats.servers.filter((s) => s.serviceId === 1).map((s) => ({ ip: s.ip, flows: s.flows }));
     expect(flows.reduce((sum, s) => sum + s.flows, 0)).toBe(REQUESTS);
     for (const server of servers) {
       const answered = bodies.filter((body) => body === serverBody(server.ip)).length;
@@ -107,11 +120,26 @@ describe('NAT virtual service through the data plane', () => {
     expect(await sha256(file)).toBe(data.sha256);
 
     const stats = appliance.stats();
-    expect(stats.servers.reduce((sum, s) => sum + s.flows, 0)).toBe(REQUESTS + 1);
+    const webFlows = stats.servers.filter((s) => s.serviceId === 1).reduce((sum, s) => sum + s.flows, 0);
+    expect(webFlows).toBe(REQUESTS + 1);
     const [clientSide, serverSide] = stats.ports;
     expect(serverSide!.rxBytes).toBeGreaterThan(data.bytes);
     expect(clientSide!.txBytes).toBeGreaterThan(data.bytes);
   }, 180_000);
+
+  it('honours server weights of a second service', async () => {
+    const bodies = await getMany(topology.client.namespace, `http://${WEIGHTED.vip}/`, WEIGHTED.requests);
+    const light = bodies.filter((body) => body === serverBody(topology.servers[0]!.ip)).length;
+    const heavy = bodies.filter((body) => body === serverBody(topology.servers[1]!.ip)).length;
+    expect(light + heavy).toBe(WEIGHTED.requests);
+    // Expected 6 vs 54; equal weights would give 30 each (below 20 with probability < 1%).
+    expect(light).toBeLessThan(20);
+    const flows = appliance
+      .stats()
+      .servers.filter((s) => s.serviceId === 2)
+      .map((s) => [s.ip, s.flows]);
+    expect(Object.fromEntries(flows)).toEqual({ [topology.servers[0]!.ip]: light, [topology.servers[1]!.ip]: heavy });
+  });
 
   it('counts on its ports what the client kernel counted on the wire', async () => {
     const client = await kernelCounters(topology.client.namespace);
@@ -128,7 +156,8 @@ describe('NAT virtual service through the data plane', () => {
     const lines = (await response.text()).split('\n');
     const stats = appliance.stats();
     for (const server of stats.servers) {
-      expect(lines).toContain(`edgeplane_server_flows_total{service="${SERVICE_NAME}",server="${server.ip}:80"} ${server.flows}`);
+      const service = server.serviceId === 1 ? SERVICE_NAME : WEIGHTED.name;
+      expect(lines).toContain(`edgeplane_server_flows_total{service="${service}",server="${server.ip}:80"} ${server.flows}`);
     }
     const txBytes = lines.find((line) => line.startsWith('edgeplane_port_tx_bytes_total{port="net_af_packet0"} '));
     expect(Number(txBytes?.split(' ')[1])).toBeGreaterThan(bigFile().bytes);
