@@ -27,7 +27,7 @@ stale() { # stale TARGET PATH...: TARGET is missing or older than a source file 
 }
 stale firmware/native/build/Release/edgeplane.node firmware/native/src firmware/native/include firmware/native/binding.gyp &&
   npm run build:native
-stale dist/app/control/main.js app firmware flash-config package-lock.json && npm run build:ts
+stale dist/app/control/main.js app firmware flash-config && npm run build:ts
 
 config=out/demo/config.json
 mkdir -p out/demo
