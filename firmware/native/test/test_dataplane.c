@@ -1,0 +1,1024 @@
+/* Tests of the data plane itself (dataplane.c, flow_table.c, wildcard.c, service.c, neighbor.c,
+ * worker.c) through the C API of edgeplane.h and, where a property is only visible inside, through
+ * the internals of dp.h (Maglev tables, rte_acl classification, TCP state tracking).
+ *
+ * One process, one EAL: --no-huge, a net_ring0 loopback port (what port 0 transmits it receives
+ * again), main lcore 0 for this thread and one worker on lcore 1. Table tests run before the
+ * workers start; the worker tests then inject frames and look at what the worker did through
+ * punted bytes and counters. Frames are checked with this file's own checksum code, not the
+ * library's. Output is TAP; the exit status is non-zero when any test fails. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rte_acl.h>
+#include <rte_cycles.h>
+
+#include "dp.h"
+#include "edgeplane.h"
+
+/* packet.h (needed for struct ep_meta) redefines EP_TCP_FIN/SYN/RST as TCP flag bits, shadowing the
+ * enum ep_tcp_state constants of edgeplane.h: keep the states under names of their own first. */
+enum {
+	STATE_NONE = EP_TCP_NONE,
+	STATE_SYN = EP_TCP_SYN,
+	STATE_ESTABLISHED = EP_TCP_ESTABLISHED,
+	STATE_FIN = EP_TCP_FIN,
+	STATE_RST = EP_TCP_RST,
+};
+
+#include "packet.h"
+
+/* ---- harness ---- */
+
+static char failure[512];
+
+/* Records the first failure of the running test and makes it return. */
+#define EXPECT(cond, ...)                                                                        \
+	do {                                                                                     \
+		if (!(cond)) {                                                                   \
+			fail_at(__LINE__, #cond, "" __VA_ARGS__);                                \
+			return;                                                                  \
+		}                                                                                \
+	} while (0)
+
+/* An API call that must succeed; the failure names the error it returned. */
+#define EXPECT_OK(call)                                                                          \
+	do {                                                                                     \
+		struct ep_error expect_err_ = { 0 };                                             \
+		struct ep_error *err = &expect_err_;                                             \
+		if ((call) != 0) {                                                               \
+			fail_at(__LINE__, #call, "%s: %s", ep_errcode_name(expect_err_.code),    \
+				expect_err_.msg);                                                \
+			return;                                                                  \
+		}                                                                                \
+	} while (0)
+
+static void fail_at(int line, const char *cond, const char *fmt, ...)
+{
+	int n = snprintf(failure, sizeof(failure), "line %d: %s", line, cond);
+	if (fmt[0] && n > 0 && (size_t)n < sizeof(failure)) {
+		va_list ap;
+		va_start(ap, fmt);
+		snprintf(failure + n, sizeof(failure) - (size_t)n, " (");
+		n += 2;
+		vsnprintf(failure + n, sizeof(failure) - (size_t)n, fmt, ap);
+		va_end(ap);
+		strncat(failure, ")", sizeof(failure) - strlen(failure) - 1);
+	}
+}
+
+static void diag(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	printf("# ");
+	vprintf(fmt, ap);
+	printf("\n");
+	va_end(ap);
+}
+
+static uint32_t ip4(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
+{
+	return htonl((uint32_t)a << 24 | (uint32_t)b << 16 | (uint32_t)c << 8 | d);
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+/* The configuration every test runs under (timeouts in seconds). */
+static const struct ep_config dp_config = {
+	.affinity_capacity = 1u << 20,
+	.flow_capacity_per_worker = 4096,
+	.mbufs_per_worker = 4096,
+	.miss_policy = EP_MISS_PUNT,
+	.timeouts_s = { [EP_TO_SYN] = 10, [EP_TO_ESTABLISHED] = 300, [EP_TO_FIN] = 30,
+			[EP_TO_RST] = 5, [EP_TO_UDP] = 60, [EP_TO_OTHER] = 20 },
+};
+
+static struct ep_flow_key tcp_key(uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport)
+{
+	struct ep_flow_key k;
+	ep_key_set4(&k, IPPROTO_TCP, src, htons(sport), dst, htons(dport));
+	return k;
+}
+
+static struct ep_action punt_action(void)
+{
+	return (struct ep_action){ .type = EP_ACT_PUNT, .out_port = EP_PORT_ROUTE };
+}
+
+/* Manager affinities really installed (slots in use), independently of ep_affinity_count. */
+static uint32_t installed(void)
+{
+	uint32_t n = 0;
+	for (uint32_t pos = 0; pos < ep_dp.manager.capacity; pos++)
+		n += ep_dp.manager.flows[pos].in_use;
+	return n;
+}
+
+/* The installed manager affinity with this key, or NULL. */
+static struct ep_affinity_info listed[64];
+static const struct ep_affinity_info *find_listed(const struct ep_flow_key *k)
+{
+	uint32_t n = ep_affinity_list(listed, 64, 0);
+	for (uint32_t i = 0; i < n; i++)
+		if (memcmp(&listed[i].key, k, sizeof(*k)) == 0)
+			return &listed[i];
+	return NULL;
+}
+
+/* ---- reference checksums: a valid header or segment sums to 0xffff including its checksum ---- */
+
+static uint32_t sum16(const uint8_t *p, uint32_t len, uint32_t sum)
+{
+	for (uint32_t i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+	if (len & 1)
+		sum += (uint32_t)(p[len - 1] << 8);
+	return sum;
+}
+
+static uint16_t fold(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)sum;
+}
+
+static bool ip_header_valid(const uint8_t *ip)
+{
+	return fold(sum16(ip, (ip[0] & 0x0f) * 4u, 0)) == 0xffff;
+}
+
+/* TCP/UDP with the pseudo header, ICMP without. */
+static bool l4_checksum_valid(const uint8_t *ip)
+{
+	uint32_t ihl = (ip[0] & 0x0f) * 4u, total = (uint32_t)(ip[2] << 8 | ip[3]);
+	uint32_t sum = sum16(ip + ihl, total - ihl, 0);
+	if (ip[9] != IPPROTO_ICMP)
+		sum = sum16(ip + 12, 8, sum) + ip[9] + (total - ihl);
+	return fold(sum) == 0xffff;
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static const uint8_t client_mac[6] = { 0x02, 0xc1, 0, 0, 0, 0x01 };
+static const uint8_t router_mac[6] = { 0x02, 0x77, 0, 0, 0, 0x01 };
+static const uint8_t server_mac[6] = { 0x02, 0x5e, 0, 0, 0, 0x01 };
+
+#define ETH_LEN 14
+#define IP_OFF ETH_LEN
+#define L4_OFF (ETH_LEN + 20)
+
+/* Ethernet + IPv4 (no options) + TCP (no options) + payload, checksums computed here. */
+static uint32_t build_tcp(uint8_t *f, const uint8_t dst_mac[6], const uint8_t src_mac[6], uint32_t src,
+			  uint16_t sport, uint32_t dst, uint16_t dport, uint8_t flags, uint8_t ttl,
+			  uint32_t payload_len)
+{
+	uint32_t total = 20 + 20 + payload_len;
+	memset(f, 0, ETH_LEN + total);
+	memcpy(f, dst_mac, 6);
+	memcpy(f + 6, src_mac, 6);
+	put16(f + 12, 0x0800);
+	uint8_t *ip = f + IP_OFF, *tcp = f + L4_OFF;
+	ip[0] = 0x45;
+	put16(ip + 2, (uint16_t)total);
+	put16(ip + 4, 0x1234);
+	ip[8] = ttl;
+	ip[9] = IPPROTO_TCP;
+	memcpy(ip + 12, &src, 4);
+	memcpy(ip + 16, &dst, 4);
+	put16(ip + 10, (uint16_t)~fold(sum16(ip, 20, 0)));
+	put16(tcp, sport);
+	put16(tcp + 2, dport);
+	put16(tcp + 4, 0x1000);
+	tcp[7] = 0x42;
+	tcp[12] = 5 << 4;
+	tcp[13] = flags;
+	put16(tcp + 14, 8192);
+	for (uint32_t i = 0; i < payload_len; i++)
+		tcp[20 + i] = (uint8_t)(i * 7 + 1);
+	uint32_t sum = sum16(tcp, 20 + payload_len, 0);
+	sum = sum16(ip + 12, 8, sum) + IPPROTO_TCP + 20 + payload_len;
+	put16(tcp + 16, (uint16_t)~fold(sum));
+	return ETH_LEN + total;
+}
+
+/* ---- affinity table through the API ---- */
+
+static void test_affinity_add_refresh_delete(void)
+{
+	struct ep_flow_key k = tcp_key(ip4(10, 0, 0, 1), 1000, ip4(10, 0, 0, 2), 80);
+	struct ep_flow_key other = tcp_key(ip4(10, 0, 0, 1), 1001, ip4(10, 0, 0, 2), 80);
+	struct ep_action drop_act = { .type = EP_ACT_DROP, .out_port = EP_PORT_ROUTE };
+	struct ep_action fwd = { .type = EP_ACT_FORWARD, .out_port = 0, .nat_dst_ip = ip4(192, 168, 1, 1),
+				 .nat_dst_port = htons(8080) };
+	EXPECT(installed() == 0, "%u", installed());
+	EXPECT_OK(ep_affinity_add(&k, &drop_act, 10, err));
+	EXPECT(installed() == 1);
+	const struct ep_affinity_info *a = find_listed(&k);
+	EXPECT(a && a->action.type == EP_ACT_DROP && a->origin == EP_ORIGIN_MANAGER);
+	EXPECT(a->ttl_s == 10, "ttl %u", a->ttl_s);
+	EXPECT(a->packets == 0 && a->bytes == 0 && a->tcp_state == STATE_NONE);
+
+	/* same key and action: a refresh moves only the expiry */
+	EXPECT_OK(ep_affinity_add(&k, &drop_act, 100, err));
+	EXPECT(installed() == 1);
+	a = find_listed(&k);
+	EXPECT(a && a->ttl_s == 100, "ttl %u", a ? a->ttl_s : 0);
+
+	/* same key, new action: replaced, still one entry */
+	EXPECT_OK(ep_affinity_add(&k, &fwd, 50, err));
+	EXPECT(installed() == 1);
+	a = find_listed(&k);
+	EXPECT(a && a->action.type == EP_ACT_FORWARD && a->action.nat_dst_ip == ip4(192, 168, 1, 1) &&
+	       a->action.nat_dst_port == htons(8080) && a->ttl_s == 50);
+
+	EXPECT_OK(ep_affinity_add(&other, &drop_act, 10, err));
+	EXPECT(installed() == 2);
+	EXPECT(ep_affinity_list(listed, 64, 0) == 2);
+	EXPECT(ep_affinity_list(listed, 1, 0) == 1, "list honours max");
+
+	EXPECT(ep_affinity_del(&k) == 1);
+	EXPECT(ep_affinity_del(&k) == 0, "second delete finds nothing");
+	EXPECT(installed() == 1);
+	EXPECT(find_listed(&k) == NULL && find_listed(&other) != NULL);
+	EXPECT(ep_affinity_del(&other) == 1);
+	EXPECT(installed() == 0 && ep_affinity_list(listed, 64, 0) == 0);
+}
+
+/* ep_affinity_count is what the control application exports: it must follow adds and deletes. */
+static void test_affinity_count_follows_deletes(void)
+{
+	struct ep_action act = punt_action();
+	uint32_t start = ep_affinity_count();
+	EXPECT(start == installed(), "count %u with %u installed before the test", start, installed());
+	struct ep_flow_key keys[3] = { tcp_key(ip4(10, 5, 0, 1), 1, ip4(10, 5, 0, 2), 80),
+				       tcp_key(ip4(10, 5, 0, 1), 2, ip4(10, 5, 0, 2), 80),
+				       tcp_key(ip4(10, 5, 0, 1), 3, ip4(10, 5, 0, 2), 80) };
+	for (int i = 0; i < 3; i++)
+		EXPECT_OK(ep_affinity_add(&keys[i], &act, 60, err));
+	EXPECT(ep_affinity_count() == start + 3, "%u after 3 adds", ep_affinity_count());
+	EXPECT(ep_affinity_del(&keys[1]) == 1);
+	EXPECT(ep_affinity_count() == start + 2, "%u after 3 adds and 1 delete (%u installed)", ep_affinity_count(),
+	       installed());
+	EXPECT(ep_affinity_del(&keys[0]) == 1 && ep_affinity_del(&keys[2]) == 1);
+	EXPECT(ep_affinity_count() == start, "%u after deleting all (%u installed)", ep_affinity_count(), installed());
+}
+
+static void test_affinity_invalid_input(void)
+{
+	struct ep_flow_key k = tcp_key(ip4(10, 0, 0, 1), 1000, ip4(10, 0, 0, 2), 80);
+	struct ep_action ok = punt_action();
+	struct ep_error err = { 0 };
+
+	struct ep_flow_key bad_family = k;
+	bad_family.family = 5;
+	EXPECT(ep_affinity_add(&bad_family, &ok, 10, &err) != 0 && err.code == EP_EINVAL && err.msg[0]);
+	EXPECT(strstr(err.msg, "family"), "%s", err.msg);
+
+	struct ep_flow_key bad_pad = k;
+	bad_pad.pad[1] = 1;
+	EXPECT(ep_affinity_add(&bad_pad, &ok, 10, &err) != 0 && err.code == EP_EINVAL);
+
+	err = (struct ep_error){ 0 };
+	EXPECT(ep_affinity_add(&k, &ok, 0, &err) != 0 && err.code == EP_EINVAL && strstr(err.msg, "ttl"), "%s",
+	       err.msg);
+
+	struct ep_action unknown_port = { .type = EP_ACT_FORWARD, .out_port = 7 };
+	err = (struct ep_error){ 0 };
+	EXPECT(ep_affinity_add(&k, &unknown_port, 10, &err) != 0 && err.code == EP_ENOPORT && err.msg[0]);
+
+	struct ep_action bad_type = { .type = 9, .out_port = EP_PORT_ROUTE };
+	err = (struct ep_error){ 0 };
+	EXPECT(ep_affinity_add(&k, &bad_type, 10, &err) != 0 && err.code == EP_EINVAL && err.msg[0]);
+
+	struct ep_action service = { .type = EP_ACT_SERVICE, .out_port = EP_PORT_ROUTE, .service_id = 1 };
+	EXPECT(ep_affinity_add(&k, &service, 10, &err) != 0 && err.code == EP_EINVAL, "services are wildcard-only");
+
+	struct ep_action dispatch_without_ip = { .type = EP_ACT_FORWARD, .out_port = EP_PORT_ROUTE,
+						 .dispatch = EP_DISPATCH_GRE };
+	EXPECT(ep_affinity_add(&k, &dispatch_without_ip, 10, &err) != 0 && err.code == EP_EINVAL);
+
+	struct ep_action bad_dispatch = { .type = EP_ACT_FORWARD, .out_port = EP_PORT_ROUTE, .dispatch = 9,
+					  .forward_ip = ip4(1, 2, 3, 4) };
+	EXPECT(ep_affinity_add(&k, &bad_dispatch, 10, &err) != 0 && err.code == EP_EINVAL);
+
+	struct ep_action next_hop_without_port = { .type = EP_ACT_FORWARD, .out_port = EP_PORT_ROUTE,
+						   .flags = EP_ACT_F_NEXT_HOP };
+	EXPECT(ep_affinity_add(&k, &next_hop_without_port, 10, &err) != 0 && err.code == EP_EINVAL);
+
+	EXPECT(installed() == 0, "nothing was installed by a refused call");
+}
+
+static struct ep_flow_key numbered_key(uint32_t i)
+{
+	return tcp_key(htonl(0x0a000000u | (i >> 8)), (uint16_t)(1024 + (i & 0xff)), ip4(172, 16, 0, 1), 443);
+}
+
+static void test_affinity_capacity(void)
+{
+	const uint32_t capacity = dp_config.affinity_capacity;
+	struct ep_action act = punt_action();
+	struct ep_error err = { 0 };
+	uint64_t t0 = rte_rdtsc();
+	for (uint32_t i = 0; i < 1000000; i++) {
+		struct ep_flow_key k = numbered_key(i);
+		if (ep_affinity_add(&k, &act, 600, &err) != 0) {
+			fail_at(__LINE__, "add", "key %u: %s %s", i, ep_errcode_name(err.code), err.msg);
+			return;
+		}
+	}
+	EXPECT(installed() == 1000000, "%u", installed());
+	diag("1,000,000 affinities added in %.2f s", (double)(rte_rdtsc() - t0) / (double)rte_get_tsc_hz());
+	for (uint32_t i = 1000000; i < capacity; i++) {
+		struct ep_flow_key k = numbered_key(i);
+		if (ep_affinity_add(&k, &act, 600, &err) != 0) {
+			fail_at(__LINE__, "fill", "key %u of %u: %s %s", i, capacity, ep_errcode_name(err.code),
+				err.msg);
+			return;
+		}
+	}
+	EXPECT(installed() == capacity, "%u", installed());
+	struct ep_flow_key one_more = numbered_key(capacity);
+	err = (struct ep_error){ 0 };
+	EXPECT(ep_affinity_add(&one_more, &act, 600, &err) != 0 && err.code == EP_EFULL, "%s",
+	       ep_errcode_name(err.code));
+	EXPECT(strstr(err.msg, "full"), "message: %s", err.msg);
+	/* a refresh of an existing key still works on a full table */
+	struct ep_flow_key first = numbered_key(0);
+	EXPECT_OK(ep_affinity_add(&first, &act, 900, err));
+	uint32_t removed = 0;
+	for (uint32_t i = 0; i < capacity; i++) {
+		struct ep_flow_key k = numbered_key(i);
+		removed += (uint32_t)ep_affinity_del(&k);
+	}
+	EXPECT(removed == capacity, "%u", removed);
+	EXPECT(installed() == 0, "%u", installed());
+	/* freed positions are usable again */
+	EXPECT_OK(ep_affinity_add(&one_more, &act, 600, err));
+	EXPECT(ep_affinity_del(&one_more) == 1);
+}
+
+static void test_affinity_ttl_expiry(void)
+{
+	struct ep_flow_key short_lived = tcp_key(ip4(10, 9, 0, 1), 5000, ip4(10, 9, 0, 2), 80);
+	struct ep_flow_key long_lived = tcp_key(ip4(10, 9, 0, 1), 5001, ip4(10, 9, 0, 2), 80);
+	struct ep_action act = punt_action();
+	struct ep_lcore_counters before, after;
+	ep_counters_total(&before);
+	EXPECT_OK(ep_affinity_add(&short_lived, &act, 1, err));
+	EXPECT_OK(ep_affinity_add(&long_lived, &act, 60, err));
+	EXPECT(installed() == 2);
+	ep_poll(NULL, 0);
+	EXPECT(find_listed(&short_lived) != NULL, "not expired at once");
+	uint64_t end = rte_rdtsc() + rte_get_tsc_hz() * 5 / 2;
+	while (rte_rdtsc() < end) {
+		ep_poll(NULL, 0);
+		sleep_ms(2);
+	}
+	EXPECT(find_listed(&short_lived) == NULL, "1 s affinity still installed after 2.5 s");
+	const struct ep_affinity_info *a = find_listed(&long_lived);
+	EXPECT(a != NULL, "60 s affinity expired");
+	EXPECT(a->ttl_s >= 57 && a->ttl_s <= 60, "ttl left %u", a->ttl_s);
+	EXPECT(installed() == 1);
+	ep_counters_total(&after);
+	EXPECT(after.flows_expired - before.flows_expired == 1, "%lu",
+	       (unsigned long)(after.flows_expired - before.flows_expired));
+	EXPECT(ep_affinity_del(&long_lived) == 1);
+}
+
+/* ---- wildcards (rte_acl) ---- */
+
+/* Classifies one IPv4 5-tuple as worker.c does; returns the index of the winning rule or -1. */
+static int classify(const struct ep_wildcard_set *set, uint8_t proto, uint32_t src, uint16_t sport, uint32_t dst,
+		    uint16_t dport)
+{
+	struct ep_acl_input in = { .proto = proto, .src = src, .dst = dst, .sport = htons(sport),
+				   .dport = htons(dport) };
+	const uint8_t *data[1] = { (const uint8_t *)&in };
+	uint32_t result = 0;
+	ep_wildcard_classify(set, data, &result, 1);
+	return (int)result - 1;
+}
+
+static struct ep_wildcard wildcard(uint8_t proto, uint32_t src, uint32_t src_mask, uint32_t dst, uint32_t dst_mask,
+				   uint16_t sport, uint16_t dport, uint32_t precedence)
+{
+	return (struct ep_wildcard){ .proto = proto, .src_ip = src, .src_mask = src_mask, .dst_ip = dst,
+				     .dst_mask = dst_mask, .src_port = htons(sport), .dst_port = htons(dport),
+				     .precedence = precedence, .action = punt_action() };
+}
+
+static void test_wildcard_match_and_precedence(void)
+{
+	struct ep_wildcard rules[] = {
+		/* 0: anything, lowest */
+		wildcard(0, 0, 0, 0, 0, 0, 0, 1),
+		/* 1: TCP to 10.x.5.x (non-contiguous mask 255.0.255.0) */
+		wildcard(IPPROTO_TCP, 0, 0, ip4(10, 99, 5, 0), ip4(255, 0, 255, 0), 0, 0, 20),
+		/* 2: TCP to 10.1.0.0/16 port 80 */
+		wildcard(IPPROTO_TCP, 0, 0, ip4(10, 1, 0, 0), ip4(255, 255, 0, 0), 0, 80, 30),
+		/* 3: UDP from odd addresses (mask 0.0.0.1) with source port 53 */
+		wildcard(IPPROTO_UDP, ip4(0, 0, 0, 1), ip4(0, 0, 0, 1), 0, 0, 53, 0, 40),
+		/* 4: from 192.168.0.0/16, below rule 2 */
+		wildcard(0, ip4(192, 168, 0, 0), ip4(255, 255, 0, 0), 0, 0, 0, 0, 25),
+	};
+	struct ep_error err = { 0 };
+	struct ep_wildcard_set *set = ep_wildcard_build(rules, 5, &err);
+	EXPECT(set != NULL, "%s", err.msg);
+	uint32_t c = ip4(1, 2, 3, 4);
+	EXPECT(classify(set, IPPROTO_ICMP, c, 0, ip4(8, 8, 8, 8), 0) == 0);
+	/* non-contiguous: the masked-out octets may be anything, the kept ones must match */
+	EXPECT(classify(set, IPPROTO_TCP, c, 999, ip4(10, 200, 5, 77), 443) == 1);
+	EXPECT(classify(set, IPPROTO_TCP, c, 999, ip4(10, 0, 5, 0), 1) == 1);
+	EXPECT(classify(set, IPPROTO_TCP, c, 999, ip4(10, 200, 6, 77), 443) == 0, "third octet differs");
+	EXPECT(classify(set, IPPROTO_TCP, c, 999, ip4(11, 200, 5, 77), 443) == 0, "first octet differs");
+	EXPECT(classify(set, IPPROTO_UDP, c, 999, ip4(10, 200, 5, 77), 443) == 0, "protocol differs");
+	/* 10.1.5.x matches 1 and 2: the higher precedence wins */
+	EXPECT(classify(set, IPPROTO_TCP, c, 999, ip4(10, 1, 5, 9), 80) == 2);
+	EXPECT(classify(set, IPPROTO_TCP, c, 999, ip4(10, 1, 5, 9), 81) == 1, "port 80 only");
+	EXPECT(classify(set, IPPROTO_TCP, c, 999, ip4(10, 1, 6, 9), 81) == 0);
+	/* source port rule with an odd-address mask */
+	EXPECT(classify(set, IPPROTO_UDP, ip4(7, 7, 7, 7), 53, ip4(8, 8, 8, 8), 5353) == 3);
+	EXPECT(classify(set, IPPROTO_UDP, ip4(7, 7, 7, 8), 53, ip4(8, 8, 8, 8), 5353) == 0, "even source");
+	EXPECT(classify(set, IPPROTO_UDP, ip4(7, 7, 7, 7), 54, ip4(8, 8, 8, 8), 5353) == 0, "source port 54");
+	/* 192.168.x.x to 10.1.x.x:80 matches 0, 2 and 4: 2 (30) beats 4 (25) */
+	EXPECT(classify(set, IPPROTO_TCP, ip4(192, 168, 3, 3), 999, ip4(10, 1, 7, 7), 80) == 2);
+	EXPECT(classify(set, IPPROTO_TCP, ip4(192, 168, 3, 3), 999, ip4(10, 2, 7, 7), 80) == 4);
+	ep_wildcard_free(set);
+
+	/* the same rules in reverse order: precedence, not position, decides */
+	struct ep_wildcard reversed[5];
+	for (int i = 0; i < 5; i++)
+		reversed[i] = rules[4 - i];
+	set = ep_wildcard_build(reversed, 5, &err);
+	EXPECT(set != NULL, "%s", err.msg);
+	EXPECT(classify(set, IPPROTO_TCP, ip4(192, 168, 3, 3), 999, ip4(10, 1, 7, 7), 80) == 4 - 2);
+	EXPECT(classify(set, IPPROTO_TCP, c, 999, ip4(10, 1, 5, 9), 81) == 4 - 1);
+	ep_wildcard_free(set);
+
+	/* an empty set matches nothing */
+	set = ep_wildcard_build(NULL, 0, &err);
+	EXPECT(set != NULL && classify(set, IPPROTO_TCP, c, 1, c, 1) == -1);
+	ep_wildcard_free(set);
+}
+
+static void test_wildcard_invalid_rules(void)
+{
+	struct ep_wildcard w = wildcard(IPPROTO_TCP, 0, 0, 0, 0, 0, 80, 5);
+	struct ep_error err = { 0 };
+	w.action.type = 0;
+	EXPECT(ep_wildcards_commit(&w, 1, &err) != 0 && err.code == EP_EINVAL && strstr(err.msg, "wildcard 0"),
+	       "%s", err.msg);
+	w.action = (struct ep_action){ .type = EP_ACT_FORWARD, .out_port = 5 };
+	EXPECT(ep_wildcards_commit(&w, 1, &err) != 0 && err.code == EP_ENOPORT);
+	w.action = (struct ep_action){ .type = EP_ACT_SERVICE, .service_id = EP_MAX_SERVICES };
+	EXPECT(ep_wildcards_commit(&w, 1, &err) != 0 && err.code == EP_EINVAL);
+	w.action = punt_action();
+	w.precedence = RTE_ACL_MAX_PRIORITY;
+	EXPECT(ep_wildcards_commit(&w, 1, &err) != 0 && err.code == EP_EINVAL && strstr(err.msg, "precedence"));
+	w.precedence = 5;
+	EXPECT_OK(ep_wildcards_commit(&w, 1, err));
+	EXPECT(ep_dp.wildcards->n == 1 && ep_dp.wildcards->actions[0].type == EP_ACT_PUNT);
+	EXPECT_OK(ep_wildcards_commit(NULL, 0, err));
+	EXPECT(ep_dp.wildcards->n == 0);
+}
+
+/* ---- Maglev ---- */
+
+#define MAGLEV_SIZE 65537u
+
+static void maglev_shares(uint32_t id, uint32_t *count, uint32_t nslots)
+{
+	const struct ep_service_rt *svc = ep_dp.services[id];
+	memset(count, 0, sizeof(*count) * nslots);
+	for (uint32_t e = 0; e < svc->table_size; e++)
+		if (svc->table[e] < nslots)
+			count[svc->table[e]]++;
+}
+
+static struct ep_server server(uint32_t i, uint16_t weight)
+{
+	return (struct ep_server){ .ip = ip4(10, 20, (uint8_t)(i >> 8), (uint8_t)i), .port = htons(8080),
+				   .weight = weight };
+}
+
+static void test_maglev_equal_weights(void)
+{
+	struct ep_service_conf conf = { .id = 10, .vip = ip4(10, 0, 0, 100), .port = htons(80),
+					.proto = IPPROTO_TCP, .table_size = MAGLEV_SIZE };
+	for (uint32_t n = 2; n <= 9; n += 7) {
+		struct ep_server servers[9];
+		for (uint32_t i = 0; i < n; i++)
+			servers[i] = server(i, 1);
+		EXPECT_OK(ep_service_set(&conf, servers, n, err));
+		const struct ep_service_rt *svc = ep_dp.services[conf.id];
+		EXPECT(svc && svc->table_size == MAGLEV_SIZE && svc->nslots == n);
+		uint32_t count[9], total = 0;
+		maglev_shares(conf.id, count, n);
+		for (uint32_t i = 0; i < n; i++) {
+			double share = (double)count[i] / MAGLEV_SIZE;
+			diag("%u servers: server %u has %.4f of the table (1/N = %.4f)", n, i, share, 1.0 / n);
+			EXPECT(share > 0.97 / n && share < 1.03 / n, "server %u share %.4f", i, share);
+			total += count[i];
+		}
+		EXPECT(total == MAGLEV_SIZE, "every entry names a server (%u)", total);
+	}
+	EXPECT_OK(ep_service_del(conf.id, err));
+	EXPECT(ep_dp.services[conf.id] == NULL);
+}
+
+static void test_maglev_weights(void)
+{
+	struct ep_service_conf conf = { .id = 11, .vip = ip4(10, 0, 0, 101), .port = htons(80),
+					.proto = IPPROTO_TCP, .table_size = MAGLEV_SIZE };
+	struct ep_server servers[4] = { server(0, 1), server(1, 2), server(2, 1), server(3, 2) };
+	EXPECT_OK(ep_service_set(&conf, servers, 4, err));
+	uint32_t count[4];
+	maglev_shares(conf.id, count, 4);
+	for (int i = 0; i < 4; i++) {
+		double expected = servers[i].weight / 6.0, share = (double)count[i] / MAGLEV_SIZE;
+		diag("weights 1:2:1:2: server %d has %.4f (expected %.4f)", i, share, expected);
+		EXPECT(share > expected * 0.97 && share < expected * 1.03, "server %d share %.4f", i, share);
+	}
+	/* weight 0 drains: no entries */
+	servers[1].weight = 0;
+	EXPECT_OK(ep_service_set(&conf, servers, 4, err));
+	maglev_shares(conf.id, count, 4);
+	EXPECT(count[1] == 0 && count[0] + count[2] + count[3] == MAGLEV_SIZE, "%u", count[1]);
+	/* no servers: every entry empty, and a pick says so */
+	EXPECT_OK(ep_service_set(&conf, NULL, 0, err));
+	EXPECT(ep_service_pick(ep_dp.services[conf.id], 12345) == -1);
+	EXPECT_OK(ep_service_del(conf.id, err));
+}
+
+static void test_maglev_removal_disruption_and_slots(void)
+{
+	enum { N = 8 };
+	struct ep_service_conf conf = { .id = 12, .vip = ip4(10, 0, 0, 102), .port = htons(80),
+					.proto = IPPROTO_TCP, .table_size = MAGLEV_SIZE };
+	struct ep_server servers[N];
+	for (uint32_t i = 0; i < N; i++)
+		servers[i] = server(i, 1);
+	EXPECT_OK(ep_service_set(&conf, servers, N, err));
+	static uint32_t before_ip[MAGLEV_SIZE];
+	const struct ep_service_rt *svc = ep_dp.services[conf.id];
+	uint32_t slot_of_5 = UINT32_MAX;
+	for (uint32_t s = 0; s < svc->nslots; s++)
+		if (svc->servers[s].srv.ip == servers[5].ip)
+			slot_of_5 = s;
+	EXPECT(slot_of_5 != UINT32_MAX);
+	for (uint32_t e = 0; e < MAGLEV_SIZE; e++)
+		before_ip[e] = svc->servers[svc->table[e]].srv.ip;
+	uint32_t slot_before[N];
+	for (uint32_t s = 0; s < N; s++)
+		slot_before[s] = s;
+	for (uint32_t s = 0; s < N; s++)
+		EXPECT(svc->servers[s].srv.ip == servers[s].ip, "slots follow the first list");
+
+	/* remove server 5, and list the others in a different order */
+	struct ep_server rest[N - 1];
+	uint32_t k = 0;
+	for (int i = N - 1; i >= 0; i--)
+		if (i != 5)
+			rest[k++] = servers[i];
+	EXPECT_OK(ep_service_set(&conf, rest, N - 1, err));
+	svc = ep_dp.services[conf.id];
+	EXPECT(svc->nslots == N && !svc->servers[slot_of_5].present, "the removed server's slot is vacant");
+	for (uint32_t s = 0; s < N; s++)
+		if (s != slot_of_5)
+			EXPECT(svc->servers[s].present && svc->servers[s].srv.ip == servers[slot_before[s]].ip,
+			       "server of slot %u moved", s);
+	uint32_t moved_from_removed = 0, moved_other = 0, owned_by_removed = 0;
+	for (uint32_t e = 0; e < MAGLEV_SIZE; e++) {
+		uint32_t now_ip = svc->servers[svc->table[e]].srv.ip;
+		EXPECT(now_ip != servers[5].ip);
+		if (before_ip[e] == servers[5].ip) {
+			owned_by_removed++;
+			moved_from_removed++;
+		} else if (now_ip != before_ip[e]) {
+			moved_other++;
+		}
+	}
+	double removed_share = (double)owned_by_removed / MAGLEV_SIZE;
+	double extra = (double)moved_other / MAGLEV_SIZE;
+	diag("removing 1 of %d servers: its share %.4f (1/N = %.4f) moved; other entries moved: %.4f", N,
+	     removed_share, 1.0 / N, extra);
+	EXPECT(moved_from_removed == owned_by_removed);
+	EXPECT(extra < 0.03, "%.4f of the table moved between surviving servers", extra);
+
+	/* a new server takes the vacant slot; the survivors stay where they were */
+	struct ep_server grown[N];
+	memcpy(grown, rest, sizeof(rest));
+	grown[N - 1] = server(77, 1);
+	EXPECT_OK(ep_service_set(&conf, grown, N, err));
+	svc = ep_dp.services[conf.id];
+	EXPECT(svc->nslots == N && svc->servers[slot_of_5].present &&
+	       svc->servers[slot_of_5].srv.ip == server(77, 1).ip);
+	for (uint32_t s = 0; s < N; s++)
+		if (s != slot_of_5)
+			EXPECT(svc->servers[s].srv.ip == servers[s].ip, "slot %u", s);
+
+	/* listing a server twice is refused */
+	struct ep_server twice[2] = { server(1, 1), server(1, 1) };
+	struct ep_error err = { 0 };
+	EXPECT(ep_service_set(&conf, twice, 2, &err) != 0 && err.code == EP_EINVAL && strstr(err.msg, "twice"));
+	struct ep_service_conf not_prime = conf;
+	not_prime.table_size = 65536;
+	EXPECT(ep_service_set(&not_prime, grown, N, &err) != 0 && err.code == EP_EINVAL);
+	EXPECT_OK(ep_service_del(conf.id, err));
+	EXPECT(ep_service_del(conf.id, &err) != 0 && err.code == EP_ENOENT);
+}
+
+/* ---- TCP state ---- */
+
+/* The worker hashes &meta->key with rte_hash_crc, which reads it as 8-byte words. */
+static void test_meta_key_alignment(void)
+{
+	EXPECT(offsetof(struct ep_meta, key) % 8 == 0 && _Alignof(struct ep_meta) >= 8,
+	       "struct ep_meta puts the flow key at offset %zu with alignment %zu", offsetof(struct ep_meta, key),
+	       _Alignof(struct ep_meta));
+}
+
+static void test_tcp_state_tracking(void)
+{
+	struct ep_flow f;
+	memset(&f, 0, sizeof(f));
+	static const struct {
+		uint8_t flags, expect;
+	} steps[] = {
+		{ EP_TCP_SYN, STATE_SYN },
+		{ EP_TCP_SYN | EP_TCP_ACK, STATE_SYN },
+		{ EP_TCP_ACK, STATE_ESTABLISHED },
+		{ EP_TCP_ACK | EP_TCP_PSH, STATE_ESTABLISHED },
+		{ EP_TCP_FIN | EP_TCP_ACK, STATE_FIN },
+		{ EP_TCP_ACK, STATE_FIN },        /* FIN is sticky */
+		{ EP_TCP_SYN, STATE_FIN },
+		{ EP_TCP_RST, STATE_RST },
+		{ EP_TCP_ACK, STATE_RST },        /* so is RST */
+		{ EP_TCP_FIN, STATE_RST },
+	};
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		ep_flow_track_tcp(&f, steps[i].flags);
+		EXPECT(f.tcp_state == steps[i].expect, "step %zu: state %u, expected %u", i, f.tcp_state,
+		       steps[i].expect);
+	}
+	uint64_t hz = ep_dp.tsc_hz;
+	static const struct {
+		uint8_t state, proto;
+		uint32_t seconds;
+	} timeouts[] = {
+		{ STATE_NONE, IPPROTO_TCP, 300 }, { STATE_SYN, IPPROTO_TCP, 10 },
+		{ STATE_ESTABLISHED, IPPROTO_TCP, 300 }, { STATE_FIN, IPPROTO_TCP, 30 },
+		{ STATE_RST, IPPROTO_TCP, 5 }, { STATE_NONE, IPPROTO_UDP, 60 },
+		{ STATE_NONE, IPPROTO_ICMP, 20 },
+	};
+	for (size_t i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
+		f.tcp_state = timeouts[i].state;
+		uint64_t got = ep_flow_timeout_tsc(&f, timeouts[i].proto);
+		EXPECT(got == timeouts[i].seconds * hz, "state %u proto %u: %.0f s, expected %u s", timeouts[i].state,
+		       timeouts[i].proto, (double)got / (double)hz, timeouts[i].seconds);
+	}
+}
+
+/* ---- the worker, end to end over the net_ring0 loopback ---- */
+
+static uint8_t punt_buf[16][2048];
+static struct ep_punted punted[16];
+static uint32_t npunted;
+
+/* Polls (housekeeping + punted packets) until cond holds or a second passes. */
+#define POLL_UNTIL(cond)                                                                         \
+	do {                                                                                     \
+		uint64_t until_ = rte_rdtsc() + rte_get_tsc_hz();                                \
+		while (!(cond) && rte_rdtsc() < until_) {                                        \
+			collect_punted();                                                        \
+			sleep_ms(1);                                                             \
+		}                                                                                \
+	} while (0)
+
+static void collect_punted(void)
+{
+	if (npunted == 16)
+		return;
+	for (uint32_t i = npunted; i < 16; i++)
+		punted[i] = (struct ep_punted){ .data = punt_buf[i], .cap = sizeof(punt_buf[i]) };
+	npunted += ep_poll(&punted[npunted], 16 - npunted);
+}
+
+static void reset_punted(void)
+{
+	collect_punted();
+	npunted = 0;
+}
+
+static struct ep_lcore_counters totals(void)
+{
+	struct ep_lcore_counters c;
+	ep_counters_total(&c);
+	return c;
+}
+
+static void test_loopback_port(void)
+{
+	struct ep_port_info info;
+	EXPECT_OK(ep_port_info(0, &info, err));
+	EXPECT(ep_port_count() == 1 && strcmp(info.driver, "net_ring") == 0, "%s", info.driver);
+	EXPECT(ep_worker_count() == 1 && ep_worker_lcore(0) == 1);
+	/* a frame injected on port 0 comes back in: no affinity, miss policy punt */
+	uint8_t f[128];
+	uint32_t len = build_tcp(f, router_mac, client_mac, ip4(10, 1, 1, 1), 1111, ip4(10, 2, 2, 2), 22,
+				 EP_TCP_SYN, 64, 10);
+	reset_punted();
+	struct ep_lcore_counters before = totals();
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(npunted == 1);
+	EXPECT(npunted == 1, "the injected frame did not come back");
+	EXPECT(punted[0].port == 0 && punted[0].len == len && memcmp(punted[0].data, f, len) == 0,
+	       "punted bytes differ (len %u)", punted[0].len);
+	struct ep_lcore_counters after = totals();
+	EXPECT(after.misses - before.misses == 1 && after.punted - before.punted == 1);
+	EXPECT(after.port_tx_pkts[0] - before.port_tx_pkts[0] == 1 &&
+	       after.port_rx_pkts[0] - before.port_rx_pkts[0] == 1);
+	EXPECT(after.port_rx_bytes[0] - before.port_rx_bytes[0] == len);
+	EXPECT(ep_injected_count() >= 1);
+	struct ep_port_counters pc;
+	EXPECT(ep_port_counters(0, &pc) == 0 && pc.tx_pkts >= 1 && pc.rx_pkts >= 1);
+}
+
+/* One lap: an affinity NATs and forwards out of port 0, the frame comes back in and a second
+ * affinity keyed on the rewritten tuple punts it, so its bytes can be checked. */
+static void test_worker_nat_forward(void)
+{
+	uint32_t client = ip4(10, 1, 1, 1), vip = ip4(10, 0, 0, 100), backend = ip4(10, 30, 0, 7);
+	struct ep_flow_key in_key = tcp_key(client, 40000, vip, 80);
+	struct ep_action nat = { .type = EP_ACT_FORWARD, .out_port = 0, .flags = EP_ACT_F_NEXT_HOP,
+				 .nat_dst_ip = backend, .nat_dst_port = htons(8080) };
+	memcpy(nat.next_hop_mac, server_mac, 6);
+	struct ep_flow_key rewritten_key = tcp_key(client, 40000, backend, 8080);
+	struct ep_action punt = punt_action();
+	EXPECT_OK(ep_affinity_add(&in_key, &nat, 60, err));
+	EXPECT_OK(ep_affinity_add(&rewritten_key, &punt, 60, err));
+	uint8_t f[128];
+	uint32_t len = build_tcp(f, router_mac, client_mac, client, 40000, vip, 80, EP_TCP_SYN, 64, 12);
+	reset_punted();
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(npunted == 1);
+	EXPECT(npunted == 1);
+	const uint8_t *o = punted[0].data;
+	EXPECT(punted[0].len == len);
+	EXPECT(memcmp(o, server_mac, 6) == 0, "destination MAC is the next hop");
+	struct ep_port_info info;
+	EXPECT_OK(ep_port_info(0, &info, err));
+	EXPECT(memcmp(o + 6, info.mac, 6) == 0, "source MAC is the port's");
+	EXPECT(o[IP_OFF + 8] == 63, "TTL %u", o[IP_OFF + 8]);
+	EXPECT(memcmp(o + IP_OFF + 16, &backend, 4) == 0 && get16(o + L4_OFF + 2) == 8080);
+	EXPECT(memcmp(o + IP_OFF + 12, &client, 4) == 0 && get16(o + L4_OFF) == 40000);
+	EXPECT(ip_header_valid(o + IP_OFF), "IPv4 header checksum");
+	EXPECT(l4_checksum_valid(o + IP_OFF), "TCP checksum");
+	EXPECT(memcmp(o + L4_OFF + 20, f + L4_OFF + 20, 12) == 0, "payload intact");
+	/* each affinity counted one packet of its size */
+	const struct ep_affinity_info *a = find_listed(&in_key);
+	EXPECT(a && a->packets == 1 && a->bytes == len);
+	uint8_t state_after_syn = a->tcp_state;
+	a = find_listed(&rewritten_key);
+	EXPECT(a && a->packets == 1 && a->bytes == len);
+	EXPECT(ep_affinity_del(&in_key) == 1 && ep_affinity_del(&rewritten_key) == 1);
+	EXPECT(state_after_syn == STATE_SYN, "state %u after a SYN", state_after_syn);
+}
+
+/* A FIN on a manager affinity cuts its remaining life to the FIN timeout. */
+static void test_worker_fin_shortens_ttl(void)
+{
+	uint32_t a_ip = ip4(10, 1, 1, 2), b_ip = ip4(10, 2, 2, 3);
+	struct ep_flow_key k = tcp_key(a_ip, 3333, b_ip, 443);
+	struct ep_action punt = punt_action();
+	EXPECT_OK(ep_affinity_add(&k, &punt, 600, err));
+	uint8_t f[128];
+	uint32_t len = build_tcp(f, router_mac, client_mac, a_ip, 3333, b_ip, 443, EP_TCP_ACK, 64, 0);
+	reset_punted();
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(npunted == 1);
+	const struct ep_affinity_info *a = find_listed(&k);
+	EXPECT(npunted == 1 && a && a->ttl_s > 590);
+	EXPECT(a->tcp_state == STATE_ESTABLISHED, "state %u after an ACK", a->tcp_state);
+	len = build_tcp(f, router_mac, client_mac, a_ip, 3333, b_ip, 443, EP_TCP_FIN | EP_TCP_ACK, 64, 0);
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(npunted == 2);
+	a = find_listed(&k);
+	EXPECT(npunted == 2 && a && a->packets == 2);
+	EXPECT(ep_affinity_del(&k) == 1);
+	EXPECT(a->ttl_s <= dp_config.timeouts_s[EP_TO_FIN], "ttl %u after FIN", a->ttl_s);
+	EXPECT(a->tcp_state == STATE_FIN, "state %u after a FIN", a->tcp_state);
+}
+
+/* A wildcard with a service action: the worker picks a server by Maglev, DNATs, and learns both
+ * directions; the server's reply is SNATed back to the VIP. */
+static void test_worker_virtual_service(void)
+{
+	uint32_t client = ip4(10, 1, 1, 9), vip = ip4(10, 0, 0, 50);
+	struct ep_service_conf conf = { .id = 3, .vip = vip, .port = htons(80), .proto = IPPROTO_TCP,
+					.table_size = 251 };
+	struct ep_server servers[2] = { server(1, 1), server(2, 1) };
+	EXPECT_OK(ep_service_set(&conf, servers, 2, err));
+	struct ep_wildcard w = wildcard(IPPROTO_TCP, 0, 0, vip, 0xffffffffu, 0, 80, 10);
+	w.action = (struct ep_action){ .type = EP_ACT_SERVICE, .service_id = 3 };
+	EXPECT_OK(ep_wildcards_commit(&w, 1, err));
+	/* servers and the client are on port 0 (so the rewritten packets come back in and miss) */
+	EXPECT_OK(ep_route_add(ip4(10, 20, 0, 0), 16, 0, 0, err));
+	EXPECT_OK(ep_route_add(ip4(10, 1, 1, 0), 24, 0, 0, err));
+	EXPECT_OK(ep_neighbor_set(servers[0].ip, 0, server_mac, err));
+	EXPECT_OK(ep_neighbor_set(servers[1].ip, 0, server_mac, err));
+	EXPECT_OK(ep_neighbor_set(client, 0, client_mac, err));
+
+	uint8_t f[128];
+	uint32_t len = build_tcp(f, router_mac, client_mac, client, 50000, vip, 80, EP_TCP_SYN, 64, 0);
+	reset_punted();
+	struct ep_lcore_counters before = totals();
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(npunted == 1);
+	EXPECT(npunted == 1, "the DNATed SYN did not come back");
+	const uint8_t *o = punted[0].data;
+	uint32_t chosen;
+	memcpy(&chosen, o + IP_OFF + 16, 4);
+	EXPECT(chosen == servers[0].ip || chosen == servers[1].ip, "dst %08x", ntohl(chosen));
+	EXPECT(get16(o + L4_OFF + 2) == 8080 && memcmp(o, server_mac, 6) == 0 && o[IP_OFF + 8] == 63);
+	EXPECT(ip_header_valid(o + IP_OFF) && l4_checksum_valid(o + IP_OFF));
+	struct ep_lcore_counters after = totals();
+	EXPECT(after.flows_created - before.flows_created == 1 && ep_learned_count() == 2);
+	EXPECT(after.actions[EP_AC_SERVICE] - before.actions[EP_AC_SERVICE] == 1);
+
+	/* the reply from that server, as it would arrive */
+	len = build_tcp(f, router_mac, server_mac, chosen, 8080, client, 50000, EP_TCP_SYN | EP_TCP_ACK, 64, 4);
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(npunted == 2);
+	EXPECT(npunted == 2, "the SNATed reply did not come back");
+	o = punted[1].data;
+	EXPECT(memcmp(o + IP_OFF + 12, &vip, 4) == 0 && get16(o + L4_OFF) == 80, "source is VIP:80");
+	EXPECT(memcmp(o + IP_OFF + 16, &client, 4) == 0 && get16(o + L4_OFF + 2) == 50000);
+	EXPECT(memcmp(o, client_mac, 6) == 0 && ip_header_valid(o + IP_OFF) && l4_checksum_valid(o + IP_OFF));
+
+	/* server counters: one flow on the chosen server, two packets through the client->VIP side */
+	struct ep_server_counters sc[4];
+	uint32_t n = ep_server_counters(sc, 4), flows = 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (sc[i].service_id == 3 && sc[i].ip == chosen)
+			flows += (uint32_t)sc[i].flows;
+	EXPECT(flows == 1, "%u flows", flows);
+	EXPECT_OK(ep_wildcards_commit(NULL, 0, err));
+	EXPECT_OK(ep_service_del(3, err));
+}
+
+/* Malformed frames are dropped with the reason that names what is wrong with them. */
+static void test_worker_drop_reasons(void)
+{
+	uint8_t good[128];
+	uint32_t len = build_tcp(good, router_mac, client_mac, ip4(10, 1, 1, 1), 1, ip4(10, 2, 2, 2), 2,
+				 EP_TCP_SYN, 64, 0);
+	uint8_t f[128];
+	struct ep_lcore_counters before = totals();
+	reset_punted();
+	/* truncations at several lengths (ep_inject needs at least the Ethernet header) */
+	uint32_t cuts[] = { 14, 20, 33, 34, 40, 53 };
+	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+		memcpy(f, good, len);
+		put16(f + IP_OFF + 2, (uint16_t)(cuts[i] >= IP_OFF + 20 ? cuts[i] - IP_OFF : 40));
+		EXPECT_OK(ep_inject(0, f, cuts[i], err));
+	}
+	/* bad IHL, bad total length, options, fragment, bad data offset, ARP-less other ethertype */
+	memcpy(f, good, len);
+	f[IP_OFF] = 0x44;
+	EXPECT_OK(ep_inject(0, f, len, err));
+	memcpy(f, good, len);
+	put16(f + IP_OFF + 2, (uint16_t)(len - IP_OFF + 1));
+	EXPECT_OK(ep_inject(0, f, len, err));
+	/* four NOP option bytes between the IPv4 and TCP headers */
+	memcpy(f, good, L4_OFF);
+	memset(f + L4_OFF, 1, 4);
+	memcpy(f + L4_OFF + 4, good + L4_OFF, len - L4_OFF);
+	f[IP_OFF] = 0x46;
+	put16(f + IP_OFF + 2, (uint16_t)(len + 4 - IP_OFF));
+	EXPECT_OK(ep_inject(0, f, len + 4, err));
+	memcpy(f, good, len);
+	put16(f + IP_OFF + 6, 0x2000);
+	EXPECT_OK(ep_inject(0, f, len, err));
+	memcpy(f, good, len);
+	f[L4_OFF + 12] = 4 << 4;
+	EXPECT_OK(ep_inject(0, f, len, err));
+	memcpy(f, good, len);
+	put16(f + 12, 0x88cc);
+	EXPECT_OK(ep_inject(0, f, len, err));
+	memcpy(f, good, len);
+	f[IP_OFF] = 0x65;
+	EXPECT_OK(ep_inject(0, f, len, err));
+
+	struct ep_lcore_counters after;
+	uint64_t until = rte_rdtsc() + rte_get_tsc_hz();
+	do {
+		sleep_ms(2);
+		after = totals();
+	} while (after.port_rx_pkts[0] - before.port_rx_pkts[0] < 13 && rte_rdtsc() < until);
+	EXPECT(after.port_rx_pkts[0] - before.port_rx_pkts[0] == 13);
+#define DELTA(r) (after.drops[EP_DROP_##r] - before.drops[EP_DROP_##r])
+	EXPECT(DELTA(TRUNCATED_L3) == 3, "cut at 14, 20, 33: %lu", (unsigned long)DELTA(TRUNCATED_L3));
+	EXPECT(DELTA(TRUNCATED_L4) == 3, "cut at 34, 40, 53: %lu", (unsigned long)DELTA(TRUNCATED_L4));
+	EXPECT(DELTA(BAD_L4_HEADER) == 1 && DELTA(BAD_IP_HEADER_LEN) == 1 && DELTA(BAD_IP_TOTAL_LEN) == 1);
+	EXPECT(DELTA(IP_OPTIONS) == 1 && DELTA(FRAGMENT) == 1 && DELTA(UNSUPPORTED_L2) == 1);
+	EXPECT(DELTA(BAD_IP_VERSION) == 1);
+#undef DELTA
+	collect_punted();
+	EXPECT(npunted == 0, "a malformed frame was punted");
+}
+
+struct test {
+	const char *name;
+	void (*run)(void);
+};
+
+static const struct test table_tests[] = {
+	{ "affinities: add, refresh, replace, list, delete", test_affinity_add_refresh_delete },
+	{ "affinities: ep_affinity_count follows deletes", test_affinity_count_follows_deletes },
+	{ "affinities: invalid input is refused with a reason", test_affinity_invalid_input },
+	{ "affinities: a 1<<20 table takes 1,000,000 keys, then EP_EFULL", test_affinity_capacity },
+	{ "affinities: ttl 1 s expires through ep_poll, ttl 60 s stays", test_affinity_ttl_expiry },
+	{ "wildcards: non-contiguous masks, port 0 = any, higher precedence wins", test_wildcard_match_and_precedence },
+	{ "wildcards: invalid rules refused, commit swaps sets", test_wildcard_invalid_rules },
+	{ "maglev: equal weights give ~1/N each", test_maglev_equal_weights },
+	{ "maglev: weights 1:2 give ~1:2, weight 0 drains", test_maglev_weights },
+	{ "maglev: removing a server moves ~only its entries, slots stay", test_maglev_removal_disruption_and_slots },
+	{ "tcp: state transitions and timeouts", test_tcp_state_tracking },
+	{ "worker input: the flow key in struct ep_meta is 8-byte aligned for rte_hash_crc", test_meta_key_alignment },
+};
+
+static const struct test worker_tests[] = {
+	{ "worker: net_ring0 loops injected frames back, miss punts them intact", test_loopback_port },
+	{ "worker: fixed affinity NAT + forward, checksums, TTL, MACs, counters", test_worker_nat_forward },
+	{ "worker: FIN shortens a manager affinity to the FIN timeout", test_worker_fin_shortens_ttl },
+	{ "worker: virtual service DNAT to a server, reply SNAT to the VIP", test_worker_virtual_service },
+	{ "worker: malformed frames dropped by reason", test_worker_drop_reasons },
+};
+
+static int run(const struct test *tests, size_t n, size_t *number)
+{
+	int failed = 0;
+	for (size_t i = 0; i < n; i++) {
+		failure[0] = 0;
+		tests[i].run();
+		++*number;
+		if (failure[0]) {
+			failed++;
+			printf("not ok %zu - %s # %s\n", *number, tests[i].name, failure);
+		} else {
+			printf("ok %zu - %s\n", *number, tests[i].name);
+		}
+		fflush(stdout);
+	}
+	return failed;
+}
+
+int main(void)
+{
+	char prefix[64];
+	snprintf(prefix, sizeof(prefix), "--file-prefix=test-dp-%d", (int)getpid());
+	char *eal_argv[] = { "test_dataplane", "--no-huge", "-m", "512", "--no-pci", prefix, "--vdev=net_ring0",
+			     "-l", "0,1", "--log-level=warning", NULL };
+	size_t ntable = sizeof(table_tests) / sizeof(table_tests[0]);
+	size_t nworker = sizeof(worker_tests) / sizeof(worker_tests[0]);
+	printf("1..%zu\n", ntable + nworker);
+	struct ep_error err = { 0 };
+	if (ep_eal_init((int)(sizeof(eal_argv) / sizeof(eal_argv[0])) - 1, eal_argv, &err) != 0 ||
+	    ep_create(&dp_config, &err) != 0) {
+		printf("Bail out! %s: %s\n", ep_errcode_name(err.code), err.msg);
+		return 1;
+	}
+	size_t number = 0;
+	int failed = run(table_tests, ntable, &number);
+	if (ep_start(&err) != 0) {
+		printf("Bail out! ep_start: %s: %s\n", ep_errcode_name(err.code), err.msg);
+		ep_shutdown();
+		return 1;
+	}
+	failed += run(worker_tests, nworker, &number);
+	ep_shutdown();
+	return failed ? 1 : 0;
+}
