@@ -77,7 +77,21 @@ export interface Nat {
   dstPort?: number;
 }
 
-export type DispatchMode = 'mac' | 'ipip' | 'gre';
+export type DispatchMode = 'mac' | 'ipip' | 'gre' | 'gue';
+
+/** Layer-2/3 marks applied on the way out (SR-R5). */
+export interface QosAction {
+  /** IPv4 DSCP, 0-63 (ECN bits kept). */
+  dscp?: number;
+  /** 802.1p priority 0-7 of the pushed or present VLAN tag. */
+  pcp?: number;
+  /** Push an 802.1Q tag with this TCI (VLAN id and priority bits). */
+  vlanPush?: number;
+  vlanPop?: boolean;
+  /** Push an MPLS label (20 bits). */
+  mplsPush?: number;
+  mplsPop?: boolean;
+}
 
 export type Action =
   | {
@@ -88,7 +102,8 @@ export type Action =
       nextHopMac?: string;
       nat?: Nat;
       /** Send to forwardIp without rewriting the destination (SMFA-R10). */
-      dispatch?: { mode: DispatchMode; forwardIp: string };
+      dispatch?: { mode: DispatchMode; forwardIp: string; guePort?: number };
+      qos?: QosAction;
     }
   | { type: 'drop' }
   | { type: 'punt' }
@@ -130,14 +145,25 @@ export interface ServiceServer {
   weight: number;
 }
 
+/** How new connections reach the chosen server. */
+export type ForwardingMode = 'nat' | 'fullnat' | 'dsr' | 'ipip' | 'gre' | 'gue';
+export type Algorithm = 'maglev' | 'wrr';
+
 export interface ServiceDefinition {
   id: number;
   vip: string;
+  /** 0 = every port (the client's destination port is kept). */
   port: number;
   protocol: Protocol;
   servers: ServiceServer[];
+  mode?: ForwardingMode;
+  algorithm?: Algorithm;
   /** Maglev lookup table size, a prime (default 65537). */
   tableSize?: number;
+  /** Full NAT: the unit's source address and its source port range (inclusive). */
+  snat?: { ip: string; portMin: number; portMax: number };
+  /** GUE mode: the servers' GUE port (default 6080). */
+  guePort?: number;
 }
 
 export interface PortStats {
@@ -171,7 +197,18 @@ export interface DataplaneStats {
   punted: number;
   injected: number;
   /** Per-service server counters: new flows and packets sent to each server. */
-  servers: { serviceId: number; ip: string; port: number; flows: number; packets: number; bytes: number }[];
+  servers: {
+    serviceId: number;
+    ip: string;
+    port: number;
+    weight: number;
+    flows: number;
+    packets: number;
+    bytes: number;
+    /** SYN -> SYN-ACK times seen in NAT modes: count and total microseconds. */
+    handshakes: number;
+    handshakeMicros: number;
+  }[];
 }
 
 export interface PuntedPacket {

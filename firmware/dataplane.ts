@@ -28,6 +28,7 @@ import type {
   PortConfig,
   PortInfo,
   PuntedPacket,
+  QosAction,
   ServiceDefinition,
   TcpTimeouts,
   WildcardAffinity,
@@ -49,6 +50,8 @@ interface NativeAction {
   dispatch: number;
   forwardIp: number;
   serviceId: number;
+  guePort: number;
+  qos?: QosAction;
 }
 
 interface NativeAffinity {
@@ -121,8 +124,11 @@ function call<T>(fn: () => T): T {
 
 const ACTION_TYPES = { forward: 1, drop: 2, punt: 3, service: 4 } as const;
 const ACTION_NAMES = ['', 'forward', 'drop', 'punt', 'service'] as const;
-const DISPATCH_MODES = { mac: 1, ipip: 2, gre: 3 } as const;
-const DISPATCH_NAMES = ['', 'mac', 'ipip', 'gre'] as const;
+const DISPATCH_MODES = { mac: 1, ipip: 2, gre: 3, gue: 4 } as const;
+const DISPATCH_NAMES = ['', 'mac', 'ipip', 'gre', 'gue'] as const;
+const SERVICE_MODES = { nat: 0, fullnat: 1, dsr: 2, ipip: 3, gre: 4, gue: 5 } as const;
+const ALGORITHMS = { maglev: 0, wrr: 1 } as const;
+export const DEFAULT_GUE_PORT = 6080;
 const MISS_POLICIES: Record<MissPolicy, number> = { drop: 0, punt: 1, route: 2 };
 const TCP_STATES = ['none', 'syn', 'established', 'fin', 'rst'] as const;
 export const ROUTE_PORT = 0xffff;
@@ -151,6 +157,7 @@ function encodeAction(action: Action, where: string): NativeAction {
     dispatch: 0,
     forwardIp: 0,
     serviceId: 0,
+    guePort: 0,
   };
   if (native.type === undefined) throw new InvalidRuleError('EINVAL', `${where}.type "${(action as Action).type}" is unknown`);
   if (action.type === 'service') {
@@ -170,12 +177,32 @@ function encodeAction(action: Action, where: string): NativeAction {
     if (action.dispatch) {
       native.dispatch = DISPATCH_MODES[action.dispatch.mode];
       if (native.dispatch === undefined) {
-        throw new InvalidRuleError('EINVAL', `${where}.dispatch.mode "${action.dispatch.mode}" is not mac, ipip or gre`);
+        throw new InvalidRuleError('EINVAL', `${where}.dispatch.mode "${action.dispatch.mode}" is not mac, ipip, gre or gue`);
       }
       native.forwardIp = ipv4ToNumber(action.dispatch.forwardIp, `${where}.dispatch.forwardIp`);
+      if (action.dispatch.mode === 'gue') {
+        native.guePort = checkPort(action.dispatch.guePort ?? DEFAULT_GUE_PORT, `${where}.dispatch.guePort`);
+      }
     }
+    if (action.qos) native.qos = checkQos(action.qos, `${where}.qos`);
   }
   return native;
+}
+
+function checkQos(qos: QosAction, where: string): QosAction {
+  const ranges: [keyof QosAction, number][] = [
+    ['dscp', 63],
+    ['pcp', 7],
+    ['vlanPush', 0xffff],
+    ['mplsPush', 0xfffff],
+  ];
+  for (const [field, max] of ranges) {
+    const value = qos[field];
+    if (value !== undefined && (!Number.isInteger(value) || (value as number) < 0 || (value as number) > max)) {
+      throw new InvalidRuleError('EINVAL', `${where}.${field} ${String(value)} is not an integer 0-${max}`);
+    }
+  }
+  return qos;
 }
 
 function decodeAction(native: NativeAction): Action {
@@ -193,13 +220,17 @@ function decodeAction(native: NativeAction): Action {
     if (native.natDstPort) action.nat.dstPort = native.natDstPort;
   }
   const mode = DISPATCH_NAMES[native.dispatch];
-  if (mode) action.dispatch = { mode, forwardIp: numberToIpv4(native.forwardIp) };
+  if (mode) {
+    action.dispatch = { mode, forwardIp: numberToIpv4(native.forwardIp) };
+    if (mode === 'gue') action.dispatch.guePort = native.guePort;
+  }
+  if (native.qos && Object.keys(native.qos).length > 0) action.qos = native.qos;
   return action;
 }
 
 export function ealArguments(eal: EalOptions): string[] {
   if (eal.lcores.length < 2) throw new InvalidRuleError('EINVAL', 'eal.lcores needs a main lcore and at least one worker');
-  const args = ['edgeplane', '-l', eal.lcores.join(','), '--main-lcore', String(eal.lcores[0])];
+  const args = ['edgeplane', '-l', eal.lcores.join(','), '--main-lcore', String(eal.lcores[0]), '--no-telemetry'];
   args.push('-m', String(eal.memoryMb), `--file-prefix=${eal.filePrefix}`);
   if (eal.noHuge) args.push('--no-huge');
   if (eal.inMemory) args.push('--in-memory');
@@ -385,6 +416,10 @@ export class Dataplane {
       port: checkPort(server.port, `servers[${i}].port`),
       weight: server.weight,
     }));
+    const mode = SERVICE_MODES[service.mode ?? 'nat'];
+    if (mode === undefined) throw new InvalidRuleError('EINVAL', `mode "${service.mode}" is not nat, fullnat, dsr, ipip, gre or gue`);
+    const algorithm = ALGORITHMS[service.algorithm ?? 'maglev'];
+    if (algorithm === undefined) throw new InvalidRuleError('EINVAL', `algorithm "${service.algorithm}" is not maglev or wrr`);
     call(() =>
       this.#addon.serviceSet({
         id: service.id,
@@ -392,6 +427,12 @@ export class Dataplane {
         port: checkPort(service.port, 'port'),
         protocol: protocolNumber(service.protocol),
         tableSize: service.tableSize ?? 65537,
+        mode,
+        algorithm,
+        snatIp: service.snat ? ipv4ToNumber(service.snat.ip, 'snat.ip') : 0,
+        snatPortMin: service.snat ? checkPort(service.snat.portMin, 'snat.portMin') : 0,
+        snatPortMax: service.snat ? checkPort(service.snat.portMax, 'snat.portMax') : 0,
+        guePort: checkPort(service.guePort ?? DEFAULT_GUE_PORT, 'guePort'),
         servers,
       }),
     );

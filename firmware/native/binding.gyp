@@ -13,6 +13,7 @@
         "src/nat.c",
         "src/neighbor.c",
         "src/parse.c",
+        "src/qos.c",
         "src/service.c",
         "src/wildcard.c",
         "src/worker.c"

@@ -98,9 +98,21 @@ int ep_resolve(uint32_t ip, struct ep_error *err);
 #include "../src/flow_key.h"
 
 enum ep_action_type { EP_ACT_FORWARD = 1, EP_ACT_DROP = 2, EP_ACT_PUNT = 3, EP_ACT_SERVICE = 4 };
-enum ep_dispatch { EP_DISPATCH_NONE = 0, EP_DISPATCH_MAC = 1, EP_DISPATCH_IPIP = 2, EP_DISPATCH_GRE = 3 };
+enum ep_dispatch {
+	EP_DISPATCH_NONE = 0,
+	EP_DISPATCH_MAC = 1,  /* rewrite only the destination MAC to the forward IP's neighbour */
+	EP_DISPATCH_IPIP = 2, /* outer IPv4, protocol 4 */
+	EP_DISPATCH_GRE = 3,  /* outer IPv4 + GRE */
+	EP_DISPATCH_GUE = 4,  /* outer IPv4 + UDP (gue_port) + GUE header carrying IPv4 */
+};
 
 #define EP_ACT_F_NEXT_HOP 0x01 /* next_hop_mac is set: send out_port to that MAC, no lookup */
+#define EP_ACT_F_DSCP 0x02     /* rewrite the IPv4 DSCP to qos_dscp */
+#define EP_ACT_F_VLAN_PUSH 0x04 /* push an 802.1Q tag (qos_vlan_tci) */
+#define EP_ACT_F_VLAN_POP 0x08  /* remove the outer 802.1Q tag if present */
+#define EP_ACT_F_PCP 0x10       /* set the 802.1p priority of the (pushed or present) tag */
+#define EP_ACT_F_MPLS_PUSH 0x20 /* push an MPLS label (qos_mpls_label) */
+#define EP_ACT_F_MPLS_POP 0x40  /* remove the top MPLS label (the packet arrived labelled) */
 
 struct ep_action {
 	uint8_t type;     /* enum ep_action_type */
@@ -113,6 +125,11 @@ struct ep_action {
 	uint16_t nat_src_port, nat_dst_port; /* 0 = unchanged */
 	uint32_t forward_ip;                 /* dispatch target */
 	uint32_t service_id;                 /* EP_ACT_SERVICE */
+	uint16_t gue_port;                   /* EP_DISPATCH_GUE destination port, network order */
+	uint8_t qos_dscp;                    /* EP_ACT_F_DSCP: 0..63 */
+	uint8_t qos_pcp;                     /* EP_ACT_F_PCP: 0..7 */
+	uint16_t qos_vlan_tci;               /* EP_ACT_F_VLAN_PUSH, host order (VID + PCP bits) */
+	uint32_t qos_mpls_label;             /* EP_ACT_F_MPLS_PUSH: 20-bit label, host order */
 };
 
 enum ep_tcp_state { EP_TCP_NONE = 0, EP_TCP_SYN, EP_TCP_ESTABLISHED, EP_TCP_FIN, EP_TCP_RST };
@@ -162,12 +179,32 @@ struct ep_server {
 	uint16_t weight; /* 0 = takes no new flows (drain) */
 };
 
+/* How a new connection reaches the chosen server. */
+enum ep_service_mode {
+	EP_MODE_NAT = 0,     /* DNAT; servers route replies back through the unit, which SNATs them */
+	EP_MODE_FULLNAT = 1, /* DNAT + SNAT to snat_ip with a port from this unit's pool */
+	EP_MODE_DSR = 2,     /* MAC rewrite to the server (same L2); the server answers from the VIP */
+	EP_MODE_IPIP = 3,    /* tunnels: the server decapsulates and answers from the VIP directly */
+	EP_MODE_GRE = 4,
+	EP_MODE_GUE = 5,
+};
+
+enum ep_algorithm {
+	EP_ALG_MAGLEV = 0, /* consistent hash of the 5-tuple */
+	EP_ALG_WRR = 1,    /* smooth weighted round robin; least-load feeds it load-derived weights */
+};
+
 struct ep_service_conf {
 	uint32_t id; /* < EP_MAX_SERVICES */
 	uint32_t vip;
-	uint16_t port;
+	uint16_t port;       /* 0 = all ports (the client's destination port is kept) */
 	uint8_t proto;
+	uint8_t mode;        /* enum ep_service_mode */
+	uint8_t algorithm;   /* enum ep_algorithm */
 	uint32_t table_size; /* Maglev table size, prime */
+	uint32_t snat_ip;    /* FULLNAT source address (one of the unit's) */
+	uint16_t snat_port_min, snat_port_max; /* FULLNAT source ports, host order, inclusive */
+	uint16_t gue_port;   /* GUE destination port, host order (default 6080) */
 };
 
 int ep_service_set(const struct ep_service_conf *svc, const struct ep_server *servers, uint32_t n,
@@ -200,7 +237,10 @@ struct ep_server_counters {
 	uint32_t service_id;
 	uint32_t ip;
 	uint16_t port;
+	uint16_t weight;
 	uint64_t flows, packets, bytes;
+	/* connection setup time seen by the data plane (client SYN to server SYN-ACK), NAT modes */
+	uint64_t handshakes, handshake_us_total;
 };
 
 uint32_t ep_worker_count(void);

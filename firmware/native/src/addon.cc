@@ -64,6 +64,18 @@ ep_action ActionFromObject(Napi::Env env, const Napi::Value &v) {
   a.nat_dst_port = htons(static_cast<uint16_t>(U32(o, "natDstPort")));
   a.forward_ip = htonl(U32(o, "forwardIp"));
   a.service_id = U32(o, "serviceId");
+  a.gue_port = htons(static_cast<uint16_t>(U32(o, "guePort")));
+  Napi::Value qos = o.Get("qos");
+  if (qos.IsObject()) {
+    Napi::Object q = qos.As<Napi::Object>();
+    auto has = [&](const char *name) { return q.Get(name).IsNumber(); };
+    if (has("dscp")) a.flags |= EP_ACT_F_DSCP, a.qos_dscp = static_cast<uint8_t>(U32(q, "dscp"));
+    if (has("pcp")) a.flags |= EP_ACT_F_PCP, a.qos_pcp = static_cast<uint8_t>(U32(q, "pcp"));
+    if (has("vlanPush")) a.flags |= EP_ACT_F_VLAN_PUSH, a.qos_vlan_tci = static_cast<uint16_t>(U32(q, "vlanPush"));
+    if (q.Get("vlanPop").ToBoolean().Value()) a.flags |= EP_ACT_F_VLAN_POP;
+    if (has("mplsPush")) a.flags |= EP_ACT_F_MPLS_PUSH, a.qos_mpls_label = U32(q, "mplsPush");
+    if (q.Get("mplsPop").ToBoolean().Value()) a.flags |= EP_ACT_F_MPLS_POP;
+  }
   Napi::Value mac = o.Get("nextHopMac");
   if (mac.IsBuffer()) {
     auto b = mac.As<Napi::Buffer<uint8_t>>();
@@ -85,6 +97,15 @@ Napi::Object ActionToObject(Napi::Env env, const ep_action &a) {
   o.Set("natDstPort", ntohs(a.nat_dst_port));
   o.Set("forwardIp", ntohl(a.forward_ip));
   o.Set("serviceId", a.service_id);
+  o.Set("guePort", ntohs(a.gue_port));
+  Napi::Object q = Napi::Object::New(env);
+  if (a.flags & EP_ACT_F_DSCP) q.Set("dscp", a.qos_dscp);
+  if (a.flags & EP_ACT_F_PCP) q.Set("pcp", a.qos_pcp);
+  if (a.flags & EP_ACT_F_VLAN_PUSH) q.Set("vlanPush", a.qos_vlan_tci);
+  if (a.flags & EP_ACT_F_VLAN_POP) q.Set("vlanPop", true);
+  if (a.flags & EP_ACT_F_MPLS_PUSH) q.Set("mplsPush", a.qos_mpls_label);
+  if (a.flags & EP_ACT_F_MPLS_POP) q.Set("mplsPop", true);
+  o.Set("qos", q);
   if (a.flags & EP_ACT_F_NEXT_HOP) o.Set("nextHopMac", Napi::Buffer<uint8_t>::Copy(env, a.next_hop_mac, 6));
   return o;
 }
@@ -302,6 +323,14 @@ Napi::Value ServiceSet(const Napi::CallbackInfo &info) {
   conf.port = htons(static_cast<uint16_t>(U32(o, "port")));
   conf.proto = static_cast<uint8_t>(U32(o, "protocol"));
   conf.table_size = U32(o, "tableSize");
+  conf.mode = static_cast<uint8_t>(U32(o, "mode"));
+  conf.algorithm = static_cast<uint8_t>(U32(o, "algorithm"));
+  conf.snat_ip = htonl(U32(o, "snatIp"));
+  uint32_t pmin = U32(o, "snatPortMin"), pmax = U32(o, "snatPortMax"), gue = U32(o, "guePort");
+  if (pmin > 0xffff || pmax > 0xffff || gue > 0xffff) ThrowInvalid(env, "snat ports and guePort must be 0-65535");
+  conf.snat_port_min = static_cast<uint16_t>(pmin);
+  conf.snat_port_max = static_cast<uint16_t>(pmax);
+  conf.gue_port = static_cast<uint16_t>(gue);
   Napi::Value sv = o.Get("servers");
   if (!sv.IsArray()) ThrowInvalid(env, "servers must be an array");
   Napi::Array arr = sv.As<Napi::Array>();
@@ -400,6 +429,9 @@ Napi::Value Stats(const Napi::CallbackInfo &info) {
     so.Set("flows", static_cast<double>(sc[i].flows));
     so.Set("packets", static_cast<double>(sc[i].packets));
     so.Set("bytes", static_cast<double>(sc[i].bytes));
+    so.Set("weight", sc[i].weight);
+    so.Set("handshakes", static_cast<double>(sc[i].handshakes));
+    so.Set("handshakeMicros", static_cast<double>(sc[i].handshake_us_total));
     servers.Set(i, so);
   }
   o.Set("servers", servers);

@@ -84,7 +84,10 @@ static int create_worker(uint32_t index, uint32_t lcore, struct ep_error *err)
 		socket);
 	w->server_flows = rte_zmalloc_socket("ep_srv_flows", sizeof(uint64_t) * EP_MAX_SERVICES * EP_MAX_SERVERS,
 					     RTE_CACHE_LINE_SIZE, socket);
-	if (!w->manager_counters || !w->server_counters || !w->server_flows)
+	w->server_handshakes = rte_zmalloc_socket(
+		"ep_srv_handshakes", sizeof(struct ep_counter_pair) * EP_MAX_SERVICES * EP_MAX_SERVERS,
+		RTE_CACHE_LINE_SIZE, socket);
+	if (!w->manager_counters || !w->server_counters || !w->server_flows || !w->server_handshakes)
 		return ep_fail(err, EP_ENOMEM, "counters for worker %u", index);
 	if (rte_rcu_qsbr_thread_register(ep_dp.qsbr, index) != 0)
 		return ep_fail(err, EP_EEAL, "RCU registration of worker %u", index);
@@ -340,6 +343,7 @@ void ep_shutdown(void)
 			rte_free(w->manager_counters);
 			rte_free(w->server_counters);
 			rte_free(w->server_flows);
+			rte_free(w->server_handshakes);
 			rte_mempool_free(w->pool);
 			rte_free(w);
 		}
@@ -361,10 +365,15 @@ static int check_action(const struct ep_action *a, struct ep_error *err)
 {
 	if (a->type != EP_ACT_FORWARD && a->type != EP_ACT_DROP && a->type != EP_ACT_PUNT)
 		return ep_fail(err, EP_EINVAL, "action type %u is not forward, drop or punt", a->type);
-	if (a->dispatch > EP_DISPATCH_GRE)
+	if (a->dispatch > EP_DISPATCH_GUE)
 		return ep_fail(err, EP_EINVAL, "dispatch mode %u unknown", a->dispatch);
 	if (a->dispatch && a->forward_ip == 0)
 		return ep_fail(err, EP_EINVAL, "dispatch needs a forward IP");
+	if (a->dispatch == EP_DISPATCH_GUE && a->gue_port == 0)
+		return ep_fail(err, EP_EINVAL, "GUE dispatch needs a destination port");
+	if (((a->flags & EP_ACT_F_DSCP) && a->qos_dscp > 63) || ((a->flags & EP_ACT_F_PCP) && a->qos_pcp > 7) ||
+	    ((a->flags & EP_ACT_F_MPLS_PUSH) && a->qos_mpls_label > 0xfffff))
+		return ep_fail(err, EP_EINVAL, "QoS value out of range (DSCP 0-63, PCP 0-7, MPLS label 20 bits)");
 	if (a->out_port != EP_PORT_ROUTE && (a->out_port >= ep_dp.nports || !ep_dp.ports[a->out_port].used))
 		return ep_fail(err, EP_ENOPORT, "output port %u does not exist (%u ports)", a->out_port, ep_dp.nports);
 	if ((a->flags & EP_ACT_F_NEXT_HOP) && a->out_port == EP_PORT_ROUTE)
@@ -578,11 +587,15 @@ uint32_t ep_server_counters(struct ep_server_counters *out, uint32_t max)
 			o->service_id = id;
 			o->ip = svc->servers[s].srv.ip;
 			o->port = svc->servers[s].srv.port;
+			o->weight = svc->servers[s].srv.weight;
 			for (uint32_t i = 0; i < ep_dp.nworkers; i++) {
 				const struct ep_worker *w = ep_dp.workers[i];
-				o->flows += w->server_flows[id * EP_MAX_SERVERS + s];
-				o->packets += w->server_counters[id * EP_MAX_SERVERS + s].packets;
-				o->bytes += w->server_counters[id * EP_MAX_SERVERS + s].bytes;
+				uint32_t at = id * EP_MAX_SERVERS + s;
+				o->flows += w->server_flows[at];
+				o->packets += w->server_counters[at].packets;
+				o->bytes += w->server_counters[at].bytes;
+				o->handshakes += w->server_handshakes[at].packets;
+				o->handshake_us_total += w->server_handshakes[at].bytes;
 			}
 		}
 	}

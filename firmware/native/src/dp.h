@@ -33,6 +33,7 @@ struct ep_flow {
 	uint64_t expire_tsc;
 	struct ep_flow_key key;
 	uint64_t packets, bytes; /* learned flows only: manager counters are per worker */
+	uint64_t syn_tsc;        /* reverse NAT flows: when the client's first packet was seen */
 	uint32_t ttl_s;          /* manager: the ttl it was installed with */
 	uint32_t neigh_gen;      /* resolved next hop valid while equal to dp.neigh_gen */
 	uint16_t tx_port;
@@ -65,8 +66,9 @@ struct ep_service_rt {
 	struct ep_service_conf conf;
 	uint32_t nslots;               /* slots used in servers[] (some may be absent) */
 	struct ep_server_slot servers[EP_MAX_SERVERS];
-	uint32_t table_size;
-	uint16_t *table; /* Maglev lookup: slot index per entry, UINT16_MAX if no server */
+	uint32_t table_size; /* entries allocated */
+	uint32_t pick_size;  /* entries in use: the Maglev prime, or the WRR sequence length */
+	uint16_t *table;     /* slot index per entry, UINT16_MAX if no server */
 };
 
 /* An immutable wildcard set: the ACL context plus the actions its userdata indexes. */
@@ -118,6 +120,9 @@ struct ep_worker {
 	struct ep_counter_pair *manager_counters; /* indexed by manager table position */
 	struct ep_counter_pair *server_counters;  /* [EP_MAX_SERVICES * EP_MAX_SERVERS] */
 	uint64_t *server_flows;                   /* [EP_MAX_SERVICES * EP_MAX_SERVERS] */
+	struct ep_counter_pair *server_handshakes; /* count, microseconds total */
+	uint32_t wrr_cursor[EP_MAX_SERVICES];
+	uint32_t snat_cursor[EP_MAX_SERVICES];
 	uint32_t sweep_cursor;
 	uint32_t miss_ip[8];
 	uint64_t miss_tsc[8];
@@ -192,10 +197,13 @@ struct ep_acl_input {
 
 /* service.c */
 int ep_maglev_build(struct ep_service_rt *svc);
-/* Slot of the server for a new flow with this hash, or -1 when the service has none. */
-static inline int ep_service_pick(const struct ep_service_rt *svc, uint32_t hash)
+int ep_wrr_build(struct ep_service_rt *svc);
+/* Slot of the server for a new flow: by hash (Maglev) or by the worker's turn (WRR); -1 when the
+ * service has no server taking new flows. */
+static inline int ep_service_pick(const struct ep_service_rt *svc, uint32_t hash, uint32_t *turn)
 {
-	uint16_t slot = svc->table[hash % svc->table_size];
+	uint32_t at = svc->conf.algorithm == EP_ALG_WRR ? (*turn)++ : hash;
+	uint16_t slot = svc->table[at % svc->pick_size];
 	return slot == UINT16_MAX ? -1 : slot;
 }
 

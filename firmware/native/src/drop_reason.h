@@ -6,6 +6,7 @@
 #define EP_DROP_REASONS(X)                                                                   \
 	X(NONE, "none")                                                                      \
 	X(TRUNCATED_L2, "truncated_l2")         /* shorter than an Ethernet (+VLAN) header */ \
+	X(BAD_L2_HEADER, "bad_l2_header")       /* MPLS stack deeper than 8 labels */          \
 	X(TRUNCATED_L3, "truncated_l3")         /* shorter than the IP/ARP header */          \
 	X(BAD_IP_VERSION, "bad_ip_version")                                                  \
 	X(BAD_IP_HEADER_LEN, "bad_ip_header_len") /* IHL < 5 or beyond the datagram */        \
@@ -28,7 +29,9 @@
 	X(TX_FULL, "tx_full")                                                                \
 	X(ARP_IGNORED, "arp_ignored")           /* ARP not for us (after learning) */        \
 	X(LOCAL_UNHANDLED, "local_unhandled")   /* to our own address, not ARP/echo */       \
-	X(BAD_PORT, "bad_port")                 /* action names a port that is not running */
+	X(BAD_PORT, "bad_port")                 /* action names a port that is not running */ \
+	X(SNAT_EXHAUSTED, "snat_exhausted")     /* full NAT: no free source port in the pool */ \
+	X(QOS_UNSUPPORTED, "qos_unsupported")   /* QoS action impossible on this packet */
 
 enum ep_drop_reason {
 #define EP_DROP_ENUM(name, str) EP_DROP_##name,

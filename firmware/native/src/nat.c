@@ -174,3 +174,13 @@ uint8_t ep_ipv4_dec_ttl(uint8_t *frame, const struct ep_meta *m)
 	store16(csum_p, apply_delta(load16(csum_p), delta16(old_word, load16(word))));
 	return word[0];
 }
+
+void ep_ipv4_set_dscp(uint8_t *frame, const struct ep_meta *m, uint8_t dscp)
+{
+	/* TOS shares a checksummed 16-bit word with version/IHL; ECN (low 2 bits) is kept */
+	uint8_t *word = frame + m->l3_off;
+	uint8_t *csum_p = frame + m->l3_off + offsetof(struct rte_ipv4_hdr, hdr_checksum);
+	uint16_t old_word = load16(word);
+	word[1] = (uint8_t)((dscp << 2) | (word[1] & 0x03));
+	store16(csum_p, apply_delta(load16(csum_p), delta16(old_word, load16(word))));
+}

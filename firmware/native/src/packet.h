@@ -23,6 +23,7 @@ enum ep_pkt_kind {
 #define EP_META_VLAN 0x01       /* one 802.1Q tag present (its TCI in vlan_tci) */
 #define EP_META_FRAGMENT 0x02   /* IPv4 MF set or fragment offset != 0, or IPv6 fragment header */
 #define EP_META_IP_OPTIONS 0x04 /* IPv4 IHL > 5 */
+#define EP_META_MPLS 0x08       /* an MPLS label stack (mpls_depth labels) sits before the IP header */
 
 #define EP_TCP_FIN 0x01
 #define EP_TCP_SYN 0x02
@@ -36,6 +37,7 @@ struct ep_meta {
 	uint8_t drop;       /* enum ep_drop_reason when kind == EP_PKT_DROP */
 	uint8_t flags;      /* EP_META_* */
 	uint8_t tcp_flags;  /* EP_TCP_* for TCP, else 0 */
+	uint8_t mpls_depth; /* labels between the Ethernet header and l3_off */
 	uint16_t vlan_tci;  /* host order */
 	uint16_t l3_off;    /* offset of the IP (or ARP) header from the frame start */
 	uint16_t l4_off;    /* offset of the TCP/UDP/ICMP header; 0 when there is none */
@@ -44,7 +46,8 @@ struct ep_meta {
 	struct ep_flow_key key; /* 5-tuple; ports 0 for non-TCP/UDP, ICMP echo id in sport */
 };
 
-/* Parses Ethernet, at most one 802.1Q tag, then IPv4 (+TCP/UDP/ICMP), IPv6 (+TCP/UDP/ICMPv6,
+/* Parses Ethernet, at most one 802.1Q tag, an MPLS label stack (up to 8 labels, IP below it),
+ * then IPv4 (+TCP/UDP/ICMP), IPv6 (+TCP/UDP/ICMPv6,
  * extension headers skipped: hop-by-hop, routing, destination options, fragment) or ARP.
  * Checks: frame long enough for every header it claims; IPv4 version 4, IHL >= 5, total length
  * >= IHL*4 and <= bytes present; IPv6 payload length <= bytes present; TCP data offset >= 5 and
@@ -71,6 +74,9 @@ uint16_t ep_ipv4_l4_csum(const uint8_t *ip, uint32_t len);
 int ep_nat4(uint8_t *frame, struct ep_meta *m, uint32_t new_src, uint16_t new_sport,
 	    uint32_t new_dst, uint16_t new_dport);
 
+/* Sets the IPv4 DSCP (keeping ECN) and fixes the header checksum. */
+void ep_ipv4_set_dscp(uint8_t *frame, const struct ep_meta *m, uint8_t dscp);
+
 /* Decrements the IPv4 TTL fixing the checksum; returns the new TTL (0 means the packet must die). */
 uint8_t ep_ipv4_dec_ttl(uint8_t *frame, const struct ep_meta *m);
 
@@ -80,6 +86,13 @@ uint8_t ep_ipv4_dec_ttl(uint8_t *frame, const struct ep_meta *m);
 #define EP_ENCAP_IPIP 4
 #define EP_ENCAP_GRE 47
 uint32_t ep_encap4_header(uint8_t *out, int kind, uint32_t src, uint32_t dst, uint32_t inner_len);
+
+/* Writes outer IPv4 + UDP (checksum 0, as RFC 6936 allows for tunnels over IPv4) + a 4-byte GUE
+ * header (version 0, protocol 4 = IPv4) carrying inner_len bytes. sport gives ECMP entropy.
+ * Ports in network order. Returns 32, or 0 if the result would exceed 65535 bytes. */
+#define EP_GUE_OVERHEAD 32
+uint32_t ep_encap4_gue(uint8_t *out, uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport,
+		       uint32_t inner_len);
 
 /* Local responders: both turn the received frame into the reply in place (swap MACs, write
  * own_mac as source) and return the reply length, or 0 when the frame is not a request they answer.

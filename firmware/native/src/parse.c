@@ -218,6 +218,8 @@ static int parse_arp(uint32_t len, uint32_t l3, struct ep_meta *m)
 	return m->kind;
 }
 
+#define MAX_MPLS_LABELS 8
+
 int ep_parse(const uint8_t *frame, uint32_t len, struct ep_meta *m)
 {
 	memset(m, 0, sizeof(*m));
@@ -237,6 +239,26 @@ int ep_parse(const uint8_t *frame, uint32_t len, struct ep_meta *m)
 		m->vlan_tci = load_be16(tag + offsetof(struct rte_vlan_hdr, vlan_tci));
 		ether_type = load_raw16(tag + offsetof(struct rte_vlan_hdr, eth_proto));
 		l3 += sizeof(struct rte_vlan_hdr);
+	}
+	if (unlikely(ether_type == RTE_BE16(RTE_ETHER_TYPE_MPLS))) {
+		/* a labelled packet: skip to the bottom of the stack and tell IP by its version nibble */
+		uint8_t bottom = 0;
+		while (!bottom) {
+			if (m->mpls_depth == MAX_MPLS_LABELS)
+				return drop(m, EP_DROP_BAD_L2_HEADER);
+			if (len < l3 + 4)
+				return drop(m, EP_DROP_TRUNCATED_L2);
+			bottom = frame[l3 + 2] & 0x01;
+			l3 += 4;
+			m->mpls_depth++;
+		}
+		if (len < l3 + 1)
+			return drop(m, EP_DROP_TRUNCATED_L3);
+		m->flags |= EP_META_MPLS;
+		uint8_t version = frame[l3] >> 4;
+		ether_type = version == 4 ? RTE_BE16(RTE_ETHER_TYPE_IPV4)
+			   : version == 6 ? RTE_BE16(RTE_ETHER_TYPE_IPV6)
+					  : 0;
 	}
 	m->l3_off = (uint16_t)l3;
 

@@ -32,6 +32,7 @@ int ep_maglev_build(struct ep_service_rt *svc)
 	uint32_t m = svc->table_size;
 	if (!is_prime(m) || m > UINT16_MAX * 16u)
 		return -EINVAL;
+	svc->pick_size = m;
 	uint32_t n = svc->nslots;
 	uint32_t *offset = rte_malloc(NULL, sizeof(uint32_t) * 3 * (n ? n : 1), 0);
 	if (!offset)
@@ -76,6 +77,49 @@ int ep_maglev_build(struct ep_service_rt *svc)
 		}
 	}
 	rte_free(offset);
+	return 0;
+}
+
+static uint32_t gcd(uint32_t a, uint32_t b)
+{
+	while (b) {
+		uint32_t t = a % b;
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+/* Smooth weighted round robin (as nginx does it) unrolled into a sequence the workers step
+ * through: servers interleave instead of arriving in runs of their weight. */
+int ep_wrr_build(struct ep_service_rt *svc)
+{
+	uint32_t g = 0, total = 0;
+	for (uint32_t i = 0; i < svc->nslots; i++)
+		if (svc->servers[i].present && svc->servers[i].srv.weight)
+			g = gcd(g, svc->servers[i].srv.weight);
+	for (uint32_t i = 0; i < svc->nslots; i++)
+		if (svc->servers[i].present && svc->servers[i].srv.weight)
+			total += svc->servers[i].srv.weight / g;
+	svc->table[0] = UINT16_MAX;
+	svc->pick_size = 1;
+	if (total == 0)
+		return 0;
+	svc->pick_size = total < svc->table_size ? total : svc->table_size;
+	int32_t current[EP_MAX_SERVERS] = { 0 };
+	for (uint32_t e = 0; e < svc->pick_size; e++) {
+		int best = -1;
+		for (uint32_t i = 0; i < svc->nslots; i++) {
+			const struct ep_server_slot *s = &svc->servers[i];
+			if (!s->present || !s->srv.weight)
+				continue;
+			current[i] += (int32_t)(s->srv.weight / g);
+			if (best < 0 || current[i] > current[best])
+				best = (int)i;
+		}
+		current[best] -= (int32_t)total;
+		svc->table[e] = (uint16_t)best;
+	}
 	return 0;
 }
 
@@ -148,6 +192,21 @@ int ep_service_set(const struct ep_service_conf *conf, const struct ep_server *s
 	for (uint32_t i = 0; i < n; i++)
 		if (servers[i].ip == 0)
 			return ep_fail(err, EP_EINVAL, "server %u has address 0.0.0.0", i);
+	if (conf->mode > EP_MODE_GUE)
+		return ep_fail(err, EP_EINVAL, "unknown forwarding mode %u", conf->mode);
+	if (conf->algorithm > EP_ALG_WRR)
+		return ep_fail(err, EP_EINVAL, "unknown algorithm %u", conf->algorithm);
+	if (conf->mode == EP_MODE_FULLNAT &&
+	    (conf->snat_ip == 0 || conf->snat_port_min == 0 || conf->snat_port_max < conf->snat_port_min))
+		return ep_fail(err, EP_EINVAL, "full NAT needs a source address and a port range min..max");
+	if (conf->mode == EP_MODE_GUE && conf->gue_port == 0)
+		return ep_fail(err, EP_EINVAL, "GUE needs a destination port");
+	if (conf->mode != EP_MODE_NAT && conf->mode != EP_MODE_FULLNAT)
+		for (uint32_t i = 0; i < n; i++)
+			if (servers[i].port != 0 && servers[i].port != conf->port)
+				return ep_fail(err, EP_EINVAL,
+					       "server %u: direct-return modes cannot change the port (server port must be 0 or the service port)",
+					       i);
 
 	struct ep_service_rt *prev = ep_dp.services[conf->id], *old = prev;
 	struct ep_service_rt *svc = service_alloc(conf->table_size);
@@ -160,9 +219,9 @@ int ep_service_set(const struct ep_service_conf *conf, const struct ep_server *s
 		service_free(svc);
 		return -1;
 	}
-	if (ep_maglev_build(svc)) {
+	if ((conf->algorithm == EP_ALG_WRR ? ep_wrr_build(svc) : ep_maglev_build(svc)) != 0) {
 		service_free(svc);
-		return ep_fail(err, EP_ENOMEM, "no memory to build the Maglev table");
+		return ep_fail(err, EP_ENOMEM, "no memory to build the lookup table");
 	}
 	__atomic_store_n(&ep_dp.services[conf->id], svc, __ATOMIC_RELEASE);
 	if (prev) {

@@ -36,7 +36,7 @@ static int check_action(const struct ep_action *a, uint32_t i, struct ep_error *
 	if (a->type == EP_ACT_FORWARD && a->out_port != EP_PORT_ROUTE &&
 	    (a->out_port >= ep_dp.nports || !ep_dp.ports[a->out_port].used))
 		return ep_fail(err, EP_ENOPORT, "wildcard %u: output port %u does not exist", i, a->out_port);
-	if (a->dispatch > EP_DISPATCH_GRE)
+	if (a->dispatch > EP_DISPATCH_GUE)
 		return ep_fail(err, EP_EINVAL, "wildcard %u: unknown dispatch mode %u", i, a->dispatch);
 	return 0;
 }

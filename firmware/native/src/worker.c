@@ -10,6 +10,7 @@
 
 #include "dp.h"
 #include "packet.h"
+#include "qos.h"
 
 struct ep_txq {
 	uint16_t n;
@@ -111,6 +112,26 @@ static enum ep_drop_reason next_hop(struct ep_ctx *c, struct ep_flow *f, uint32_
 	return EP_DROP_NONE;
 }
 
+/* Outer tunnel header in front of the IP datagram (the L2 header moves to the new front). */
+static int encapsulate(struct rte_mbuf *m, struct ep_meta *meta, const struct ep_action *a, uint16_t port)
+{
+	uint16_t outer = a->dispatch == EP_DISPATCH_GUE ? EP_GUE_OVERHEAD : a->dispatch == EP_DISPATCH_GRE ? 24 : 20;
+	uint8_t *start = (uint8_t *)rte_pktmbuf_prepend(m, outer);
+	if (!start)
+		return -1;
+	memmove(start, start + outer, meta->l3_off);
+	uint32_t src = ep_dp.ports[port].addr;
+	if (a->dispatch == EP_DISPATCH_GUE) {
+		/* the source port spreads tunnelled flows over the server's RX queues */
+		uint16_t sport = rte_cpu_to_be_16((uint16_t)(0xc000 | (ep_key_hash(&meta->key) & 0x3fff)));
+		ep_encap4_gue(start + meta->l3_off, src, a->forward_ip, sport, a->gue_port, meta->l3_len);
+	} else {
+		ep_encap4_header(start + meta->l3_off, a->dispatch == EP_DISPATCH_GRE ? EP_ENCAP_GRE : EP_ENCAP_IPIP, src,
+				 a->forward_ip, meta->l3_len);
+	}
+	return 0;
+}
+
 static void forward(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, const struct ep_action *a,
 		    struct ep_flow *f)
 {
@@ -147,18 +168,25 @@ static void forward(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, 
 		drop(c, m, EP_DROP_TTL_EXCEEDED);
 		return;
 	}
-	if (a->dispatch == EP_DISPATCH_IPIP || a->dispatch == EP_DISPATCH_GRE) {
-		uint16_t outer = a->dispatch == EP_DISPATCH_GRE ? 24 : 20;
-		uint8_t *start = (uint8_t *)rte_pktmbuf_prepend(m, outer);
-		if (!start) {
-			drop(c, m, EP_DROP_NO_HEADROOM);
+	if (a->flags & EP_ACT_F_DSCP) {
+		if (!is_v4) {
+			drop(c, m, EP_DROP_QOS_UNSUPPORTED);
 			return;
 		}
-		memmove(start, start + outer, meta->l3_off);
-		ep_encap4_header(start + meta->l3_off, a->dispatch == EP_DISPATCH_GRE ? EP_ENCAP_GRE : EP_ENCAP_IPIP,
-				 ep_dp.ports[port].addr, a->forward_ip, meta->l3_len);
-		frame = start;
+		ep_ipv4_set_dscp(frame, meta, a->qos_dscp);
 	}
+	if (a->dispatch >= EP_DISPATCH_IPIP && encapsulate(m, meta, a, port) != 0) {
+		drop(c, m, EP_DROP_NO_HEADROOM);
+		return;
+	}
+	if (a->flags & (EP_ACT_F_VLAN_POP | EP_ACT_F_VLAN_PUSH | EP_ACT_F_PCP | EP_ACT_F_MPLS_PUSH | EP_ACT_F_MPLS_POP)) {
+		enum ep_drop_reason why = ep_apply_l2_qos(m, a);
+		if (why != EP_DROP_NONE) {
+			drop(c, m, why);
+			return;
+		}
+	}
+	frame = rte_pktmbuf_mtod(m, uint8_t *);
 	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)frame;
 	memcpy(&eth->dst_addr, mac, 6);
 	rte_ether_addr_copy(&ep_dp.ports[port].mac, &eth->src_addr);
@@ -212,8 +240,22 @@ static void hit_manager(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *me
 	apply(c, m, meta, &f->act, f);
 }
 
+/* The server's SYN-ACK on the reverse flow closes the handshake the client's SYN opened: the
+ * time between them is the server's responsiveness as this unit sees it. */
+static void time_handshake(struct ep_ctx *c, struct ep_flow *f, const struct ep_meta *meta)
+{
+	if ((meta->tcp_flags & (EP_TCP_SYN | EP_TCP_ACK)) != (EP_TCP_SYN | EP_TCP_ACK))
+		return;
+	struct ep_counter_pair *h = &c->w->server_handshakes[f->service_id * EP_MAX_SERVERS + f->server_slot];
+	h->packets++;
+	h->bytes += (c->now - f->syn_tsc) * 1000000 / ep_dp.tsc_hz;
+	f->syn_tsc = 0;
+}
+
 static void hit_learned(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, struct ep_flow *f)
 {
+	if (unlikely(f->syn_tsc != 0))
+		time_handshake(c, f, meta);
 	f->packets++;
 	f->bytes += m->pkt_len;
 	c->w->c.learned_hits++;
@@ -257,8 +299,29 @@ static struct ep_flow *adopt_from_peer(struct ep_ctx *c, const struct ep_flow_ke
 	return NULL;
 }
 
-/* First packet of a connection to a virtual service: pick the server here, in the data plane,
- * and create both directions (client->VIP DNAT, server->client SNAT back to the VIP). */
+/* A source port for a full-NAT flow from this worker's share of the service's pool, not in use
+ * towards this server. Workers own disjoint residues of the range, so they never collide. */
+static int snat_port(struct ep_ctx *c, const struct ep_service_rt *svc, uint32_t server_ip, uint16_t server_port,
+		     uint8_t proto, uint16_t *out)
+{
+	struct ep_worker *w = c->w;
+	uint32_t span = (uint32_t)svc->conf.snat_port_max - svc->conf.snat_port_min + 1;
+	uint32_t mine = (span + ep_dp.nworkers - 1 - w->index) / ep_dp.nworkers;
+	if (mine == 0)
+		return -1;
+	for (uint32_t tries = 0; tries < 64 && tries < mine; tries++) {
+		uint32_t k = w->snat_cursor[svc->conf.id]++ % mine;
+		uint16_t port = (uint16_t)(svc->conf.snat_port_min + k * ep_dp.nworkers + w->index);
+		struct ep_flow_key rkey;
+		ep_key_set4(&rkey, proto, server_ip, server_port, svc->conf.snat_ip, rte_cpu_to_be_16(port));
+		if (rte_hash_lookup(w->learned.hash, &rkey) < 0) {
+			*out = rte_cpu_to_be_16(port);
+			return 0;
+		}
+	}
+	return -1;
+}
+
 static void new_service_flow(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, uint32_t service_id,
 			     hash_sig_t sig)
 {
@@ -274,38 +337,76 @@ static void new_service_flow(struct ep_ctx *c, struct rte_mbuf *m, struct ep_met
 		drop(c, m, EP_DROP_NO_SERVER);
 		return;
 	}
-	int slot = ep_service_pick(svc, sig ^ (sig >> 16) ^ (uint32_t)meta->key.sport * 40503u);
+	int slot = ep_service_pick(svc, sig ^ (sig >> 16) ^ (uint32_t)meta->key.sport * 40503u,
+				   &c->w->wrr_cursor[service_id]);
 	if (slot < 0) {
 		drop(c, m, EP_DROP_NO_SERVER);
 		return;
 	}
 	const struct ep_server *srv = &svc->servers[slot].srv;
+	uint16_t server_port = srv->port ? srv->port : meta->key.dport; /* 0: keep the client's port */
+	uint8_t mode = svc->conf.mode;
 	struct ep_flow model;
 	memset(&model, 0, sizeof(model));
 	model.act.type = EP_ACT_FORWARD;
 	model.act.out_port = EP_PORT_ROUTE;
-	model.act.nat_dst_ip = srv->ip;
-	model.act.nat_dst_port = srv->port;
 	model.service_id = (uint16_t)service_id;
 	model.server_slot = (uint16_t)slot;
 	model.has_server = 1;
+	uint16_t lport = 0;
+	switch (mode) {
+	case EP_MODE_NAT:
+	case EP_MODE_FULLNAT:
+		model.act.nat_dst_ip = srv->ip;
+		model.act.nat_dst_port = server_port;
+		if (mode == EP_MODE_FULLNAT) {
+			if (snat_port(c, svc, srv->ip, server_port, meta->key.proto, &lport) != 0) {
+				drop(c, m, EP_DROP_SNAT_EXHAUSTED);
+				return;
+			}
+			model.act.nat_src_ip = svc->conf.snat_ip;
+			model.act.nat_src_port = lport;
+		}
+		break;
+	case EP_MODE_DSR:
+		model.act.dispatch = EP_DISPATCH_MAC;
+		model.act.forward_ip = srv->ip;
+		break;
+	default:
+		model.act.dispatch = mode == EP_MODE_IPIP ? EP_DISPATCH_IPIP
+				   : mode == EP_MODE_GRE  ? EP_DISPATCH_GRE
+							  : EP_DISPATCH_GUE;
+		model.act.forward_ip = srv->ip;
+		model.act.gue_port = rte_cpu_to_be_16(svc->conf.gue_port);
+		break;
+	}
 	struct ep_flow *fwd = learn(c, &meta->key, &model);
 	if (!fwd) {
 		drop(c, m, EP_DROP_FLOW_TABLE_FULL);
 		return;
 	}
-	struct ep_flow_key rkey;
-	ep_key_set4(&rkey, meta->key.proto, srv->ip, srv->port, ep_key_src4(&meta->key), meta->key.sport);
-	memset(&model.act, 0, sizeof(model.act));
-	model.act.type = EP_ACT_FORWARD;
-	model.act.out_port = EP_PORT_ROUTE;
-	model.act.nat_src_ip = svc->conf.vip;
-	model.act.nat_src_port = svc->conf.port;
-	model.reverse = 1;
-	if (!learn(c, &rkey, &model)) {
-		ep_flow_table_del(&c->w->learned, &meta->key);
-		drop(c, m, EP_DROP_FLOW_TABLE_FULL);
-		return;
+	if (mode == EP_MODE_NAT || mode == EP_MODE_FULLNAT) {
+		/* replies come back through the unit: translate them back to the VIP and the client */
+		struct ep_flow_key rkey;
+		uint32_t client_ip = ep_key_src4(&meta->key);
+		ep_key_set4(&rkey, meta->key.proto, srv->ip, server_port, mode == EP_MODE_FULLNAT ? svc->conf.snat_ip : client_ip,
+			    mode == EP_MODE_FULLNAT ? lport : meta->key.sport);
+		memset(&model.act, 0, sizeof(model.act));
+		model.act.type = EP_ACT_FORWARD;
+		model.act.out_port = EP_PORT_ROUTE;
+		model.act.nat_src_ip = ep_key_dst4(&meta->key);
+		model.act.nat_src_port = meta->key.dport;
+		if (mode == EP_MODE_FULLNAT) {
+			model.act.nat_dst_ip = client_ip;
+			model.act.nat_dst_port = meta->key.sport;
+		}
+		model.reverse = 1;
+		model.syn_tsc = meta->key.proto == IPPROTO_TCP && (meta->tcp_flags & EP_TCP_SYN) ? c->now : 0;
+		if (!learn(c, &rkey, &model)) {
+			ep_flow_table_del(&c->w->learned, &meta->key);
+			drop(c, m, EP_DROP_FLOW_TABLE_FULL);
+			return;
+		}
 	}
 	c->w->c.flows_created++;
 	c->w->server_flows[service_id * EP_MAX_SERVERS + (uint32_t)slot]++;
