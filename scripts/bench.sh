@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# npm run bench: per-core rate of the data plane's full pipeline with 1M affinities installed,
+# against dpdk-testpmd in macswap mode on the same vdev (net_ring) and the same single worker core,
+# measured in the same run; plus affinity inserts per second. Method: docs/benchmarks.md.
+#
+# Environment: BENCH_ROUNDS (default 3; medians are reported), BENCH_SECONDS (measured seconds per
+# run, default 5), BENCH_WARMUP (seconds before measuring, default 1).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROUNDS=${BENCH_ROUNDS:-3}
+MEASURE_S=${BENCH_SECONDS:-5}
+WARMUP_S=${BENCH_WARMUP:-1}
+# Frames in flight on the loop, the same for both sides: testpmd sends TX_FIRST_BURSTS bursts of
+# BURST frames before forwarding; the pipeline's worker also moves bursts of 32 (EP_BURST).
+BURST=32
+TX_FIRST_BURSTS=16
+IN_FLIGHT=$((BURST * TX_FIRST_BURSTS))
+BENCH_BIN=firmware/native/bench/build/bench_pipeline
+
+missing=()
+command -v pkg-config >/dev/null && pkg-config --exists libdpdk || missing+=("dpdk-dev (libdpdk-dev, pkg-config)")
+command -v dpdk-testpmd >/dev/null || missing+=("dpdk (dpdk-testpmd)")
+command -v make >/dev/null && command -v cc >/dev/null || missing+=("build-essential")
+if ((${#missing[@]})); then
+	echo "bench: missing: ${missing[*]}; install with: apt-get install dpdk dpdk-dev pkg-config build-essential" >&2
+	exit 1
+fi
+
+make -s -C firmware/native/bench
+
+LOG_DIR=$(mktemp -d /tmp/edgeplane-bench.XXXXXX)
+echo "bench: logs in $LOG_DIR"
+
+# Prints the value of key from the "result: k=v ..." lines of a pipeline log.
+result() {
+	grep '^result:' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | tail -n 1
+}
+
+median() {
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# Nanoseconds on CPU of the forwarding thread (lcore 1) of process PID. Other work shares the cores,
+# so Mpps per CPU-second of that thread is the comparable figure; wall-clock Mpps is shown too.
+worker_cpu_ns() {
+	local task
+	for task in /proc/"$1"/task/*; do
+		if [[ "$(cat "$task/comm" 2>/dev/null)" == rte-worker-1 ]]; then
+			cut -d ' ' -f 1 "$task/schedstat"
+			return
+		fi
+	done
+}
+
+# run_pipeline WALK LOG: prints Mpps, Mpps per worker CPU-second, the worker's CPU share and
+# affinity inserts/s.
+run_pipeline() {
+	local walk=$1 log=$2
+	if ! "$BENCH_BIN" --walk "$walk" --in-flight "$IN_FLIGHT" --seconds "$MEASURE_S" --warmup "$WARMUP_S" \
+		--file-prefix "bench-pipeline-$$" >"$log" 2>&1; then
+		echo "bench: bench_pipeline --walk $walk failed:" >&2
+		tail -n 20 "$log" >&2
+		return 1
+	fi
+	echo "$(result "$log" pipeline_mpps) $(result "$log" pipeline_mpps_per_cpu) $(result "$log" worker_cpu_share)" \
+		"$(result "$log" affinity_inserts_per_s)"
+}
+
+# run_testpmd LOG: prints macswap Mpps, Mpps per worker CPU-second and the worker's CPU share.
+# Interactive mode lets the loop be primed with as many
+# frames as the pipeline has in flight ("start tx_first N"); testpmd's own "Throughput (since last
+# show)" over the measured interval is the figure.
+run_testpmd() {
+	local log=$1 fifo
+	fifo=$(mktemp -u "$LOG_DIR/testpmd-stdin.XXXXXX")
+	mkfifo "$fifo"
+	dpdk-testpmd -l 0,1 --no-huge -m 1024 --no-pci --file-prefix="bench-testpmd-$$" --vdev=net_ring0 -- \
+		-i --forward-mode=macswap --port-topology=loop --nb-cores=1 --burst="$BURST" --txpkts=64 \
+		<"$fifo" >"$log" 2>&1 &
+	local pid=$!
+	exec 3>"$fifo"
+	local waited=0
+	until grep -q 'testpmd> ' "$log"; do
+		if ! kill -0 "$pid" 2>/dev/null || ((waited >= 600)); then
+			exec 3>&-
+			kill "$pid" 2>/dev/null || true
+			wait "$pid" 2>/dev/null || true
+			echo "bench: dpdk-testpmd did not reach its prompt:" >&2
+			tail -n 20 "$log" >&2
+			return 1
+		fi
+		sleep 0.1
+		waited=$((waited + 1))
+	done
+	echo "start tx_first $TX_FIRST_BURSTS" >&3
+	sleep "$WARMUP_S"
+	local cpu_before cpu_after
+	cpu_before=$(worker_cpu_ns "$pid")
+	echo "show port stats all" >&3
+	sleep "$MEASURE_S"
+	echo "show port stats all" >&3
+	cpu_after=$(worker_cpu_ns "$pid")
+	echo "stop" >&3
+	echo "quit" >&3
+	exec 3>&-
+	if ! wait "$pid"; then
+		echo "bench: dpdk-testpmd failed:" >&2
+		tail -n 20 "$log" >&2
+		return 1
+	fi
+	rm -f "$fifo"
+	local pps packets
+	pps=$(awk '/Tx-pps:/ { v = $2 } END { print v }' "$log")
+	# TX-packets of the two "show port stats" = frames sent while the worker's CPU time was taken
+	packets=$(awk '/^ *TX-packets:/ && !/TX-dropped/ { n++; v[n] = $2 } END { print v[n] - v[n - 1] }' "$log")
+	if [[ -z "$pps" || "$pps" == 0 || -z "$cpu_before" || -z "$cpu_after" ]]; then
+		echo "bench: no Tx-pps or worker CPU time for testpmd ($log)" >&2
+		return 1
+	fi
+	awk -v pps="$pps" -v n="$packets" -v cpu="$((cpu_after - cpu_before))" \
+		'BEGIN { printf "%.3f %.3f %.3f\n", pps / 1e6, n / cpu * 1e3, cpu / 1e9 / '"$MEASURE_S"' }'
+}
+
+testpmd=() testpmd_cpu=() cycle=() cycle_cpu=() pairs=() pairs_cpu=() inserts=()
+for ((round = 1; round <= ROUNDS; round++)); do
+	read -r t tc tshare < <(run_testpmd "$LOG_DIR/testpmd-$round.log")
+	read -r c cc cshare ci < <(run_pipeline cycle "$LOG_DIR/pipeline-cycle-$round.log")
+	read -r p pc pshare pi < <(run_pipeline pairs "$LOG_DIR/pipeline-pairs-$round.log")
+	[[ -n "${t:-}" && -n "${c:-}" && -n "${p:-}" ]] || exit 1
+	echo "bench: round $round/$ROUNDS (Mpps wall / per worker CPU-s / worker CPU share):" \
+		"testpmd $t / $tc / $tshare, cycle $c / $cc / $cshare, pairs $p / $pc / $pshare; inserts/s $ci $pi"
+	testpmd+=("$t") testpmd_cpu+=("$tc") cycle+=("$c") cycle_cpu+=("$cc") pairs+=("$p") pairs_cpu+=("$pc")
+	inserts+=("$ci" "$pi")
+done
+
+echo
+echo "Medians of $ROUNDS rounds, ${MEASURE_S} s each, 64-byte frames, $IN_FLIGHT in flight, one worker core:"
+awk -v t="$(median "${testpmd[@]}")" -v tc="$(median "${testpmd_cpu[@]}")" \
+	-v c="$(median "${cycle[@]}")" -v cc="$(median "${cycle_cpu[@]}")" \
+	-v p="$(median "${pairs[@]}")" -v pc="$(median "${pairs_cpu[@]}")" -v i="$(median "${inserts[@]}")" 'BEGIN {
+	f = "%-50s %10s %7s %14s %7s\n"
+	g = "%-50s %10.3f %7.3f %14.3f %7.3f\n"
+	printf f, "figure", "Mpps", "ratio", "Mpps/CPU-s", "ratio"
+	printf g, "testpmd macswap (baseline)", t, 1, tc, 1
+	printf g, "pipeline, 1M flows, every packet another flow", c, c / t, cc, cc / tc
+	printf g, "pipeline, 1M flows installed, 1024 active", p, p / t, pc, pc / tc
+	printf "%-50s %10.0f\n", "affinity inserts/s (table of 1M)", i
+}'
