@@ -14,6 +14,12 @@ trap 'rm -f "$log"' EXIT
 status=0
 "$parse_tool" "$here/meta-edgeplane" edgeplane-image edgeplane qemux86-64 >"$log" 2>&1 || status=$?
 tail -n 15 "$log"
+# yocto-parse exits 0 even when `bitbake -g` fails (its `run ... && echo` is exempt from
+# set -e), so success is the tool's own "resolved" line and no ERROR from bitbake.
+if ! grep -q "task graph of edgeplane-image resolved" "$log" || grep -n '^ERROR:' "$log"; then
+  echo "test-parse: edgeplane-image's task graph did not resolve" >&2
+  status=1
+fi
 # bitbake exits 0 on warnings; a parse that only warns about this layer still hides a
 # mistake (a bbappend matching nothing, a misspelt variable flag), so those fail too.
 if grep -n 'WARNING:.*layer-under-test' "$log"; then

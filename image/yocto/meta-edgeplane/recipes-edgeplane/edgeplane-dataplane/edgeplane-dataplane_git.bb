@@ -12,18 +12,24 @@ inherit pkgconfig
 # x86-64 only, like the DPDK bbappend; node-gyp is told so with --arch=x64 below.
 COMPATIBLE_HOST = "x86_64.*-linux"
 
-# node-gyp as bundled with npm in nodejs-native. The N-API headers come from
-# nodejs-native too (as oe-core's npm class does): they describe an ABI, not a CPU.
-NODE_GYP = "${STAGING_LIBDIR_NATIVE}/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js"
 EDGEPLANE_ADDON = "firmware/native/build/Release/edgeplane.node"
 
+# node-gyp and node-addon-api (which binding.gyp includes) are devDependencies pinned
+# by package-lock.json; npm ci fetches them from the registry, hence the network for
+# this task (the trade-off is the one explained in edgeplane-control).
+do_compile[network] = "1"
 do_configure[noexec] = "1"
 
 do_compile() {
-    cd ${S}/firmware/native
+    cd ${S}
+    export npm_config_cache="${WORKDIR}/npm-cache"
+    npm ci --ignore-scripts --no-audit --no-fund
     # gyp's make generator takes CC, CXX, CFLAGS and LDFLAGS (the cross toolchain's)
-    # from the environment; --nodedir keeps node-gyp from downloading headers.
-    node ${NODE_GYP} rebuild --release --arch=x64 --nodedir=${STAGING_DIR_NATIVE}${prefix_native}
+    # from the environment. The N-API headers come from nodejs-native (as oe-core's npm
+    # class does): they describe an ABI, not a CPU; --nodedir also keeps node-gyp from
+    # downloading them.
+    ./node_modules/.bin/node-gyp rebuild --directory firmware/native --release --arch=x64 \
+        --nodedir=${STAGING_DIR_NATIVE}${prefix_native}
 }
 
 do_install() {
