@@ -114,7 +114,11 @@ def describe(raw):
 
 def read(pcap_file):
     for frame in rdpcap(pcap_file):
-        print(json.dumps(describe(bytes(frame))))
+        raw = bytes(frame)
+        try:
+            print(json.dumps(describe(raw)))
+        except Exception as e:  # a frame too broken for scapy's dissectors (truncated headers)
+            print(json.dumps({"hex": raw.hex(), "len": len(raw), "undecodable": repr(e)}))
 
 
 if __name__ == "__main__":

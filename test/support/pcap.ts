@@ -22,6 +22,8 @@ export type FrameSpec = Record<string, unknown> & { kind: string };
 export interface Frame {
   hex: string;
   len: number;
+  /** Set instead of the decoded fields when scapy cannot dissect the frame (truncated headers). */
+  undecodable?: string;
   eth: { src: string; dst: string; type: number };
   arp?: { op: number; hwsrc: string; psrc: string; hwdst: string; pdst: string };
   ip?: IpFields;
