@@ -12,7 +12,10 @@
 # Environment:
 #   EDGEPLANE_SB_KEY / EDGEPLANE_SB_CERT / EDGEPLANE_SB_KEY_PASS
 #       Secure Boot signing key (default: Debian's OVMF snakeoil test key).
-#   EDGEPLANE_IMAGE_VERSION   version stamped into the UKIs (default: git describe).
+#   EDGEPLANE_UPDATE_KEY      private key signing update bundles; its public half
+#       goes into the image (default: a development key, see lib/update-key.sh).
+#   EDGEPLANE_IMAGE_VERSION   version stamped into the UKIs; systemd-boot boots
+#       the highest one first, so it must grow (default: commit time + hash).
 #   EDGEPLANE_MIRROR          Debian mirror (default http://deb.debian.org/debian).
 set -euo pipefail
 
@@ -21,6 +24,7 @@ REPO=$(cd "$IMAGE_DIR/.." && pwd)
 # shellcheck source=lib/progress.sh
 source "$IMAGE_DIR/lib/progress.sh"
 source "$IMAGE_DIR/lib/buildroot.sh"
+source "$IMAGE_DIR/lib/update-key.sh"
 
 WITH_APP=yes
 if [[ ${1:-} == --without-app ]]; then WITH_APP=no; shift; fi
@@ -31,7 +35,7 @@ MIRROR=${EDGEPLANE_MIRROR:-http://deb.debian.org/debian}
 SB_KEY=${EDGEPLANE_SB_KEY:-/usr/share/ovmf/PkKek-1-snakeoil.key}
 SB_CERT=${EDGEPLANE_SB_CERT:-/usr/share/ovmf/PkKek-1-snakeoil.pem}
 SB_KEY_PASS=${EDGEPLANE_SB_KEY_PASS-snakeoil}
-VERSION=${EDGEPLANE_IMAGE_VERSION:-$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unversioned)}
+VERSION=${EDGEPLANE_IMAGE_VERSION:-$(git -C "$REPO" log -1 --format=%cd-g%h --date=format:%Y%m%d.%H%M%S)}
 
 [[ $(id -u) == 0 ]] || die "must run as root (mmdebstrap --mode=root, chroot)"
 for tool in mmdebstrap npm openssl; do
@@ -73,6 +77,7 @@ mmdebstrap --variant=minbase --mode=root --quiet \
   trixie "$ROOTFS" "$MIRROR"
 mv "$ROOTFS/.manifest" "$WORK/rootfs.manifest"
 install_appliance "$IMAGE_DIR" "$ROOTFS" "$APP" "$BUILDROOT" "$KVER" "$VERSION"
+openssl pkey -in "$(update_signing_key)" -pubout -out "$ROOTFS/usr/lib/edgeplane/update-key.pem"
 report_size "$ROOTFS"
 
 step "4/8 erofs root image"

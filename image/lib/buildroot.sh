@@ -127,7 +127,7 @@ build_esp() {
     chroot_run "$buildroot" "$work" ukify build --no-sign-kernel \
       --linux=/work/vmlinuz --initrd=/work/initrd.cpio.gz \
       --os-release=@/work/rootfs/usr/lib/os-release \
-      --cmdline="root=PARTLABEL=edgeplane-root-$slot edgeplane.slot=$slot ro console=ttyS0,115200 intel_iommu=on iommu=pt loglevel=4 panic=5 systemd.show_status=error" \
+      --cmdline="root=PARTLABEL=edgeplane-root-$slot edgeplane.slot=$slot ro console=ttyS0,115200 intel_iommu=on iommu=pt loglevel=4 panic=5 no_timer_check systemd.show_status=error" \
       --uname="$kver" --output="/work/uki/edgeplane-$slot.unsigned.efi" >/dev/null 2>&1 \
       || die "ukify failed for slot $slot"
     chroot_run "$buildroot" "$work" sbsign --key /work/sb.key --cert /work/sb.crt \

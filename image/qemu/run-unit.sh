@@ -10,9 +10,11 @@
 # because Debian's kernel has no VFIO no-IOMMU mode.
 #
 # Commands:
-#   start NAME --image RAW [--flash-config IMG] [--vars FD] [--memory MiB]
+#   start NAME --image RAW [--flash-config IMG] [--update BUNDLE] [--vars FD] [--memory MiB]
 #       boots unit NAME from a copy-on-write overlay of RAW (kept in the unit's
 #       state dir, so A/B updates persist across reboots and restarts).
+#       --update attaches an update bundle as a disk with serial
+#       "edgeplane-update", which the appliance applies at boot.
 #   wait NAME REGEX [TIMEOUT_S]   waits for REGEX on the unit's serial console,
 #       prints seconds from QEMU start; exit 1 on timeout or QEMU exit.
 #   stop NAME                      kills the unit's QEMU.
@@ -69,11 +71,12 @@ add_tap() {
 
 start_unit() {
   local name=$1; shift
-  local image='' flash_config='' vars=$OVMF_VARS memory=2048
+  local image='' flash_config='' update='' vars=$OVMF_VARS memory=2048
   while (($#)); do
     case $1 in
       --image) image=$2; shift 2 ;;
       --flash-config) flash_config=$2; shift 2 ;;
+      --update) update=$2; shift 2 ;;
       --vars) vars=$2; shift 2 ;;
       --memory) memory=$2; shift 2 ;;
       *) die "start: unknown option $1" ;;
@@ -101,10 +104,14 @@ start_unit() {
   add_tap "c$id" brc multi_queue
   add_tap "s$id" brs multi_queue
 
-  local flash_args=()
+  local extra_disks=()
   if [[ -n $flash_config ]]; then
-    flash_args=(-drive "if=none,id=flash,format=raw,readonly=on,file=$(realpath "$flash_config")"
+    extra_disks=(-drive "if=none,id=flash,format=raw,readonly=on,file=$(realpath "$flash_config")"
                 -device virtio-blk-pci,drive=flash,addr=0x5)
+  fi
+  if [[ -n $update ]]; then
+    extra_disks+=(-drive "if=none,id=update,format=raw,readonly=on,file=$(realpath "$update")"
+                 -device virtio-blk-pci,drive=update,serial=edgeplane-update,addr=0x8)
   fi
   local data_nic_options=mq=on,vectors=6,iommu_platform=on,disable-legacy=on,ats=on
   : > "$state/console.log"
@@ -118,7 +125,7 @@ start_unit() {
     -device intel-iommu,intremap=on,caching-mode=on,device-iotlb=on \
     -drive "if=none,id=disk,format=qcow2,file=$state/disk.qcow2" \
     -device virtio-blk-pci,drive=disk,bootindex=1,addr=0x4 \
-    "${flash_args[@]}" \
+    "${extra_disks[@]}" \
     -netdev "tap,id=mgmt,ifname=m$id,script=no,downscript=no" \
     -device "virtio-net-pci,netdev=mgmt,mac=$(mac_for "$name" 0),addr=0x3" \
     -netdev "tap,id=data0,ifname=c$id,script=no,downscript=no,queues=2" \
