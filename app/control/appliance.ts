@@ -4,8 +4,12 @@ import type { Logger } from 'pino';
 import {
   Dataplane,
   type DataplaneStats,
+  type FixedAffinity,
+  type FlowKey,
+  type InstalledAffinity,
   type PortInfo,
   type ServiceDefinition,
+  type ServiceServer,
   type WildcardAffinity,
 } from '../../firmware/dataplane.js';
 import { inSubnet, type ApplianceConfig } from './config.js';
@@ -35,6 +39,8 @@ export class Appliance {
   #dp: Dataplane | undefined;
   #portIds = new Map<string, number>();
   #serviceNames = new Map<number, string>();
+  /** Installed service definitions by name, with the weights in force now (management API). */
+  #services = new Map<string, ServiceDefinition>();
   #resolveTimer: NodeJS.Timeout | undefined;
 
   constructor(logger: Logger, options: { resolveIntervalMs?: number } = {}) {
@@ -59,8 +65,8 @@ export class Appliance {
       this.#installServices(dp, config);
       dp.start();
       this.#state = 'running';
-      this.#resolveServers(dp, config);
-      this.#resolveTimer = setInterval(() => this.#resolveServers(dp, config), this.#resolveIntervalMs);
+      this.#resolveServers(dp);
+      this.#resolveTimer = setInterval(() => this.#resolveServers(dp), this.#resolveIntervalMs);
       this.#resolveTimer.unref();
       this.#logger.info({ services: config.services.length, ports: this.#portIds.size }, 'data plane running');
     } catch (error) {
@@ -101,6 +107,49 @@ export class Appliance {
     return this.#serviceNames.get(id) ?? `service${id}`;
   }
 
+  /** The virtual services as installed now, in configuration order, with current weights. */
+  services(): { name: string; definition: ServiceDefinition }[] {
+    return [...this.#services].map(([name, definition]) => ({ name, definition: structuredClone(definition) }));
+  }
+
+  /** Changes one server's share of new connections; 0 drains it (established flows keep it). */
+  setServerWeight(serviceName: string, server: { ip: string; port: number }, weight: number): void {
+    const definition = this.#services.get(serviceName);
+    if (!definition) throw new ApplianceError(`service "${serviceName}" does not exist`);
+    const target = definition.servers.find((s) => s.ip === server.ip && s.port === server.port);
+    if (!target) throw new ApplianceError(`service "${serviceName}" has no server ${server.ip}:${server.port}`);
+    if (!Number.isInteger(weight) || weight < 0 || weight > 65535) throw new ApplianceError(`weight ${weight} is not a whole number 0..65535`);
+    const updated = { ...definition, servers: definition.servers.map((s) => (s === target ? { ...s, weight } : s)) };
+    this.#running().setService(updated);
+    this.#services.set(serviceName, updated);
+    this.#logger.info({ service: serviceName, server: `${server.ip}:${server.port}`, weight }, 'server weight changed');
+  }
+
+  affinities(options: { max?: number; includeLearned?: boolean } = {}): InstalledAffinity[] {
+    return this.#running().listAffinities(options);
+  }
+
+  addAffinity(affinity: FixedAffinity): void {
+    this.#running().addAffinity(affinity);
+  }
+
+  removeAffinity(key: FlowKey): boolean {
+    return this.#running().removeAffinity(key);
+  }
+
+  /** Replaces a service's whole server pool (the service manager's desired state); established
+   * flows keep their server. New servers are ARP-resolved at once so their first SYN goes out. */
+  replaceServers(serviceName: string, servers: ServiceServer[]): void {
+    const definition = this.#services.get(serviceName);
+    if (!definition) throw new ApplianceError(`service "${serviceName}" does not exist`);
+    const dp = this.#running();
+    const known = new Set(definition.servers.map((s) => s.ip));
+    const updated = { ...definition, servers };
+    dp.setService(updated);
+    this.#services.set(serviceName, updated);
+    for (const server of servers) if (!known.has(server.ip)) this.#resolve(dp, server.ip);
+  }
+
   #running(): Dataplane {
     if (this.#state !== 'running' || !this.#dp) throw new ApplianceError(`the data plane is ${this.#state}`);
     return this.#dp;
@@ -137,8 +186,14 @@ export class Appliance {
         port: service.port,
         protocol: service.protocol,
         servers: service.servers.map((s) => ({ ip: s.address, port: s.port, weight: s.weight })),
+        mode: service.mode,
+        // least-load is Maglev with weights the service manager recomputes from reported load.
+        algorithm: service.algorithm === 'wrr' ? 'wrr' : 'maglev',
+        ...(service.snat ? { snat: service.snat } : {}),
+        ...(service.guePort ? { guePort: service.guePort } : {}),
       };
       dp.setService(definition);
+      this.#services.set(service.name, definition);
       wildcards.push({
         protocol: service.protocol,
         srcIp: '0.0.0.0',
@@ -160,14 +215,17 @@ export class Appliance {
   }
 
   /** NAT mode needs each server's MAC; ARP answers fill the data plane's neighbour table. */
-  #resolveServers(dp: Dataplane, config: ApplianceConfig): void {
-    const addresses = new Set(config.services.flatMap((service) => service.servers.map((s) => s.address)));
-    for (const address of addresses) {
-      try {
-        dp.resolve(address);
-      } catch (error) {
-        this.#logger.warn({ err: error, server: address }, 'cannot resolve server');
-      }
+  #resolveServers(dp: Dataplane): void {
+    // The pools as installed now: agents add servers the config does not list.
+    const addresses = new Set([...this.#services.values()].flatMap((definition) => definition.servers.map((s) => s.ip)));
+    for (const address of addresses) this.#resolve(dp, address);
+  }
+
+  #resolve(dp: Dataplane, address: string): void {
+    try {
+      dp.resolve(address);
+    } catch (error) {
+      this.#logger.warn({ err: error, server: address }, 'cannot resolve server');
     }
   }
 }
