@@ -122,8 +122,9 @@ describe('config problems name the JSON path of the bad field', () => {
     expect(problems[2]).toMatch(/^services\[0\]\.protocol: /);
   });
 
-  it('rejects weights outside 1..65535', () => {
-    expect(problemsOf(withService({}, [{ address: '10.0.2.11', port: 80, weight: 0 }]))).toEqual([
+  it('rejects weights outside 0..65535 (0 = configured but drained)', () => {
+    expect(parseConfig('t', JSON.stringify(withService({}, [{ address: '10.0.2.11', port: 80, weight: 0 }]))).services[0]?.servers[0]?.weight).toBe(0);
+    expect(problemsOf(withService({}, [{ address: '10.0.2.11', port: 80, weight: -1 }]))).toEqual([
       expect.stringMatching(/^services\[0\]\.servers\[0\]\.weight: Too small/),
     ]);
     expect(problemsOf(withService({}, [{ address: '10.0.2.11', port: 80, weight: 65536 }]))).toEqual([
@@ -139,9 +140,9 @@ describe('config problems name the JSON path of the bad field', () => {
     expect(problemsOf({ ...minimal, htpp: {} })).toEqual(['(root): unknown field(s) "htpp"']);
   });
 
-  it('refuses algorithms and modes that are not implemented yet', () => {
-    expect(problemsOf(withService({ algorithm: 'wrr' }))[0]).toMatch(/^services\[0\]\.algorithm: /);
-    expect(problemsOf(withService({ mode: 'dsr' }))[0]).toMatch(/^services\[0\]\.mode: /);
+  it('refuses unknown algorithms and modes', () => {
+    expect(problemsOf(withService({ algorithm: 'random' }))[0]).toMatch(/^services\[0\]\.algorithm: /);
+    expect(problemsOf(withService({ mode: 'tproxy' }))[0]).toMatch(/^services\[0\]\.mode: /);
   });
 });
 
@@ -216,5 +217,62 @@ describe('loadConfig', () => {
     expect(inSubnet('192.168.7.7', '10.0.1.1', 0)).toBe(true);
     expect(inSubnet('10.0.1.1', '10.0.1.1', 32)).toBe(true);
     expect(inSubnet('10.0.1.2', '10.0.1.1', 32)).toBe(false);
+  });
+});
+
+describe('service modes, algorithms and health checks', () => {
+  it('fills health check defaults and keeps mode, algorithm and snat', () => {
+    const config = parseConfig(
+      't',
+      JSON.stringify(
+        withService({
+          mode: 'fullnat',
+          algorithm: 'least-load',
+          snat: { ip: '10.0.2.1', portMin: 20000, portMax: 29999 },
+          healthCheck: { type: 'http', path: '/health', expectStatus: 204 },
+        }),
+      ),
+    );
+    expect(config.services[0]).toMatchObject({
+      mode: 'fullnat',
+      algorithm: 'least-load',
+      onServerFailure: 'keep',
+      healthCheck: { type: 'http', path: '/health', expectStatus: 204, intervalMs: 500, timeoutMs: 400, rise: 2, fall: 2 },
+    });
+  });
+
+  it('names the field at fault in cross-field rules', () => {
+    expect(problemsOf(withService({ mode: 'fullnat' }))).toEqual([
+      'services[0].snat: mode "fullnat" needs snat {ip, portMin, portMax}: the source the servers see',
+    ]);
+    expect(problemsOf(withService({ snat: { ip: '10.0.2.1', portMin: 2, portMax: 1 } }))).toEqual([
+      'services[0].snat: only mode "fullnat" translates the source (mode is "nat")',
+      'services[0].snat.portMax: 1 is below portMin 2',
+    ]);
+    expect(problemsOf(withService({ guePort: 6080 }))).toEqual(['services[0].guePort: only mode "gue" uses a GUE port (mode is "nat")']);
+    expect(problemsOf(withService({ mode: 'dsr' }, [{ address: '10.0.2.11', port: 8080 }]))).toEqual([
+      'services[0].servers[0].port: mode "dsr" keeps the client\'s destination port: use 0 or the service port 80',
+    ]);
+    expect(problemsOf(withService({ healthCheck: { type: 'tcp', path: '/', intervalMs: 200, timeoutMs: 300 } }))).toEqual([
+      'services[0].healthCheck: path and expectStatus belong to type "http" checks',
+      'services[0].healthCheck.timeoutMs: 300 ms is longer than intervalMs 200',
+    ]);
+    expect(problemsOf(withService({ protocol: 'udp', healthCheck: { type: 'http' } }))).toEqual([
+      'services[0].healthCheck.type: an HTTP check needs a tcp service',
+    ]);
+  });
+
+  it('needs at least one agent key, each agent once', () => {
+    expect(problemsOf({ ...full, agents: { keys: [] } })).toEqual(['agents.keys: agents need at least one key']);
+    const twice = { ...full, agents: { keys: [{ id: 'a', keyFile: '/k' }, { id: 'a', keyFile: '/k2' }] } };
+    expect(problemsOf(twice)).toEqual(['agents.keys[1].id: agent "a" is listed twice']);
+    expect(parseConfig('t', JSON.stringify({ ...full, agents: { keys: [{ id: 'a', keyFile: '/k' }] } })).agents).toEqual({
+      host: '0.0.0.0',
+      port: 9181,
+      keys: [{ id: 'a', keyFile: '/k' }],
+      reportIntervalMs: 1000,
+      missedReports: 3,
+      maxClockSkewMs: 30000,
+    });
   });
 });

@@ -72,18 +72,69 @@ const routeSchema = z.strictObject({
 
 const serverSchema = z.strictObject({
   address: ipv4,
-  port: tcpPort,
-  weight: z.int().min(1).max(65535).default(1),
+  /** 0 in direct-return and tunnel modes: the client's destination port is kept. */
+  port: z.int().min(0).max(65535),
+  /** Share of new connections; 0 keeps the server configured but drained (no new flows). */
+  weight: z.int().min(0).max(65535).default(1),
+  /** Where health checks go (a management address) when the server address is only reachable
+   * through the data plane; default: the server address. */
+  checkAddress: ipv4.optional(),
+});
+
+const healthCheckSchema = z.strictObject({
+  type: z.enum(['tcp', 'http']),
+  /** The port checked; default: the server's port (the service port when that is 0). */
+  port: tcpPort.optional(),
+  path: z.string().startsWith('/', 'must start with "/"').optional(),
+  expectStatus: z.int().min(100).max(599).optional(),
+  intervalMs: z.int().min(100).max(600_000).default(500),
+  timeoutMs: z.int().min(50).max(600_000).default(400),
+  /** Consecutive successes that put a failed server back, failures that take it out (keepalived's rise/fall). */
+  rise: z.int().min(1).max(100).default(2),
+  fall: z.int().min(1).max(100).default(2),
+});
+
+const snatSchema = z.strictObject({
+  ip: ipv4,
+  portMin: tcpPort,
+  portMax: tcpPort,
 });
 
 const serviceSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, ".", "_" or "-"'),
   vip: ipv4,
-  port: tcpPort,
+  /** 0 = every port (the client's destination port is kept). */
+  port: z.int().min(0).max(65535),
   protocol: z.enum(['tcp', 'udp']),
-  algorithm: z.enum(['maglev']).default('maglev'),
-  mode: z.enum(['nat']).default('nat'),
-  servers: z.array(serverSchema).min(1, 'a service needs at least one server'),
+  algorithm: z.enum(['maglev', 'wrr', 'least-load']).default('maglev'),
+  mode: z.enum(['nat', 'fullnat', 'dsr', 'ipip', 'gre', 'gue']).default('nat'),
+  snat: snatSchema.optional(),
+  guePort: tcpPort.optional(),
+  /** Static servers; agents add more at run time (docs/services.md). */
+  servers: z.array(serverSchema).default([]),
+  healthCheck: healthCheckSchema.optional(),
+  /** What happens to the established flows of a server that fails (health, silent agent, drain deadline). */
+  onServerFailure: z.enum(['keep', 'reset']).default('keep'),
+  /** Longest drain an agent may ask for; a deregistered server is removed at its deadline. */
+  maxDrainMs: z.int().min(0).max(3_600_000).default(300_000),
+});
+
+const agentKeySchema = z.strictObject({
+  /** The agent's name in its messages. */
+  id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, ".", "_" or "-"'),
+  /** File holding the agent's HMAC-SHA-256 key (at least 32 bytes; hex or raw). */
+  keyFile: z.string().min(1),
+});
+
+const agentsSchema = z.strictObject({
+  host: z.string().min(1).default('0.0.0.0'),
+  port: z.int().min(0).max(65535).default(9181),
+  keys: z.array(agentKeySchema).min(1, 'agents need at least one key'),
+  /** How often agents report; a server whose agent misses `missedReports` reports in a row is dropped. */
+  reportIntervalMs: z.int().min(100).max(60_000).default(1000),
+  missedReports: z.int().min(1).max(100).default(3),
+  /** Messages whose timestamp is further than this from the appliance's clock are refused (replay window). */
+  maxClockSkewMs: z.int().min(1000).max(600_000).default(30_000),
 });
 
 const httpSchema = z.strictObject({
@@ -102,6 +153,7 @@ export const configSchema = z
     ports: z.array(portSchema).min(1, 'the data plane needs at least one port'),
     routes: z.array(routeSchema).default([]),
     services: z.array(serviceSchema).default([]),
+    agents: agentsSchema.optional(),
     http: httpSchema.prefault({}),
     log: logSchema.prefault({}),
   })
@@ -112,6 +164,9 @@ export const configSchema = z
 export type ApplianceConfig = z.output<typeof configSchema>;
 export type PortSettings = ApplianceConfig['ports'][number];
 export type ServiceSettings = ApplianceConfig['services'][number];
+export type ServerSettings = ServiceSettings['servers'][number];
+export type HealthCheckSettings = NonNullable<ServiceSettings['healthCheck']>;
+export type AgentSettings = NonNullable<ApplianceConfig['agents']>;
 
 /** Whether ip lies in address/prefixLength (the subnet the port is connected to). */
 export function inSubnet(ip: string, address: string, length: number): boolean {
@@ -167,7 +222,59 @@ function crossFieldProblems(config: ApplianceConfig): Problem[] {
       }
       servers.add(key);
     });
+    problems.push(...serviceProblems(service).map((p) => ({ path: ['services', i, ...p.path], message: p.message })));
   });
+  const agentIds = new Set<string>();
+  config.agents?.keys.forEach((key, i) => {
+    if (agentIds.has(key.id)) problems.push({ path: ['agents', 'keys', i, 'id'], message: `agent "${key.id}" is listed twice` });
+    agentIds.add(key.id);
+  });
+  return problems;
+}
+
+const DIRECT_RETURN_MODES = new Set(['dsr', 'ipip', 'gre', 'gue']);
+
+/** Rules between a service's mode, addresses and health check; paths are relative to the service. */
+function serviceProblems(service: ServiceSettings): Problem[] {
+  const problems: Problem[] = [];
+  if (service.mode === 'fullnat' && !service.snat) {
+    problems.push({ path: ['snat'], message: 'mode "fullnat" needs snat {ip, portMin, portMax}: the source the servers see' });
+  }
+  if (service.mode !== 'fullnat' && service.snat) {
+    problems.push({ path: ['snat'], message: `only mode "fullnat" translates the source (mode is "${service.mode}")` });
+  }
+  if (service.snat && service.snat.portMax < service.snat.portMin) {
+    problems.push({ path: ['snat', 'portMax'], message: `${service.snat.portMax} is below portMin ${service.snat.portMin}` });
+  }
+  if (service.mode !== 'gue' && service.guePort !== undefined) {
+    problems.push({ path: ['guePort'], message: `only mode "gue" uses a GUE port (mode is "${service.mode}")` });
+  }
+  service.servers.forEach((server, j) => {
+    if (DIRECT_RETURN_MODES.has(service.mode) && server.port !== 0 && server.port !== service.port) {
+      problems.push({
+        path: ['servers', j, 'port'],
+        message: `mode "${service.mode}" keeps the client's destination port: use 0 or the service port ${service.port}`,
+      });
+    }
+    if (!DIRECT_RETURN_MODES.has(service.mode) && server.port === 0 && service.port !== 0) {
+      problems.push({ path: ['servers', j, 'port'], message: `port 0 (keep the client's port) needs service port 0 too` });
+    }
+  });
+  const check = service.healthCheck;
+  if (check) {
+    if (check.type === 'http' && service.protocol !== 'tcp') {
+      problems.push({ path: ['healthCheck', 'type'], message: 'an HTTP check needs a tcp service' });
+    }
+    if (check.type === 'tcp' && (check.path !== undefined || check.expectStatus !== undefined)) {
+      problems.push({ path: ['healthCheck'], message: 'path and expectStatus belong to type "http" checks' });
+    }
+    if (check.timeoutMs > check.intervalMs) {
+      problems.push({ path: ['healthCheck', 'timeoutMs'], message: `${check.timeoutMs} ms is longer than intervalMs ${check.intervalMs}` });
+    }
+    if (service.port === 0 && check.port === undefined && service.servers.some((s) => s.port === 0)) {
+      problems.push({ path: ['healthCheck', 'port'], message: 'a service on every port needs the port to check' });
+    }
+  }
   return problems;
 }
 

@@ -2,6 +2,7 @@
  * Prometheus. It only reads from the appliance. */
 import Fastify, { LogController } from 'fastify';
 import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
 import type { Appliance } from './appliance.js';
 import { DataplaneMetrics } from './metrics.js';
 
@@ -16,8 +17,11 @@ export async function startHttp(
   appliance: ObservedAppliance,
   options: { host: string; port: number },
   logger: Logger,
+  /** Metrics of other parts of the control application (agent listener, service manager). */
+  otherRegistries: Registry[] = [],
 ): Promise<HttpServer> {
   const metrics = new DataplaneMetrics(appliance);
+  const registry = Registry.merge([metrics.registry, ...otherRegistries]);
   // Scrapes every few seconds would drown the journal in request lines.
   const app = Fastify({ loggerInstance: logger, logController: new LogController({ disableRequestLogging: true }) });
 
@@ -32,7 +36,7 @@ export async function startHttp(
       return reply.code(503).type('text/plain').send(`data plane is ${appliance.state}\n`);
     }
     metrics.update(appliance.stats());
-    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    return reply.type(registry.contentType).send(await registry.metrics());
   });
 
   const address = await app.listen({ host: options.host, port: options.port });

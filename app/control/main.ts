@@ -5,7 +5,9 @@ import { Command, CommanderError } from 'commander';
 import { pino } from 'pino';
 import { Appliance } from './appliance.js';
 import { ConfigError, loadConfig, type ApplianceConfig } from './config.js';
+import { startAgentListener, type AgentListener } from './agent-listener.js';
 import { startHttp, type HttpServer } from './http.js';
+import { ServiceManager } from './services.js';
 
 const EXIT_START_FAILED = 1;
 const EXIT_USAGE = 2;
@@ -46,11 +48,28 @@ async function main(): Promise<void> {
     logger.fatal({ err: error }, `cannot start the appliance: ${(error as Error).message}`);
     process.exit(EXIT_START_FAILED);
   }
+  // Without agents a static server is never silent; the silence limit only applies to agent-registered ones.
+  const silenceMs = config.agents ? config.agents.reportIntervalMs * config.agents.missedReports : Number.POSITIVE_INFINITY;
+  const services = new ServiceManager(appliance, config.services, { silenceMs, logger });
+  services.start();
+  let agents: AgentListener | undefined;
+  if (config.agents) {
+    try {
+      agents = await startAgentListener(config.agents, services, logger);
+    } catch (error) {
+      logger.fatal({ err: error }, `cannot listen for server agents on ${config.agents.host}:${config.agents.port}: ${(error as Error).message}`);
+      services.stop();
+      appliance.stop();
+      process.exit(EXIT_START_FAILED);
+    }
+  }
   let http: HttpServer;
   try {
-    http = await startHttp(appliance, config.http, logger);
+    http = await startHttp(appliance, config.http, logger, agents ? [agents.registry] : []);
   } catch (error) {
     logger.fatal({ err: error }, `cannot serve HTTP on ${config.http.host}:${config.http.port}: ${(error as Error).message}`);
+    await agents?.close();
+    services.stop();
     appliance.stop();
     process.exit(EXIT_START_FAILED);
   }
@@ -62,6 +81,8 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'stopping');
     await http.close();
+    await agents?.close();
+    services.stop();
     appliance.stop();
     process.exit(0);
   };
