@@ -185,6 +185,7 @@ export class ServiceManager {
     const server = this.#agentServer(agentId, report);
     server.lastReportAt = Date.now();
     server.report = { connections: report.connections, cpu: report.cpu };
+    if (this.#service(report.service).settings.algorithm === 'least-load') this.#push(this.#service(report.service));
   }
 
   /** Graceful de-registration (SR-R2): no new flows from now on, removal at the deadline. */
@@ -219,7 +220,8 @@ export class ServiceManager {
       for (const server of [...service.servers]) {
         if (server.drainDeadline !== undefined && now >= server.drainDeadline) {
           this.#remove(service, server, 'drain deadline reached');
-        } else if (server.agentId && now - server.lastReportAt > this.#silenceMs) {
+        } else if (server.agentId && server.drainDeadline === undefined && now - server.lastReportAt > this.#silenceMs) {
+          // A draining server's agent may well have exited; its deadline alone decides.
           this.#remove(service, server, `agent "${server.agentId}" silent for ${now - server.lastReportAt} ms`);
         }
       }

@@ -20,6 +20,8 @@ const FIRST_SERVER_HOST = 11;
 export interface TopologyServer {
   namespace: string;
   ip: string;
+  /** Its address on the management network, when the topology has one. */
+  managementIp?: string;
 }
 
 export interface Topology {
@@ -31,6 +33,8 @@ export interface Topology {
   applianceInterfaces: { client: string; servers: string };
   /** EAL vdev arguments for those interfaces; DPDK names them net_af_packet0 and net_af_packet1. */
   vdevs: string[];
+  /** The root namespace's address on the management network (health checks, server agents). */
+  managementIp?: string;
 }
 
 const PREFIX_PATTERN = /^[a-z][a-z0-9]{1,7}$/;
@@ -45,7 +49,34 @@ function names(prefix: string, serverCount: number) {
     servers: Array.from({ length: serverCount }, (_, i) => `${prefix}-srv${i + 1}`),
     rootClient: `${prefix}-c`,
     rootServers: `${prefix}-s`,
+    managementBridge: `${prefix}-mb`,
   };
+}
+
+/** A /24 in 172.16.0.0/12 per prefix: topologies of concurrent test runs get different management
+ * subnets in the shared root namespace (a collision needs two prefixes with the same hash). */
+function managementSubnet(prefix: string): string {
+  let hash = 0;
+  for (const char of prefix) hash = (hash * 31 + char.charCodeAt(0)) >>> 0;
+  return `172.${16 + (hash % 16)}.${(hash >>> 4) % 256}`;
+}
+
+/** Like real appliances, the management side is a kernel network apart from the data ports: a
+ * bridge in the root namespace and one extra interface (mgmt0) per server namespace. */
+async function buildManagementNetwork(prefix: string, bridge: string, servers: TopologyServer[]): Promise<string> {
+  const subnet = managementSubnet(prefix);
+  const applianceIp = `${subnet}.1`;
+  await run('ip', ['link', 'add', bridge, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0']);
+  await run('ip', ['address', 'add', `${applianceIp}/24`, 'dev', bridge]);
+  await run('ip', ['link', 'set', 'dev', bridge, 'up']);
+  for (const [i, server] of servers.entries()) {
+    const rootEnd = `${prefix}-m${i + 1}`;
+    server.managementIp = `${subnet}.${FIRST_SERVER_HOST + i}`;
+    await run('ip', ['link', 'add', rootEnd, 'type', 'veth', 'peer', 'name', 'mgmt0', 'netns', server.namespace]);
+    await run('ip', ['link', 'set', 'dev', rootEnd, 'master', bridge, 'up']);
+    await prepareHostSide(server.namespace, 'mgmt0', `${server.managementIp}/24`);
+  }
+  return applianceIp;
 }
 
 /** Without this the kernel hands af_packet partially checksummed packets and 64 KB TSO/GRO frames. */
@@ -77,7 +108,7 @@ async function prepareHostSide(namespace: string, iface: string, address: string
   if (gateway) await inNamespace(namespace, 'ip', ['route', 'add', 'default', 'via', gateway]);
 }
 
-export async function buildTopology(options: { prefix: string; servers: number }): Promise<Topology> {
+export async function buildTopology(options: { prefix: string; servers: number; management?: boolean }): Promise<Topology> {
   const n = names(options.prefix, options.servers);
   await teardownTopology(options.prefix);
   try {
@@ -106,6 +137,7 @@ export async function buildTopology(options: { prefix: string; servers: number }
       await inNamespace(n.switch, 'ip', ['link', 'set', 'dev', port, 'master', 'br0', 'up']);
     }
 
+    const managementIp = options.management ? await buildManagementNetwork(options.prefix, n.managementBridge, servers) : undefined;
     return {
       prefix: options.prefix,
       client: { namespace: n.client, ip: CLIENT_IP },
@@ -113,6 +145,7 @@ export async function buildTopology(options: { prefix: string; servers: number }
       switchNamespace: n.switch,
       applianceInterfaces: { client: n.rootClient, servers: n.rootServers },
       vdevs: [`net_af_packet0,iface=${n.rootClient}`, `net_af_packet1,iface=${n.rootServers}`],
+      ...(managementIp ? { managementIp } : {}),
     };
   } catch (error) {
     await teardownTopology(options.prefix);
@@ -162,4 +195,5 @@ export async function teardownTopology(prefix: string): Promise<void> {
     while (existsSync(`/sys/class/net/${iface}`) && Date.now() < deadline) await sleep(50);
     if (existsSync(`/sys/class/net/${iface}`)) await run('ip', ['link', 'del', iface]);
   }
+  if (existsSync(`/sys/class/net/${n.managementBridge}`)) await run('ip', ['link', 'del', n.managementBridge]);
 }
