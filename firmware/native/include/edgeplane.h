@@ -132,7 +132,8 @@ struct ep_action {
 	uint32_t qos_mpls_label;             /* EP_ACT_F_MPLS_PUSH: 20-bit label, host order */
 };
 
-enum ep_tcp_state { EP_TCP_NONE = 0, EP_TCP_SYN, EP_TCP_ESTABLISHED, EP_TCP_FIN, EP_TCP_RST };
+/* Connection state as one direction's packets show it (EP_TCP_* in packet.h are the flag bits). */
+enum ep_tcp_state { EP_TCPS_NONE = 0, EP_TCPS_SYN, EP_TCPS_ESTABLISHED, EP_TCPS_FIN, EP_TCPS_RST };
 enum ep_origin { EP_ORIGIN_MANAGER = 0, EP_ORIGIN_LEARNED = 1 };
 
 struct ep_affinity_info {

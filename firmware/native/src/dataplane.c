@@ -409,11 +409,12 @@ int ep_affinity_add(const struct ep_flow_key *key, const struct ep_action *act, 
 		return ep_fail(err, EP_EFULL, "affinity table full (%u entries)", t->capacity);
 	struct ep_flow *f = &t->flows[pos];
 	f->in_use = 0;
+	t->live++;
 	f->act = *act;
 	f->key = *key;
 	f->ttl_s = ttl_s;
 	f->expire_tsc = expire;
-	f->tcp_state = EP_TCP_NONE;
+	f->tcp_state = EP_TCPS_NONE;
 	f->neigh_gen = 0;
 	f->has_server = 0;
 	f->reverse = 0;
@@ -432,14 +433,14 @@ int ep_affinity_del(const struct ep_flow_key *key)
 
 uint32_t ep_affinity_count(void)
 {
-	return ep_dp.created ? (uint32_t)rte_hash_count(ep_dp.manager.hash) : 0;
+	return ep_dp.created ? ep_dp.manager.live : 0;
 }
 
 uint32_t ep_learned_count(void)
 {
 	uint32_t n = 0;
 	for (uint32_t i = 0; i < ep_dp.nworkers; i++)
-		n += (uint32_t)rte_hash_count(ep_dp.workers[i]->learned.hash);
+		n += __atomic_load_n(&ep_dp.workers[i]->learned.live, __ATOMIC_RELAXED);
 	return n;
 }
 

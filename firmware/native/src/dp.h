@@ -29,27 +29,34 @@
 
 /* A fixed affinity's per-flow state; the slot index is the rte_hash key position. */
 struct ep_flow {
+	/* first cache line: all a manager-affinity hit reads */
 	struct ep_action act;
-	uint64_t expire_tsc;
-	struct ep_flow_key key;
-	uint64_t packets, bytes; /* learned flows only: manager counters are per worker */
-	uint64_t syn_tsc;        /* reverse NAT flows: when the client's first packet was seen */
-	uint32_t ttl_s;          /* manager: the ttl it was installed with */
-	uint32_t neigh_gen;      /* resolved next hop valid while equal to dp.neigh_gen */
-	uint16_t tx_port;
-	uint8_t dst_mac[6];
-	uint16_t service_id;
-	uint16_t server_slot;
 	uint8_t in_use; /* written last: readers treat a slot with in_use == 0 as absent */
 	uint8_t tcp_state;
 	uint8_t has_server; /* counts towards service_id/server_slot */
 	uint8_t reverse;    /* the server->client half of a learned NAT flow */
+	uint32_t neigh_gen; /* resolved next hop valid while equal to dp.neigh_gen */
+	uint16_t tx_port;
+	uint8_t dst_mac[6];
+	/* second line: what a learned-flow hit also writes */
+	uint64_t expire_tsc;
+	uint64_t packets, bytes; /* learned flows only: manager counters are per worker */
+	uint64_t syn_tsc;        /* reverse NAT flows: when the client's first packet was seen */
+	uint16_t service_id;
+	uint16_t server_slot;
+	uint32_t ttl_s; /* manager: the ttl it was installed with */
+	struct ep_flow_key key;
 } __rte_cache_aligned;
+
+_Static_assert(offsetof(struct ep_flow, expire_tsc) <= RTE_CACHE_LINE_SIZE,
+	       "a manager hit must stay within the flow's first cache line");
 
 struct ep_flow_table {
 	struct rte_hash *hash;
 	struct ep_flow *flows;
 	uint32_t capacity;
+	/* entries in use; rte_hash_count also counts deleted keys still waiting for RCU */
+	uint32_t live;
 };
 
 struct ep_counter_pair {

@@ -15,7 +15,7 @@ struct ep_flow_key {
 	uint8_t proto;
 	uint8_t family; /* 4 or 6 */
 	uint8_t pad[2]; /* always zero */
-};
+} __attribute__((aligned(8))); /* hashed as 8-byte words */
 
 #ifdef __cplusplus
 static_assert(sizeof(struct ep_flow_key) == 40, "flow key must be packed to 40 bytes");

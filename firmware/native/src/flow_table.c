@@ -75,6 +75,8 @@ int ep_flow_table_del(struct ep_flow_table *t, const struct ep_flow_key *k)
 	int32_t pos = rte_hash_del_key_with_hash(t->hash, k, ep_key_hash(k));
 	if (pos < 0)
 		return 0;
+	if (t->flows[pos].in_use)
+		t->live--;
 	t->flows[pos].in_use = 0;
 	return 1;
 }
@@ -83,11 +85,11 @@ uint64_t ep_flow_timeout_tsc(const struct ep_flow *f, uint8_t proto)
 {
 	if (proto == IPPROTO_TCP) {
 		switch (f->tcp_state) {
-		case EP_TCP_SYN:
+		case EP_TCPS_SYN:
 			return ep_dp.timeout_tsc[EP_TO_SYN];
-		case EP_TCP_FIN:
+		case EP_TCPS_FIN:
 			return ep_dp.timeout_tsc[EP_TO_FIN];
-		case EP_TCP_RST:
+		case EP_TCPS_RST:
 			return ep_dp.timeout_tsc[EP_TO_RST];
 		default:
 			return ep_dp.timeout_tsc[EP_TO_ESTABLISHED];
@@ -102,17 +104,17 @@ void ep_flow_track_tcp(struct ep_flow *f, uint8_t tcp_flags)
 {
 	uint8_t next = f->tcp_state;
 	if (tcp_flags & EP_TCP_RST)
-		next = EP_TCP_RST;
-	else if (f->tcp_state == EP_TCP_RST)
-		next = EP_TCP_RST;
+		next = EP_TCPS_RST;
+	else if (f->tcp_state == EP_TCPS_RST)
+		next = EP_TCPS_RST;
 	else if (tcp_flags & EP_TCP_FIN)
-		next = EP_TCP_FIN;
-	else if (f->tcp_state == EP_TCP_FIN)
-		next = EP_TCP_FIN;
+		next = EP_TCPS_FIN;
+	else if (f->tcp_state == EP_TCPS_FIN)
+		next = EP_TCPS_FIN;
 	else if (tcp_flags & EP_TCP_SYN)
-		next = EP_TCP_SYN;
+		next = EP_TCPS_SYN;
 	else if (tcp_flags & EP_TCP_ACK)
-		next = EP_TCP_ESTABLISHED;
+		next = EP_TCPS_ESTABLISHED;
 	if (next != f->tcp_state)
 		f->tcp_state = next;
 }

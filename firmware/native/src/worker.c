@@ -231,7 +231,7 @@ static void hit_manager(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *me
 	c->w->c.manager_hits++;
 	uint8_t before = f->tcp_state;
 	account_flow(c, f, meta, m->pkt_len);
-	if (f->tcp_state != before && (f->tcp_state == EP_TCP_FIN || f->tcp_state == EP_TCP_RST)) {
+	if (f->tcp_state != before && (f->tcp_state == EP_TCPS_FIN || f->tcp_state == EP_TCPS_RST)) {
 		/* a closing connection need not live out the manager's TTL */
 		uint64_t closing = c->now + ep_flow_timeout_tsc(f, meta->key.proto);
 		if (closing < f->expire_tsc)
@@ -271,6 +271,8 @@ static struct ep_flow *learn(struct ep_ctx *c, const struct ep_flow_key *key, co
 	if (pos < 0)
 		return NULL;
 	struct ep_flow *f = &t->flows[pos];
+	if (!f->in_use)
+		t->live++;
 	*f = *model;
 	f->key = *key;
 	f->packets = f->bytes = 0;
@@ -508,21 +510,23 @@ static void process_burst(struct ep_ctx *c, uint16_t in_port, struct rte_mbuf **
 	const void *mkeys[EP_BURST];
 	hash_sig_t msigs[EP_BURST];
 	uint16_t midx[EP_BURST];
-	if (rte_hash_count(ep_dp.manager.hash) > 0) {
+	if (__atomic_load_n(&ep_dp.manager.live, __ATOMIC_RELAXED) > 0) {
 		rte_hash_lookup_with_hash_bulk(ep_dp.manager.hash, keys, sigs, nlook, pos);
+		/* start every hit's memory loads before touching any, so the misses overlap */
+		for (uint16_t j = 0; j < nlook; j++)
+			if (pos[j] >= 0) {
+				rte_prefetch0(&ep_dp.manager.flows[pos[j]]);
+				rte_prefetch0(&c->w->manager_counters[pos[j]]);
+			}
 		for (uint16_t j = 0; j < nlook; j++) {
 			if (pos[j] >= 0 && __atomic_load_n(&ep_dp.manager.flows[pos[j]].in_use, __ATOMIC_ACQUIRE)) {
-				rte_prefetch0(&c->w->manager_counters[pos[j]]);
+				hit_manager(c, pkts[idx[j]], &meta[idx[j]], pos[j]);
 				continue;
 			}
-			pos[j] = -1;
 			mkeys[nmiss] = keys[j];
 			msigs[nmiss] = sigs[j];
 			midx[nmiss++] = idx[j];
 		}
-		for (uint16_t j = 0; j < nlook; j++)
-			if (pos[j] >= 0)
-				hit_manager(c, pkts[idx[j]], &meta[idx[j]], pos[j]);
 	} else {
 		memcpy(mkeys, keys, sizeof(keys[0]) * nlook);
 		memcpy(msigs, sigs, sizeof(sigs[0]) * nlook);
@@ -538,7 +542,17 @@ static void process_burst(struct ep_ctx *c, uint16_t in_port, struct rte_mbuf **
 	struct ep_acl_input acl_in[EP_BURST];
 	uint16_t widx[EP_BURST];
 	hash_sig_t wsigs[EP_BURST];
-	rte_hash_lookup_with_hash_bulk(w->learned.hash, mkeys, msigs, nmiss, pos);
+	if (w->learned.live > 0) {
+		rte_hash_lookup_with_hash_bulk(w->learned.hash, mkeys, msigs, nmiss, pos);
+		for (uint16_t j = 0; j < nmiss; j++)
+			if (pos[j] >= 0) {
+				rte_prefetch0(&w->learned.flows[pos[j]]);
+				rte_prefetch0((const uint8_t *)&w->learned.flows[pos[j]] + RTE_CACHE_LINE_SIZE);
+			}
+	} else {
+		for (uint16_t j = 0; j < nmiss; j++)
+			pos[j] = -1;
+	}
 	for (uint16_t j = 0; j < nmiss; j++) {
 		uint16_t i = midx[j];
 		struct ep_flow *f = pos[j] >= 0 ? &w->learned.flows[pos[j]] : NULL;
@@ -605,6 +619,8 @@ static void expire_some(struct ep_ctx *c, uint32_t budget)
 {
 	struct ep_worker *w = c->w;
 	struct ep_flow_table *t = &w->learned;
+	if (t->live == 0)
+		return;
 	for (uint32_t k = 0; k < budget; k++) {
 		uint32_t slot = w->sweep_cursor++;
 		if (w->sweep_cursor >= t->capacity)

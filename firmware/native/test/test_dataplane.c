@@ -23,15 +23,6 @@
 #include "dp.h"
 #include "edgeplane.h"
 
-/* packet.h (needed for struct ep_meta) redefines EP_TCP_FIN/SYN/RST as TCP flag bits, shadowing the
- * enum ep_tcp_state constants of edgeplane.h: keep the states under names of their own first. */
-enum {
-	STATE_NONE = EP_TCP_NONE,
-	STATE_SYN = EP_TCP_SYN,
-	STATE_ESTABLISHED = EP_TCP_ESTABLISHED,
-	STATE_FIN = EP_TCP_FIN,
-	STATE_RST = EP_TCP_RST,
-};
 
 #include "packet.h"
 
@@ -238,7 +229,7 @@ static void test_affinity_add_refresh_delete(void)
 	const struct ep_affinity_info *a = find_listed(&k);
 	EXPECT(a && a->action.type == EP_ACT_DROP && a->origin == EP_ORIGIN_MANAGER);
 	EXPECT(a->ttl_s == 10, "ttl %u", a->ttl_s);
-	EXPECT(a->packets == 0 && a->bytes == 0 && a->tcp_state == STATE_NONE);
+	EXPECT(a->packets == 0 && a->bytes == 0 && a->tcp_state == EP_TCPS_NONE);
 
 	/* same key and action: a refresh moves only the expiry */
 	EXPECT_OK(ep_affinity_add(&k, &drop_act, 100, err));
@@ -671,16 +662,16 @@ static void test_tcp_state_tracking(void)
 	static const struct {
 		uint8_t flags, expect;
 	} steps[] = {
-		{ EP_TCP_SYN, STATE_SYN },
-		{ EP_TCP_SYN | EP_TCP_ACK, STATE_SYN },
-		{ EP_TCP_ACK, STATE_ESTABLISHED },
-		{ EP_TCP_ACK | EP_TCP_PSH, STATE_ESTABLISHED },
-		{ EP_TCP_FIN | EP_TCP_ACK, STATE_FIN },
-		{ EP_TCP_ACK, STATE_FIN },        /* FIN is sticky */
-		{ EP_TCP_SYN, STATE_FIN },
-		{ EP_TCP_RST, STATE_RST },
-		{ EP_TCP_ACK, STATE_RST },        /* so is RST */
-		{ EP_TCP_FIN, STATE_RST },
+		{ EP_TCP_SYN, EP_TCPS_SYN },
+		{ EP_TCP_SYN | EP_TCP_ACK, EP_TCPS_SYN },
+		{ EP_TCP_ACK, EP_TCPS_ESTABLISHED },
+		{ EP_TCP_ACK | EP_TCP_PSH, EP_TCPS_ESTABLISHED },
+		{ EP_TCP_FIN | EP_TCP_ACK, EP_TCPS_FIN },
+		{ EP_TCP_ACK, EP_TCPS_FIN },        /* FIN is sticky */
+		{ EP_TCP_SYN, EP_TCPS_FIN },
+		{ EP_TCP_RST, EP_TCPS_RST },
+		{ EP_TCP_ACK, EP_TCPS_RST },        /* so is RST */
+		{ EP_TCP_FIN, EP_TCPS_RST },
 	};
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
 		ep_flow_track_tcp(&f, steps[i].flags);
@@ -692,10 +683,10 @@ static void test_tcp_state_tracking(void)
 		uint8_t state, proto;
 		uint32_t seconds;
 	} timeouts[] = {
-		{ STATE_NONE, IPPROTO_TCP, 300 }, { STATE_SYN, IPPROTO_TCP, 10 },
-		{ STATE_ESTABLISHED, IPPROTO_TCP, 300 }, { STATE_FIN, IPPROTO_TCP, 30 },
-		{ STATE_RST, IPPROTO_TCP, 5 }, { STATE_NONE, IPPROTO_UDP, 60 },
-		{ STATE_NONE, IPPROTO_ICMP, 20 },
+		{ EP_TCPS_NONE, IPPROTO_TCP, 300 }, { EP_TCPS_SYN, IPPROTO_TCP, 10 },
+		{ EP_TCPS_ESTABLISHED, IPPROTO_TCP, 300 }, { EP_TCPS_FIN, IPPROTO_TCP, 30 },
+		{ EP_TCPS_RST, IPPROTO_TCP, 5 }, { EP_TCPS_NONE, IPPROTO_UDP, 60 },
+		{ EP_TCPS_NONE, IPPROTO_ICMP, 20 },
 	};
 	for (size_t i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
 		f.tcp_state = timeouts[i].state;
@@ -808,7 +799,7 @@ static void test_worker_nat_forward(void)
 	a = find_listed(&rewritten_key);
 	EXPECT(a && a->packets == 1 && a->bytes == len);
 	EXPECT(ep_affinity_del(&in_key) == 1 && ep_affinity_del(&rewritten_key) == 1);
-	EXPECT(state_after_syn == STATE_SYN, "state %u after a SYN", state_after_syn);
+	EXPECT(state_after_syn == EP_TCPS_SYN, "state %u after a SYN", state_after_syn);
 }
 
 /* A FIN on a manager affinity cuts its remaining life to the FIN timeout. */
@@ -825,7 +816,7 @@ static void test_worker_fin_shortens_ttl(void)
 	POLL_UNTIL(npunted == 1);
 	const struct ep_affinity_info *a = find_listed(&k);
 	EXPECT(npunted == 1 && a && a->ttl_s > 590);
-	EXPECT(a->tcp_state == STATE_ESTABLISHED, "state %u after an ACK", a->tcp_state);
+	EXPECT(a->tcp_state == EP_TCPS_ESTABLISHED, "state %u after an ACK", a->tcp_state);
 	len = build_tcp(f, router_mac, client_mac, a_ip, 3333, b_ip, 443, EP_TCP_FIN | EP_TCP_ACK, 64, 0);
 	EXPECT_OK(ep_inject(0, f, len, err));
 	POLL_UNTIL(npunted == 2);
@@ -833,7 +824,7 @@ static void test_worker_fin_shortens_ttl(void)
 	EXPECT(npunted == 2 && a && a->packets == 2);
 	EXPECT(ep_affinity_del(&k) == 1);
 	EXPECT(a->ttl_s <= dp_config.timeouts_s[EP_TO_FIN], "ttl %u after FIN", a->ttl_s);
-	EXPECT(a->tcp_state == STATE_FIN, "state %u after a FIN", a->tcp_state);
+	EXPECT(a->tcp_state == EP_TCPS_FIN, "state %u after a FIN", a->tcp_state);
 }
 
 /* A wildcard with a service action: the worker picks a server by Maglev, DNATs, and learns both
