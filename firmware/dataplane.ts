@@ -92,6 +92,8 @@ interface NativeAddon {
   wildcardsCommit(rules: object[]): void;
   serviceSet(svc: object): void;
   serviceRemove(id: number): void;
+  serviceFlushServer(id: number, ip: number, port: number): void;
+  flowForget(key: Buffer): void;
   stats(): DataplaneStats;
   poll(max: number): { port: number; frame: Buffer }[];
   inject(port: number, frame: Buffer): void;
@@ -440,6 +442,17 @@ export class Dataplane {
 
   removeService(id: number): void {
     call(() => this.#addon.serviceRemove(id));
+  }
+
+  /** Forgets every connection pinned to one server of a service ("reset on failure"): their next
+   * packets are dropped, a new TCP SYN from the same client port picks a server again. */
+  flushServer(serviceId: number, ip: string, port: number): void {
+    call(() => this.#addon.serviceFlushServer(serviceId, ipv4ToNumber(ip, 'server ip'), checkPort(port, 'server port')));
+  }
+
+  /** Forgets one learned connection, both directions, by either direction's key (within a worker loop). */
+  forgetFlow(key: FlowKey): void {
+    call(() => this.#addon.flowForget(encodeFlowKey(key)));
   }
 
   stats(): DataplaneStats {

@@ -137,6 +137,18 @@ export class Appliance {
     return this.#running().removeAffinity(key);
   }
 
+  /** Forgets every connection pinned to a server (both directions), e.g. when it failed. */
+  flushServer(serviceName: string, server: { ip: string; port: number }): void {
+    const definition = this.#services.get(serviceName);
+    if (!definition) throw new ApplianceError(`service "${serviceName}" does not exist`);
+    this.#running().flushServer(definition.id, server.ip, server.port);
+  }
+
+  /** Forgets one learned connection by either direction's key. */
+  forgetFlow(key: FlowKey): void {
+    this.#running().forgetFlow(key);
+  }
+
   /** Replaces a service's whole server pool (the service manager's desired state); established
    * flows keep their server. New servers are ARP-resolved at once so their first SYN goes out. */
   replaceServers(serviceName: string, servers: ServiceServer[]): void {

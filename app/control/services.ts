@@ -24,6 +24,7 @@ export interface ServicePlane {
   affinities(options: { includeLearned?: boolean }): InstalledAffinity[];
   addAffinity(affinity: FixedAffinity): void;
   removeAffinity(key: FlowKey): boolean;
+  flushServer(serviceName: string, server: { ip: string; port: number }): void;
 }
 
 /** An agent message the service manager cannot act on; `reason` is a short stable label for metrics. */
@@ -261,20 +262,13 @@ export class ServiceManager {
     this.#logger.warn({ service: service.settings.name, server: `${server.address}:${server.port}`, why }, 'server removed');
   }
 
-  /** Ends a failed server's connections: its advertised flows go, and every learned flow towards it
-   * is shadowed by a drop affinity that lasts as long as the learned flow can (the data plane has
-   * no call to delete learned flows). */
+  /** Ends a failed server's connections: its advertised flows go, and the data plane forgets every
+   * connection pinned to it (a client's next SYN picks a live server). Call before the pool
+   * without it is pushed: the data plane finds the server by its slot in the current pool. */
   #resetFlows(service: ManagedService, server: ManagedServer): void {
     for (const key of server.advertised.splice(0)) this.#plane.removeAffinity(key);
-    let blocked = 0;
-    for (const flow of this.#plane.affinities({ includeLearned: true })) {
-      if (flow.origin !== 'learned' || flow.key.dstIp !== service.definition.vip || flow.action.type !== 'forward') continue;
-      const target = flow.action.nat?.dstIp ?? flow.action.dispatch?.forwardIp;
-      if (target !== server.address) continue;
-      this.#plane.addAffinity({ key: flow.key, action: { type: 'drop' }, ttlSeconds: Math.max(1, flow.ttlSeconds) + 1 });
-      blocked += 1;
-    }
-    this.#logger.warn({ service: service.settings.name, server: `${server.address}:${server.port}`, flows: blocked }, 'established flows reset');
+    this.#plane.flushServer(service.settings.name, { ip: server.address, port: server.port });
+    this.#logger.warn({ service: service.settings.name, server: `${server.address}:${server.port}` }, 'established flows reset');
   }
 
   #effectiveWeights(service: ManagedService): number[] {

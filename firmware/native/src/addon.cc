@@ -354,6 +354,25 @@ Napi::Value ServiceRemove(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+Napi::Value ServiceFlushServer(const Napi::CallbackInfo &info) {
+  ep_error err{};
+  uint32_t port = Arg32(info, 2, "server port");
+  if (port > 0xffff) ThrowInvalid(info.Env(), "server port above 65535");
+  Check(info.Env(),
+        ep_service_flush_server(Arg32(info, 0, "service id"), htonl(Arg32(info, 1, "server ip")),
+                                htons(static_cast<uint16_t>(port)), &err),
+        err);
+  return info.Env().Undefined();
+}
+
+Napi::Value FlowForget(const Napi::CallbackInfo &info) {
+  if (info.Length() < 1) ThrowInvalid(info.Env(), "flowForget(key)");
+  ep_flow_key key = KeyFromBuffer(info.Env(), info[0]);
+  ep_error err{};
+  Check(info.Env(), ep_flow_forget(&key, &err), err);
+  return info.Env().Undefined();
+}
+
 Napi::Value Stats(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -492,6 +511,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("wildcardsCommit", Napi::Function::New(env, WildcardsCommit));
   exports.Set("serviceSet", Napi::Function::New(env, ServiceSet));
   exports.Set("serviceRemove", Napi::Function::New(env, ServiceRemove));
+  exports.Set("serviceFlushServer", Napi::Function::New(env, ServiceFlushServer));
+  exports.Set("flowForget", Napi::Function::New(env, FlowForget));
   exports.Set("stats", Napi::Function::New(env, Stats));
   exports.Set("poll", Napi::Function::New(env, Poll));
   exports.Set("inject", Napi::Function::New(env, Inject));

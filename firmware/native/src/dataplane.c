@@ -89,6 +89,10 @@ static int create_worker(uint32_t index, uint32_t lcore, struct ep_error *err)
 		RTE_CACHE_LINE_SIZE, socket);
 	if (!w->manager_counters || !w->server_counters || !w->server_flows || !w->server_handshakes)
 		return ep_fail(err, EP_ENOMEM, "counters for worker %u", index);
+	snprintf(name, sizeof(name), "ep_cmd_%u", index);
+	w->commands = rte_ring_create_elem(name, sizeof(struct ep_command), 1024, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
+	if (!w->commands)
+		return ep_fail(err, EP_ENOMEM, "command ring for worker %u", index);
 	if (rte_rcu_qsbr_thread_register(ep_dp.qsbr, index) != 0)
 		return ep_fail(err, EP_EEAL, "RCU registration of worker %u", index);
 	return 0;
@@ -141,6 +145,10 @@ int ep_create(const struct ep_config *cfg, struct ep_error *err)
 	if (ep_dp.nworkers == 0)
 		return ep_fail(err, EP_EINVAL, "no worker lcores: give EAL at least two lcores");
 
+	ep_dp.server_epochs =
+		rte_zmalloc("ep_server_epochs", sizeof(uint16_t) * EP_MAX_SERVICES * EP_MAX_SERVERS, RTE_CACHE_LINE_SIZE);
+	if (!ep_dp.server_epochs)
+		return ep_fail(err, EP_ENOMEM, "server epochs");
 	size_t qsz = rte_rcu_qsbr_get_memsize(ep_dp.nworkers);
 	ep_dp.qsbr = rte_zmalloc("ep_qsbr", qsz, RTE_CACHE_LINE_SIZE);
 	if (!ep_dp.qsbr || rte_rcu_qsbr_init(ep_dp.qsbr, ep_dp.nworkers) != 0)
@@ -344,6 +352,7 @@ void ep_shutdown(void)
 			rte_free(w->server_counters);
 			rte_free(w->server_flows);
 			rte_free(w->server_handshakes);
+			rte_ring_free(w->commands);
 			rte_mempool_free(w->pool);
 			rte_free(w);
 		}
@@ -354,6 +363,7 @@ void ep_shutdown(void)
 		rte_ring_free(ep_dp.event_ring);
 		rte_mempool_free(ep_dp.ctrl_pool);
 		rte_free(ep_dp.qsbr);
+		rte_free(ep_dp.server_epochs);
 	}
 	rte_eal_cleanup();
 	memset(&ep_dp, 0, sizeof(ep_dp));
@@ -518,6 +528,17 @@ int ep_wildcards_commit(const struct ep_wildcard *rules, uint32_t n, struct ep_e
 	struct ep_wildcard_set *old = __atomic_exchange_n(&ep_dp.wildcards, set, __ATOMIC_ACQ_REL);
 	ep_rcu_wait();
 	ep_wildcard_free(old);
+	return 0;
+}
+
+int ep_flow_forget(const struct ep_flow_key *key, struct ep_error *err)
+{
+	if (!ep_dp.created)
+		return ep_fail(err, EP_ESTATE, "data plane not created");
+	struct ep_command cmd = { .op = EP_CMD_FORGET_FLOW, .key = *key };
+	for (uint32_t i = 0; i < ep_dp.nworkers; i++)
+		if (rte_ring_sp_enqueue_elem(ep_dp.workers[i]->commands, &cmd, sizeof(cmd)) != 0)
+			return ep_fail(err, EP_EFULL, "worker %u command queue full", i);
 	return 0;
 }
 

@@ -44,6 +44,8 @@ struct ep_flow {
 	uint64_t syn_tsc;        /* reverse NAT flows: when the client's first packet was seen */
 	uint16_t service_id;
 	uint16_t server_slot;
+	uint16_t server_epoch; /* the server's epoch when the flow was pinned (see ep_dp.server_epochs) */
+	uint16_t pad;
 	uint32_t ttl_s; /* manager: the ttl it was installed with */
 	struct ep_flow_key key;
 } __rte_cache_aligned;
@@ -110,6 +112,15 @@ struct ep_port_rt {
 
 enum ep_event_type { EP_EV_NEIGH_LEARN = 1, EP_EV_NEIGH_MISS = 2 };
 
+/* Work the control thread hands to a worker for the tables only that worker may write. */
+enum ep_command_op { EP_CMD_FORGET_FLOW = 1 };
+
+struct ep_command {
+	uint32_t op;
+	uint32_t pad;
+	struct ep_flow_key key;
+};
+
 struct ep_event {
 	uint8_t type;
 	uint8_t pad;
@@ -128,6 +139,7 @@ struct ep_worker {
 	struct ep_counter_pair *server_counters;  /* [EP_MAX_SERVICES * EP_MAX_SERVERS] */
 	uint64_t *server_flows;                   /* [EP_MAX_SERVICES * EP_MAX_SERVERS] */
 	struct ep_counter_pair *server_handshakes; /* count, microseconds total */
+	struct rte_ring *commands; /* control -> this worker: struct ep_command */
 	uint32_t wrr_cursor[EP_MAX_SERVICES];
 	uint32_t snat_cursor[EP_MAX_SERVICES];
 	uint32_t sweep_cursor;
@@ -155,6 +167,8 @@ struct ep_dp {
 
 	struct ep_wildcard_set *wildcards; /* swapped atomically */
 	struct ep_service_rt *services[EP_MAX_SERVICES];
+	/* bumped by ep_service_flush_server: flows pinned under an older epoch are forgotten */
+	uint16_t *server_epochs; /* [EP_MAX_SERVICES * EP_MAX_SERVERS] */
 
 	struct rte_lpm *lpm;
 	struct ep_route_nh routes[EP_MAX_ROUTES];

@@ -31,7 +31,8 @@
 	X(LOCAL_UNHANDLED, "local_unhandled")   /* to our own address, not ARP/echo */       \
 	X(BAD_PORT, "bad_port")                 /* action names a port that is not running */ \
 	X(SNAT_EXHAUSTED, "snat_exhausted")     /* full NAT: no free source port in the pool */ \
-	X(QOS_UNSUPPORTED, "qos_unsupported")   /* QoS action impossible on this packet */
+	X(QOS_UNSUPPORTED, "qos_unsupported")   /* QoS action impossible on this packet */ \
+	X(SERVER_FLUSHED, "server_flushed")     /* its server's connections were forgotten */
 
 enum ep_drop_reason {
 #define EP_DROP_ENUM(name, str) EP_DROP_##name,

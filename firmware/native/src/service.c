@@ -241,3 +241,16 @@ int ep_service_del(uint32_t id, struct ep_error *err)
 	service_free(old);
 	return 0;
 }
+
+int ep_service_flush_server(uint32_t id, uint32_t ip, uint16_t port, struct ep_error *err)
+{
+	const struct ep_service_rt *svc = id < EP_MAX_SERVICES ? ep_dp.services[id] : NULL;
+	if (!svc)
+		return ep_fail(err, EP_ENOENT, "service %u does not exist", id);
+	for (uint32_t s = 0; s < svc->nslots; s++)
+		if (svc->servers[s].present && svc->servers[s].srv.ip == ip && svc->servers[s].srv.port == port) {
+			__atomic_fetch_add(&ep_dp.server_epochs[id * EP_MAX_SERVERS + s], 1, __ATOMIC_RELEASE);
+			return 0;
+		}
+	return ep_fail(err, EP_ENOENT, "service %u has no such server", id);
+}

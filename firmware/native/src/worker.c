@@ -301,6 +301,71 @@ static struct ep_flow *adopt_from_peer(struct ep_ctx *c, const struct ep_flow_ke
 	return NULL;
 }
 
+/* The other direction's key of a learned NAT flow, derived from this direction's translation. */
+static int pair_key(const struct ep_flow *f, struct ep_flow_key *out)
+{
+	const struct ep_action *a = &f->act;
+	if (!f->has_server || a->dispatch != EP_DISPATCH_NONE)
+		return -1; /* direct-return modes have no reverse flow here */
+	const struct ep_flow_key *k = &f->key;
+	if (!f->reverse)
+		ep_key_set4(out, k->proto, a->nat_dst_ip, a->nat_dst_port, a->nat_src_ip ? a->nat_src_ip : ep_key_src4(k),
+			    a->nat_src_ip ? a->nat_src_port : k->sport);
+	else
+		ep_key_set4(out, k->proto, a->nat_dst_ip ? a->nat_dst_ip : ep_key_dst4(k),
+			    a->nat_dst_ip ? a->nat_dst_port : k->dport, a->nat_src_ip, a->nat_src_port);
+	return 0;
+}
+
+/* Deletes a learned connection, both directions, from this worker's table. */
+static void forget(struct ep_ctx *c, const struct ep_flow_key *key)
+{
+	struct ep_flow_table *t = &c->w->learned;
+	int32_t pos = rte_hash_lookup(t->hash, key);
+	if (pos < 0)
+		return;
+	struct ep_flow_key pair;
+	int has_pair = pair_key(&t->flows[pos], &pair) == 0;
+	ep_flow_table_del(t, key);
+	if (has_pair)
+		ep_flow_table_del(t, &pair);
+}
+
+/* A pinned connection is over when its server was flushed, or when a client starts a new one
+ * (SYN without ACK) on a port whose previous connection was closing: pick a server afresh. */
+static inline int flow_is_stale(const struct ep_flow *f, const struct ep_meta *meta)
+{
+	if (f->server_epoch != __atomic_load_n(&ep_dp.server_epochs[f->service_id * EP_MAX_SERVERS + f->server_slot],
+					       __ATOMIC_ACQUIRE))
+		return 1;
+	return !f->reverse && (meta->tcp_flags & (EP_TCP_SYN | EP_TCP_ACK)) == EP_TCP_SYN &&
+	       (f->tcp_state == EP_TCPS_FIN || f->tcp_state == EP_TCPS_RST);
+}
+
+static void new_service_flow(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, uint32_t service_id,
+			     hash_sig_t sig);
+
+static void restart_or_drop(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, struct ep_flow *f,
+			    hash_sig_t sig)
+{
+	uint16_t service_id = f->service_id;
+	int reselect = !f->reverse && (meta->tcp_flags & (EP_TCP_SYN | EP_TCP_ACK)) == EP_TCP_SYN;
+	forget(c, &meta->key);
+	if (reselect)
+		new_service_flow(c, m, meta, service_id, sig);
+	else
+		drop(c, m, EP_DROP_SERVER_FLUSHED);
+}
+
+static void run_commands(struct ep_ctx *c)
+{
+	struct ep_command cmd[8];
+	unsigned n = rte_ring_sc_dequeue_burst_elem(c->w->commands, cmd, sizeof(cmd[0]), 8, NULL);
+	for (unsigned i = 0; i < n; i++)
+		if (cmd[i].op == EP_CMD_FORGET_FLOW)
+			forget(c, &cmd[i].key);
+}
+
 /* A source port for a full-NAT flow from this worker's share of the service's pool, not in use
  * towards this server. Workers own disjoint residues of the range, so they never collide. */
 static int snat_port(struct ep_ctx *c, const struct ep_service_rt *svc, uint32_t server_ip, uint16_t server_port,
@@ -382,6 +447,8 @@ static void new_service_flow(struct ep_ctx *c, struct rte_mbuf *m, struct ep_met
 		model.act.gue_port = rte_cpu_to_be_16(svc->conf.gue_port);
 		break;
 	}
+	model.server_epoch = __atomic_load_n(&ep_dp.server_epochs[service_id * EP_MAX_SERVERS + (uint32_t)slot],
+					     __ATOMIC_ACQUIRE);
 	struct ep_flow *fwd = learn(c, &meta->key, &model);
 	if (!fwd) {
 		drop(c, m, EP_DROP_FLOW_TABLE_FULL);
@@ -559,7 +626,10 @@ static void process_burst(struct ep_ctx *c, uint16_t in_port, struct rte_mbuf **
 		if (!f && ep_dp.nworkers > 1)
 			f = adopt_from_peer(c, &meta[i].key, msigs[j]);
 		if (f) {
-			hit_learned(c, pkts[i], &meta[i], f);
+			if (unlikely(f->has_server) && flow_is_stale(f, &meta[i]))
+				restart_or_drop(c, pkts[i], &meta[i], f, msigs[j]);
+			else
+				hit_learned(c, pkts[i], &meta[i], f);
 			continue;
 		}
 		if (meta[i].kind != EP_PKT_IPV4) {
@@ -626,7 +696,10 @@ static void expire_some(struct ep_ctx *c, uint32_t budget)
 		if (w->sweep_cursor >= t->capacity)
 			w->sweep_cursor = 0;
 		struct ep_flow *f = &t->flows[slot];
-		if (f->in_use && f->expire_tsc < c->now) {
+		if (!f->in_use)
+			continue;
+		uint16_t epoch = f->has_server ? ep_dp.server_epochs[f->service_id * EP_MAX_SERVERS + f->server_slot] : 0;
+		if (f->expire_tsc < c->now || (f->has_server && f->server_epoch != epoch)) {
 			struct ep_flow_key key = f->key;
 			if (ep_flow_table_del(t, &key))
 				w->c.flows_expired++;
@@ -665,6 +738,7 @@ int ep_worker_main(void *arg)
 			drain_injected(&c);
 			flush(&c);
 		}
+		run_commands(&c);
 		expire_some(&c, got ? 8 : 64);
 		rte_rcu_qsbr_quiescent(ep_dp.qsbr, w->index);
 		if (got) {
