@@ -79,6 +79,8 @@ check "the next boot runs slot B (trial)" grep -qa 'mounting .*(edgeplane-root-b
 if seconds=$("$RUN" wait ab 'boot entries: edgeplane-a.efi edgeplane-b\+0-3.efi' 1500); then
   echo "# rolled back ${seconds}s after QEMU start"
 fi
+# The update service also runs once the boot was assessed, possibly after the self-test.
+"$RUN" wait ab "version $update_version was already applied" 300 >/dev/null || true
 tr -d '\r' < "$console" > "$SCRATCH/console.txt"
 trials=$(grep -c 'mounting .*(edgeplane-root-b)' "$SCRATCH/console.txt" || true)
 check "slot B was tried 3 times (tried $trials)" test "$trials" = 3
