@@ -113,6 +113,7 @@ enum ep_dispatch {
 #define EP_ACT_F_PCP 0x10       /* set the 802.1p priority of the (pushed or present) tag */
 #define EP_ACT_F_MPLS_PUSH 0x20 /* push an MPLS label (qos_mpls_label) */
 #define EP_ACT_F_MPLS_POP 0x40  /* remove the top MPLS label (the packet arrived labelled) */
+#define EP_ACT_F_NAT_PREPARED 0x80 /* internal: NAT checksum deltas precomputed for the flow's key */
 
 struct ep_action {
 	uint8_t type;     /* enum ep_action_type */
@@ -130,6 +131,8 @@ struct ep_action {
 	uint8_t qos_pcp;                     /* EP_ACT_F_PCP: 0..7 */
 	uint16_t qos_vlan_tci;               /* EP_ACT_F_VLAN_PUSH, host order (VID + PCP bits) */
 	uint32_t qos_mpls_label;             /* EP_ACT_F_MPLS_PUSH: 20-bit label, host order */
+	/* set by the data plane for exact-match flows (EP_ACT_F_NAT_PREPARED); callers leave them 0 */
+	uint16_t nat_ip_delta, nat_l4_delta;
 };
 
 /* Connection state as one direction's packets show it (EP_TCP_* in packet.h are the flag bits). */

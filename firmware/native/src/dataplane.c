@@ -274,13 +274,14 @@ static int port_start(uint16_t port, struct ep_error *err)
 		return ep_fail(err, EP_ENOPORT, "port %u configure: %s", port, rte_strerror(-rc));
 	uint16_t rxd = 1024, txd = 1024;
 	rte_eth_dev_adjust_nb_rx_tx_desc(port, &rxd, &txd);
+	int port_socket = rte_eth_dev_socket_id(port);
+	unsigned socket = port_socket < 0 ? (unsigned)SOCKET_ID_ANY : (unsigned)port_socket;
 	for (uint16_t q = 0; q < nq; q++) {
 		struct ep_worker *w = ep_dp.workers[q];
-		int socket = rte_eth_dev_socket_id(port);
-		rc = rte_eth_rx_queue_setup(port, q, rxd, socket < 0 ? SOCKET_ID_ANY : (unsigned)socket, NULL, w->pool);
+		rc = rte_eth_rx_queue_setup(port, q, rxd, socket, NULL, w->pool);
 		if (rc)
 			return ep_fail(err, EP_ENOPORT, "port %u RX queue %u: %s", port, q, rte_strerror(-rc));
-		rc = rte_eth_tx_queue_setup(port, q, txd, socket < 0 ? SOCKET_ID_ANY : (unsigned)socket, NULL);
+		rc = rte_eth_tx_queue_setup(port, q, txd, socket, NULL);
 		if (rc)
 			return ep_fail(err, EP_ENOPORT, "port %u TX queue %u: %s", port, q, rte_strerror(-rc));
 	}
@@ -403,6 +404,9 @@ int ep_affinity_add(const struct ep_flow_key *key, const struct ep_action *act, 
 		return ep_fail(err, EP_EINVAL, "ttl 0 means delete: use ep_affinity_del");
 	if (check_action(act, err))
 		return -1;
+	struct ep_action prepared = *act;
+	ep_action_prepare_nat(&prepared, key);
+	act = &prepared;
 	struct ep_flow_table *t = &ep_dp.manager;
 	uint64_t expire = rte_rdtsc() + (uint64_t)ttl_s * ep_dp.tsc_hz;
 	int32_t pos = rte_hash_lookup_with_hash(t->hash, key, ep_key_hash(key));
@@ -472,6 +476,7 @@ uint32_t ep_affinity_list(struct ep_affinity_info *out, uint32_t max, int includ
 		struct ep_affinity_info *o = &out[n++];
 		o->key = f->key;
 		o->action = f->act;
+		ep_action_public(&o->action, &o->key);
 		o->ttl_s = seconds_left(f->expire_tsc, now);
 		o->origin = EP_ORIGIN_MANAGER;
 		o->tcp_state = f->tcp_state;
@@ -490,6 +495,7 @@ uint32_t ep_affinity_list(struct ep_affinity_info *out, uint32_t max, int includ
 			struct ep_affinity_info *o = &out[n++];
 			o->key = f->key;
 			o->action = f->act;
+			ep_action_public(&o->action, &o->key);
 			o->ttl_s = seconds_left(f->expire_tsc, now);
 			o->origin = EP_ORIGIN_LEARNED;
 			o->tcp_state = f->tcp_state;

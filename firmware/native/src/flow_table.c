@@ -11,14 +11,57 @@
 #include "dp.h"
 #include "packet.h"
 
-uint32_t ep_key_hash(const struct ep_flow_key *k)
-{
-	return rte_hash_crc(k, sizeof(*k), 0x5eed1e55);
-}
-
 static uint32_t hash_fn(const void *key, uint32_t len, uint32_t init)
 {
-	return rte_hash_crc(key, len, init);
+	(void)len;
+	(void)init;
+	return ep_key_hash(key);
+}
+
+/* rte_hash has no inline compare for 40-byte keys and would call memcmp: five 8-byte words,
+ * combined without branches, are cheaper. */
+static int key_cmp(const void *a, const void *b, size_t len)
+{
+	(void)len;
+	const uint64_t *x = a, *y = b;
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) != 0;
+}
+
+void ep_action_prepare_nat(struct ep_action *a, const struct ep_flow_key *k)
+{
+	a->flags &= (uint8_t)~EP_ACT_F_NAT_PREPARED;
+	int nat = (a->nat_src_ip | a->nat_dst_ip | a->nat_src_port | a->nat_dst_port) != 0;
+	if (!nat || k->family != 4 || (k->proto != IPPROTO_TCP && k->proto != IPPROTO_UDP))
+		return;
+	/* resolve "0 = keep" against the key once, so packets store all four values unconditionally */
+	if (!a->nat_src_ip)
+		a->nat_src_ip = ep_key_src4(k);
+	if (!a->nat_dst_ip)
+		a->nat_dst_ip = ep_key_dst4(k);
+	if (!a->nat_src_port)
+		a->nat_src_port = k->sport;
+	if (!a->nat_dst_port)
+		a->nat_dst_port = k->dport;
+	ep_nat4_prepare(k, a->nat_src_ip, a->nat_src_port, a->nat_dst_ip, a->nat_dst_port, &a->nat_ip_delta,
+			&a->nat_l4_delta);
+	a->flags |= EP_ACT_F_NAT_PREPARED;
+}
+
+void ep_action_public(struct ep_action *a, const struct ep_flow_key *k)
+{
+	if (!(a->flags & EP_ACT_F_NAT_PREPARED))
+		return;
+	/* a rewrite to the value the key already has is "keep": report it as the caller gave it */
+	if (a->nat_src_ip == ep_key_src4(k))
+		a->nat_src_ip = 0;
+	if (a->nat_dst_ip == ep_key_dst4(k))
+		a->nat_dst_ip = 0;
+	if (a->nat_src_port == k->sport)
+		a->nat_src_port = 0;
+	if (a->nat_dst_port == k->dport)
+		a->nat_dst_port = 0;
+	a->nat_ip_delta = a->nat_l4_delta = 0;
+	a->flags &= (uint8_t)~EP_ACT_F_NAT_PREPARED;
 }
 
 int ep_flow_table_create(struct ep_flow_table *t, const char *name, uint32_t capacity, int socket)
@@ -28,13 +71,14 @@ int ep_flow_table_create(struct ep_flow_table *t, const char *name, uint32_t cap
 		.entries = capacity,
 		.key_len = sizeof(struct ep_flow_key),
 		.hash_func = hash_fn,
-		.hash_func_init_val = 0x5eed1e55,
+		.hash_func_init_val = EP_HASH_SEED,
 		.socket_id = socket,
 		.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_EXT_TABLE,
 	};
 	t->hash = rte_hash_create(&p);
 	if (!t->hash)
 		return -rte_errno;
+	rte_hash_set_cmp_func(t->hash, key_cmp);
 	/* rte_hash positions run from 0 to entries-1 (it reserves slot 0 internally) */
 	t->capacity = capacity;
 	t->flows = rte_zmalloc_socket(name, sizeof(struct ep_flow) * (size_t)capacity, RTE_CACHE_LINE_SIZE,

@@ -74,6 +74,15 @@ uint16_t ep_ipv4_l4_csum(const uint8_t *ip, uint32_t len);
 int ep_nat4(uint8_t *frame, struct ep_meta *m, uint32_t new_src, uint16_t new_sport,
 	    uint32_t new_dst, uint16_t new_dport);
 
+/* NAT of an exact-match TCP/UDP flow, split in two: ep_nat4_prepare folds the checksum changes
+ * once, when the flow's affinity is installed (its key holds the old addresses and ports); every
+ * packet then only stores the new values and adds the two prepared deltas. new_* are final values
+ * (no "0 = keep"). The packet's key must equal the prepared key (TCP or UDP, not a fragment). */
+void ep_nat4_prepare(const struct ep_flow_key *k, uint32_t new_src, uint16_t new_sport, uint32_t new_dst,
+		     uint16_t new_dport, uint16_t *ip_delta, uint16_t *l4_delta);
+void ep_nat4_prepared(uint8_t *frame, struct ep_meta *m, uint32_t new_src, uint16_t new_sport, uint32_t new_dst,
+		      uint16_t new_dport, uint16_t ip_delta, uint16_t l4_delta);
+
 /* Sets the IPv4 DSCP (keeping ECN) and fixes the header checksum. */
 void ep_ipv4_set_dscp(uint8_t *frame, const struct ep_meta *m, uint8_t dscp);
 

@@ -137,7 +137,10 @@ static void forward(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, 
 {
 	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
 	int is_v4 = meta->kind == EP_PKT_IPV4;
-	if (a->nat_src_ip | a->nat_dst_ip | a->nat_src_port | a->nat_dst_port) {
+	if (a->flags & EP_ACT_F_NAT_PREPARED) {
+		ep_nat4_prepared(frame, meta, a->nat_src_ip, a->nat_src_port, a->nat_dst_ip, a->nat_dst_port,
+				 a->nat_ip_delta, a->nat_l4_delta);
+	} else if (a->nat_src_ip | a->nat_dst_ip | a->nat_src_port | a->nat_dst_port) {
 		if (!is_v4 || ep_nat4(frame, meta, a->nat_src_ip, a->nat_src_port, a->nat_dst_ip, a->nat_dst_port)) {
 			drop(c, m, EP_DROP_NAT_UNSUPPORTED);
 			return;
@@ -275,6 +278,7 @@ static struct ep_flow *learn(struct ep_ctx *c, const struct ep_flow_key *key, co
 		t->live++;
 	*f = *model;
 	f->key = *key;
+	ep_action_prepare_nat(&f->act, key);
 	f->packets = f->bytes = 0;
 	f->neigh_gen = 0;
 	f->expire_tsc = c->now + ep_flow_timeout_tsc(f, key->proto);
