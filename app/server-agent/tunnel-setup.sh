@@ -74,7 +74,7 @@ has_link() { ip link show dev "$1" >/dev/null 2>&1; }
 
 # The BPF decapsulator's object name says what it strips: decap-<mode>-<gue port>.o.
 bpf_filter_name() {
-	tc filter show dev "$DEV" ingress 2>/dev/null | sed -n "s/.* pref $BPF_PREF bpf .* \(decap-[a-z]*-[0-9]*\.o\):\[tc\].*/\1/p" | head -n 1
+	tc filter show dev "$DEV" ingress 2>/dev/null | sed -n "s/.* pref $BPF_PREF bpf .* \(decap-[a-z]*-[0-9]*\.o\):\[tc\].*/\1/p"
 }
 
 # Removes the decapsulators this script may have set up, except the one named by $1 (ipip-device,
@@ -98,7 +98,7 @@ remove_decap_except() {
 }
 
 if ((UNDO)); then
-	if ip -o address show dev lo | grep -q " $VIP/32 "; then
+	if [[ $(ip -o address show dev lo) == *" $VIP/32 "* ]]; then
 		ip address del "$VIP/32" dev lo
 		say "removed $VIP/32 from lo"
 	fi
@@ -111,7 +111,7 @@ fi
 
 set_sysctl net.ipv4.conf.all.arp_ignore 1
 set_sysctl net.ipv4.conf.all.arp_announce 2
-if ! ip -o address show dev lo | grep -q " $VIP/32 "; then
+if [[ $(ip -o address show dev lo) != *" $VIP/32 "* ]]; then
 	ip address add "$VIP/32" dev lo
 	say "added $VIP/32 to lo"
 fi
@@ -141,7 +141,7 @@ kernel_decap() {
 		say "created $dev ($type external: accepts tunnels from any source)"
 	fi
 	ip link set dev "$dev" up
-	if [[ $MODE == gue ]] && ! ip fou show | grep -q "^port $GUE_PORT gue"; then
+	if [[ $MODE == gue && $'\n'$(ip fou show) != *$'\n'"port $GUE_PORT gue"* ]]; then
 		ip fou add port "$GUE_PORT" gue
 		say "added fou port $GUE_PORT gue (payload protocol 4 goes to $dev)"
 	fi
@@ -171,6 +171,9 @@ bpf_decap() {
 #include <bpf/bpf_helpers.h>
 
 #define IP_FRAGMENT_BITS 0x3fff /* more-fragments flag and offset */
+/* Numbers, not IPPROTO_*: those are enum constants, which #if would read as 0. */
+#define PROTO_GRE 47
+#define PROTO_UDP 17
 
 SEC("tc")
 int decap(struct __sk_buff *skb)
@@ -182,12 +185,12 @@ int decap(struct __sk_buff *skb)
 	    ip->protocol != DECAP_PROTO || (ip->frag_off & bpf_htons(IP_FRAGMENT_BITS)))
 		return TC_ACT_OK;
 	__s32 outer = sizeof(*ip);
-#if DECAP_PROTO == IPPROTO_GRE
+#if DECAP_PROTO == PROTO_GRE
 	__u8 *gre = (void *)(ip + 1);
 	if ((void *)(gre + 4) > end || gre[0] || gre[1] || gre[2] != 0x08 || gre[3] != 0x00)
 		return TC_ACT_OK;
 	outer += 4;
-#elif DECAP_PROTO == IPPROTO_UDP
+#elif DECAP_PROTO == PROTO_UDP
 	struct udphdr *udp = (void *)(ip + 1);
 	__u8 *gue = (void *)(udp + 1);
 	if ((void *)(gue + 4) > end || udp->dest != bpf_htons(GUE_PORT) || gue[0] || gue[1] != IPPROTO_IPIP)
@@ -201,7 +204,7 @@ char _license[] SEC("license") = "GPL";
 EOF
 	clang -O2 -g -target bpf -I"/usr/include/$(uname -m)-linux-gnu" -DDECAP_PROTO="$proto" -DGUE_PORT="$GUE_PORT" \
 		-c "$work/decap.c" -o "$work/$object"
-	if ! tc qdisc show dev "$DEV" | grep -q clsact; then
+	if [[ $(tc qdisc show dev "$DEV") != *clsact* ]]; then
 		tc qdisc add dev "$DEV" clsact
 		say "added a clsact qdisc to $DEV"
 	fi

@@ -46,7 +46,7 @@ export function serverBody(ip: string): string {
   return `server ${ip}\n`;
 }
 
-function nginxConfig(dir: string, ip: string, data: BigFile): string {
+function nginxConfig(dir: string, ip: string, data: BigFile, listen: string): string {
   return `
 daemon off;
 user root;
@@ -63,7 +63,7 @@ http {
   scgi_temp_path ${dir}/scgi;
   sendfile on;
   server {
-    listen ${ip}:80;
+    listen ${listen};
     location = / {
       default_type text/plain;
       return 200 "${serverBody(ip).replace('\n', '\\n')}";
@@ -103,12 +103,17 @@ async function waitUntilServing(namespace: string, ip: string, child: ChildProce
   }
 }
 
-/** Starts nginx inside a server namespace, listening on the server's address. */
-export async function startNginx(namespace: string, ip: string): Promise<NginxServer> {
+export interface NginxOptions {
+  /** Listen on port 80 of every local address, e.g. a VIP on lo for direct server return. */
+  everyAddress?: boolean;
+}
+
+/** Starts nginx inside a server namespace, listening on the server's address (or on all of them). */
+export async function startNginx(namespace: string, ip: string, options: NginxOptions = {}): Promise<NginxServer> {
   const data = bigFile();
   const dir = mkdtempSync(path.join(tmpdir(), `ep-nginx-${namespace}-`));
   chmodSync(dir, 0o755);
-  writeFileSync(path.join(dir, 'nginx.conf'), nginxConfig(dir, ip, data));
+  writeFileSync(path.join(dir, 'nginx.conf'), nginxConfig(dir, ip, data, options.everyAddress ? '80' : `${ip}:80`));
   const child = spawn('ip', ['netns', 'exec', namespace, 'nginx', '-p', dir, '-e', `${dir}/error.log`, '-c', `${dir}/nginx.conf`], {
     stdio: 'ignore',
     // Its own process group: Ctrl-C on a demo's foreground process must not take the servers down.

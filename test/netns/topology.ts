@@ -197,3 +197,39 @@ export async function teardownTopology(prefix: string): Promise<void> {
   }
   if (existsSync(`/sys/class/net/${n.managementBridge}`)) await run('ip', ['link', 'del', n.managementBridge]);
 }
+
+/* A return path for direct server return (DSR and tunnel modes), added to a built topology: the
+ * servers answer from the VIP straight to the client, past the appliance.
+ *
+ *   [server i ns] eth0 ── br0 [switch ns] rtr ──veth── eth0 10.0.2.254 [<prefix>-rtr ns] eth1 10.0.3.1
+ *                                                                              │ veth
+ *                                                             [client ns] eth1 10.0.3.2
+ *
+ * Servers send what leaves from an address of the client-side subnet (a VIP) via the router (a
+ * policy rule, table DIRECT_RETURN_TABLE); replies from their own address (NAT modes) still go to
+ * the appliance. The client accepts the replies on eth1 (rp_filter off: the VIP's route is eth0). */
+export const DIRECT_RETURN_ROUTER = '10.0.2.254';
+const DIRECT_RETURN_ROUTER_CLIENT_SIDE = '10.0.3.1';
+const DIRECT_RETURN_CLIENT_SIDE = '10.0.3.2';
+const DIRECT_RETURN_TABLE = '100';
+const CLIENT_SIDE_SUBNET = '10.0.1.0/24';
+
+export async function addDirectReturnPath(topology: Topology): Promise<{ routerNamespace: string }> {
+  const router = `${topology.prefix}-rtr`;
+  const client = topology.client.namespace;
+  await createNamespace(router);
+  await inNamespace(router, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
+  await inNamespace(topology.switchNamespace, 'ip', ['link', 'add', 'rtr', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', router]);
+  await inNamespace(topology.switchNamespace, 'ip', ['link', 'set', 'dev', 'rtr', 'master', 'br0', 'up']);
+  await prepareHostSide(router, 'eth0', `${DIRECT_RETURN_ROUTER}/24`);
+  await inNamespace(client, 'ip', ['link', 'add', 'eth1', 'type', 'veth', 'peer', 'name', 'eth1', 'netns', router]);
+  await prepareHostSide(router, 'eth1', `${DIRECT_RETURN_ROUTER_CLIENT_SIDE}/24`);
+  await prepareHostSide(client, 'eth1', `${DIRECT_RETURN_CLIENT_SIDE}/24`);
+  await inNamespace(router, 'ip', ['route', 'add', `${topology.client.ip}/32`, 'via', DIRECT_RETURN_CLIENT_SIDE]);
+  await inNamespace(client, 'sysctl', ['-q', '-w', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.eth1.rp_filter=0']);
+  for (const server of topology.servers) {
+    await inNamespace(server.namespace, 'ip', ['rule', 'add', 'from', CLIENT_SIDE_SUBNET, 'lookup', DIRECT_RETURN_TABLE, 'priority', '100']);
+    await inNamespace(server.namespace, 'ip', ['route', 'add', 'default', 'via', DIRECT_RETURN_ROUTER, 'table', DIRECT_RETURN_TABLE]);
+  }
+  return { routerNamespace: router };
+}

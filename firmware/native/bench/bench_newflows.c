@@ -236,7 +236,8 @@ static void feed_round(struct feeder *fd, uint32_t in_flight, uint32_t (*next_co
 		fd->bad_outputs += !output_ok(burst[k], fd->mode);
 	if (n)
 		rte_pktmbuf_free_bulk(burst, n);
-	while (!*exhausted && rte_ring_count(fd->rx) + BURST <= in_flight) {
+	/* frames on their way back count too: the TX ring must never fill (tx_full drops) */
+	while (!*exhausted && rte_ring_count(fd->rx) + rte_ring_count(fd->tx) + BURST <= in_flight) {
 		if (rte_pktmbuf_alloc_bulk(fd->pool, burst, BURST) != 0)
 			return;
 		unsigned filled = 0;
