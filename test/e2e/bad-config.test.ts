@@ -49,7 +49,7 @@ describe('main.ts with a bad configuration', () => {
             protocol: 'tcp',
             servers: [
               { address: '10.0.2.11', port: 80 },
-              { address: '10.0.2', port: 80, weight: 0 },
+              { address: '10.0.2', port: 80, weight: 70000 },
             ],
           },
         ],
@@ -60,7 +60,7 @@ describe('main.ts with a bad configuration', () => {
     expect(outcome.stdout).toBe('');
     expect(outcome.stderr).toContain(`config ${file} is invalid:`);
     expect(outcome.stderr).toContain('services[0].servers[1].address: "10.0.2" is not an IPv4 address');
-    expect(outcome.stderr).toContain('services[0].servers[1].weight: Too small');
+    expect(outcome.stderr).toContain('services[0].servers[1].weight: Too big');
   });
 
   it('reports cross-field problems', async () => {

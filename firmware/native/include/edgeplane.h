@@ -119,7 +119,7 @@ struct ep_action {
 	uint8_t type;     /* enum ep_action_type */
 	uint8_t dispatch; /* enum ep_dispatch */
 	uint8_t flags;    /* EP_ACT_F_* */
-	uint8_t pad;
+	uint8_t nat_keep; /* internal: NAT fields the data plane filled in from the flow key (bit per field) */
 	uint16_t out_port; /* EP_PORT_ROUTE: by route lookup */
 	uint8_t next_hop_mac[6];
 	uint32_t nat_src_ip, nat_dst_ip;     /* 0 = unchanged */

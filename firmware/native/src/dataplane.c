@@ -476,7 +476,7 @@ uint32_t ep_affinity_list(struct ep_affinity_info *out, uint32_t max, int includ
 		struct ep_affinity_info *o = &out[n++];
 		o->key = f->key;
 		o->action = f->act;
-		ep_action_public(&o->action, &o->key);
+		ep_action_public(&o->action);
 		o->ttl_s = seconds_left(f->expire_tsc, now);
 		o->origin = EP_ORIGIN_MANAGER;
 		o->tcp_state = f->tcp_state;
@@ -495,7 +495,7 @@ uint32_t ep_affinity_list(struct ep_affinity_info *out, uint32_t max, int includ
 			struct ep_affinity_info *o = &out[n++];
 			o->key = f->key;
 			o->action = f->act;
-			ep_action_public(&o->action, &o->key);
+			ep_action_public(&o->action);
 			o->ttl_s = seconds_left(f->expire_tsc, now);
 			o->origin = EP_ORIGIN_LEARNED;
 			o->tcp_state = f->tcp_state;

@@ -210,7 +210,7 @@ static inline uint32_t ep_key_hash(const struct ep_flow_key *k)
 /* Precomputes an exact-match flow's NAT checksum deltas into its action (TCP/UDP over IPv4). */
 void ep_action_prepare_nat(struct ep_action *a, const struct ep_flow_key *k);
 /* The action as installed: undoes ep_action_prepare_nat for listing. */
-void ep_action_public(struct ep_action *a, const struct ep_flow_key *k);
+void ep_action_public(struct ep_action *a);
 /* Returns the slot or a negative errno; refreshes an existing key. */
 int32_t ep_flow_table_put(struct ep_flow_table *t, const struct ep_flow_key *k);
 int ep_flow_table_del(struct ep_flow_table *t, const struct ep_flow_key *k);

@@ -30,10 +30,13 @@ static int key_cmp(const void *a, const void *b, size_t len)
 void ep_action_prepare_nat(struct ep_action *a, const struct ep_flow_key *k)
 {
 	a->flags &= (uint8_t)~EP_ACT_F_NAT_PREPARED;
+	a->nat_keep = 0;
 	int nat = (a->nat_src_ip | a->nat_dst_ip | a->nat_src_port | a->nat_dst_port) != 0;
 	if (!nat || k->family != 4 || (k->proto != IPPROTO_TCP && k->proto != IPPROTO_UDP))
 		return;
 	/* resolve "0 = keep" against the key once, so packets store all four values unconditionally */
+	a->nat_keep = (uint8_t)((a->nat_src_ip == 0) | (a->nat_dst_ip == 0) << 1 | (a->nat_src_port == 0) << 2 |
+				(a->nat_dst_port == 0) << 3);
 	if (!a->nat_src_ip)
 		a->nat_src_ip = ep_key_src4(k);
 	if (!a->nat_dst_ip)
@@ -47,19 +50,19 @@ void ep_action_prepare_nat(struct ep_action *a, const struct ep_flow_key *k)
 	a->flags |= EP_ACT_F_NAT_PREPARED;
 }
 
-void ep_action_public(struct ep_action *a, const struct ep_flow_key *k)
+void ep_action_public(struct ep_action *a)
 {
 	if (!(a->flags & EP_ACT_F_NAT_PREPARED))
 		return;
-	/* a rewrite to the value the key already has is "keep": report it as the caller gave it */
-	if (a->nat_src_ip == ep_key_src4(k))
+	if (a->nat_keep & 1)
 		a->nat_src_ip = 0;
-	if (a->nat_dst_ip == ep_key_dst4(k))
+	if (a->nat_keep & 2)
 		a->nat_dst_ip = 0;
-	if (a->nat_src_port == k->sport)
+	if (a->nat_keep & 4)
 		a->nat_src_port = 0;
-	if (a->nat_dst_port == k->dport)
+	if (a->nat_keep & 8)
 		a->nat_dst_port = 0;
+	a->nat_keep = 0;
 	a->nat_ip_delta = a->nat_l4_delta = 0;
 	a->flags &= (uint8_t)~EP_ACT_F_NAT_PREPARED;
 }
