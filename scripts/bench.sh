@@ -147,3 +147,6 @@ awk -v t="$(median "${testpmd[@]}")" -v tc="$(median "${testpmd_cpu[@]}")" \
 	printf g, "pipeline, 1M flows installed, 1024 active", p, p / t, pc, pc / tc
 	printf "%-50s %10.0f\n", "affinity inserts/s (table of 1M)", i
 }'
+
+echo
+TESTPMD_MPPS_PER_CPU="$(median "${testpmd_cpu[@]}")" bash scripts/bench-lb.sh
