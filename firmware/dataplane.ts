@@ -97,6 +97,7 @@ interface NativeAddon {
   stats(): DataplaneStats;
   poll(max: number): { port: number; frame: Buffer }[];
   inject(port: number, frame: Buffer): void;
+  injectProcess(port: number, frame: Buffer): void;
 }
 
 function loadAddon(): NativeAddon {
@@ -471,6 +472,12 @@ export class Dataplane {
   /** Sends a frame out of a port as is. */
   inject(port: number, frame: Buffer): void {
     call(() => this.#addon.inject(port, frame));
+  }
+
+  /** Runs a frame through the pipeline as if it had arrived on `port` (affinities, NAT, routing
+   * apply). It is never punted again: a punt decision drops it, counted as `punt_loop`. */
+  injectForProcessing(port: number, frame: Buffer): void {
+    call(() => this.#addon.injectProcess(port, frame));
   }
 
   #drain(): void {

@@ -277,8 +277,11 @@ struct ep_punted {
 /* Control-thread housekeeping (neighbour learning, ARP requests the workers asked for, expiry of
  * manager affinities) plus fetching up to max punted packets into out. Returns packets fetched. */
 uint32_t ep_poll(struct ep_punted *out, uint32_t max);
-/* Sends a frame out of a port from the control thread's own TX queue. */
+/* Sends a frame out of a port as it is (worker 0 transmits it). */
 int ep_inject(uint16_t port, const uint8_t *frame, uint32_t len, struct ep_error *err);
+/* Runs a frame through the pipeline as if it had arrived on port (e.g. a packet a manager returned
+ * with a new affinity). A punt decision for it drops it instead (punt_loop): it has already been up. */
+int ep_inject_process(uint16_t port, const uint8_t *frame, uint32_t len, struct ep_error *err);
 
 #ifdef __cplusplus
 }

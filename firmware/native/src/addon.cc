@@ -489,6 +489,15 @@ Napi::Value Inject(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+Napi::Value InjectProcess(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[1].IsBuffer()) ThrowInvalid(env, "injectProcess(port, Buffer)");
+  auto buf = info[1].As<Napi::Buffer<uint8_t>>();
+  ep_error err{};
+  Check(env, ep_inject_process(ArgPort(info, 0), buf.Data(), static_cast<uint32_t>(buf.Length()), &err), err);
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ealInit", Napi::Function::New(env, EalInit));
   exports.Set("create", Napi::Function::New(env, Create));
@@ -516,6 +525,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("stats", Napi::Function::New(env, Stats));
   exports.Set("poll", Napi::Function::New(env, Poll));
   exports.Set("inject", Napi::Function::New(env, Inject));
+  exports.Set("injectProcess", Napi::Function::New(env, InjectProcess));
   return exports;
 }
 

@@ -182,10 +182,12 @@ int ep_create(const struct ep_config *cfg, struct ep_error *err)
 	ep_dp.neigh_hash = rte_hash_create(&nh);
 	ep_dp.punt_ring = rte_ring_create("ep_punt", EP_PUNT_RING_SIZE, SOCKET_ID_ANY, RING_F_SC_DEQ);
 	ep_dp.inject_ring = rte_ring_create("ep_inject", 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+	ep_dp.process_ring = rte_ring_create("ep_process", 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
 	ep_dp.event_ring =
 		rte_ring_create_elem("ep_events", sizeof(struct ep_event), EP_EVENT_RING_SIZE, SOCKET_ID_ANY, RING_F_SC_DEQ);
 	ep_dp.ctrl_pool = rte_pktmbuf_pool_create("ep_ctrl_pool", 2047, 32, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
-	if (!ep_dp.neigh_hash || !ep_dp.punt_ring || !ep_dp.inject_ring || !ep_dp.event_ring || !ep_dp.ctrl_pool)
+	if (!ep_dp.neigh_hash || !ep_dp.punt_ring || !ep_dp.inject_ring || !ep_dp.process_ring || !ep_dp.event_ring ||
+	    !ep_dp.ctrl_pool)
 		return ep_fail(err, EP_ENOMEM, "control rings and pools: %s", rte_strerror(rte_errno));
 	ep_dp.wildcards = ep_wildcard_build(NULL, 0, err);
 	if (!ep_dp.wildcards)
@@ -342,6 +344,8 @@ void ep_shutdown(void)
 			rte_pktmbuf_free(m);
 		while (rte_ring_dequeue(ep_dp.inject_ring, (void **)&m) == 0)
 			rte_pktmbuf_free(m);
+		while (rte_ring_dequeue(ep_dp.process_ring, (void **)&m) == 0)
+			rte_pktmbuf_free(m);
 		for (uint32_t i = 0; i < EP_MAX_SERVICES; i++)
 			ep_service_del(i, NULL);
 		ep_wildcard_free(ep_dp.wildcards);
@@ -361,6 +365,7 @@ void ep_shutdown(void)
 		rte_hash_free(ep_dp.neigh_hash);
 		rte_ring_free(ep_dp.punt_ring);
 		rte_ring_free(ep_dp.inject_ring);
+		rte_ring_free(ep_dp.process_ring);
 		rte_ring_free(ep_dp.event_ring);
 		rte_mempool_free(ep_dp.ctrl_pool);
 		rte_free(ep_dp.qsbr);
@@ -668,7 +673,7 @@ uint32_t ep_poll(struct ep_punted *out, uint32_t max)
 	return n;
 }
 
-int ep_inject(uint16_t port, const uint8_t *frame, uint32_t len, struct ep_error *err)
+static int control_frame(uint16_t port, const uint8_t *frame, uint32_t len, struct rte_mbuf **out, struct ep_error *err)
 {
 	if (!ep_dp.running)
 		return ep_fail(err, EP_ESTATE, "data plane is not running");
@@ -682,8 +687,31 @@ int ep_inject(uint16_t port, const uint8_t *frame, uint32_t len, struct ep_error
 		return ep_fail(err, EP_ENOMEM, "no control mbuf free");
 	memcpy(rte_pktmbuf_mtod(m, void *), frame, len);
 	m->data_len = m->pkt_len = len;
+	m->port = port;
+	*out = m;
+	return 0;
+}
+
+int ep_inject(uint16_t port, const uint8_t *frame, uint32_t len, struct ep_error *err)
+{
+	struct rte_mbuf *m;
+	if (control_frame(port, frame, len, &m, err))
+		return -1;
 	if (ep_queue_tx(m, port) != 0)
 		return ep_fail(err, EP_EFULL, "inject queue full");
+	ep_dp.injected++;
+	return 0;
+}
+
+int ep_inject_process(uint16_t port, const uint8_t *frame, uint32_t len, struct ep_error *err)
+{
+	struct rte_mbuf *m;
+	if (control_frame(port, frame, len, &m, err))
+		return -1;
+	if (rte_ring_sp_enqueue(ep_dp.process_ring, m) != 0) {
+		rte_pktmbuf_free(m);
+		return ep_fail(err, EP_EFULL, "process queue full");
+	}
 	ep_dp.injected++;
 	return 0;
 }

@@ -182,6 +182,7 @@ struct ep_dp {
 
 	struct rte_ring *punt_ring;
 	struct rte_ring *inject_ring; /* control -> worker 0, which transmits on its own queues */
+	struct rte_ring *process_ring; /* control -> worker 0, frames to run through the pipeline */
 	struct rte_ring *event_ring;
 	struct rte_mempool *ctrl_pool;
 	uint64_t injected;

@@ -32,7 +32,8 @@
 	X(BAD_PORT, "bad_port")                 /* action names a port that is not running */ \
 	X(SNAT_EXHAUSTED, "snat_exhausted")     /* full NAT: no free source port in the pool */ \
 	X(QOS_UNSUPPORTED, "qos_unsupported")   /* QoS action impossible on this packet */ \
-	X(SERVER_FLUSHED, "server_flushed")     /* its server's connections were forgotten */
+	X(SERVER_FLUSHED, "server_flushed")     /* its server's connections were forgotten */ \
+	X(PUNT_LOOP, "punt_loop")               /* a frame the control application injected for processing would go back up */
 
 enum ep_drop_reason {
 #define EP_DROP_ENUM(name, str) EP_DROP_##name,

@@ -22,6 +22,7 @@ struct ep_ctx {
 	struct ep_txq txq[EP_MAX_PORTS];
 	uint64_t now;
 	uint32_t gen;
+	uint8_t from_control; /* the burst was injected for processing: never punt it back up */
 };
 
 static inline void drop(struct ep_ctx *c, struct rte_mbuf *m, enum ep_drop_reason reason)
@@ -55,6 +56,10 @@ static void flush(struct ep_ctx *c)
 
 static void punt(struct ep_ctx *c, struct rte_mbuf *m)
 {
+	if (c->from_control) {
+		drop(c, m, EP_DROP_PUNT_LOOP);
+		return;
+	}
 	if (rte_ring_mp_enqueue(ep_dp.punt_ring, m) != 0) {
 		drop(c, m, EP_DROP_PUNT_QUEUE_FULL);
 		return;
@@ -688,6 +693,25 @@ static void drain_injected(struct ep_ctx *c)
 	}
 }
 
+/* Frames the control application injected for processing, in arrival order, per input port. */
+static void process_injected(struct ep_ctx *c)
+{
+	struct rte_mbuf *pkts[EP_BURST], *group[EP_BURST];
+	unsigned n = rte_ring_sc_dequeue_burst(ep_dp.process_ring, (void **)pkts, EP_BURST, NULL);
+	if (n == 0)
+		return;
+	c->from_control = 1;
+	for (unsigned start = 0; start < n;) {
+		uint16_t port = pkts[start]->port;
+		uint16_t k = 0;
+		while (start < n && pkts[start]->port == port)
+			group[k++] = pkts[start++];
+		process_burst(c, port, group, k);
+		flush(c);
+	}
+	c->from_control = 0;
+}
+
 /* Walks a slice of the learned table per loop so expiry costs a little every time. */
 static void expire_some(struct ep_ctx *c, uint32_t budget)
 {
@@ -741,6 +765,7 @@ int ep_worker_main(void *arg)
 		if (w->index == 0) {
 			drain_injected(&c);
 			flush(&c);
+			process_injected(&c);
 		}
 		run_commands(&c);
 		expire_some(&c, got ? 8 : 64);

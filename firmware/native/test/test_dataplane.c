@@ -884,6 +884,121 @@ static void test_worker_virtual_service(void)
 	EXPECT_OK(ep_service_del(3, err));
 }
 
+/* A frame handed back for processing runs through the affinities like received traffic, and is
+ * never punted up again (SMFA-R9): a punt decision drops it as punt_loop. */
+static void test_worker_inject_process(void)
+{
+	uint32_t client = ip4(10, 1, 1, 4), vip = ip4(10, 0, 0, 101), backend = ip4(10, 30, 0, 9);
+	struct ep_flow_key in_key = tcp_key(client, 41000, vip, 80);
+	struct ep_action nat = { .type = EP_ACT_FORWARD, .out_port = 0, .flags = EP_ACT_F_NEXT_HOP,
+				 .nat_dst_ip = backend, .nat_dst_port = htons(8080) };
+	memcpy(nat.next_hop_mac, server_mac, 6);
+	EXPECT_OK(ep_affinity_add(&in_key, &nat, 60, err));
+	uint8_t f[128];
+	uint32_t len = build_tcp(f, router_mac, client_mac, client, 41000, vip, 80, EP_TCP_SYN, 64, 8);
+	reset_punted();
+	EXPECT_OK(ep_inject_process(0, f, len, err));
+	/* processed: NATed out of port 0; back in on the ring it misses and is punted as usual */
+	POLL_UNTIL(npunted == 1);
+	EXPECT(npunted == 1, "the processed frame did not come back");
+	const uint8_t *o = punted[0].data;
+	EXPECT(memcmp(o + IP_OFF + 16, &backend, 4) == 0 && get16(o + L4_OFF + 2) == 8080);
+	EXPECT(ip_header_valid(o + IP_OFF) && l4_checksum_valid(o + IP_OFF));
+	EXPECT(ep_affinity_del(&in_key) == 1);
+
+	/* a processed frame that matches nothing would be punted: dropped instead */
+	struct ep_lcore_counters before = totals();
+	len = build_tcp(f, router_mac, client_mac, client, 41001, ip4(10, 9, 9, 9), 22, EP_TCP_SYN, 64, 0);
+	reset_punted();
+	EXPECT_OK(ep_inject_process(0, f, len, err));
+	POLL_UNTIL(totals().drops[EP_DROP_PUNT_LOOP] > before.drops[EP_DROP_PUNT_LOOP]);
+	EXPECT(totals().drops[EP_DROP_PUNT_LOOP] - before.drops[EP_DROP_PUNT_LOOP] == 1);
+	sleep_ms(20);
+	collect_punted();
+	EXPECT(npunted == 0, "a processed frame went back up");
+	struct ep_error bad = { 0 };
+	EXPECT(ep_inject_process(7, f, len, &bad) == -1 && bad.code == EP_ENOPORT, "%s", bad.msg);
+}
+
+/* Sends a client segment to the service and returns the server the data plane chose (0 if the
+ * segment did not come back). */
+static uint32_t through_service(uint32_t client, uint16_t sport, uint32_t vip, uint8_t flags)
+{
+	uint8_t f[128];
+	uint32_t len = build_tcp(f, router_mac, client_mac, client, sport, vip, 80, flags, 64, 0);
+	reset_punted();
+	struct ep_error e;
+	if (ep_inject(0, f, len, &e) != 0)
+		return 0;
+	POLL_UNTIL(npunted == 1);
+	if (npunted != 1)
+		return 0;
+	uint32_t chosen;
+	memcpy(&chosen, punted[0].data + IP_OFF + 16, 4);
+	return chosen;
+}
+
+static void service_on_port0(uint32_t id, uint32_t vip, struct ep_server *servers, uint32_t n)
+{
+	struct ep_service_conf conf = { .id = id, .vip = vip, .port = htons(80), .proto = IPPROTO_TCP,
+					.table_size = 251 };
+	EXPECT_OK(ep_service_set(&conf, servers, n, err));
+	struct ep_wildcard w = wildcard(IPPROTO_TCP, 0, 0, vip, 0xffffffffu, 0, 80, 10);
+	w.action = (struct ep_action){ .type = EP_ACT_SERVICE, .service_id = id };
+	EXPECT_OK(ep_wildcards_commit(&w, 1, err));
+	EXPECT_OK(ep_route_add(ip4(10, 20, 0, 0), 16, 0, 0, err));
+	for (uint32_t i = 0; i < n; i++)
+		EXPECT_OK(ep_neighbor_set(servers[i].ip, 0, server_mac, err));
+}
+
+/* Draining means no new connection: a SYN reusing the port of a closing connection is a new one,
+ * and a flushed server's connections are forgotten (their packets dropped, a SYN picks again). */
+static void test_worker_reuse_flush_forget(void)
+{
+	uint32_t client = ip4(10, 1, 1, 7), vip = ip4(10, 0, 0, 60);
+	struct ep_server servers[2] = { server(1, 1), server(2, 1) };
+	service_on_port0(4, vip, servers, 2);
+	uint32_t base = ep_learned_count(); /* flows earlier tests left to expire */
+
+	uint32_t first = through_service(client, 52000, vip, EP_TCP_SYN);
+	EXPECT(first == servers[0].ip || first == servers[1].ip, "no server chosen");
+	EXPECT(ep_learned_count() == base + 2);
+	/* drain the chosen server; the client closes and reuses its port at once */
+	struct ep_server drained[2] = { servers[0], servers[1] };
+	drained[first == servers[0].ip ? 0 : 1].weight = 0;
+	struct ep_service_conf conf = { .id = 4, .vip = vip, .port = htons(80), .proto = IPPROTO_TCP,
+					.table_size = 251 };
+	EXPECT_OK(ep_service_set(&conf, drained, 2, err));
+	EXPECT(through_service(client, 52000, vip, EP_TCP_ACK) == first, "established flow keeps its server");
+	EXPECT(through_service(client, 52000, vip, EP_TCP_FIN | EP_TCP_ACK) == first);
+	struct ep_lcore_counters before = totals();
+	uint32_t again = through_service(client, 52000, vip, EP_TCP_SYN);
+	EXPECT(again != 0 && again != first, "a new SYN on a closing flow went to the draining server");
+	EXPECT(totals().flows_created - before.flows_created == 1);
+
+	/* flush the server now carrying the connection: its next ACK is dropped, both directions go */
+	EXPECT_OK(ep_service_flush_server(4, again, htons(8080), err));
+	before = totals();
+	EXPECT(through_service(client, 52000, vip, EP_TCP_ACK) == 0, "a flushed connection was forwarded");
+	EXPECT(totals().drops[EP_DROP_SERVER_FLUSHED] - before.drops[EP_DROP_SERVER_FLUSHED] == 1);
+	EXPECT(ep_learned_count() == base, "%u learned flows left", ep_learned_count() - base);
+	struct ep_error unknown = { 0 };
+	EXPECT(ep_service_flush_server(4, ip4(10, 99, 0, 1), htons(8080), &unknown) == -1 && unknown.code == EP_ENOENT);
+
+	/* forget one connection by its key: both directions go within a worker loop */
+	EXPECT_OK(ep_service_set(&conf, servers, 2, err));
+	EXPECT(through_service(client, 52001, vip, EP_TCP_SYN) != 0);
+	EXPECT(ep_learned_count() == base + 2);
+	struct ep_flow_key key = tcp_key(client, 52001, vip, 80);
+	EXPECT_OK(ep_flow_forget(&key, err));
+	uint64_t until = rte_rdtsc() + rte_get_tsc_hz();
+	while (ep_learned_count() != base && rte_rdtsc() < until)
+		sleep_ms(1);
+	EXPECT(ep_learned_count() == base, "%u learned flows after forget", ep_learned_count() - base);
+	EXPECT_OK(ep_wildcards_commit(NULL, 0, err));
+	EXPECT_OK(ep_service_del(4, err));
+}
+
 /* Malformed frames are dropped with the reason that names what is wrong with them. */
 static void test_worker_drop_reasons(void)
 {
@@ -971,6 +1086,8 @@ static const struct test worker_tests[] = {
 	{ "worker: FIN shortens a manager affinity to the FIN timeout", test_worker_fin_shortens_ttl },
 	{ "worker: virtual service DNAT to a server, reply SNAT to the VIP", test_worker_virtual_service },
 	{ "worker: malformed frames dropped by reason", test_worker_drop_reasons },
+	{ "worker: frames injected for processing follow affinities, never punt back up", test_worker_inject_process },
+	{ "worker: port reuse re-picks a server, flush and forget drop connections", test_worker_reuse_flush_forget },
 };
 
 static int run(const struct test *tests, size_t n, size_t *number)
