@@ -221,6 +221,51 @@ int ep_service_flush_server(uint32_t id, uint32_t ip, uint16_t port, struct ep_e
  * workers apply it within a loop. Returns 0, or -1 when a worker's command queue is full. */
 int ep_flow_forget(const struct ep_flow_key *key, struct ep_error *err);
 
+/* ---- cluster: work units and flow-state replication (cluster.md CL-R3, R4, R9) ---- */
+
+#define EP_WORK_UNITS 1024
+
+enum ep_unit_state {
+	EP_UNIT_OWNED = 0,   /* this unit processes the work unit's packets (the default: standalone) */
+	EP_UNIT_FOREIGN = 1, /* another member does: drop silently, never answer */
+	EP_UNIT_HOLD = 2,    /* not yet assigned/acknowledged: punt (reason EP_PUNT_HELD) for the control
+			      * application to hold and release in order */
+};
+
+/* The work unit of a connection: a hash of its client's address and port (both directions of a
+ * translated flow carry their forward direction's unit). Identical on every member. */
+uint16_t ep_work_unit(uint32_t client_ip, uint16_t client_port);
+/* Publishes a new ownership table of EP_WORK_UNITS enum ep_unit_state bytes (RCU swap). */
+int ep_work_units_set(const uint8_t *states, struct ep_error *err);
+
+enum ep_flow_event_kind { EP_FLOW_CREATED = 1, EP_FLOW_UPDATED = 2, EP_FLOW_DELETED = 3 };
+
+/* One direction of a learned connection as replicated between members: enough to go on forwarding
+ * it identically (tuple, translation, server, TCP state, time left). */
+struct ep_flow_record {
+	struct ep_flow_key key;
+	struct ep_action action; /* as installed (no internal fields) */
+	uint32_t ttl_ms;         /* idle time left */
+	uint16_t service_id;
+	uint16_t server_slot;
+	uint16_t unit;
+	uint8_t kind;      /* enum ep_flow_event_kind (ignored by import) */
+	uint8_t tcp_state; /* enum ep_tcp_state */
+	uint8_t reverse;
+	uint8_t has_server;
+	uint8_t pad[2];
+};
+
+/* Flow events are produced only while replication is on (off by default: no cost). */
+void ep_replication_enable(int on);
+/* Fetches up to max flow events produced by the workers since the last call. */
+uint32_t ep_flow_events(struct ep_flow_record *out, uint32_t max);
+/* Events lost because the control application did not fetch them fast enough. */
+uint64_t ep_flow_events_lost(void);
+/* Installs replicated flows (a peer's connections this unit may have to take over); applied by the
+ * workers within a loop. Returns the number queued (fewer when the queues are full). */
+uint32_t ep_flow_import(const struct ep_flow_record *records, uint32_t n);
+
 /* ---- counters ---- */
 
 #include "../src/drop_reason.h"
@@ -267,8 +312,12 @@ uint64_t ep_injected_count(void);
 
 /* ---- punt / inject ---- */
 
+enum ep_punt_reason { EP_PUNT_ACTION = 0, EP_PUNT_MISS = 1, EP_PUNT_HELD = 2 };
+
 struct ep_punted {
 	uint16_t port;
+	uint8_t reason; /* enum ep_punt_reason */
+	uint16_t unit;  /* EP_PUNT_HELD: the work unit it waits for */
 	uint32_t len;
 	uint8_t *data; /* caller's buffer of cap bytes; len may exceed cap (truncated copy) */
 	uint32_t cap;

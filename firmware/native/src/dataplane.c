@@ -145,6 +145,11 @@ int ep_create(const struct ep_config *cfg, struct ep_error *err)
 	if (ep_dp.nworkers == 0)
 		return ep_fail(err, EP_EINVAL, "no worker lcores: give EAL at least two lcores");
 
+	ep_dp.unit_states = rte_zmalloc("ep_units", EP_WORK_UNITS, RTE_CACHE_LINE_SIZE);
+	ep_dp.flow_events = rte_ring_create_elem("ep_flow_events", sizeof(struct ep_flow_record), 1 << 16, SOCKET_ID_ANY,
+						 RING_F_SC_DEQ);
+	if (!ep_dp.unit_states || !ep_dp.flow_events)
+		return ep_fail(err, EP_ENOMEM, "work units and flow event ring");
 	ep_dp.server_epochs =
 		rte_zmalloc("ep_server_epochs", sizeof(uint16_t) * EP_MAX_SERVICES * EP_MAX_SERVERS, RTE_CACHE_LINE_SIZE);
 	if (!ep_dp.server_epochs)
@@ -370,6 +375,8 @@ void ep_shutdown(void)
 		rte_mempool_free(ep_dp.ctrl_pool);
 		rte_free(ep_dp.qsbr);
 		rte_free(ep_dp.server_epochs);
+		rte_free(ep_dp.unit_states);
+		rte_ring_free(ep_dp.flow_events);
 	}
 	rte_eal_cleanup();
 	memset(&ep_dp, 0, sizeof(ep_dp));
@@ -546,11 +553,66 @@ int ep_flow_forget(const struct ep_flow_key *key, struct ep_error *err)
 {
 	if (!ep_dp.created)
 		return ep_fail(err, EP_ESTATE, "data plane not created");
-	struct ep_command cmd = { .op = EP_CMD_FORGET_FLOW, .key = *key };
+	struct ep_command cmd = { .op = EP_CMD_FORGET_FLOW, .record.key = *key };
 	for (uint32_t i = 0; i < ep_dp.nworkers; i++)
 		if (rte_ring_sp_enqueue_elem(ep_dp.workers[i]->commands, &cmd, sizeof(cmd)) != 0)
 			return ep_fail(err, EP_EFULL, "worker %u command queue full", i);
 	return 0;
+}
+
+/* ---- cluster hooks ---- */
+
+uint16_t ep_work_unit(uint32_t client_ip, uint16_t client_port)
+{
+	return ep_unit_of(client_ip, client_port);
+}
+
+int ep_work_units_set(const uint8_t *states, struct ep_error *err)
+{
+	if (!ep_dp.created)
+		return ep_fail(err, EP_ESTATE, "data plane not created");
+	for (uint32_t u = 0; u < EP_WORK_UNITS; u++)
+		if (states[u] > EP_UNIT_HOLD)
+			return ep_fail(err, EP_EINVAL, "work unit %u: state %u is not owned, foreign or hold", u, states[u]);
+	uint8_t *next = rte_malloc("ep_units", EP_WORK_UNITS, RTE_CACHE_LINE_SIZE);
+	if (!next)
+		return ep_fail(err, EP_ENOMEM, "work unit table");
+	memcpy(next, states, EP_WORK_UNITS);
+	uint8_t *old = __atomic_exchange_n(&ep_dp.unit_states, next, __ATOMIC_ACQ_REL);
+	ep_rcu_wait();
+	rte_free(old);
+	return 0;
+}
+
+void ep_replication_enable(int on)
+{
+	__atomic_store_n(&ep_dp.replicating, on ? 1 : 0, __ATOMIC_RELEASE);
+}
+
+uint32_t ep_flow_events(struct ep_flow_record *out, uint32_t max)
+{
+	if (!ep_dp.created)
+		return 0;
+	return rte_ring_sc_dequeue_burst_elem(ep_dp.flow_events, out, sizeof(*out), max, NULL);
+}
+
+uint64_t ep_flow_events_lost(void)
+{
+	return __atomic_load_n(&ep_dp.flow_events_lost, __ATOMIC_RELAXED);
+}
+
+uint32_t ep_flow_import(const struct ep_flow_record *records, uint32_t n)
+{
+	if (!ep_dp.created)
+		return 0;
+	uint32_t queued = 0;
+	for (; queued < n; queued++) {
+		struct ep_command cmd = { .op = EP_CMD_IMPORT_FLOW, .record = records[queued] };
+		/* the flow goes to worker 0; a peer worker that sees its packets adopts it from there */
+		if (rte_ring_sp_enqueue_elem(ep_dp.workers[0]->commands, &cmd, sizeof(cmd)) != 0)
+			break;
+	}
+	return queued;
 }
 
 /* ---- counters ---- */
@@ -663,6 +725,8 @@ uint32_t ep_poll(struct ep_punted *out, uint32_t max)
 	while (n < max && rte_ring_sc_dequeue(ep_dp.punt_ring, (void **)&m) == 0) {
 		struct ep_punted *p = &out[n++];
 		p->port = m->port;
+		p->reason = (uint8_t)(m->hash.usr >> 16);
+		p->unit = (uint16_t)(m->hash.usr & 0xffff);
 		p->len = m->pkt_len;
 		uint32_t copy = p->len < p->cap ? p->len : p->cap;
 		const void *data = rte_pktmbuf_read(m, 0, copy, p->data);

@@ -47,7 +47,7 @@ struct ep_flow {
 	uint16_t service_id;
 	uint16_t server_slot;
 	uint16_t server_epoch; /* the server's epoch when the flow was pinned (see ep_dp.server_epochs) */
-	uint16_t pad;
+	uint16_t unit;         /* work unit: of the client, for both directions */
 	uint32_t ttl_s; /* manager: the ttl it was installed with */
 	struct ep_flow_key key;
 } __rte_cache_aligned;
@@ -115,12 +115,12 @@ struct ep_port_rt {
 enum ep_event_type { EP_EV_NEIGH_LEARN = 1, EP_EV_NEIGH_MISS = 2 };
 
 /* Work the control thread hands to a worker for the tables only that worker may write. */
-enum ep_command_op { EP_CMD_FORGET_FLOW = 1 };
+enum ep_command_op { EP_CMD_FORGET_FLOW = 1, EP_CMD_IMPORT_FLOW = 2 };
 
 struct ep_command {
 	uint32_t op;
 	uint32_t pad;
-	struct ep_flow_key key;
+	struct ep_flow_record record; /* FORGET uses record.key */
 };
 
 struct ep_event {
@@ -181,6 +181,10 @@ struct ep_dp {
 	struct ep_local_addr local[EP_MAX_LOCAL_ADDRS];
 
 	struct rte_ring *punt_ring;
+	uint8_t *unit_states;          /* [EP_WORK_UNITS], swapped whole */
+	volatile int replicating;
+	struct rte_ring *flow_events;  /* workers -> control: struct ep_flow_record */
+	uint64_t flow_events_lost;     /* bumped by workers (atomically: several producers) */
 	struct rte_ring *inject_ring; /* control -> worker 0, which transmits on its own queues */
 	struct rte_ring *process_ring; /* control -> worker 0, frames to run through the pipeline */
 	struct rte_ring *event_ring;
@@ -208,6 +212,11 @@ static inline uint32_t ep_key_hash(const struct ep_flow_key *k)
 	}
 	return rte_hash_crc(k, sizeof(*k), EP_HASH_SEED);
 }
+static inline uint16_t ep_unit_of(uint32_t client_ip, uint16_t client_port)
+{
+	return (uint16_t)(rte_hash_crc_8byte((uint64_t)client_ip << 16 | client_port, 0x0c1a57e5u) % EP_WORK_UNITS);
+}
+
 /* Precomputes an exact-match flow's NAT checksum deltas into its action (TCP/UDP over IPv4). */
 void ep_action_prepare_nat(struct ep_action *a, const struct ep_flow_key *k);
 /* The action as installed: undoes ep_action_prepare_nat for listing. */

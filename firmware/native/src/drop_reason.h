@@ -33,7 +33,8 @@
 	X(SNAT_EXHAUSTED, "snat_exhausted")     /* full NAT: no free source port in the pool */ \
 	X(QOS_UNSUPPORTED, "qos_unsupported")   /* QoS action impossible on this packet */ \
 	X(SERVER_FLUSHED, "server_flushed")     /* its server's connections were forgotten */ \
-	X(PUNT_LOOP, "punt_loop")               /* a frame the control application injected for processing would go back up */
+	X(PUNT_LOOP, "punt_loop")               /* a frame the control application injected for processing would go back up */ \
+	X(FOREIGN_UNIT, "foreign_unit")         /* its work unit belongs to another cluster member */
 
 enum ep_drop_reason {
 #define EP_DROP_ENUM(name, str) EP_DROP_##name,

@@ -132,6 +132,7 @@ uint64_t ep_flow_timeout_tsc(const struct ep_flow *f, uint8_t proto)
 {
 	if (proto == IPPROTO_TCP) {
 		switch (f->tcp_state) {
+		case EP_TCPS_NONE: /* e.g. the reverse half of a connection whose server has not answered */
 		case EP_TCPS_SYN:
 			return ep_dp.timeout_tsc[EP_TO_SYN];
 		case EP_TCPS_FIN:

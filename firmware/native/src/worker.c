@@ -54,8 +54,9 @@ static void flush(struct ep_ctx *c)
 	}
 }
 
-static void punt(struct ep_ctx *c, struct rte_mbuf *m)
+static void punt(struct ep_ctx *c, struct rte_mbuf *m, enum ep_punt_reason reason, uint16_t unit)
 {
+	m->hash.usr = (uint32_t)reason << 16 | unit; /* the RSS hash is no longer needed */
 	if (c->from_control) {
 		drop(c, m, EP_DROP_PUNT_LOOP);
 		return;
@@ -210,7 +211,7 @@ static void apply(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, co
 		forward(c, m, meta, a, f);
 		return;
 	case EP_ACT_PUNT:
-		punt(c, m);
+		punt(c, m, EP_PUNT_ACTION, 0);
 		return;
 	default:
 		c->w->c.actions[EP_AC_DROP]++;
@@ -260,14 +261,59 @@ static void time_handshake(struct ep_ctx *c, struct ep_flow *f, const struct ep_
 	f->syn_tsc = 0;
 }
 
+/* Replication: one record per direction per change, while the cluster asks for them. */
+static void flow_event(struct ep_ctx *c, const struct ep_flow *f, enum ep_flow_event_kind kind)
+{
+	struct ep_flow_record r;
+	r.key = f->key;
+	r.action = f->act;
+	ep_action_public(&r.action);
+	r.ttl_ms = f->expire_tsc > c->now ? (uint32_t)((f->expire_tsc - c->now) * 1000 / ep_dp.tsc_hz) : 0;
+	r.service_id = f->service_id;
+	r.server_slot = f->server_slot;
+	r.unit = f->unit;
+	r.kind = (uint8_t)kind;
+	r.tcp_state = f->tcp_state;
+	r.reverse = f->reverse;
+	r.has_server = f->has_server;
+	r.pad[0] = r.pad[1] = 0;
+	if (rte_ring_mp_enqueue_elem(ep_dp.flow_events, &r, sizeof(r)) != 0)
+		__atomic_fetch_add(&ep_dp.flow_events_lost, 1, __ATOMIC_RELAXED);
+}
+
+static inline int replicating(void)
+{
+	return __atomic_load_n(&ep_dp.replicating, __ATOMIC_RELAXED);
+}
+
+/* Whether this member processes the work unit now; otherwise the packet is dropped silently or
+ * handed up to be held. */
+static inline int unit_is_mine(struct ep_ctx *c, struct rte_mbuf *m, uint16_t unit)
+{
+	const uint8_t *states = __atomic_load_n(&ep_dp.unit_states, __ATOMIC_ACQUIRE);
+	uint8_t state = states[unit];
+	if (likely(state == EP_UNIT_OWNED))
+		return 1;
+	if (state == EP_UNIT_HOLD)
+		punt(c, m, EP_PUNT_HELD, unit);
+	else
+		drop(c, m, EP_DROP_FOREIGN_UNIT);
+	return 0;
+}
+
 static void hit_learned(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, struct ep_flow *f)
 {
+	if (!unit_is_mine(c, m, f->unit))
+		return;
 	if (unlikely(f->syn_tsc != 0))
 		time_handshake(c, f, meta);
 	f->packets++;
 	f->bytes += m->pkt_len;
 	c->w->c.learned_hits++;
+	uint8_t state_before = f->tcp_state;
 	account_flow(c, f, meta, m->pkt_len);
+	if (unlikely(f->tcp_state != state_before) && replicating())
+		flow_event(c, f, EP_FLOW_UPDATED);
 	f->expire_tsc = c->now + ep_flow_timeout_tsc(f, meta->key.proto);
 	apply(c, m, meta, &f->act, f);
 }
@@ -335,9 +381,15 @@ static void forget(struct ep_ctx *c, const struct ep_flow_key *key)
 		return;
 	struct ep_flow_key pair;
 	int has_pair = pair_key(&t->flows[pos], &pair) == 0;
+	if (replicating())
+		flow_event(c, &t->flows[pos], EP_FLOW_DELETED);
 	ep_flow_table_del(t, key);
-	if (has_pair)
+	if (has_pair) {
+		int32_t ppos = rte_hash_lookup(t->hash, &pair);
+		if (ppos >= 0 && replicating())
+			flow_event(c, &t->flows[ppos], EP_FLOW_DELETED);
 		ep_flow_table_del(t, &pair);
+	}
 }
 
 /* A pinned connection is over when its server was flushed, or when a client starts a new one
@@ -366,13 +418,40 @@ static void restart_or_drop(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta
 		drop(c, m, EP_DROP_SERVER_FLUSHED);
 }
 
+/* A peer's replicated connection: installed as if this worker had learned it, with the time it
+ * had left, so a takeover forwards it to the same server with the same translation. */
+static void import_flow(struct ep_ctx *c, const struct ep_flow_record *r)
+{
+	struct ep_flow model;
+	memset(&model, 0, sizeof(model));
+	model.act = r->action;
+	model.act.flags &= (uint8_t)~EP_ACT_F_NAT_PREPARED;
+	model.service_id = r->service_id;
+	model.server_slot = r->server_slot;
+	model.unit = r->unit % EP_WORK_UNITS;
+	model.reverse = r->reverse;
+	model.has_server = r->has_server && r->service_id < EP_MAX_SERVICES && r->server_slot < EP_MAX_SERVERS;
+	model.tcp_state = r->tcp_state <= EP_TCPS_RST ? r->tcp_state : EP_TCPS_NONE;
+	if (model.has_server)
+		model.server_epoch = __atomic_load_n(
+			&ep_dp.server_epochs[model.service_id * EP_MAX_SERVERS + model.server_slot], __ATOMIC_ACQUIRE);
+	struct ep_flow *f = learn(c, &r->key, &model);
+	if (f)
+		f->expire_tsc = c->now + (uint64_t)r->ttl_ms * ep_dp.tsc_hz / 1000;
+	else
+		c->w->c.drops[EP_DROP_FLOW_TABLE_FULL]++;
+}
+
 static void run_commands(struct ep_ctx *c)
 {
 	struct ep_command cmd[8];
 	unsigned n = rte_ring_sc_dequeue_burst_elem(c->w->commands, cmd, sizeof(cmd[0]), 8, NULL);
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n; i++) {
 		if (cmd[i].op == EP_CMD_FORGET_FLOW)
-			forget(c, &cmd[i].key);
+			forget(c, &cmd[i].record.key);
+		else if (cmd[i].op == EP_CMD_IMPORT_FLOW)
+			import_flow(c, &cmd[i].record);
+	}
 }
 
 /* A source port for a full-NAT flow from this worker's share of the service's pool, not in use
@@ -419,6 +498,9 @@ static void new_service_flow(struct ep_ctx *c, struct rte_mbuf *m, struct ep_met
 		drop(c, m, EP_DROP_NO_SERVER);
 		return;
 	}
+	uint16_t unit = ep_unit_of(ep_key_src4(&meta->key), meta->key.sport);
+	if (!unit_is_mine(c, m, unit))
+		return;
 	const struct ep_server *srv = &svc->servers[slot].srv;
 	uint16_t server_port = srv->port ? srv->port : meta->key.dport; /* 0: keep the client's port */
 	uint8_t mode = svc->conf.mode;
@@ -429,6 +511,7 @@ static void new_service_flow(struct ep_ctx *c, struct rte_mbuf *m, struct ep_met
 	model.service_id = (uint16_t)service_id;
 	model.server_slot = (uint16_t)slot;
 	model.has_server = 1;
+	model.unit = unit;
 	uint16_t lport = 0;
 	switch (mode) {
 	case EP_MODE_NAT:
@@ -480,12 +563,21 @@ static void new_service_flow(struct ep_ctx *c, struct rte_mbuf *m, struct ep_met
 		}
 		model.reverse = 1;
 		model.syn_tsc = meta->key.proto == IPPROTO_TCP && (meta->tcp_flags & EP_TCP_SYN) ? c->now : 0;
-		if (!learn(c, &rkey, &model)) {
+		struct ep_flow *rev = learn(c, &rkey, &model);
+		if (!rev) {
 			ep_flow_table_del(&c->w->learned, &meta->key);
 			drop(c, m, EP_DROP_FLOW_TABLE_FULL);
 			return;
 		}
+		if (replicating())
+			flow_event(c, rev, EP_FLOW_CREATED);
 	}
+	if (meta->key.proto == IPPROTO_TCP) {
+		ep_flow_track_tcp(fwd, meta->tcp_flags); /* created in the state its first packet sets */
+		fwd->expire_tsc = c->now + ep_flow_timeout_tsc(fwd, IPPROTO_TCP);
+	}
+	if (replicating())
+		flow_event(c, fwd, EP_FLOW_CREATED);
 	c->w->c.flows_created++;
 	c->w->server_flows[service_id * EP_MAX_SERVERS + (uint32_t)slot]++;
 	hit_learned(c, m, meta, fwd);
@@ -507,7 +599,7 @@ static void local_or_miss(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *
 	c->w->c.misses++;
 	switch (ep_dp.cfg.miss_policy) {
 	case EP_MISS_PUNT:
-		punt(c, m);
+		punt(c, m, EP_PUNT_MISS, 0);
 		return;
 	case EP_MISS_ROUTE: {
 		static const struct ep_action route = { .type = EP_ACT_FORWARD, .out_port = EP_PORT_ROUTE };
@@ -728,6 +820,8 @@ static void expire_some(struct ep_ctx *c, uint32_t budget)
 			continue;
 		uint16_t epoch = f->has_server ? ep_dp.server_epochs[f->service_id * EP_MAX_SERVERS + f->server_slot] : 0;
 		if (f->expire_tsc < c->now || (f->has_server && f->server_epoch != epoch)) {
+			if (replicating())
+				flow_event(c, f, EP_FLOW_DELETED);
 			struct ep_flow_key key = f->key;
 			if (ep_flow_table_del(t, &key))
 				w->c.flows_expired++;

@@ -683,7 +683,7 @@ static void test_tcp_state_tracking(void)
 		uint8_t state, proto;
 		uint32_t seconds;
 	} timeouts[] = {
-		{ EP_TCPS_NONE, IPPROTO_TCP, 300 }, { EP_TCPS_SYN, IPPROTO_TCP, 10 },
+		{ EP_TCPS_NONE, IPPROTO_TCP, 10 }, { EP_TCPS_SYN, IPPROTO_TCP, 10 },
 		{ EP_TCPS_ESTABLISHED, IPPROTO_TCP, 300 }, { EP_TCPS_FIN, IPPROTO_TCP, 30 },
 		{ EP_TCPS_RST, IPPROTO_TCP, 5 }, { EP_TCPS_NONE, IPPROTO_UDP, 60 },
 		{ EP_TCPS_NONE, IPPROTO_ICMP, 20 },
@@ -999,6 +999,88 @@ static void test_worker_reuse_flush_forget(void)
 	EXPECT_OK(ep_service_del(4, err));
 }
 
+/* Cluster hooks: a connection's work unit gates it (foreign: dropped silently, hold: handed up),
+ * its state streams out as records while replication is on, and importing those records on a
+ * unit without the connection makes it forward the connection the same way. */
+static void test_worker_units_and_replication(void)
+{
+	uint32_t client = ip4(10, 1, 1, 8), vip = ip4(10, 0, 0, 70);
+	struct ep_server servers[1] = { server(3, 1) };
+	service_on_port0(5, vip, servers, 1);
+	uint32_t base = ep_learned_count();
+	struct ep_flow_record drained[64];
+	while (ep_flow_events(drained, 64) > 0)
+		;
+	ep_replication_enable(1);
+	EXPECT(through_service(client, 53000, vip, EP_TCP_SYN) == servers[0].ip);
+	struct ep_flow_record rec[8];
+	uint32_t n = 0;
+	uint64_t until = rte_rdtsc() + rte_get_tsc_hz();
+	while (n < 2 && rte_rdtsc() < until)
+		n += ep_flow_events(rec + n, 8 - n);
+	EXPECT(n == 2, "%u flow events for a new connection", n);
+	uint16_t unit = ep_work_unit(client, htons(53000));
+	struct ep_flow_key fwd = tcp_key(client, 53000, vip, 80);
+	int seen_fwd = 0, seen_rev = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		EXPECT(rec[i].kind == EP_FLOW_CREATED && rec[i].unit == unit && rec[i].has_server && rec[i].service_id == 5);
+		if (memcmp(&rec[i].key, &fwd, sizeof(fwd)) == 0)
+			seen_fwd = rec[i].action.nat_dst_ip == servers[0].ip && rec[i].action.nat_dst_port == htons(8080) &&
+				   !rec[i].reverse;
+		else
+			seen_rev = rec[i].reverse && rec[i].action.nat_src_ip == vip && ep_key_src4(&rec[i].key) == servers[0].ip;
+		EXPECT(rec[i].ttl_ms > 0 && rec[i].ttl_ms <= 10000, "ttl %u ms (SYN timeout 10 s)", rec[i].ttl_ms);
+	}
+	EXPECT(seen_fwd && seen_rev, "records describe both directions and the translation");
+
+	/* the unit moves to another member: this one drops the connection's packets silently */
+	uint8_t states[EP_WORK_UNITS];
+	memset(states, EP_UNIT_OWNED, sizeof(states));
+	states[unit] = EP_UNIT_FOREIGN;
+	EXPECT_OK(ep_work_units_set(states, err));
+	struct ep_lcore_counters before = totals();
+	EXPECT(through_service(client, 53000, vip, EP_TCP_ACK) == 0, "a foreign unit's packet was forwarded");
+	EXPECT(totals().drops[EP_DROP_FOREIGN_UNIT] - before.drops[EP_DROP_FOREIGN_UNIT] == 1);
+	/* held: handed up with its unit */
+	states[unit] = EP_UNIT_HOLD;
+	EXPECT_OK(ep_work_units_set(states, err));
+	uint8_t f[128];
+	uint32_t len = build_tcp(f, router_mac, client_mac, client, 53000, vip, 80, EP_TCP_ACK, 64, 0);
+	reset_punted();
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(npunted == 1);
+	EXPECT(npunted == 1 && punted[0].reason == EP_PUNT_HELD && punted[0].unit == unit &&
+	       memcmp(punted[0].data, f, len) == 0, "held packet handed up with its unit");
+	states[unit] = 7;
+	struct ep_error refused = { 0 };
+	EXPECT(ep_work_units_set(states, &refused) == -1 && refused.code == EP_EINVAL, "%s", refused.msg);
+
+	/* takeover: forget the connection, import the records, the next ACK goes to the same server */
+	memset(states, EP_UNIT_OWNED, sizeof(states));
+	EXPECT_OK(ep_work_units_set(states, err));
+	EXPECT_OK(ep_flow_forget(&fwd, err));
+	until = rte_rdtsc() + rte_get_tsc_hz();
+	while (ep_learned_count() != base && rte_rdtsc() < until)
+		sleep_ms(1);
+	EXPECT(ep_learned_count() == base);
+	/* pick another server set so a fresh choice could differ: the import must pin the old one */
+	struct ep_server other[1] = { server(4, 1) };
+	struct ep_service_conf conf = { .id = 5, .vip = vip, .port = htons(80), .proto = IPPROTO_TCP, .table_size = 251 };
+	EXPECT_OK(ep_service_set(&conf, other, 1, err));
+	EXPECT_OK(ep_neighbor_set(other[0].ip, 0, server_mac, err));
+	EXPECT(ep_flow_import(rec, 2) == 2);
+	until = rte_rdtsc() + rte_get_tsc_hz();
+	while (ep_learned_count() != base + 2 && rte_rdtsc() < until)
+		sleep_ms(1);
+	EXPECT(ep_learned_count() == base + 2, "%u imported", ep_learned_count() - base);
+	EXPECT(through_service(client, 53000, vip, EP_TCP_ACK) == servers[0].ip,
+	       "the imported connection kept its server");
+	ep_replication_enable(0);
+	EXPECT(ep_flow_events_lost() == 0);
+	EXPECT_OK(ep_wildcards_commit(NULL, 0, err));
+	EXPECT_OK(ep_service_del(5, err));
+}
+
 /* Malformed frames are dropped with the reason that names what is wrong with them. */
 static void test_worker_drop_reasons(void)
 {
@@ -1088,6 +1170,7 @@ static const struct test worker_tests[] = {
 	{ "worker: malformed frames dropped by reason", test_worker_drop_reasons },
 	{ "worker: frames injected for processing follow affinities, never punt back up", test_worker_inject_process },
 	{ "worker: port reuse re-picks a server, flush and forget drop connections", test_worker_reuse_flush_forget },
+	{ "worker: work units gate connections; replicated records re-create them", test_worker_units_and_replication },
 };
 
 static int run(const struct test *tests, size_t n, size_t *number)
