@@ -214,4 +214,11 @@ export interface DataplaneStats {
 export interface PuntedPacket {
   port: number;
   frame: Buffer;
+  /** Why it came up: a punt action, the miss policy, or a work unit this member holds for now. */
+  reason: 'action' | 'miss' | 'held';
+  /** For 'held': the work unit the packet waits for. */
+  unit: number;
 }
+
+/** This member's relation to a work unit (cluster.md CL-R3/R4). */
+export type UnitState = 'owned' | 'foreign' | 'hold';

@@ -31,6 +31,7 @@ import type {
   QosAction,
   ServiceDefinition,
   TcpTimeouts,
+  UnitState,
   WildcardAffinity,
 } from './dataplane-types.js';
 
@@ -95,9 +96,17 @@ interface NativeAddon {
   serviceFlushServer(id: number, ip: number, port: number): void;
   flowForget(key: Buffer): void;
   stats(): DataplaneStats;
-  poll(max: number): { port: number; frame: Buffer }[];
+  poll(max: number): { port: number; reason: number; unit: number; frame: Buffer }[];
   inject(port: number, frame: Buffer): void;
   injectProcess(port: number, frame: Buffer): void;
+  workUnitsSet(states: Buffer): void;
+  workUnit(clientIp: number, clientPort: number): number;
+  replicationEnable(on: boolean): void;
+  flowEvents(max: number): Buffer;
+  flowImport(records: Buffer): number;
+  flowEventsLost(): number;
+  readonly flowRecordSize: number;
+  readonly workUnits: number;
 }
 
 function loadAddon(): NativeAddon {
@@ -135,6 +144,8 @@ export const DEFAULT_GUE_PORT = 6080;
 const MISS_POLICIES: Record<MissPolicy, number> = { drop: 0, punt: 1, route: 2 };
 const TCP_STATES = ['none', 'syn', 'established', 'fin', 'rst'] as const;
 export const ROUTE_PORT = 0xffff;
+const PUNT_REASONS = ['action', 'miss', 'held'] as const;
+const UNIT_STATES: Record<UnitState, number> = { owned: 0, foreign: 1, hold: 2 };
 
 const defaultTimeouts: TcpTimeouts = {
   synSeconds: 10,
@@ -483,9 +494,49 @@ export class Dataplane {
   #drain(): void {
     for (;;) {
       const packets = this.#addon.poll(256);
-      for (const pkt of packets) this.#puntHandler?.(pkt);
+      for (const pkt of packets) {
+        this.#puntHandler?.({ port: pkt.port, frame: pkt.frame, reason: PUNT_REASONS[pkt.reason] ?? 'action', unit: pkt.unit });
+      }
       if (packets.length < 256) return;
     }
+  }
+
+  /** Work units (cluster.md CL-R3): `states[u]` says whether this unit processes work unit u. */
+  setWorkUnits(states: readonly UnitState[]): void {
+    if (states.length !== this.#addon.workUnits) {
+      throw new InvalidRuleError('EINVAL', `work unit table has ${states.length} entries, not ${this.#addon.workUnits}`);
+    }
+    const bytes = Buffer.from(states.map((s) => UNIT_STATES[s]));
+    call(() => this.#addon.workUnitsSet(bytes));
+  }
+
+  /** The work unit of a connection from clientIp:clientPort, the same on every member. */
+  workUnitOf(clientIp: string, clientPort: number): number {
+    return this.#addon.workUnit(ipv4ToNumber(clientIp, 'client ip'), checkPort(clientPort, 'client port'));
+  }
+
+  /** While on, workers record every learned connection's creation, TCP state changes and end. */
+  enableReplication(on: boolean): void {
+    this.#addon.replicationEnable(on);
+  }
+
+  /** Flow records produced since the last call, as raw bytes of `flowRecordSize` each: ship them to
+   * peers as they are and `importFlows` them there. */
+  takeFlowEvents(max = 4096): Buffer {
+    return this.#addon.flowEvents(max);
+  }
+
+  /** Installs a peer's replicated connections; returns how many were queued. */
+  importFlows(records: Buffer): number {
+    return call(() => this.#addon.flowImport(records));
+  }
+
+  get flowRecordSize(): number {
+    return this.#addon.flowRecordSize;
+  }
+
+  flowEventsLost(): number {
+    return this.#addon.flowEventsLost();
   }
 }
 

@@ -473,6 +473,8 @@ Napi::Value Poll(const Napi::CallbackInfo &info) {
   for (uint32_t i = 0; i < n; i++) {
     Napi::Object o = Napi::Object::New(env);
     o.Set("port", out[i].port);
+    o.Set("reason", out[i].reason);
+    o.Set("unit", out[i].unit);
     uint32_t len = out[i].len < out[i].cap ? out[i].len : out[i].cap;
     o.Set("frame", Napi::Buffer<uint8_t>::Copy(env, out[i].data, len));
     arr.Set(i, o);
@@ -496,6 +498,54 @@ Napi::Value InjectProcess(const Napi::CallbackInfo &info) {
   ep_error err{};
   Check(env, ep_inject_process(ArgPort(info, 0), buf.Data(), static_cast<uint32_t>(buf.Length()), &err), err);
   return env.Undefined();
+}
+
+Napi::Value WorkUnitsSet(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsBuffer() || info[0].As<Napi::Buffer<uint8_t>>().Length() != EP_WORK_UNITS)
+    ThrowInvalid(env, "work unit states must be a Buffer of " + std::to_string(EP_WORK_UNITS) + " bytes");
+  ep_error err{};
+  Check(env, ep_work_units_set(info[0].As<Napi::Buffer<uint8_t>>().Data(), &err), err);
+  return env.Undefined();
+}
+
+Napi::Value WorkUnit(const Napi::CallbackInfo &info) {
+  uint32_t port = Arg32(info, 1, "client port");
+  if (port > 0xffff) ThrowInvalid(info.Env(), "client port above 65535");
+  return Napi::Number::New(info.Env(),
+                           ep_work_unit(htonl(Arg32(info, 0, "client ip")), htons(static_cast<uint16_t>(port))));
+}
+
+Napi::Value ReplicationEnable(const Napi::CallbackInfo &info) {
+  ep_replication_enable(info.Length() > 0 && info[0].ToBoolean().Value());
+  return info.Env().Undefined();
+}
+
+// Flow records travel as raw struct ep_flow_record bytes: the cluster ships them between members
+// of the same build as they are (layout in include/edgeplane.h, size in flowRecordSize).
+Napi::Value FlowEvents(const Napi::CallbackInfo &info) {
+  uint32_t max = Arg32(info, 0, "max");
+  if (max > 65536) max = 65536;
+  std::vector<ep_flow_record> out(max);
+  uint32_t n = ep_flow_events(out.data(), max);
+  return Napi::Buffer<uint8_t>::Copy(info.Env(), reinterpret_cast<const uint8_t *>(out.data()),
+                                     n * sizeof(ep_flow_record));
+}
+
+Napi::Value FlowImport(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsBuffer()) ThrowInvalid(env, "flowImport(Buffer)");
+  auto buf = info[0].As<Napi::Buffer<uint8_t>>();
+  if (buf.Length() % sizeof(ep_flow_record) != 0)
+    ThrowInvalid(env, "flow records must be a multiple of " + std::to_string(sizeof(ep_flow_record)) + " bytes");
+  uint32_t n = static_cast<uint32_t>(buf.Length() / sizeof(ep_flow_record));
+  std::vector<ep_flow_record> records(n);
+  memcpy(records.data(), buf.Data(), buf.Length());
+  return Napi::Number::New(env, ep_flow_import(records.data(), n));
+}
+
+Napi::Value FlowEventsLost(const Napi::CallbackInfo &info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(ep_flow_events_lost()));
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -526,6 +576,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("poll", Napi::Function::New(env, Poll));
   exports.Set("inject", Napi::Function::New(env, Inject));
   exports.Set("injectProcess", Napi::Function::New(env, InjectProcess));
+  exports.Set("workUnitsSet", Napi::Function::New(env, WorkUnitsSet));
+  exports.Set("workUnit", Napi::Function::New(env, WorkUnit));
+  exports.Set("replicationEnable", Napi::Function::New(env, ReplicationEnable));
+  exports.Set("flowEvents", Napi::Function::New(env, FlowEvents));
+  exports.Set("flowImport", Napi::Function::New(env, FlowImport));
+  exports.Set("flowEventsLost", Napi::Function::New(env, FlowEventsLost));
+  exports.Set("flowRecordSize", Napi::Number::New(env, sizeof(ep_flow_record)));
+  exports.Set("workUnits", Napi::Number::New(env, EP_WORK_UNITS));
   return exports;
 }
 
