@@ -22,10 +22,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   flock /tmp/apt.lock sh -c "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ${missing[*]}"
 fi
 
-# A lockfile newer than the installed tree means the dependencies changed since the last npm ci.
+# A lockfile newer than the installed tree means the dependencies changed since the last install.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "setup: npm ci"
-  flock /tmp/npm.lock npm ci --no-audit --no-fund
+  echo "setup: installing npm dependencies from package-lock.json"
+  flock /tmp/npm.lock bash scripts/npm-install-locked.sh
 fi
 
 stale() { # stale TARGET DIR...: TARGET is missing or older than a source file under DIR...

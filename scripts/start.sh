@@ -4,30 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[ "$(id -u)" = 0 ] || { echo "start.sh needs root (network namespaces, raw sockets for DPDK)" >&2; exit 1; }
-
-missing=()
-for pkg in dpdk-dev nginx-light iproute2 ethtool curl; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing ${missing[*]}"
-  flock /tmp/apt.lock sh -c "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ${missing[*]}"
-fi
-
-# A lockfile newer than the installed tree means the dependencies changed since the last npm ci.
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  flock /tmp/npm.lock npm ci
-fi
-
-stale() { # stale TARGET PATH...: TARGET is missing or older than a source file under PATH...
-  [ ! -f "$1" ] && return 0
-  local target=$1; shift
-  [ -n "$(find "$@" \( -name '*.c' -o -name '*.cc' -o -name '*.h' -o -name '*.gyp' -o -name '*.ts' \) -newer "$target" -print -quit)" ]
-}
-stale firmware/native/build/Release/edgeplane.node firmware/native/src firmware/native/include firmware/native/binding.gyp &&
-  npm run build:native
-stale dist/app/control/main.js app firmware flash-config && npm run build:ts
+bash scripts/setup.sh
 
 config=out/demo/config.json
 mkdir -p out/demo

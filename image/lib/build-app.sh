@@ -19,8 +19,8 @@ for path in package.json package-lock.json tsconfig.json firmware app flash-conf
 done
 rm -rf "$app/firmware/native/build" "$app/firmware/native/test/build"
 
-note "npm ci (lockfile, no install scripts)"
-(cd "$app" && flock /tmp/npm.lock npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+note "npm dependencies at the lockfile's versions (no install scripts)"
+(cd "$app" && flock /tmp/npm.lock bash "$repo/scripts/npm-install-locked.sh" --ignore-scripts)
 
 if [[ -f $app/firmware/native/binding.gyp ]]; then
   note "node-gyp rebuild in the build root (trixie node headers, pkg-config libdpdk)"
