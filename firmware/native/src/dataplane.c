@@ -758,7 +758,7 @@ static int control_frame(uint16_t port, const uint8_t *frame, uint32_t len, stru
 
 int ep_inject(uint16_t port, const uint8_t *frame, uint32_t len, struct ep_error *err)
 {
-	struct rte_mbuf *m;
+	struct rte_mbuf *m = NULL;
 	if (control_frame(port, frame, len, &m, err))
 		return -1;
 	if (ep_queue_tx(m, port) != 0)
@@ -769,7 +769,7 @@ int ep_inject(uint16_t port, const uint8_t *frame, uint32_t len, struct ep_error
 
 int ep_inject_process(uint16_t port, const uint8_t *frame, uint32_t len, struct ep_error *err)
 {
-	struct rte_mbuf *m;
+	struct rte_mbuf *m = NULL;
 	if (control_frame(port, frame, len, &m, err))
 		return -1;
 	if (rte_ring_sp_enqueue(ep_dp.process_ring, m) != 0) {
