@@ -110,9 +110,20 @@ export type Action =
   /** Wildcards only: choose a server of the service in the data plane and create the flow. */
   | { type: 'service'; serviceId: number };
 
+/** TCP sequence-number adjustment (SMFA-R13): seq += seqDelta from initialSeq on, ack += ackDelta
+ * from initialAck on (32-bit serial arithmetic). */
+export interface SeqAdjust {
+  seqDelta: number;
+  initialSeq: number;
+  ackDelta: number;
+  initialAck: number;
+}
+
 export interface FixedAffinity {
   key: FlowKey;
   action: Action;
+  /** TCP keys only. */
+  seqAdjust?: SeqAdjust;
   /** Seconds until expiry (SMFA-R17); 0 deletes. */
   ttlSeconds: number;
 }

@@ -29,6 +29,7 @@ import type {
   PortInfo,
   PuntedPacket,
   QosAction,
+  SeqAdjust,
   ServiceDefinition,
   TcpTimeouts,
   UnitState,
@@ -59,6 +60,7 @@ interface NativeAffinity {
   key: Buffer;
   action: NativeAction;
   ttlSeconds: number;
+  seqAdjust?: SeqAdjust;
   packets: number;
   bytes: number;
   origin: number;
@@ -86,7 +88,7 @@ interface NativeAddon {
   start(): void;
   stop(): void;
   shutdown(): void;
-  affinityAdd(key: Buffer, action: NativeAction, ttlSeconds: number): void;
+  affinityAdd(key: Buffer, action: NativeAction, ttlSeconds: number, seq?: SeqAdjust): void;
   affinityRemove(key: Buffer): boolean;
   affinityList(max: number, includeLearned: boolean): NativeAffinity[];
   affinityCount(): { manager: number; learned: number };
@@ -379,7 +381,16 @@ export class Dataplane {
       throw new InvalidRuleError('EINVAL', 'a fixed affinity cannot have a service action (wildcards only)');
     }
     const action = encodeAction(affinity.action, 'action');
-    call(() => this.#addon.affinityAdd(key, action, affinity.ttlSeconds));
+    const seq = affinity.seqAdjust;
+    if (seq) {
+      for (const field of ['seqDelta', 'initialSeq', 'ackDelta', 'initialAck'] as const) {
+        const value = seq[field];
+        if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+          throw new InvalidRuleError('EINVAL', `seqAdjust.${field} ${value} is not a 32-bit unsigned integer`);
+        }
+      }
+    }
+    call(() => this.#addon.affinityAdd(key, action, affinity.ttlSeconds, seq));
   }
 
   /** Returns whether an affinity was removed. */
@@ -393,6 +404,7 @@ export class Dataplane {
       key: decodeFlowKey(row.key),
       action: decodeAction(row.action),
       ttlSeconds: row.ttlSeconds,
+      ...(row.seqAdjust ? { seqAdjust: row.seqAdjust } : {}),
       packets: row.packets,
       bytes: row.bytes,
       origin: row.origin === 0 ? 'manager' : 'learned',

@@ -114,6 +114,14 @@ enum ep_dispatch {
 #define EP_ACT_F_MPLS_PUSH 0x20 /* push an MPLS label (qos_mpls_label) */
 #define EP_ACT_F_MPLS_POP 0x40  /* remove the top MPLS label (the packet arrived labelled) */
 #define EP_ACT_F_NAT_PREPARED 0x80 /* internal: NAT checksum deltas precomputed for the flow's key */
+#define EP_ACT_F2_SEQ_ADJUST 0x0001 /* internal: the affinity carries a sequence adjustment */
+
+/* TCP sequence-number adjustment (SMFA-R13): seq += seq_delta for seq at or after initial_seq,
+ * ack += ack_delta for ack at or after initial_ack (wraparound-safe), TCP checksum fixed. Host order. */
+struct ep_seq_adjust {
+	uint32_t seq_delta, initial_seq;
+	uint32_t ack_delta, initial_ack;
+};
 
 struct ep_action {
 	uint8_t type;     /* enum ep_action_type */
@@ -130,6 +138,7 @@ struct ep_action {
 	uint8_t qos_dscp;                    /* EP_ACT_F_DSCP: 0..63 */
 	uint8_t qos_pcp;                     /* EP_ACT_F_PCP: 0..7 */
 	uint16_t qos_vlan_tci;               /* EP_ACT_F_VLAN_PUSH, host order (VID + PCP bits) */
+	uint16_t flags2;                     /* EP_ACT_F2_*: set by the data plane */
 	uint32_t qos_mpls_label;             /* EP_ACT_F_MPLS_PUSH: 20-bit label, host order */
 	/* set by the data plane for exact-match flows (EP_ACT_F_NAT_PREPARED); callers leave them 0 */
 	uint16_t nat_ip_delta, nat_l4_delta;
@@ -143,6 +152,7 @@ struct ep_affinity_info {
 	struct ep_flow_key key;
 	struct ep_action action;
 	uint32_t ttl_s; /* seconds left */
+	struct ep_seq_adjust seq; /* all zero when the affinity has none */
 	uint64_t packets, bytes;
 	uint8_t origin;    /* enum ep_origin */
 	uint8_t tcp_state; /* enum ep_tcp_state */
@@ -151,6 +161,9 @@ struct ep_affinity_info {
 /* Manager-installed fixed affinity; ttl_s > 0 adds or refreshes (expires ttl_s after this call). */
 int ep_affinity_add(const struct ep_flow_key *key, const struct ep_action *act, uint32_t ttl_s,
 		    struct ep_error *err);
+/* The same with a sequence adjustment (TCP only; NULL = none). */
+int ep_affinity_add_seq(const struct ep_flow_key *key, const struct ep_action *act, uint32_t ttl_s,
+			const struct ep_seq_adjust *seq, struct ep_error *err);
 /* Returns 1 when removed, 0 when absent. */
 int ep_affinity_del(const struct ep_flow_key *key);
 /* Copies up to max affinities into out (manager ones first, then learned flows when asked);

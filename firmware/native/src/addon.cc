@@ -249,7 +249,13 @@ Napi::Value AffinityAdd(const Napi::CallbackInfo &info) {
   ep_flow_key key = KeyFromBuffer(env, info[0]);
   ep_action act = ActionFromObject(env, info[1]);
   ep_error err{};
-  Check(env, ep_affinity_add(&key, &act, Arg32(info, 2, "ttl"), &err), err);
+  if (info.Length() > 3 && info[3].IsObject()) {
+    Napi::Object s = info[3].As<Napi::Object>();
+    ep_seq_adjust seq{U32(s, "seqDelta"), U32(s, "initialSeq"), U32(s, "ackDelta"), U32(s, "initialAck")};
+    Check(env, ep_affinity_add_seq(&key, &act, Arg32(info, 2, "ttl"), &seq, &err), err);
+  } else {
+    Check(env, ep_affinity_add(&key, &act, Arg32(info, 2, "ttl"), &err), err);
+  }
   return env.Undefined();
 }
 
@@ -272,6 +278,14 @@ Napi::Value AffinityList(const Napi::CallbackInfo &info) {
     o.Set("key", Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t *>(&r.key), sizeof(r.key)));
     o.Set("action", ActionToObject(env, r.action));
     o.Set("ttlSeconds", r.ttl_s);
+    if (r.seq.seq_delta || r.seq.initial_seq || r.seq.ack_delta || r.seq.initial_ack) {
+      Napi::Object s = Napi::Object::New(env);
+      s.Set("seqDelta", r.seq.seq_delta);
+      s.Set("initialSeq", r.seq.initial_seq);
+      s.Set("ackDelta", r.seq.ack_delta);
+      s.Set("initialAck", r.seq.initial_ack);
+      o.Set("seqAdjust", s);
+    }
     o.Set("packets", static_cast<double>(r.packets));
     o.Set("bytes", static_cast<double>(r.bytes));
     o.Set("origin", r.origin);

@@ -406,6 +406,12 @@ static int check_action(const struct ep_action *a, struct ep_error *err)
 
 int ep_affinity_add(const struct ep_flow_key *key, const struct ep_action *act, uint32_t ttl_s, struct ep_error *err)
 {
+	return ep_affinity_add_seq(key, act, ttl_s, NULL, err);
+}
+
+int ep_affinity_add_seq(const struct ep_flow_key *key, const struct ep_action *act, uint32_t ttl_s,
+			const struct ep_seq_adjust *seq, struct ep_error *err)
+{
 	if (!ep_dp.created)
 		return ep_fail(err, EP_ESTATE, "data plane not created");
 	if (key->family != 4 && key->family != 6)
@@ -416,13 +422,20 @@ int ep_affinity_add(const struct ep_flow_key *key, const struct ep_action *act, 
 		return ep_fail(err, EP_EINVAL, "ttl 0 means delete: use ep_affinity_del");
 	if (check_action(act, err))
 		return -1;
+	if (seq && key->proto != IPPROTO_TCP)
+		return ep_fail(err, EP_EINVAL, "a sequence adjustment needs a TCP key");
 	struct ep_action prepared = *act;
+	prepared.flags2 = seq ? EP_ACT_F2_SEQ_ADJUST : 0;
 	ep_action_prepare_nat(&prepared, key);
 	act = &prepared;
+	static const struct ep_seq_adjust no_seq;
+	if (!seq)
+		seq = &no_seq;
 	struct ep_flow_table *t = &ep_dp.manager;
 	uint64_t expire = rte_rdtsc() + (uint64_t)ttl_s * ep_dp.tsc_hz;
 	int32_t pos = rte_hash_lookup_with_hash(t->hash, key, ep_key_hash(key));
-	if (pos >= 0 && memcmp(&t->flows[pos].act, act, sizeof(*act)) == 0) {
+	if (pos >= 0 && memcmp(&t->flows[pos].act, act, sizeof(*act)) == 0 &&
+	    memcmp(&t->flows[pos].seq, seq, sizeof(*seq)) == 0) {
 		/* refresh: only the expiry moves, which workers read as one aligned word */
 		__atomic_store_n(&t->flows[pos].expire_tsc, expire, __ATOMIC_RELEASE);
 		t->flows[pos].ttl_s = ttl_s;
@@ -437,6 +450,7 @@ int ep_affinity_add(const struct ep_flow_key *key, const struct ep_action *act, 
 	f->in_use = 0;
 	t->live++;
 	f->act = *act;
+	f->seq = *seq;
 	f->key = *key;
 	f->ttl_s = ttl_s;
 	f->expire_tsc = expire;
@@ -490,6 +504,7 @@ uint32_t ep_affinity_list(struct ep_affinity_info *out, uint32_t max, int includ
 		o->action = f->act;
 		ep_action_public(&o->action);
 		o->ttl_s = seconds_left(f->expire_tsc, now);
+		o->seq = f->seq;
 		o->origin = EP_ORIGIN_MANAGER;
 		o->tcp_state = f->tcp_state;
 		o->packets = o->bytes = 0;
@@ -509,6 +524,7 @@ uint32_t ep_affinity_list(struct ep_affinity_info *out, uint32_t max, int includ
 			o->action = f->act;
 			ep_action_public(&o->action);
 			o->ttl_s = seconds_left(f->expire_tsc, now);
+			memset(&o->seq, 0, sizeof(o->seq));
 			o->origin = EP_ORIGIN_LEARNED;
 			o->tcp_state = f->tcp_state;
 			o->packets = f->packets;

@@ -44,6 +44,7 @@ struct ep_flow {
 	uint64_t expire_tsc;
 	uint64_t packets, bytes; /* learned flows only: manager counters are per worker */
 	uint64_t syn_tsc;        /* reverse NAT flows: when the client's first packet was seen */
+	struct ep_seq_adjust seq; /* act.flags2 & EP_ACT_F2_SEQ_ADJUST */
 	uint16_t service_id;
 	uint16_t server_slot;
 	uint16_t server_epoch; /* the server's epoch when the flow was pinned (see ep_dp.server_epochs) */

@@ -52,6 +52,7 @@ void ep_action_prepare_nat(struct ep_action *a, const struct ep_flow_key *k)
 
 void ep_action_public(struct ep_action *a)
 {
+	a->flags2 = 0;
 	if (!(a->flags & EP_ACT_F_NAT_PREPARED))
 		return;
 	if (a->nat_keep & 1)

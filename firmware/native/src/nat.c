@@ -224,3 +224,24 @@ void ep_ipv4_set_dscp(uint8_t *frame, const struct ep_meta *m, uint8_t dscp)
 	word[1] = (uint8_t)((dscp << 2) | (word[1] & 0x03));
 	store16(csum_p, apply_delta(load16(csum_p), delta16(old_word, load16(word))));
 }
+
+void ep_tcp_seq_adjust(uint8_t *frame, const struct ep_meta *m, uint32_t seq_delta, uint32_t initial_seq,
+		       uint32_t ack_delta, uint32_t initial_ack)
+{
+	if (m->key.proto != IPPROTO_TCP || m->l4_off == 0)
+		return;
+	uint8_t *tcp = frame + m->l4_off;
+	uint8_t *seq_p = tcp + offsetof(struct rte_tcp_hdr, sent_seq);
+	uint8_t *ack_p = tcp + offsetof(struct rte_tcp_hdr, recv_ack);
+	uint32_t old_seq = load32(seq_p), old_ack = load32(ack_p);
+	uint32_t seq = rte_be_to_cpu_32(old_seq), ack = rte_be_to_cpu_32(old_ack);
+	if ((int32_t)(seq - initial_seq) >= 0)
+		seq += seq_delta;
+	if ((m->tcp_flags & EP_TCP_ACK) && (int32_t)(ack - initial_ack) >= 0)
+		ack += ack_delta;
+	uint32_t new_seq = rte_cpu_to_be_32(seq), new_ack = rte_cpu_to_be_32(ack);
+	store32(seq_p, new_seq);
+	store32(ack_p, new_ack);
+	uint8_t *csum_p = tcp + offsetof(struct rte_tcp_hdr, cksum);
+	store16(csum_p, apply_delta(load16(csum_p), delta32(old_seq, new_seq) + delta32(old_ack, new_ack)));
+}

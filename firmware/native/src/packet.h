@@ -83,6 +83,12 @@ void ep_nat4_prepare(const struct ep_flow_key *k, uint32_t new_src, uint16_t new
 void ep_nat4_prepared(uint8_t *frame, struct ep_meta *m, uint32_t new_src, uint16_t new_sport, uint32_t new_dst,
 		      uint16_t new_dport, uint16_t ip_delta, uint16_t l4_delta);
 
+/* Adds seq_delta to the TCP sequence number when it is at or after initial_seq, ack_delta to the
+ * acknowledgement number when at or after initial_ack (serial-number arithmetic), fixing the TCP
+ * checksum. Values in host order. No-op for non-TCP packets. */
+void ep_tcp_seq_adjust(uint8_t *frame, const struct ep_meta *m, uint32_t seq_delta, uint32_t initial_seq,
+		       uint32_t ack_delta, uint32_t initial_ack);
+
 /* Sets the IPv4 DSCP (keeping ECN) and fixes the header checksum. */
 void ep_ipv4_set_dscp(uint8_t *frame, const struct ep_meta *m, uint8_t dscp);
 

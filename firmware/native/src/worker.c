@@ -152,6 +152,8 @@ static void forward(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, 
 			return;
 		}
 	}
+	if (unlikely(a->flags2 & EP_ACT_F2_SEQ_ADJUST) && f)
+		ep_tcp_seq_adjust(frame, meta, f->seq.seq_delta, f->seq.initial_seq, f->seq.ack_delta, f->seq.initial_ack);
 	uint16_t port;
 	uint8_t mac[6];
 	if (a->flags & EP_ACT_F_NEXT_HOP) {

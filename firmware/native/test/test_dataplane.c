@@ -1081,6 +1081,51 @@ static void test_worker_units_and_replication(void)
 	EXPECT_OK(ep_service_del(5, err));
 }
 
+/* A manager affinity with a sequence adjustment shifts seq and ack from their initial values on
+ * (SMFA-R13) and keeps the TCP checksum right; numbers before the initial values stay. */
+static void test_worker_seq_adjust(void)
+{
+	uint32_t a_ip = ip4(10, 1, 1, 3), b_ip = ip4(10, 40, 0, 3);
+	struct ep_flow_key k = tcp_key(a_ip, 3000, b_ip, 80);
+	struct ep_flow_key back = tcp_key(a_ip, 3000, b_ip, 81);
+	struct ep_action out = { .type = EP_ACT_FORWARD, .out_port = 0, .flags = EP_ACT_F_NEXT_HOP,
+				 .nat_dst_port = htons(81) };
+	memcpy(out.next_hop_mac, server_mac, 6);
+	struct ep_action punt = punt_action();
+	struct ep_seq_adjust seq = { .seq_delta = 1000, .initial_seq = 0x10000000u, .ack_delta = 5, .initial_ack = 0 };
+	EXPECT_OK(ep_affinity_add_seq(&k, &out, 60, &seq, err));
+	EXPECT_OK(ep_affinity_add(&back, &punt, 60, err));
+	uint8_t f[128];
+	uint32_t len = build_tcp(f, router_mac, client_mac, a_ip, 3000, b_ip, 80, EP_TCP_ACK, 64, 6);
+	reset_punted();
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(npunted == 1);
+	EXPECT(npunted == 1);
+	const uint8_t *o = punted[0].data;
+	uint32_t got_seq = (uint32_t)get16(o + L4_OFF + 4) << 16 | get16(o + L4_OFF + 6);
+	uint32_t got_ack = (uint32_t)get16(o + L4_OFF + 8) << 16 | get16(o + L4_OFF + 10);
+	EXPECT(got_seq == 0x10000042u + 1000 && got_ack == 5, "seq %08x ack %08x", got_seq, got_ack);
+	EXPECT(l4_checksum_valid(o + IP_OFF) && ip_header_valid(o + IP_OFF));
+	const struct ep_affinity_info *a = find_listed(&k);
+	EXPECT(a && a->seq.seq_delta == 1000 && a->seq.initial_seq == 0x10000000u && a->action.flags2 == 0);
+
+	/* a sequence number before the initial one is left alone */
+	seq.initial_seq = 0x20000000u;
+	EXPECT_OK(ep_affinity_add_seq(&k, &out, 60, &seq, err));
+	reset_punted();
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(npunted == 1);
+	EXPECT(npunted == 1);
+	o = punted[0].data;
+	got_seq = (uint32_t)get16(o + L4_OFF + 4) << 16 | get16(o + L4_OFF + 6);
+	EXPECT(got_seq == 0x10000042u && l4_checksum_valid(o + IP_OFF), "seq %08x", got_seq);
+	struct ep_flow_key udp = k;
+	udp.proto = IPPROTO_UDP;
+	struct ep_error refused = { 0 };
+	EXPECT(ep_affinity_add_seq(&udp, &out, 60, &seq, &refused) == -1 && refused.code == EP_EINVAL);
+	EXPECT(ep_affinity_del(&k) == 1 && ep_affinity_del(&back) == 1);
+}
+
 /* Malformed frames are dropped with the reason that names what is wrong with them. */
 static void test_worker_drop_reasons(void)
 {
@@ -1171,6 +1216,7 @@ static const struct test worker_tests[] = {
 	{ "worker: frames injected for processing follow affinities, never punt back up", test_worker_inject_process },
 	{ "worker: port reuse re-picks a server, flush and forget drop connections", test_worker_reuse_flush_forget },
 	{ "worker: work units gate connections; replicated records re-create them", test_worker_units_and_replication },
+	{ "worker: sequence-number adjustment on a manager affinity", test_worker_seq_adjust },
 };
 
 static int run(const struct test *tests, size_t n, size_t *number)
