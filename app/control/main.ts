@@ -1,28 +1,64 @@
 /* The control application's entry point: config -> data plane -> management HTTP, until a signal.
+ * The config comes from a JSON file (--config) or, on an appliance, from its flash config
+ * (--flash-config DIR: verified identity + signed policy + production defaults).
  * Exit codes: 0 after a clean stop, 1 when the appliance cannot start, 2 for a bad command line or
- * configuration (nothing was started, nothing to clean up). */
+ * configuration file, 78 (EX_CONFIG) for a flash config that is refused: edgeplane.service does not
+ * restart on it, since retrying cannot fix it. */
 import { Command, CommanderError } from 'commander';
 import { pino } from 'pino';
 import { Appliance } from './appliance.js';
 import { ConfigError, loadConfig, type ApplianceConfig } from './config.js';
+import { loadFlashConfig, vfioPciDevices } from './flash-config-loader.js';
+import { FlashConfigError } from '../../flash-config/index.js';
+import { Notifier } from './notify.js';
 import { startAgentListener, type AgentListener } from './agent-listener.js';
 import { startHttp, type HttpServer } from './http.js';
 import { ServiceManager } from './services.js';
 
 const EXIT_START_FAILED = 1;
 const EXIT_USAGE = 2;
+const EXIT_CONFIG = 78;
 
-function readOptions(argv: string[]): { config: string } {
+type Source = { config: string; flashConfig?: undefined } | { config?: undefined; flashConfig: string };
+
+function readOptions(argv: string[]): Source {
   const program = new Command()
     .name('edgeplane-control')
     .description('Runs the edgeplane data plane and its management HTTP endpoint')
-    .requiredOption('-c, --config <file>', 'configuration file (JSON, see docs/control.md)')
+    .option('-c, --config <file>', 'configuration file (JSON, see docs/control.md)')
+    .option('--flash-config <dir>', "the unit's flash config (docs/flash-config.md); data NICs: the devices bound to vfio-pci")
     .exitOverride();
+  let options: { config?: string; flashConfig?: string };
   try {
-    return program.parse(argv).opts<{ config: string }>();
+    options = program.parse(argv).opts<{ config?: string; flashConfig?: string }>();
   } catch (error) {
     const exitCode = error instanceof CommanderError ? error.exitCode : EXIT_USAGE;
     process.exit(exitCode === 0 ? 0 : EXIT_USAGE);
+  }
+  if (options.config !== undefined && options.flashConfig === undefined) return { config: options.config };
+  if (options.flashConfig !== undefined && options.config === undefined) return { flashConfig: options.flashConfig };
+  process.stderr.write('error: give exactly one of --config FILE or --flash-config DIR\n');
+  process.exit(EXIT_USAGE);
+}
+
+/** Verifies the flash config; a refused one is reported as "refusing to start: <file>: <reason>". */
+async function readFlashConfig(dir: string): Promise<ApplianceConfig> {
+  try {
+    const { verified, config } = await loadFlashConfig(dir, { pciDevices: await vfioPciDevices() });
+    process.stderr.write(
+      `edgeplane: flash config ${dir} verified: unit ${verified.identity.unit.id} of cluster ${verified.identity.cluster.name}, ` +
+        `config version ${verified.identity.configVersion}, ${config.services.length} service(s), data NICs ${config.eal.allowPci.join(' ')}\n`,
+    );
+    return config;
+  } catch (error) {
+    if (error instanceof FlashConfigError) {
+      process.stderr.write(`edgeplane: refusing to start: flash config ${dir}/${error.file}: ${error.reason}\n`);
+    } else if (error instanceof ConfigError) {
+      process.stderr.write(`edgeplane: refusing to start: ${error.message}\n`);
+    } else {
+      throw error;
+    }
+    process.exit(EXIT_CONFIG);
   }
 }
 
@@ -37,9 +73,10 @@ function readConfig(file: string): ApplianceConfig {
 }
 
 async function main(): Promise<void> {
-  const options = readOptions(process.argv);
-  const config = readConfig(options.config);
+  const source = readOptions(process.argv);
+  const config = source.config !== undefined ? readConfig(source.config) : await readFlashConfig(source.flashConfig);
   const logger = pino({ name: 'edgeplane-control', level: config.log.level });
+  const notifier = new Notifier(logger);
 
   const appliance = new Appliance(logger);
   try {
@@ -74,12 +111,14 @@ async function main(): Promise<void> {
     process.exit(EXIT_START_FAILED);
   }
   logger.info({ url: http.url }, `ready: management HTTP on ${http.url}`);
+  await notifier.ready(() => readiness(appliance));
 
   let stopping = false;
   const stop = async (signal: NodeJS.Signals): Promise<void> => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'stopping');
+    await notifier.stopping(`stopping on ${signal}`);
     await http.close();
     await agents?.close();
     services.stop();
@@ -88,6 +127,13 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', (signal) => void stop(signal));
   process.on('SIGINT', (signal) => void stop(signal));
+}
+
+/** The STATUS= line systemctl status shows: ports with link, services, learned flows. */
+function readiness(appliance: Appliance): string {
+  const ports = appliance.portStatus();
+  const stats = appliance.stats();
+  return `ports up ${ports.filter((p) => p.linkUp).length}/${ports.length}, services ${appliance.services().length}, flows ${stats.flows.learned}`;
 }
 
 await main();

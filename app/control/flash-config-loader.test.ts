@@ -1,0 +1,183 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createAuthority, FlashConfigError, loadAuthority, provisionUnit, type Authority } from '../../flash-config/index.js';
+import { ConfigError } from './config.js';
+import { loadFlashConfig, PRODUCTION_MEMORY_MB, vfioPciDevices } from './flash-config-loader.js';
+
+const NICS = ['0000:00:06.0', '0000:00:07.0'];
+
+const policy = {
+  configVersion: 4,
+  cluster: { keepaliveIntervalMs: 100, memberDeadAfterMs: 400, rebalanceIntervalMs: 2000 },
+  services: [
+    {
+      name: 'web',
+      vip: '198.51.100.10',
+      protocol: 'tcp',
+      port: 80,
+      algorithm: 'maglev',
+      mode: 'nat',
+      servers: [
+        { address: '203.0.113.21', port: 8080, weight: 1 },
+        { address: '203.0.113.22', port: 8080, weight: 3 },
+      ],
+    },
+    {
+      name: 'api',
+      vip: '198.51.100.11',
+      protocol: 'tcp',
+      port: 443,
+      algorithm: 'least-load',
+      mode: 'fullnat',
+      servers: [{ address: '203.0.113.23', port: 8443, weight: 1 }],
+    },
+    {
+      name: 'dns',
+      vip: '198.51.100.12',
+      protocol: 'udp',
+      port: 53,
+      algorithm: 'wrr',
+      mode: 'tunnel',
+      servers: [{ address: '203.0.113.24', port: 53, weight: 2 }],
+    },
+  ],
+};
+
+let root: string;
+let authority: Authority;
+let units = 0;
+
+async function provision(options: { policy?: object; dataAddresses?: string[] } = {}): Promise<string> {
+  units += 1;
+  const dir = join(root, `unit${units}`);
+  await provisionUnit(
+    authority,
+    {
+      unitId: `unit${units}`,
+      mgmtAddress: '192.0.2.11',
+      dataAddresses: options.dataAddresses ?? ['198.51.100.1', '203.0.113.1'],
+      network: { mgmtPrefixLength: 24, dataPrefixLength: 24, clusterAddresses: [], clusterPort: 7946 },
+      policyBytes: Buffer.from(JSON.stringify(options.policy ?? policy, null, 2)),
+      policySource: 'policy.json',
+    },
+    dir,
+  );
+  return dir;
+}
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'flash-config-loader-'));
+  await createAuthority({ dir: join(root, 'authority'), clusterName: 'lab' });
+  authority = await loadAuthority(join(root, 'authority'));
+});
+afterAll(() => rm(root, { recursive: true, force: true }));
+
+describe('loadFlashConfig', () => {
+  it('builds the appliance config from identity, signed policy and production defaults', async () => {
+    const dir = await provision();
+    const { verified, config } = await loadFlashConfig(dir, { pciDevices: NICS, lcores: [0, 1, 2] });
+    expect(verified.identity.unit.id).toBe(`unit${units}`);
+    expect(config.eal).toEqual({
+      lcores: [0, 1, 2],
+      memoryMb: PRODUCTION_MEMORY_MB,
+      noHuge: false,
+      filePrefix: 'edgeplane',
+      vdevs: [],
+      allowPci: NICS,
+      logLevel: 'notice',
+    });
+    expect(config.ports).toEqual([
+      { device: '0000:00:06.0', address: '198.51.100.1', prefixLength: 24 },
+      { device: '0000:00:07.0', address: '203.0.113.1', prefixLength: 24 },
+    ]);
+    expect(config.routes).toEqual([]);
+    expect(config.http).toEqual({ host: '127.0.0.1', port: 9180 });
+    expect(config.agents).toBeUndefined();
+    const defaults = { onServerFailure: 'keep', maxDrainMs: 300_000 };
+    expect(config.services).toEqual([
+      {
+        name: 'web',
+        vip: '198.51.100.10',
+        port: 80,
+        protocol: 'tcp',
+        algorithm: 'maglev',
+        mode: 'nat',
+        servers: [
+          { address: '203.0.113.21', port: 8080, weight: 1 },
+          { address: '203.0.113.22', port: 8080, weight: 3 },
+        ],
+        ...defaults,
+      },
+      {
+        name: 'api',
+        vip: '198.51.100.11',
+        port: 443,
+        protocol: 'tcp',
+        algorithm: 'least-load',
+        mode: 'fullnat',
+        snat: { ip: '203.0.113.1', portMin: 1024, portMax: 65535 },
+        servers: [{ address: '203.0.113.23', port: 8443, weight: 1 }],
+        ...defaults,
+      },
+      {
+        name: 'dns',
+        vip: '198.51.100.12',
+        port: 53,
+        protocol: 'udp',
+        algorithm: 'wrr',
+        mode: 'ipip',
+        servers: [{ address: '203.0.113.24', port: 53, weight: 2 }],
+        ...defaults,
+      },
+    ]);
+  });
+
+  it('refuses a policy altered after signing, naming the file and the reason', async () => {
+    const dir = await provision();
+    const text = await readFile(join(dir, 'policy.json'), 'utf8');
+    await writeFile(join(dir, 'policy.json'), text.replace('"port": 8080', '"port": 8081'));
+    const refused = loadFlashConfig(dir, { pciDevices: NICS });
+    await expect(refused).rejects.toBeInstanceOf(FlashConfigError);
+    await expect(refused).rejects.toMatchObject({ file: 'policy.json', reason: expect.stringMatching(/signature .* does not verify/) });
+  });
+
+  it('refuses a unit certificate that has expired', async () => {
+    const dir = await provision();
+    const later = new Date(Date.now() + 6 * 365 * 86_400_000);
+    await expect(loadFlashConfig(dir, { pciDevices: NICS }, { now: later })).rejects.toMatchObject({
+      name: 'FlashConfigError',
+      reason: expect.stringMatching(/expired/),
+    });
+  });
+
+  it('refuses when fewer data NICs are bound to vfio-pci than the identity has data addresses', async () => {
+    const dir = await provision();
+    const refused = loadFlashConfig(dir, { pciDevices: ['0000:00:06.0'] });
+    await expect(refused).rejects.toBeInstanceOf(ConfigError);
+    await expect(refused).rejects.toThrow(/names 2 data address\(es\) but 1 data NIC\(s\) are bound to vfio-pci \(0000:00:06\.0\)/);
+  });
+
+  it('refuses what the data plane cannot do: IPv6 data addresses, DSCP marking', async () => {
+    const withDscp = { ...policy, services: [{ ...policy.services[0], dscp: 46 }] };
+    const dir = await provision({ policy: withDscp, dataAddresses: ['198.51.100.1', '2001:db8::1'] });
+    const refused = loadFlashConfig(dir, { pciDevices: NICS });
+    await expect(refused).rejects.toThrow(/unit\.dataAddresses\[1\]: 2001:db8::1 is IPv6/);
+    await expect(refused).rejects.toThrow(/services\[0\]\.dscp: DSCP marking is not supported/);
+  });
+});
+
+describe('vfioPciDevices', () => {
+  it('lists the PCI addresses bound to the driver, sorted, ignoring its control files', async () => {
+    const driver = join(root, 'vfio-pci');
+    await mkdir(driver);
+    for (const entry of ['0000:00:07.0', '0000:00:06.0']) await symlink('/nonexistent', join(driver, entry));
+    for (const file of ['bind', 'unbind', 'new_id', 'module']) await writeFile(join(driver, file), '');
+    expect(await vfioPciDevices(driver)).toEqual(['0000:00:06.0', '0000:00:07.0']);
+  });
+
+  it('says which directory it could not read', async () => {
+    await expect(vfioPciDevices(join(root, 'missing'))).rejects.toThrow(/missing.*cannot list the data NICs bound to vfio-pci/s);
+  });
+});

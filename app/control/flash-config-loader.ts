@@ -1,0 +1,116 @@
+/* The appliance's configuration from its flash config: the verified identity (data addresses and
+ * prefix) and signed policy (services, servers, algorithms) plus the production defaults of a unit
+ * (hugepages, the data NICs bound to vfio-pci, management HTTP on loopback). The result goes through
+ * the same schema and cross-field rules as a --config file. */
+import { readdir } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { isIPv4 } from 'node:net';
+import { verifyFlashConfig, type VerifiedFlashConfig, type VirtualService } from '../../flash-config/index.js';
+import { ConfigError, inSubnet, parseConfig, type ApplianceConfig } from './config.js';
+
+/** Where bind-data-nics (edgeplane-vfio-bind.service) leaves the data NICs. */
+export const VFIO_PCI_DRIVER_DIR = '/sys/bus/pci/drivers/vfio-pci';
+/** DPDK memory on the 2 MiB hugepages edgeplane-hugepages.service reserves (256 pages = 512 MiB),
+ * leaving headroom so a fragmented reservation still fits. */
+export const PRODUCTION_MEMORY_MB = 384;
+/** Source ports full NAT may use on the unit's server-side address. */
+const FULLNAT_PORTS = { portMin: 1024, portMax: 65535 };
+
+export interface FlashConfigHost {
+  /** PCI addresses of the data NICs in the order of identity.unit.dataAddresses. */
+  pciDevices: string[];
+  /** Lcores for the EAL: the first is the Node main thread, the rest poll. Default: every CPU. */
+  lcores?: number[];
+}
+
+export interface LoadedFlashConfig {
+  verified: VerifiedFlashConfig;
+  config: ApplianceConfig;
+}
+
+const PCI_ADDRESS = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/;
+
+/** PCI addresses of the devices bound to vfio-pci, sorted (the order bind-data-nics bound them in). */
+export async function vfioPciDevices(driverDir = VFIO_PCI_DRIVER_DIR): Promise<string[]> {
+  let entries: string[];
+  try {
+    entries = await readdir(driverDir);
+  } catch (error) {
+    throw new ConfigError(driverDir, [`cannot list the data NICs bound to vfio-pci: ${(error as Error).message}`]);
+  }
+  return entries.filter((entry) => PCI_ADDRESS.test(entry)).sort();
+}
+
+/** Verifies the flash config in `dir` (throws FlashConfigError) and builds the appliance's config
+ * from it (throws ConfigError when the signed content does not fit this machine or application). */
+export async function loadFlashConfig(dir: string, host: FlashConfigHost, options: { now?: Date } = {}): Promise<LoadedFlashConfig> {
+  const verified = await verifyFlashConfig(dir, options.now ? { now: options.now } : {});
+  return { verified, config: applianceConfigFrom(dir, verified, host) };
+}
+
+export function applianceConfigFrom(dir: string, verified: VerifiedFlashConfig, host: FlashConfigHost): ApplianceConfig {
+  const { identity, policy } = verified;
+  const problems: string[] = [];
+  const addresses = identity.unit.dataAddresses;
+  addresses.forEach((address, i) => {
+    if (!isIPv4(address)) problems.push(`identity.json unit.dataAddresses[${i}]: ${address} is IPv6; the data plane forwards IPv4 only`);
+  });
+  if (host.pciDevices.length < addresses.length) {
+    problems.push(
+      `identity.json names ${addresses.length} data address(es) but ${host.pciDevices.length} data NIC(s) are bound to vfio-pci` +
+        ` (${host.pciDevices.join(', ') || 'none'})`,
+    );
+  }
+  const ports = addresses.map((address, i) => ({
+    device: host.pciDevices[i] ?? `(no data NIC ${i})`,
+    address,
+    prefixLength: identity.network.dataPrefixLength,
+  }));
+  const services = policy.services.map((service, i) => serviceFrom(service, i, ports, problems));
+  if (problems.length > 0) throw new ConfigError(dir, problems);
+
+  const lcores = host.lcores ?? Array.from({ length: availableParallelism() }, (_, i) => i);
+  const document = {
+    eal: {
+      lcores,
+      memoryMb: PRODUCTION_MEMORY_MB,
+      noHuge: false,
+      filePrefix: 'edgeplane',
+      allowPci: host.pciDevices.slice(0, addresses.length),
+    },
+    ports,
+    services,
+    http: { host: '127.0.0.1', port: 9180 },
+    log: { level: 'info' },
+  };
+  // The schema applies the same defaults and cross-field rules as to an operator's file.
+  return parseConfig(`${dir} (identity.json + policy.json)`, JSON.stringify(document));
+}
+
+function serviceFrom(
+  service: VirtualService,
+  index: number,
+  ports: { address: string; prefixLength: number }[],
+  problems: string[],
+): Record<string, unknown> {
+  const at = `policy.json services[${index}]`;
+  if (service.dscp !== undefined) problems.push(`${at}.dscp: DSCP marking is not supported by this control application yet`);
+  const converted: Record<string, unknown> = {
+    name: service.name,
+    vip: service.vip,
+    port: service.port,
+    protocol: service.protocol,
+    algorithm: service.algorithm,
+    // The policy's generic "tunnel" is IP-in-IP, the tunnel every server kernel decapsulates.
+    mode: service.mode === 'tunnel' ? 'ipip' : service.mode,
+    servers: service.servers.map((server) => ({ address: server.address, port: server.port, weight: server.weight })),
+  };
+  if (service.mode === 'fullnat') {
+    // The servers see the unit's own address on their subnet as the client.
+    const first = service.servers[0]?.address ?? '';
+    const port = isIPv4(first) ? ports.find((p) => isIPv4(p.address) && inSubnet(first, p.address, p.prefixLength)) : undefined;
+    if (port) converted['snat'] = { ip: port.address, ...FULLNAT_PORTS };
+    else problems.push(`${at}: full NAT needs a data address on the subnet of server ${first}`);
+  }
+  return converted;
+}
