@@ -489,6 +489,19 @@ static uint32_t seconds_left(uint64_t expire, uint64_t now)
 	return expire > now ? (uint32_t)((expire - now + ep_dp.tsc_hz - 1) / ep_dp.tsc_hz) : 0;
 }
 
+static void describe_flow(struct ep_affinity_info *o, const struct ep_flow *f, uint8_t origin, uint64_t now)
+{
+	o->key = f->key;
+	o->action = f->act;
+	ep_action_public(&o->action);
+	o->ttl_s = seconds_left(f->expire_tsc, now);
+	o->seq = f->seq; /* zero for learned flows */
+	o->origin = origin;
+	o->tcp_state = f->tcp_state;
+	o->packets = f->packets;
+	o->bytes = f->bytes;
+}
+
 uint32_t ep_affinity_list(struct ep_affinity_info *out, uint32_t max, int include_learned)
 {
 	uint32_t n = 0;
@@ -500,14 +513,8 @@ uint32_t ep_affinity_list(struct ep_affinity_info *out, uint32_t max, int includ
 		if (!f->in_use)
 			continue;
 		struct ep_affinity_info *o = &out[n++];
-		o->key = f->key;
-		o->action = f->act;
-		ep_action_public(&o->action);
-		o->ttl_s = seconds_left(f->expire_tsc, now);
-		o->seq = f->seq;
-		o->origin = EP_ORIGIN_MANAGER;
-		o->tcp_state = f->tcp_state;
-		o->packets = o->bytes = 0;
+		describe_flow(o, f, EP_ORIGIN_MANAGER, now);
+		o->packets = o->bytes = 0; /* manager affinities count per worker */
 		for (uint32_t i = 0; i < ep_dp.nworkers; i++) {
 			o->packets += ep_dp.workers[i]->manager_counters[pos].packets;
 			o->bytes += ep_dp.workers[i]->manager_counters[pos].bytes;
@@ -515,21 +522,9 @@ uint32_t ep_affinity_list(struct ep_affinity_info *out, uint32_t max, int includ
 	}
 	for (uint32_t i = 0; include_learned && i < ep_dp.nworkers; i++) {
 		const struct ep_flow_table *t = &ep_dp.workers[i]->learned;
-		for (uint32_t pos = 0; pos < t->capacity && n < max; pos++) {
-			const struct ep_flow *f = &t->flows[pos];
-			if (!f->in_use)
-				continue;
-			struct ep_affinity_info *o = &out[n++];
-			o->key = f->key;
-			o->action = f->act;
-			ep_action_public(&o->action);
-			o->ttl_s = seconds_left(f->expire_tsc, now);
-			memset(&o->seq, 0, sizeof(o->seq));
-			o->origin = EP_ORIGIN_LEARNED;
-			o->tcp_state = f->tcp_state;
-			o->packets = f->packets;
-			o->bytes = f->bytes;
-		}
+		for (uint32_t pos = 0; pos < t->capacity && n < max; pos++)
+			if (t->flows[pos].in_use)
+				describe_flow(&out[n++], &t->flows[pos], EP_ORIGIN_LEARNED, now);
 	}
 	return n;
 }
