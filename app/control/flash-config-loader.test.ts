@@ -146,7 +146,7 @@ describe('loadFlashConfig', () => {
   it('refuses a unit certificate that has expired', async () => {
     const dir = await provision();
     const later = new Date(Date.now() + 6 * 365 * 86_400_000);
-    await expect(loadFlashConfig(dir, { pciDevices: NICS }, { now: later })).rejects.toMatchObject({
+    await expect(loadFlashConfig(dir, { pciDevices: NICS, now: later })).rejects.toMatchObject({
       name: 'FlashConfigError',
       reason: expect.stringMatching(/expired/),
     });

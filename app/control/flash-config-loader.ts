@@ -42,10 +42,15 @@ export async function vfioPciDevices(driverDir = VFIO_PCI_DRIVER_DIR): Promise<s
 }
 
 /** Verifies the flash config in `dir` (throws FlashConfigError) and builds the appliance's config
- * from it (throws ConfigError when the signed content does not fit this machine or application). */
-export async function loadFlashConfig(dir: string, host: FlashConfigHost, options: { now?: Date } = {}): Promise<LoadedFlashConfig> {
+ * from it (throws ConfigError when the signed content does not fit this machine or application).
+ * The data NICs default to the devices bound to vfio-pci, listed after verification. */
+export async function loadFlashConfig(
+  dir: string,
+  options: Partial<FlashConfigHost> & { now?: Date } = {},
+): Promise<LoadedFlashConfig> {
   const verified = await verifyFlashConfig(dir, options.now ? { now: options.now } : {});
-  return { verified, config: applianceConfigFrom(dir, verified, host) };
+  const pciDevices = options.pciDevices ?? (await vfioPciDevices());
+  return { verified, config: applianceConfigFrom(dir, verified, { pciDevices, ...(options.lcores ? { lcores: options.lcores } : {}) }) };
 }
 
 export function applianceConfigFrom(dir: string, verified: VerifiedFlashConfig, host: FlashConfigHost): ApplianceConfig {

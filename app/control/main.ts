@@ -8,7 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { pino } from 'pino';
 import { Appliance } from './appliance.js';
 import { ConfigError, loadConfig, type ApplianceConfig } from './config.js';
-import { loadFlashConfig, vfioPciDevices } from './flash-config-loader.js';
+import { loadFlashConfig } from './flash-config-loader.js';
 import { FlashConfigError } from '../../flash-config/index.js';
 import { Notifier } from './notify.js';
 import { startAgentListener, type AgentListener } from './agent-listener.js';
@@ -44,7 +44,7 @@ function readOptions(argv: string[]): Source {
 /** Verifies the flash config; a refused one is reported as "refusing to start: <file>: <reason>". */
 async function readFlashConfig(dir: string): Promise<ApplianceConfig> {
   try {
-    const { verified, config } = await loadFlashConfig(dir, { pciDevices: await vfioPciDevices() });
+    const { verified, config } = await loadFlashConfig(dir);
     process.stderr.write(
       `edgeplane: flash config ${dir} verified: unit ${verified.identity.unit.id} of cluster ${verified.identity.cluster.name}, ` +
         `config version ${verified.identity.configVersion}, ${config.services.length} service(s), data NICs ${config.eal.allowPci.join(' ')}\n`,
