@@ -1,0 +1,80 @@
+/* SMFA affinities and actions -> data plane rules, and the actions this agent cannot perform
+ * (SMFA-R7: those are denied). Send-to-manager (interest criteria) is a punt until the data plane
+ * evaluates interest criteria itself. */
+import type { Action, DispatchMode, FixedAffinity as DpFixed, WildcardAffinity as DpWildcard } from '../../firmware/dataplane.js';
+import type { ActionListEntry, AffinityUpdateFixed, AffinityUpdateWildcard, FixedActions, Nat } from './types.js';
+import { SegmentTypeCode, type DispatchMethod } from './wire-constants.js';
+
+const DISPATCH: Record<Exclude<DispatchMethod, 'none'>, DispatchMode> = { 'mac-rewrite': 'mac', 'ip-in-ip': 'ipip', gre: 'gre', gue: 'gue' };
+const UNSET_ADDRESS = '0.0.0.0';
+
+export interface Capabilities {
+  /** Advertise needs a routing daemon (an Advertiser). */
+  advertise: boolean;
+}
+
+function dpNat(nat: Nat | undefined): Action & { type: 'forward' } {
+  const action: Action & { type: 'forward' } = { type: 'forward' };
+  if (!nat) return action;
+  action.nat = {};
+  if (nat.srcIp !== UNSET_ADDRESS) action.nat.srcIp = nat.srcIp;
+  if (nat.dstIp !== UNSET_ADDRESS) action.nat.dstIp = nat.dstIp;
+  if (nat.srcPort) action.nat.srcPort = nat.srcPort;
+  if (nat.dstPort) action.nat.dstPort = nat.dstPort;
+  return action;
+}
+
+const supportedActions = (caps: Capabilities, fixed: boolean): Set<number> => {
+  const types = new Set<number>([SegmentTypeCode.nat]);
+  if (!fixed) types.add(SegmentTypeCode['interest-criteria']);
+  if (!fixed && caps.advertise) types.add(SegmentTypeCode.advertise);
+  return types;
+};
+
+function presentActions(actions: FixedActions & { advertise?: unknown }): number[] {
+  const present: number[] = [];
+  if (actions.nat) present.push(SegmentTypeCode.nat);
+  if (actions.sequenceAdjust) present.push(SegmentTypeCode['sequence-adjust']);
+  if (actions.advertise) present.push(SegmentTypeCode.advertise);
+  if (actions.interestCriteria) present.push(SegmentTypeCode['interest-criteria']);
+  return present;
+}
+
+/** Actions the update carries or announces in its action list that this agent cannot perform. */
+export function unsupportedActions(update: AffinityUpdateWildcard | AffinityUpdateFixed, caps: Capabilities): ActionListEntry[] {
+  const supported = supportedActions(caps, update.type === 'affinity-update-fixed');
+  const announced = update.type === 'affinity-update-wildcard' ? (update.actionList ?? []).map((e) => e.segmentType) : [];
+  const wanted = new Set([...presentActions(update.actions), ...announced]);
+  return [...wanted].filter((type) => !supported.has(type)).map((segmentType) => ({ segmentType, required: true }));
+}
+
+/** IPv4 only: the data plane's wildcard table is IPv4. */
+export function isIpv4Wildcard(update: AffinityUpdateWildcard): boolean {
+  return !update.wildcard.srcIp.includes(':');
+}
+
+export function dataplaneWildcard(update: AffinityUpdateWildcard, precedence: number): DpWildcard {
+  const w = update.wildcard;
+  const sendsUp = (update.actions.interestCriteria?.mask ?? 0) !== 0;
+  return {
+    protocol: w.protocol === 0 ? 'any' : w.protocol,
+    srcIp: w.srcIp,
+    srcMask: w.srcMask,
+    dstIp: w.dstIp,
+    dstMask: w.dstMask,
+    srcPort: w.srcPort,
+    dstPort: w.dstPort,
+    precedence,
+    action: sendsUp ? { type: 'punt' } : dpNat(update.actions.nat),
+  };
+}
+
+/** Forward IP 0 drops (after the affinity's counters, SMFA-R10); dispatch sends to the forward IP unchanged. */
+export function dataplaneFixed(update: AffinityUpdateFixed): DpFixed {
+  const f = update.fixed;
+  const key = { protocol: f.key.protocol, srcIp: f.key.srcIp, dstIp: f.key.dstIp, srcPort: f.key.srcPort, dstPort: f.key.dstPort };
+  if (f.forwardIp === UNSET_ADDRESS) return { key, ttlSeconds: f.ttlSeconds, action: { type: 'drop' } };
+  const action = dpNat(update.actions.nat);
+  if (f.dispatch !== 'none') action.dispatch = { mode: DISPATCH[f.dispatch], forwardIp: f.forwardIp };
+  return { key, ttlSeconds: f.ttlSeconds, action };
+}

@@ -1,0 +1,47 @@
+/* A manager's own copy of its decisions (SMFA-R22, R23): kept longer than the agents' TTL so a
+ * flow an agent forgot, or another agent sees (need to know, SMFA-R20), gets the same server; after
+ * a FIN or RST only a short "sticky" time so the last ACK or a browser's RST still reaches it. */
+import { keyText } from './ip-packet.js';
+import type { Server } from './server-choice.js';
+import type { AffinityKey } from './types.js';
+
+interface Decision {
+  server: Server;
+  expiresAt: number;
+  closing: boolean;
+}
+
+export class FlowDecisions {
+  readonly #decisions = new Map<string, Decision>();
+
+  constructor(private readonly keepMs: number, private readonly stickyMs: number) {}
+
+  get(clientKey: AffinityKey): Server | undefined {
+    return this.#decisions.get(keyText(clientKey))?.server;
+  }
+
+  record(clientKey: AffinityKey, server: Server, now: number): void {
+    this.#decisions.set(keyText(clientKey), { server, expiresAt: now + this.keepMs, closing: false });
+  }
+
+  /** A packet of the flow was seen: keep the decision (a closing flow keeps only its sticky time). */
+  touch(clientKey: AffinityKey, now: number): void {
+    const decision = this.#decisions.get(keyText(clientKey));
+    if (decision && !decision.closing) decision.expiresAt = now + this.keepMs;
+  }
+
+  closing(clientKey: AffinityKey, now: number): void {
+    const decision = this.#decisions.get(keyText(clientKey));
+    if (!decision || decision.closing) return;
+    decision.closing = true;
+    decision.expiresAt = Math.min(decision.expiresAt, now + this.stickyMs);
+  }
+
+  expire(now: number): void {
+    for (const [id, decision] of this.#decisions) if (decision.expiresAt <= now) this.#decisions.delete(id);
+  }
+
+  get size(): number {
+    return this.#decisions.size;
+  }
+}

@@ -1,0 +1,295 @@
+/* The forwarding agent shim (SMFA-R1..R19 as far as the data plane allows): manager messages in
+ * over UDP, wildcard and fixed affinities out to the data plane, punted packets up to their
+ * manager as interest matches, the manager's returned packet processed with the new affinity. */
+import type { RemoteInfo } from 'node:dgram';
+import type { Dataplane, PuntedPacket } from '../../firmware/dataplane.js';
+import { parseMac } from '../../firmware/addressing.js';
+import { dataplaneFixed, dataplaneWildcard, isIpv4Wildcard, unsupportedActions } from './dataplane-actions.js';
+import { FixedOwners } from './fixed-owners.js';
+import { HoldBuffer } from './hold-buffer.js';
+import { interestReasons, interestVerdict } from './interest.js';
+import { frameOfIpPacket, ipPacketOfFrame, keyText, parseIpPacket } from './ip-packet.js';
+import { precedenceOf } from './precedence.js';
+import type { ActionListEntry, AffinityKey, AffinityUpdateFixed, AffinityUpdateWildcard, Identity, Message, OriginalAffinity } from './types.js';
+import { SmfaTransport, type TransportOptions } from './udp-transport.js';
+import { WildcardTable, type StoredWildcard } from './wildcard-table.js';
+import { DEFAULT_PORT } from './wire-constants.js';
+
+/** Announces addresses into routing while a wildcard with an advertise action lives (SMFA-R14). */
+export interface Advertiser {
+  /** The complete set of prefixes ("a.b.c.d/len") to announce now. */
+  update(prefixes: string[]): Promise<void>;
+}
+
+export interface ForwardingAgentOptions {
+  dataplane: Dataplane;
+  /** `groupPort` is where managers announce wildcards; `port` (default ephemeral) is this agent's
+   * unicast socket, where its interest matches come from and fixed affinities arrive. Two sockets,
+   * so several agents on one host can share the group port and still get their own answers. */
+  transport: Omit<TransportOptions, 'onMessage'>;
+  identity?: Identity;
+  advertiser?: Advertiser;
+  /** Packets held for a manager's answer (hold flag), all flows together. */
+  holdCapacity?: number;
+  /** Expiry sweep period; expired affinities go within it (SMFA-R17 allows 2 s). */
+  sweepMs?: number;
+}
+
+export interface AgentCounters {
+  wildcardsAdded: number;
+  wildcardsRefreshed: number;
+  wildcardsDeleted: number;
+  wildcardsExpired: number;
+  fixedInstalled: number;
+  fixedDeleted: number;
+  fixedShadowed: number;
+  deniesSent: number;
+  deniedNoWildcard: number;
+  deniesReceived: number;
+  punted: number;
+  notIpv4: number;
+  withoutWildcard: number;
+  uninteresting: number;
+  interestMatchesSent: number;
+  held: number;
+  packetsReturned: number;
+  ipPacketOnly: number;
+  unexpected: number;
+}
+
+const FA_DATA_BYTES = 2;
+const ROUND_TRIP_SAMPLES = 100_000;
+const PENDING_LIMIT_MS = 10_000;
+
+export class ForwardingAgent {
+  readonly counters: AgentCounters = {
+    wildcardsAdded: 0, wildcardsRefreshed: 0, wildcardsDeleted: 0, wildcardsExpired: 0,
+    fixedInstalled: 0, fixedDeleted: 0, fixedShadowed: 0, deniesSent: 0, deniedNoWildcard: 0, deniesReceived: 0,
+    punted: 0, notIpv4: 0, withoutWildcard: 0, uninteresting: 0, interestMatchesSent: 0, held: 0,
+    packetsReturned: 0, ipPacketOnly: 0, unexpected: 0,
+  };
+  /** Microseconds from sending a packet up to getting it back with its affinity (SYN round trip). */
+  readonly roundTripsMicros: number[] = [];
+  readonly #wildcards = new WildcardTable();
+  readonly #owners = new FixedOwners();
+  readonly #hold: HoldBuffer;
+  readonly #pendingSince = new Map<string, bigint>();
+  readonly #portMacs: Buffer[];
+  #installed = '';
+  #advertised = '';
+  #advertising: Promise<void> = Promise.resolve();
+  #transport!: SmfaTransport;
+  #listener!: SmfaTransport;
+  #sweep: NodeJS.Timeout | undefined;
+
+  private constructor(private readonly options: ForwardingAgentOptions) {
+    this.#hold = new HoldBuffer(options.holdCapacity ?? 4096);
+    this.#portMacs = options.dataplane.ports().map((p) => parseMac(p.mac));
+  }
+
+  static async start(options: ForwardingAgentOptions): Promise<ForwardingAgent> {
+    const agent = new ForwardingAgent(options);
+    const onMessage: TransportOptions['onMessage'] = (m, from) => agent.#receive(m, from);
+    agent.#listener = await SmfaTransport.open({ ...options.transport, port: options.transport.groupPort ?? DEFAULT_PORT, onMessage });
+    agent.#transport = await SmfaTransport.open({ ...options.transport, port: options.transport.port ?? 0, onMessage });
+    options.dataplane.onPunt((pkt) => agent.#punted(pkt));
+    agent.#sweep = setInterval(() => agent.#expire(), options.sweepMs ?? 250);
+    return agent;
+  }
+
+  /** The unicast socket (fixed affinities, interest matches, denies) and the group listener. */
+  get transports(): { unicast: SmfaTransport; group: SmfaTransport } {
+    return { unicast: this.#transport, group: this.#listener };
+  }
+
+  get holdBuffer(): HoldBuffer {
+    return this.#hold;
+  }
+
+  /** Wildcards stored (active and backup). */
+  get wildcardCount(): number {
+    return this.#wildcards.size;
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#sweep);
+    await this.#transport.close();
+    await this.#listener.close();
+    await this.#advertising;
+  }
+
+  #receive(message: Message, from: RemoteInfo): void {
+    const manager = `${from.address}:${from.port}`;
+    switch (message.type) {
+      case 'affinity-update-wildcard':
+        return this.#wildcardUpdate(message, manager, from);
+      case 'affinity-update-fixed':
+        return this.#fixedUpdate(message, manager, from);
+      case 'ip-packet-only':
+        // Already been to the manager: processed here, never sent up again (SMFA-R9).
+        this.counters.ipPacketOnly++;
+        return this.#process(message.ipPacket, 0);
+      case 'affinity-update-deny':
+        this.counters.deniesReceived++;
+        return;
+      default:
+        this.counters.unexpected++;
+    }
+  }
+
+  #wildcardUpdate(update: AffinityUpdateWildcard, manager: string, from: RemoteInfo): void {
+    const unsupported = unsupportedActions(update, { advertise: this.options.advertiser !== undefined });
+    if (unsupported.length > 0 || !isIpv4Wildcard(update)) {
+      return this.#deny(unsupported, { kind: 'wildcard', affinity: update.wildcard }, update.smInterestData, from);
+    }
+    const reply = update.actions.interestCriteria && update.actions.interestCriteria.ip !== '0.0.0.0'
+      ? { address: update.actions.interestCriteria.ip, port: update.actions.interestCriteria.port }
+      : { address: from.address, port: from.port };
+    const outcome = this.#wildcards.apply({ manager, reply, update, precedence: precedenceOf(update.servicePrecedence, update.backupPrecedence) }, Date.now());
+    if (outcome === 'added') this.counters.wildcardsAdded++;
+    if (outcome === 'refreshed') this.counters.wildcardsRefreshed++;
+    if (outcome === 'deleted') this.counters.wildcardsDeleted++;
+    this.#publish();
+  }
+
+  #fixedUpdate(update: AffinityUpdateFixed, manager: string, from: RemoteInfo): void {
+    const unsupported = unsupportedActions(update, { advertise: false });
+    const original: OriginalAffinity = { kind: 'fixed', affinity: update.fixed };
+    if (unsupported.length > 0) return this.#deny(unsupported, original, update.smInterestData, from);
+    const key = update.fixed.key;
+    if (!this.#wildcards.coveredBy(manager, key)) {
+      this.counters.deniedNoWildcard++;
+      return this.#deny([], original, update.smInterestData, from);
+    }
+    const precedence = precedenceOf(update.servicePrecedence, update.backupPrecedence);
+    const verdict = this.#owners.decide(manager, key, update.fixed.ttlSeconds, precedence, Date.now());
+    if (verdict === 'install') {
+      this.options.dataplane.addAffinity(dataplaneFixed(update));
+      this.counters.fixedInstalled++;
+    } else if (verdict === 'delete') {
+      this.options.dataplane.removeAffinity(key);
+      this.counters.fixedDeleted++;
+    } else if (verdict === 'shadowed') {
+      this.counters.fixedShadowed++;
+    }
+    const flow = keyText(key);
+    if (update.ipPacket) {
+      this.#noteRoundTrip(flow);
+      this.counters.packetsReturned++;
+      this.#process(update.ipPacket, update.faInterestData?.length === FA_DATA_BYTES ? update.faInterestData.readUInt16BE(0) : 0);
+    }
+    for (const held of this.#hold.release(flow)) this.options.dataplane.injectForProcessing(held.port, held.frame);
+  }
+
+  /** The data plane runs the packet through its pipeline; a punt verdict there drops it (no loop). */
+  #process(packet: Buffer, port: number): void {
+    const mac = this.#portMacs[port] ?? this.#portMacs[0]!;
+    this.options.dataplane.injectForProcessing(this.#portMacs[port] ? port : 0, frameOfIpPacket(packet, mac));
+  }
+
+  #deny(actionList: ActionListEntry[], originalAffinity: OriginalAffinity, smInterestData: Buffer | undefined, to: RemoteInfo): void {
+    this.counters.deniesSent++;
+    const deny: Message = { type: 'affinity-update-deny', actionList, originalAffinity };
+    if (this.options.identity) deny.identity = this.options.identity;
+    if (smInterestData) deny.smInterestData = smInterestData;
+    this.#send(deny, to.address, to.port);
+  }
+
+  #punted(pkt: PuntedPacket): void {
+    this.counters.punted++;
+    const packet = ipPacketOfFrame(pkt.frame);
+    const parsed = packet && parseIpPacket(packet);
+    if (!packet || !parsed) {
+      this.counters.notIpv4++;
+      return;
+    }
+    const wildcard = this.#wildcards.lookup(parsed.key);
+    const criteria = wildcard?.update.actions.interestCriteria;
+    if (!wildcard || !criteria) {
+      this.counters.withoutWildcard++;
+      return;
+    }
+    const verdict = interestVerdict(criteria, interestReasons(parsed));
+    if (verdict.kind === 'none') {
+      this.counters.uninteresting++;
+      return;
+    }
+    const flow = keyText(parsed.key);
+    if (verdict.hold) {
+      this.#hold.hold(flow, pkt.port, pkt.frame);
+      this.counters.held++;
+    }
+    this.#sendInterest(wildcard, parsed.key, verdict.reasons, pkt.port, verdict.includePacket ? packet : undefined);
+    this.#pendingSince.set(flow, process.hrtime.bigint());
+  }
+
+  #sendInterest(wildcard: StoredWildcard, key: AffinityKey, reasons: number, port: number, packet: Buffer | undefined): void {
+    const faInterestData = Buffer.alloc(FA_DATA_BYTES);
+    faInterestData.writeUInt16BE(port, 0);
+    const match: Message = {
+      type: 'interest-match-wildcard',
+      affinity: { key, dispatch: wildcard.update.wildcard.dispatch, information: wildcard.update.wildcard.information, interestReasons: reasons },
+      faInterestData,
+    };
+    if (this.options.identity) match.identity = this.options.identity;
+    if (wildcard.update.smInterestData) match.smInterestData = wildcard.update.smInterestData;
+    if (packet) match.ipPacket = packet;
+    this.counters.interestMatchesSent++;
+    this.#send(match, wildcard.reply.address, wildcard.reply.port);
+  }
+
+  #send(message: Message, address: string, port: number): void {
+    this.#transport.send(message, address, port).catch(() => {
+      // A lost datagram: the manager's refresh or the packet's retransmission covers it.
+    });
+  }
+
+  #noteRoundTrip(flow: string): void {
+    const since = this.#pendingSince.get(flow);
+    if (since === undefined) return;
+    this.#pendingSince.delete(flow);
+    if (this.roundTripsMicros.length < ROUND_TRIP_SAMPLES) this.roundTripsMicros.push(Number(process.hrtime.bigint() - since) / 1000);
+  }
+
+  #expire(): void {
+    const now = Date.now();
+    const expired = this.#wildcards.expire(now);
+    this.counters.wildcardsExpired += expired.length;
+    this.#owners.expire(now);
+    const oldest = process.hrtime.bigint() - BigInt(PENDING_LIMIT_MS) * 1_000_000n;
+    for (const [flow, since] of this.#pendingSince) if (since < oldest) this.#pendingSince.delete(flow);
+    if (expired.length > 0) this.#publish();
+  }
+
+  /** Pushes the merged active set, best first, to the data plane, and the advertised prefixes to routing. */
+  #publish(): void {
+    const ordered = this.#wildcards.ordered();
+    const rules = ordered.map((entry, i) => dataplaneWildcard(entry.update, ordered.length - i));
+    const signature = JSON.stringify(rules);
+    if (signature !== this.#installed) {
+      this.options.dataplane.setWildcards(rules);
+      this.#installed = signature;
+    }
+    const advertiser = this.options.advertiser;
+    if (!advertiser) return;
+    const prefixes = [...new Set(ordered.flatMap((entry) => (entry.update.actions.advertise ? [prefixOf(entry.update.actions.advertise)] : [])))].sort();
+    const advertised = prefixes.join(',');
+    if (advertised === this.#advertised) return;
+    this.#advertised = advertised;
+    this.#advertising = this.#advertising.then(() => advertiser.update(prefixes)).catch(() => {
+      // The next change retries with the full set.
+      this.#advertised = '';
+    });
+  }
+}
+
+function prefixOf(advertise: { address: string; mask?: string }): string {
+  const bits = advertise.mask ? advertise.mask.split('.').reduce((n, octet) => n + popcount(Number(octet)), 0) : 32;
+  return `${advertise.address}/${bits}`;
+}
+
+function popcount(byte: number): number {
+  let n = 0;
+  for (let b = byte; b; b >>= 1) n += b & 1;
+  return n;
+}

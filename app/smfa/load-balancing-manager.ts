@@ -1,0 +1,229 @@
+/* The load-balancing service manager (SMFA-R19..R24): per virtual service a wildcard for clients
+ * -> VIP and one per server for server -> clients, all asking for every packet of a flow the agent
+ * does not know. A SYN gets a server; the agent that sent a packet up gets the fixed affinity of
+ * that direction (#1 DNAT to the server, #2 SNAT back to the VIP) and its packet back. A packet of
+ * a known flow from any agent gets the decision already made (need to know). */
+import type { RemoteInfo } from 'node:dgram';
+import { ALL_PACKETS, InterestBit, interestReasons } from './interest.js';
+import { PROTOCOL_TCP, parseIpPacket } from './ip-packet.js';
+import { FlowDecisions } from './flow-decisions.js';
+import { chooseServer, type Server } from './server-choice.js';
+import type { AffinityKey, AffinityUpdateFixed, AffinityUpdateWildcard, Identity, InterestMatch, Message, ServicePrecedence } from './types.js';
+import { SmfaTransport, type TransportOptions } from './udp-transport.js';
+
+export interface VirtualService {
+  vip: string;
+  port: number;
+  protocol: number;
+  servers: Server[];
+  /** Announce the VIP into routing while the wildcard lives (SMFA-R14). */
+  advertise?: boolean;
+}
+
+export interface LoadBalancingManagerOptions {
+  transport: Omit<TransportOptions, 'onMessage'>;
+  services: VirtualService[];
+  /** The clients this manager serves (SMFA-R22: managers of one service split clients), mask may be non-contiguous. */
+  clientDomain?: { ip: string; mask: string };
+  servicePrecedence?: number;
+  /** 0 for the primary; a backup sends the same affinities with a larger value (SMFA-R19). */
+  backupPrecedence?: number;
+  wildcardTtlSeconds?: number;
+  fixedTtlSeconds?: number;
+  /** How long the manager keeps a decision without seeing its flow (longer than the agents' TTL). */
+  decisionSeconds?: number;
+  stickySeconds?: number;
+  identity?: Identity;
+}
+
+export interface ManagerCounters {
+  decisions: number;
+  needToKnow: number;
+  adopted: number;
+  notOurs: number;
+  fixedSent: number;
+  announcements: number;
+  deniesReceived: number;
+}
+
+interface Classified {
+  service: VirtualService;
+  clientKey: AffinityKey;
+  toServer: boolean;
+  /** Return traffic names its server in its source. */
+  sourceServer?: Server;
+}
+
+const ANY = '0.0.0.0';
+const HOST = '255.255.255.255';
+
+export class LoadBalancingManager {
+  readonly counters: ManagerCounters = { decisions: 0, needToKnow: 0, adopted: 0, notOurs: 0, fixedSent: 0, announcements: 0, deniesReceived: 0 };
+  readonly denies: Message[] = [];
+  readonly #decisions: FlowDecisions;
+  readonly #precedence: ServicePrecedence;
+  #transport!: SmfaTransport;
+  #refresh: NodeJS.Timeout | undefined;
+
+  private constructor(private readonly options: LoadBalancingManagerOptions) {
+    this.#decisions = new FlowDecisions((options.decisionSeconds ?? 300) * 1000, (options.stickySeconds ?? 10) * 1000);
+    this.#precedence = { searchOrder: 'lower-first', value: options.servicePrecedence ?? 100 };
+  }
+
+  static async start(options: LoadBalancingManagerOptions): Promise<LoadBalancingManager> {
+    const manager = new LoadBalancingManager(options);
+    manager.#transport = await SmfaTransport.open({ ...options.transport, onMessage: (m, from) => manager.#receive(m, from) });
+    await manager.announce();
+    // Refresh at a third of the TTL: two lost announcements in a row still leave the wildcards alive (SMFA-R17).
+    const period = (manager.#wildcardTtl * 1000) / 3;
+    manager.#refresh = setInterval(() => {
+      manager.#decisions.expire(Date.now());
+      manager.announce().catch(() => undefined);
+    }, period);
+    return manager;
+  }
+
+  get transport(): SmfaTransport {
+    return this.#transport;
+  }
+
+  get decisionCount(): number {
+    return this.#decisions.size;
+  }
+
+  get #wildcardTtl(): number {
+    return this.options.wildcardTtlSeconds ?? 30;
+  }
+
+  /** Sends every wildcard to the agents' group; `ttlSeconds` 0 cancels them (hand-over, SMFA-R24). */
+  async announce(ttlSeconds = this.#wildcardTtl): Promise<void> {
+    for (const wildcard of this.#wildcards(ttlSeconds)) {
+      this.counters.announcements++;
+      await this.#transport.sendToGroup(wildcard);
+    }
+  }
+
+  /** Stops refreshing and cancels the wildcards, so the agents stop sending packets here at once. */
+  async withdraw(): Promise<void> {
+    clearInterval(this.#refresh);
+    await this.announce(0);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#refresh);
+    await this.#transport.close();
+  }
+
+  #wildcards(ttlSeconds: number): AffinityUpdateWildcard[] {
+    const domain = this.options.clientDomain ?? { ip: ANY, mask: ANY };
+    const interestCriteria = { ip: ANY, port: 0, mask: ALL_PACKETS, data: ALL_PACKETS, copy: 0, hold: 0 };
+    const common = { dispatch: 'none' as const, information: false, ttlSeconds };
+    const envelope = (wildcard: AffinityUpdateWildcard['wildcard'], advertise?: string): AffinityUpdateWildcard => {
+      const update: AffinityUpdateWildcard = {
+        type: 'affinity-update-wildcard',
+        wildcard,
+        servicePrecedence: this.#precedence,
+        backupPrecedence: this.options.backupPrecedence ?? 0,
+        actions: advertise ? { interestCriteria, advertise: { address: advertise, mask: HOST } } : { interestCriteria },
+      };
+      if (this.options.identity) update.identity = this.options.identity;
+      return update;
+    };
+    return this.options.services.flatMap((service) => [
+      envelope(
+        { ...common, protocol: service.protocol, srcIp: domain.ip, srcMask: domain.mask, srcPort: 0, dstIp: service.vip, dstMask: HOST, dstPort: service.port },
+        service.advertise ? service.vip : undefined,
+      ),
+      ...service.servers.map((server) =>
+        envelope({ ...common, protocol: service.protocol, srcIp: server.ip, srcMask: HOST, srcPort: server.port, dstIp: domain.ip, dstMask: domain.mask, dstPort: 0 }),
+      ),
+    ]);
+  }
+
+  #receive(message: Message, from: RemoteInfo): void {
+    if (message.type === 'interest-match-wildcard' || message.type === 'interest-match-fixed') return this.#interest(message, from);
+    if (message.type === 'affinity-update-deny') {
+      this.counters.deniesReceived++;
+      this.denies.push(message);
+    }
+  }
+
+  #classify(key: AffinityKey): Classified | undefined {
+    for (const service of this.options.services) {
+      if (key.protocol !== service.protocol) continue;
+      if (key.dstIp === service.vip && key.dstPort === service.port) return { service, clientKey: key, toServer: true };
+      const sourceServer = service.servers.find((s) => s.ip === key.srcIp && s.port === key.srcPort);
+      if (sourceServer) {
+        const clientKey = { protocol: key.protocol, srcIp: key.dstIp, srcPort: key.dstPort, dstIp: service.vip, dstPort: service.port };
+        return { service, clientKey, toServer: false, sourceServer };
+      }
+    }
+    return undefined;
+  }
+
+  #interest(match: InterestMatch, from: RemoteInfo): void {
+    const parsed = match.ipPacket && parseIpPacket(match.ipPacket);
+    const key = parsed ? parsed.key : match.affinity.key;
+    // The packet itself tells more than the reasons it matched for (e.g. "all packets").
+    const reasons = parsed ? interestReasons(parsed) : match.affinity.interestReasons;
+    const flow = this.#classify(key);
+    if (!flow) {
+      this.counters.notOurs++;
+      return;
+    }
+    const now = Date.now();
+    let server = this.#decisions.get(flow.clientKey);
+    if (server) {
+      this.counters.needToKnow++;
+      this.#decisions.touch(flow.clientKey, now);
+    } else {
+      server = flow.sourceServer ?? chooseServer(flow.service.servers, flow.clientKey);
+      // A flow seen first mid-connection (an agent's affinity expired, or the primary manager died):
+      // the hash gives the server the first decision gave.
+      if (flow.toServer && isOpening(reasons, key.protocol)) this.counters.decisions++;
+      else this.counters.adopted++;
+      this.#decisions.record(flow.clientKey, server, now);
+    }
+    const closing = (1 << InterestBit.fin) | (1 << InterestBit.rst);
+    if (key.protocol === PROTOCOL_TCP && (reasons & closing) !== 0) this.#decisions.closing(flow.clientKey, now);
+    this.#sendFixed(flow, server, match, from);
+  }
+
+  #sendFixed(flow: Classified, server: Server, match: InterestMatch, to: RemoteInfo): void {
+    const client = flow.clientKey;
+    const { service } = flow;
+    const fixed: AffinityUpdateFixed = flow.toServer
+      ? {
+          type: 'affinity-update-fixed',
+          fixed: { key: client, dispatch: 'none', information: false, forwardIp: server.ip, ttlSeconds: this.#fixedTtl },
+          actions: { nat: { srcIp: ANY, srcPort: 0, dstIp: server.ip, dstPort: server.port } },
+        }
+      : {
+          type: 'affinity-update-fixed',
+          fixed: {
+            key: { protocol: client.protocol, srcIp: server.ip, srcPort: server.port, dstIp: client.srcIp, dstPort: client.srcPort },
+            dispatch: 'none', information: false, forwardIp: client.srcIp, ttlSeconds: this.#fixedTtl,
+          },
+          actions: { nat: { srcIp: service.vip, srcPort: service.port, dstIp: ANY, dstPort: 0 } },
+        };
+    fixed.servicePrecedence = this.#precedence;
+    fixed.backupPrecedence = this.options.backupPrecedence ?? 0;
+    if (match.faInterestData) fixed.faInterestData = match.faInterestData;
+    if (match.ipPacket) fixed.ipPacket = match.ipPacket;
+    if (this.options.identity) fixed.identity = this.options.identity;
+    this.counters.fixedSent++;
+    this.#transport.send(fixed, to.address, to.port).catch(() => {
+      // Lost: the agent sends the flow's next packet up again.
+    });
+  }
+
+  get #fixedTtl(): number {
+    return this.options.fixedTtlSeconds ?? 60;
+  }
+}
+
+/** A TCP SYN without ACK, or the first datagram of any other protocol. */
+function isOpening(reasons: number, protocol: number): boolean {
+  if (protocol !== PROTOCOL_TCP) return true;
+  return (reasons & (1 << InterestBit.syn)) !== 0 && (reasons & (1 << InterestBit.ack)) === 0;
+}
