@@ -89,9 +89,9 @@ describe('main.ts with a bad configuration', () => {
     expect(outcome.stderr).toContain('cannot read the file: ENOENT');
   });
 
-  it('requires --config', async () => {
+  it('requires --config or --flash-config', async () => {
     const outcome = await control([]);
     expect(outcome.code).toBe(2);
-    expect(outcome.stderr).toContain("required option '-c, --config <file>' not specified");
+    expect(outcome.stderr).toContain('give exactly one of --config FILE or --flash-config DIR');
   });
 });

@@ -306,7 +306,7 @@ struct ep_server_counters {
 	uint32_t ip;
 	uint16_t port;
 	uint16_t weight;
-	uint64_t flows, packets, bytes;
+	uint64_t flows, packets, bytes; /* packets and bytes of both directions */
 	/* connection setup time seen by the data plane (client SYN to server SYN-ACK), NAT modes */
 	uint64_t handshakes, handshake_us_total;
 };

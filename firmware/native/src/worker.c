@@ -226,7 +226,7 @@ static inline void account_flow(struct ep_ctx *c, struct ep_flow *f, const struc
 {
 	if (meta->key.proto == IPPROTO_TCP)
 		ep_flow_track_tcp(f, meta->tcp_flags);
-	if (f->has_server && !f->reverse) {
+	if (f->has_server) { /* both directions: a server's throughput is what it sends and receives */
 		struct ep_counter_pair *s = &c->w->server_counters[f->service_id * EP_MAX_SERVERS + f->server_slot];
 		s->packets++;
 		s->bytes += len;
