@@ -1,12 +1,18 @@
 /* The load-balancing manager driving real forwarding agents (two data plane processes) with real
  * HTTP traffic: asymmetric routing through two agents, and failover to a backup manager. */
+import { createSocket } from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serverBody, startNginx, type NginxServer } from '../netns/nginx.js';
+import { MessageAuthenticator } from '../../app/smfa/message-authenticator.js';
+import type { Message } from '../../app/smfa/types.js';
+import { SmfaTransport } from '../../app/smfa/udp-transport.js';
+import { SegmentTypeCode } from '../../app/smfa/wire-constants.js';
+import { BIG_FILE_URL_PATH, serverBody, startNginx, type NginxServer } from '../netns/nginx.js';
 import { inNamespace } from '../netns/run.js';
 import { addSecondAgentPath, removeSecondAgentPath } from '../netns/second-agent.js';
 import { VIP, buildTopology, teardownTopology, type Topology } from '../netns/topology.js';
 import { firstAgent, secondAgent, waitFor, webManager, type Group } from './agents.js';
 import { startChild, type Child } from './child.js';
+import { authenticator } from './security.js';
 
 const PREFIX = 'epsmlb';
 const GROUP: Group = { group: '239.192.78.61', groupPort: 17861 };
@@ -15,11 +21,19 @@ const REQUESTS = 20;
 interface AgentStats {
   agent: Record<string, number>;
   wildcards: number;
+  unicast: { accepted: number; rejected: Record<string, number> };
   affinities: { key: { srcIp: string; dstIp: string; srcPort: number; dstPort: number } }[];
 }
 interface ManagerStats {
   counters: Record<string, number>;
 }
+
+/** A wildcard nobody else uses; TTL 0 makes accepting it a no-op. */
+const STRAY_WILDCARD: Message = {
+  type: 'affinity-update-wildcard',
+  wildcard: { protocol: 6, srcIp: '0.0.0.0', srcMask: '0.0.0.0', dstIp: '10.9.9.9', dstMask: '255.255.255.255', srcPort: 0, dstPort: 80, dispatch: 'none', information: false, ttlSeconds: 0 },
+  actions: {},
+};
 
 async function get(topology: Topology, count: number, maxTime = 10): Promise<string[]> {
   const urls = Array.from({ length: count }, () => `http://${VIP}/`);
@@ -60,7 +74,7 @@ describe('load-balancing manager with forwarding agents', () => {
     expect(new Set(bodies)).toEqual(new Set(topology.servers.map((s) => serverBody(s.ip))));
     const manager = await primary.request<ManagerStats>('stats');
     const [one, two] = [await agent1.request<AgentStats>('stats'), await agent2.request<AgentStats>('stats')];
-    console.log('asymmetric: manager', manager.counters, 'agent 1', one.agent, 'agent 2', two.agent);
+    console.log(`asymmetric: manager ${JSON.stringify(manager.counters)}, agent 1 sent up ${one.agent.interestMatchesSent}, agent 2 sent up ${two.agent.interestMatchesSent}`);
     expect(manager.counters.decisions).toBe(REQUESTS);
     // Agent 2 only ever saw SYN-ACKs of flows already decided: answered from the decision (need to know).
     expect(manager.counters.needToKnow).toBe(two.agent.interestMatchesSent);
@@ -72,4 +86,75 @@ describe('load-balancing manager with forwarding agents', () => {
     expect(two.affinities.length).toBeGreaterThanOrEqual(REQUESTS);
     expect(two.affinities.every((a) => topology.servers.some((s) => s.ip === a.key.srcIp))).toBe(true);
   });
+
+  it('ignores and counts messages with a bad MAC or replayed', async () => {
+    const before = await agent1.request<AgentStats>('stats');
+    const genuine = authenticator(0x777).seal(STRAY_WILDCARD);
+    const forged = new MessageAuthenticator({ keys: new Map([[1, Buffer.alloc(32, 7)]]), sendKeyId: 1, senderId: 0x778 }).seal(STRAY_WILDCARD);
+    const socket = createSocket('udp4');
+    for (const datagram of [forged, genuine, genuine]) {
+      await new Promise<void>((resolve, reject) => socket.send(datagram, agent1.port, '127.0.0.1', (e) => (e ? reject(e) : resolve())));
+    }
+    socket.close();
+    const after = await waitFor('three datagrams', async () => {
+      const stats = await agent1.request<AgentStats>('stats');
+      return stats.unicast.accepted + stats.unicast.rejected['bad-mac']! + stats.unicast.rejected.replayed! ===
+        before.unicast.accepted + before.unicast.rejected['bad-mac']! + before.unicast.rejected.replayed! + 3 && stats;
+    });
+    expect(after.unicast.rejected['bad-mac']).toBe(before.unicast.rejected['bad-mac']! + 1);
+    expect(after.unicast.rejected.replayed).toBe(before.unicast.rejected.replayed! + 1);
+    expect(after.unicast.accepted).toBe(before.unicast.accepted + 1);
+    expect(after.wildcards).toBe(3);
+  });
+
+  it('denies actions it cannot perform, and fixed affinities without a wildcard from their manager', async () => {
+    const inbox: Message[] = [];
+    const rogue = await SmfaTransport.open({
+      port: 0, ...GROUP, multicastInterface: '127.0.0.1', multicastTtl: 0, authenticator: authenticator(0x5a9), onMessage: (m) => inbox.push(m),
+    });
+    try {
+      const sequenceAdjust = { seqDelta: 1000, initialSeq: 1, ackDelta: 0, initialAck: 0 };
+      await rogue.send({ ...STRAY_WILDCARD, wildcard: { ...STRAY_WILDCARD.wildcard, ttlSeconds: 30 }, actions: { sequenceAdjust } } as Message, '127.0.0.1', agent1.port);
+      const fixed = { key: { protocol: 6, srcIp: '10.0.1.2', dstIp: VIP, srcPort: 1234, dstPort: 80 }, dispatch: 'none' as const, information: false, forwardIp: '10.0.2.11', ttlSeconds: 30 };
+      await rogue.send({ type: 'affinity-update-fixed', fixed, actions: {} }, '127.0.0.1', agent1.port);
+      await waitFor('two denies', async () => inbox.length === 2);
+      expect(inbox[0]).toMatchObject({ type: 'affinity-update-deny', actionList: [{ segmentType: SegmentTypeCode['sequence-adjust'], required: true }] });
+      expect(inbox[1]).toMatchObject({ type: 'affinity-update-deny', actionList: [], originalAffinity: { kind: 'fixed', affinity: fixed } });
+      const stats = await agent1.request<AgentStats>('stats');
+      expect(stats.wildcards).toBe(3);
+      expect(stats.agent.deniedNoWildcard).toBe(1);
+      expect(stats.affinities.some((a) => a.key.srcPort === 1234)).toBe(false);
+    } finally {
+      await rogue.close();
+    }
+  });
+
+  it('fails over to a backup manager: new connections are served once the primary\'s wildcards expire, established flows untouched', async () => {
+    const backup = await startChild('manager-process.ts', webManager(topology, GROUP, { wildcardTtlSeconds: 3, backupPrecedence: 1, senderId: 0x5a2 }));
+    children.push(backup);
+    for (const agent of [agent1, agent2]) await waitFor('backup wildcards', async () => (await agent.request<AgentStats>('stats')).wildcards === 6);
+    const bytes = 6_000_000;
+    const download = inNamespace(
+      topology.client.namespace,
+      'curl',
+      ['-sS', '--max-time', '40', '--limit-rate', '1M', '-r', `0-${bytes - 1}`, '-o', '/dev/null', '-w', '%{http_code} %{size_download}', `http://${VIP}${BIG_FILE_URL_PATH}`],
+      { timeoutMs: 45_000 },
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+
+    const killedAt = Date.now();
+    await primary.kill();
+    const expired = waitFor('primary wildcards gone', async () => (await agent1.request<AgentStats>('stats')).wildcards === 3 && Date.now(), 10_000);
+    const served = waitFor('a new connection', async () => (await get(topology, 1, 12).catch(() => [])).length === 1 && Date.now(), 30_000);
+    const [expiredAt, servedAt] = [await expired, await served];
+    console.log(`failover: primary's wildcards expired ${(expiredAt - killedAt) / 1000} s after the kill (TTL 3 s); first new connection served after ${(servedAt - killedAt) / 1000} s`);
+    expect(expiredAt - killedAt).toBeLessThan(3000 + 2000);
+
+    expect(await get(topology, 10)).toHaveLength(10);
+    expect(await download).toBe(`206 ${bytes}`);
+    const stats = await backup.request<ManagerStats>('stats');
+    expect(stats.counters.decisions).toBeGreaterThanOrEqual(11);
+    // The download's packets never went up to the backup: its affinities from the dead primary stayed in place.
+    expect(stats.counters.adopted).toBe(0);
+  }, 90_000);
 });
