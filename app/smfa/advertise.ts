@@ -16,9 +16,6 @@ export interface BirdAdvertiserOptions extends BirdSettings {
 }
 
 export class BirdAdvertiser implements Advertiser {
-  /** Prefixes bird announces after the last successful reload. */
-  announced: string[] = [];
-
   constructor(private readonly options: BirdAdvertiserOptions) {}
 
   /** The configuration bird should start with: nothing announced yet. */
@@ -30,7 +27,6 @@ export class BirdAdvertiser implements Advertiser {
     await this.#write(prefixes);
     const { stdout } = await execFileAsync('birdc', ['-s', this.options.socketPath, 'configure'], { timeout: 10_000 });
     if (!/Reconfigured|Reconfiguration in progress/.test(stdout)) throw new Error(`birdc configure: ${stdout.trim()}`);
-    this.announced = [...prefixes];
   }
 
   async #write(prefixes: string[]): Promise<void> {
