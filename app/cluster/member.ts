@@ -1,0 +1,422 @@
+/* A cluster member's state machine (CL-R5..R7, R10; docs/cluster.md "States"):
+ *   discovering --announce--> joining --OK--> member
+ *   discovering --silence--> offering --silence--> master      (a better offer -> discovering)
+ *   joining --NAK--> refused --retry time--> discovering
+ *   member --master silent / exit-cluster / channel lost--> discovering
+ *   master --other master outranks us--> discovering
+ * Multicast carries discovery, offers and keepalives; joins, unit moves and leases use mutual TLS. */
+import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:tls';
+import { pino } from 'pino';
+import type { CertifiedUnit, VerifiedFlashConfig } from '../../flash-config/index.js';
+import { FinalRefusal, RequestRefused, type ControlChannel } from './control-channel.js';
+import { outranks } from './election.js';
+import { encodeEnvelope } from './envelope.js';
+import { MIN_INTERVALS } from './keepalive-loss.js';
+import { MasterRole, type ClusterLog, type JoinVeto } from './master-role.js';
+import { MessageGuard, type ReceivedMessage } from './message-guard.js';
+import { AUTHENTICATED, encodeBody, MESSAGE_TYPES, type ClusterMessage, type Lease, type MessageBody } from './messages.js';
+import type { NumberSpace } from './numbering.js';
+import { OwnershipView } from './ownership-view.js';
+import { parseParams, parseResult } from './rpc-methods.js';
+import { clusterTiming, type ClusterTiming } from './timing.js';
+import { connectControl, startControlServer } from './tls-endpoints.js';
+import { MulticastTransport } from './transport.js';
+import { decodeTable, WORK_UNITS, type OwnershipChange, type UnitLoad } from './work-units.js';
+
+export type Role = 'discovering' | 'offering' | 'joining' | 'member' | 'master' | 'refused' | 'stopped';
+
+export interface MemberOptions {
+  config: VerifiedFlashConfig;
+  /** This unit's address on the cluster network; must be one of its certificate's IP SANs. */
+  address: string;
+  multicast: { group: string; port: number };
+  /** TLS port for joins, unit moves and leases. */
+  joinPort: number;
+  timing?: Partial<ClusterTiming>;
+  numberSpaces?: NumberSpace[];
+  /** Per-unit load measured by the data plane since the last call (rebalancing input). */
+  loadSource?: () => UnitLoad[];
+  log?: ClusterLog;
+}
+
+const TICK_MS = 10;
+
+function defaultLog(): ClusterLog {
+  const logger = pino({ name: 'cluster' });
+  return (level, event, fields) => logger[level]({ ...fields }, event);
+}
+
+export class Member {
+  readonly guard = new MessageGuard();
+  readonly timing: ClusterTiming;
+  private readonly view = new OwnershipView();
+  private readonly log: ClusterLog;
+  private readonly vetoes: JoinVeto[] = [];
+  private readonly roleListeners: ((role: Role) => void)[] = [];
+  private readonly numberSpaces: Map<string, NumberSpace>;
+  private transport: MulticastTransport | undefined;
+  private server: Server | undefined;
+  private ticker: NodeJS.Timeout | undefined;
+  private sequence = BigInt(Date.now()) * 1000n;
+  private clusterKey: Buffer | undefined;
+  private currentRole: Role = 'stopped';
+  private roleSince = 0;
+  private lastSent = 0;
+  private lastOfferSeen = 0;
+  /** Member role: the master, its channel and what its keepalives replicate. */
+  private master: { id: string; channel: ControlChannel; lastHeard: number; intervals: number } | undefined;
+  private replicated: { members: string[]; owners: (string | null)[]; leases: Lease[] } = { members: [], owners: Array(WORK_UNITS).fill(null), leases: [] };
+  private myLeases: Lease[] = [];
+  private masterRole: MasterRole | undefined;
+  private lastLoadReport = 0;
+  /** Why the last join was refused, as the master (and we) said it. */
+  lastRefusal: string | undefined;
+
+  constructor(private readonly options: MemberOptions) {
+    this.timing = clusterTiming(options.config.policy, options.timing);
+    this.log = options.log ?? defaultLog();
+    this.numberSpaces = new Map((options.numberSpaces ?? []).map((space) => [space.name, space]));
+  }
+
+  get id(): string {
+    return this.options.config.identity.unit.id;
+  }
+
+  get role(): Role {
+    return this.currentRole;
+  }
+
+  get masterId(): string | undefined {
+    return this.currentRole === 'master' ? this.id : this.currentRole === 'member' ? this.master?.id : undefined;
+  }
+
+  /** Members as this unit knows them (the master's list, or its own when master). */
+  get memberIds(): string[] {
+    if (this.masterRole) return [this.id, ...this.masterRole.members.keys()];
+    return this.currentRole === 'member' ? [...this.replicated.members] : [];
+  }
+
+  get leases(): Lease[] {
+    return this.masterRole ? this.masterRole.leases.all() : [...this.replicated.leases];
+  }
+
+  ownership(): OwnershipChange[] {
+    return this.view.all();
+  }
+
+  /** The data plane binding subscribes here: every change of owner or state of a unit. */
+  onOwnershipChange(listener: (units: OwnershipChange[]) => void): void {
+    this.view.onChange(listener);
+  }
+
+  /** Role changes; on 'master' the data plane sends gratuitous ARP for the cluster addresses. */
+  onRoleChange(listener: (role: Role) => void): void {
+    this.roleListeners.push(listener);
+  }
+
+  /** An application may refuse joiners (CL-R5); its reason goes to the log and to the joiner. */
+  addJoinVeto(veto: JoinVeto): void {
+    this.vetoes.push(veto);
+  }
+
+  async start(): Promise<void> {
+    this.server = await startControlServer({
+      config: this.options.config,
+      host: this.options.address,
+      port: this.options.joinPort,
+      accept: (peer, channel) => (method, params) => this.handleFromPeer(peer, channel(), method, params),
+      refused: (reason, remoteAddress) => this.log('warn', 'join refused', { address: remoteAddress, reason }),
+    });
+    this.transport = await MulticastTransport.open({ ...this.options.multicast, interfaceAddress: this.options.address }, (datagram, source) =>
+      this.receive(datagram, source),
+    );
+    this.enter('discovering');
+    this.ticker = setInterval(() => this.tick(Date.now()), TICK_MS);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.ticker);
+    this.masterRole?.stop('unit stopping');
+    this.master?.channel.close('unit stopping');
+    this.enter('stopped');
+    await this.transport?.close();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  /** Data plane event: packets arrived for units nobody owns (first use). */
+  reportUnassigned(units: readonly number[]): Promise<void> {
+    if (this.masterRole) return this.masterRole.needUnits(units);
+    if (this.currentRole !== 'member' || !this.master) return Promise.resolve();
+    return this.master.channel.request('need-units', { units: [...units] }, this.timing.requestTimeoutMs).then(() => undefined);
+  }
+
+  /** Leases a block of a named number space from the cluster's numbering authority (SR-R6). */
+  async requestLease(space: string): Promise<Lease> {
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        const lease = this.masterRole
+          ? this.masterRole.grant(space, this.id)
+          : parseResult('lease', await this.masterChannel().request('lease', { space }, this.timing.requestTimeoutMs));
+        this.myLeases.push(lease);
+        return lease;
+      } catch (error) {
+        const retry = (error instanceof RequestRefused ? error.reason : (error as Error).message).startsWith('busy:');
+        if (!retry || attempt >= 20) throw error;
+        await new Promise((resolve) => setTimeout(resolve, this.timing.detectionMs));
+      }
+    }
+  }
+
+  private masterChannel(): ControlChannel {
+    if (this.currentRole !== 'member' || !this.master) throw new Error(`not a cluster member (role ${this.currentRole})`);
+    return this.master.channel;
+  }
+
+  private enter(role: Role): void {
+    if (role !== this.currentRole) this.log('info', 'role', { from: this.currentRole, to: role });
+    this.currentRole = role;
+    this.roleSince = Date.now();
+    this.lastSent = 0;
+    for (const listener of this.roleListeners) listener(role);
+  }
+
+  private send(message: ClusterMessage): void {
+    const authenticated = AUTHENTICATED.has(message.name);
+    if (authenticated && !this.clusterKey) return;
+    this.sequence += 1n;
+    const datagram = encodeEnvelope(
+      { type: MESSAGE_TYPES[message.name], authenticated, sequence: this.sequence, senderId: this.id, senderAddress: this.options.address, body: encodeBody(message) },
+      authenticated ? this.clusterKey : undefined,
+    );
+    this.transport?.send(datagram);
+  }
+
+  private receive(datagram: Buffer, source: string): void {
+    const verdict = this.guard.check(datagram, source);
+    if (!verdict.ok || verdict.received.senderId === this.id) return;
+    const now = Date.now();
+    const { message } = verdict.received;
+    switch (this.currentRole) {
+      case 'discovering':
+      case 'offering':
+        if (message.name === 'master-announce' || message.name === 'other-master-exists') void this.join(verdict.received, message.body);
+        else if (message.name === 'offer' && outranks({ memberCount: message.body.memberCount, address: verdict.received.senderAddress }, { memberCount: 1, address: this.options.address })) {
+          this.lastOfferSeen = now;
+          if (this.currentRole === 'offering') this.enter('discovering');
+        }
+        return;
+      case 'member':
+        this.onMemberMessage(verdict.received, now);
+        return;
+      case 'master':
+        this.masterRole?.onMessage(verdict.received, now);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private onMemberMessage(received: ReceivedMessage, now: number): void {
+    const master = this.master;
+    if (!master || received.senderId !== master.id) return;
+    const { message } = received;
+    if (message.name === 'exit-cluster' && message.body.target === this.id) {
+      this.removedByMaster(message.body.reason);
+    } else if (message.name === 'master-keepalive') {
+      master.lastHeard = now;
+      const members = message.body.members.map((member) => member.id);
+      master.intervals = message.body.members.find((member) => member.id === this.id)?.intervals ?? MIN_INTERVALS;
+      try {
+        this.replicated = { members, owners: decodeTable(message.body.table, members), leases: message.body.leases };
+      } catch (error) {
+        this.log('warn', 'bad keepalive table', { error: (error as Error).message });
+        return;
+      }
+      const owned = new Set(this.view.owned());
+      this.view.update(
+        this.replicated.owners.flatMap((owner, unit) => (owned.has(unit) || owner === this.id ? [] : [{ unit, owner, state: 'foreign' as const }])),
+      );
+    }
+  }
+
+  private tick(now: number): void {
+    const since = now - this.roleSince;
+    switch (this.currentRole) {
+      case 'discovering':
+        if (now - this.lastSent >= this.timing.silenceMs / 2) {
+          this.lastSent = now;
+          this.send({ name: 'discover', body: { configVersion: this.options.config.policy.configVersion } });
+        }
+        if (since >= this.timing.silenceMs && now - this.lastOfferSeen >= this.timing.silenceMs) this.enter('offering');
+        return;
+      case 'offering':
+        if (now - this.lastSent >= this.timing.silenceMs / 3) {
+          this.lastSent = now;
+          this.send({ name: 'offer', body: { memberCount: 1, configVersion: this.options.config.policy.configVersion } });
+        }
+        if (since >= this.timing.silenceMs) this.becomeMaster(now);
+        return;
+      case 'member':
+        this.memberTick(now);
+        return;
+      case 'master':
+        this.masterRole?.tick(now);
+        return;
+      case 'refused':
+        if (since >= this.timing.refusedRetryMs) this.enter('discovering');
+        return;
+      default:
+        return;
+    }
+  }
+
+  private memberTick(now: number): void {
+    const master = this.master;
+    if (!master) return;
+    if (now - master.lastHeard > this.timing.detectionMs) return this.loseMaster(`no master keepalive for ${now - master.lastHeard} ms`);
+    if (now - this.lastSent >= Math.min(this.timing.keepaliveMs, this.timing.detectionMs / master.intervals)) {
+      this.lastSent = now;
+      this.send({ name: 'client-keepalive', body: {} });
+    }
+    if (this.options.loadSource && now - this.lastLoadReport >= this.timing.rebalanceMs / 2) {
+      this.lastLoadReport = now;
+      const owned = new Set(this.view.owned());
+      const units = this.options.loadSource().filter((load) => owned.has(load.unit));
+      master.channel.request('load', { units }, this.timing.requestTimeoutMs).catch(() => undefined);
+    }
+  }
+
+  /** The master no longer counts us as a member and frees our units: give them up, then rejoin. */
+  private removedByMaster(reason: string): void {
+    const dropped = this.view.owned();
+    this.view.update(dropped.map((unit) => ({ unit, owner: null, state: 'foreign' as const })));
+    this.log('warn', 'removed by the master', { reason, droppedUnits: dropped.length });
+    this.loseMaster(`master says exit cluster: ${reason}`);
+  }
+
+  private loseMaster(reason: string): void {
+    if (this.currentRole !== 'member') return;
+    this.log('warn', 'master lost', { master: this.master?.id, reason, keptUnits: this.view.owned().length });
+    const channel = this.master?.channel;
+    this.master = undefined;
+    this.enter('discovering');
+    channel?.close(reason);
+  }
+
+  private becomeMaster(now: number): void {
+    this.clusterKey ??= randomBytes(32);
+    this.guard.setKey(this.clusterKey);
+    this.masterRole = new MasterRole(
+      {
+        config: this.options.config,
+        selfId: this.id,
+        selfAddress: this.options.address,
+        joinPort: this.options.joinPort,
+        configVersion: this.options.config.policy.configVersion,
+        timing: this.timing,
+        clusterKey: this.clusterKey,
+        view: this.view,
+        vetoes: this.vetoes,
+        numberSpaces: this.numberSpaces,
+        send: (message) => this.send(message),
+        log: this.log,
+        loadSource: () => this.options.loadSource?.() ?? [],
+        stepDown: (reason) => this.stepDown(reason),
+      },
+      { owners: this.replicated.owners, leases: [...this.replicated.leases, ...this.myLeases], ownedUnits: this.view.owned() },
+      now,
+    );
+    this.log('info', 'became master', { offeredForMs: now - this.roleSince });
+    this.enter('master');
+  }
+
+  private stepDown(reason: string): void {
+    const role = this.masterRole;
+    if (!role || this.currentRole !== 'master') return;
+    this.log('warn', 'stepping down', { reason, keptUnits: this.view.owned().length });
+    this.replicated = { members: [], owners: [...role.authority.owners], leases: role.leases.all() };
+    this.masterRole = undefined;
+    role.stop(`master stepping down: ${reason}`);
+    this.enter('discovering');
+  }
+
+  private async join(announcer: ReceivedMessage, claim: MessageBody<'master-announce'>): Promise<void> {
+    this.enter('joining');
+    const target = { host: announcer.senderAddress, port: claim.joinPort, localAddress: this.options.address };
+    let connected;
+    try {
+      connected = await connectControl(this.options.config, target, (method, params) => this.handleFromMaster(method, params), this.timing.requestTimeoutMs);
+    } catch (error) {
+      this.log('warn', 'join connection failed', { master: announcer.senderId, error: (error as Error).message });
+      if (this.currentRole === 'joining') this.enter('discovering');
+      return;
+    }
+    const { channel, server } = connected;
+    const request = { unitId: this.id, address: this.options.address, configVersion: this.options.config.policy.configVersion, ownedUnits: this.view.owned(), leases: this.myLeases };
+    let answer: unknown;
+    let masterSays: string | undefined;
+    try {
+      answer = await channel.request('join', request, this.timing.requestTimeoutMs);
+    } catch (error) {
+      if (!(error instanceof RequestRefused)) {
+        channel.close('join failed');
+        this.log('warn', 'join failed', { master: announcer.senderId, error: (error as Error).message });
+        this.enter('discovering');
+        return;
+      }
+      masterSays = error.reason;
+    }
+    const ourReason = !server.ok ? `master ${announcer.senderAddress}: ${server.reason}` : server.peer.unitId !== announcer.senderId ? `announce from '${announcer.senderId}' but the TLS certificate is '${server.peer.unitId}'` : undefined;
+    if (ourReason === undefined && masterSays?.startsWith('busy:')) {
+      channel.close('master busy');
+      this.log('info', 'join deferred', { master: announcer.senderId, reason: masterSays });
+      this.enter('discovering');
+      return;
+    }
+    if (ourReason !== undefined || masterSays !== undefined) {
+      channel.close('join refused');
+      this.lastRefusal = [masterSays && `master: ${masterSays}`, ourReason && `us: ${ourReason}`].filter(Boolean).join('; ');
+      this.log('warn', 'join refused', { master: announcer.senderId, reason: this.lastRefusal });
+      this.enter('refused');
+      return;
+    }
+    const accepted = parseResult('join', answer);
+    this.clusterKey = Buffer.from(accepted.clusterKey, 'base64');
+    this.guard.setKey(this.clusterKey);
+    this.myLeases = this.myLeases.filter((lease) => !accepted.refusedLeases.some((refused) => refused.space === lease.space && refused.start === lease.start));
+    this.view.update(accepted.release.map((unit) => ({ unit, owner: null, state: 'foreign' as const })));
+    this.master = { id: accepted.masterId, channel, lastHeard: Date.now(), intervals: MIN_INTERVALS };
+    channel.onClose((reason) => {
+      if (this.master?.channel === channel) this.loseMaster(`control channel closed: ${reason}`);
+    });
+    this.lastRefusal = undefined;
+    this.log('info', 'joined', { master: accepted.masterId, joinedInMs: Date.now() - this.roleSince });
+    this.enter('member');
+  }
+
+  /** Requests from the master to this member: acknowledged unit moves. */
+  private async handleFromMaster(method: string, params: unknown): Promise<unknown> {
+    if (method === 'release-units') {
+      const { units } = parseParams('release-units', params);
+      this.view.update(units.map((unit) => ({ unit, owner: null, state: 'foreign' as const })));
+      return { units };
+    }
+    if (method === 'assign-units') {
+      const { units } = parseParams('assign-units', params);
+      this.view.update(units.map((unit) => ({ unit, owner: this.id, state: 'owned' as const })));
+      return { units };
+    }
+    if (method === 'exit-cluster') {
+      this.removedByMaster(parseParams('exit-cluster', params).reason);
+      return null;
+    }
+    throw new Error(`unknown request '${method}' from the master`);
+  }
+
+  /** Requests from a unit that connected to us: only a master answers them. */
+  private handleFromPeer(peer: CertifiedUnit, channel: ControlChannel, method: string, params: unknown): Promise<unknown> {
+    if (!this.masterRole) return Promise.reject(new FinalRefusal(`busy: ${this.id} is not the master (role ${this.currentRole})`));
+    return this.masterRole.handle(peer, channel, method, params);
+  }
+}

@@ -1,0 +1,54 @@
+/* Requests on the TLS control channel and their validated parameters and results
+ * (docs/cluster.md "TLS control channel"). */
+import { z } from 'zod';
+import { leaseSchema } from './messages.js';
+
+const unit = z.int().min(0).max(1023);
+const units = z.array(unit).max(1024);
+
+export const rpc = {
+  join: {
+    params: z.strictObject({
+      unitId: z.string(),
+      address: z.string(),
+      configVersion: z.int().min(0),
+      ownedUnits: units,
+      leases: z.array(leaseSchema).max(4096),
+    }),
+    result: z.strictObject({ clusterKey: z.base64(), masterId: z.string(), release: units, refusedLeases: z.array(leaseSchema) }),
+  },
+  'need-units': { params: z.strictObject({ units }), result: z.null() },
+  load: {
+    params: z.strictObject({ units: z.array(z.strictObject({ unit, packets: z.number().min(0), flows: z.number().min(0) })).max(1024) }),
+    result: z.null(),
+  },
+  lease: { params: z.strictObject({ space: z.string().max(32) }), result: leaseSchema },
+  'release-lease': { params: z.strictObject({ space: z.string().max(32), start: z.int().min(0) }), result: z.null() },
+  'release-units': { params: z.strictObject({ units }), result: z.strictObject({ units }) },
+  'assign-units': { params: z.strictObject({ units }), result: z.strictObject({ units }) },
+  'exit-cluster': { params: z.strictObject({ reason: z.string().max(500) }), result: z.null() },
+  compare: {
+    params: z.strictObject({ memberCount: z.int().min(0), address: z.string() }),
+    result: z.strictObject({ memberCount: z.int().min(0), address: z.string() }),
+  },
+} as const;
+
+export type Method = keyof typeof rpc;
+export type Params<M extends Method> = z.infer<(typeof rpc)[M]['params']>;
+export type Result<M extends Method> = z.infer<(typeof rpc)[M]['result']>;
+
+export function parseParams<M extends Method>(method: M, params: unknown): Params<M> {
+  const parsed = rpc[method].params.safeParse(params);
+  if (!parsed.success) throw new Error(`${method}: bad parameters: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  return parsed.data as Params<M>;
+}
+
+export function parseResult<M extends Method>(method: M, result: unknown): Result<M> {
+  const parsed = rpc[method].result.safeParse(result);
+  if (!parsed.success) throw new Error(`${method}: bad result: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  return parsed.data as Result<M>;
+}
+
+export function isMethod(name: string): name is Method {
+  return Object.hasOwn(rpc, name);
+}

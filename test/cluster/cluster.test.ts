@@ -1,0 +1,175 @@
+/* The cluster control plane on a real network: units in namespaces on a bridge, multicast
+ * discovery/keepalives, mutual TLS joins with flash configs from the flash-config library. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLan, type Lan } from './support/lan.js';
+import { provisionUnits, type UnitConfig } from './support/units.js';
+import { UnitProcess, waitFor, type UnitEvent, type UnitState } from './support/unit-process.js';
+import { checkSingleOwner } from './support/ownership-invariant.js';
+
+let lan: Lan;
+let provisioned: Awaited<ReturnType<typeof provisionUnits>>;
+const running: UnitProcess[] = [];
+const allEvents: UnitEvent[] = [];
+const dead = new Map<string, number>();
+
+function startUnit(config: UnitConfig, slot: number): UnitProcess {
+  const unit = new UnitProcess(config, lan.namespace(slot), lan.address(slot), { veto: 'unit-vetoed', onEvent: (event) => allEvents.push(event) });
+  running.push(unit);
+  return unit;
+}
+
+const live = () => running.filter((unit) => unit.child.exitCode === null && unit.child.signalCode === null);
+const states = async (units: UnitProcess[]) => Promise.all(units.map(async (unit) => ({ unit, state: await unit.state() })));
+const masters = (list: { state: UnitState }[]) => list.filter(({ state }) => state.role === 'master');
+async function masterOf(units: UnitProcess[]): Promise<UnitProcess> {
+  const found = masters(await states(units));
+  expect(found).toHaveLength(1);
+  return (found[0] as { unit: UnitProcess }).unit;
+}
+
+beforeAll(async () => {
+  lan = await createLan('epcl');
+  for (const slot of [1, 2, 3, 4, 5, 6, 7, 8, 9]) await lan.addSlot(slot);
+  provisioned = await provisionUnits((slot) => lan.address(slot));
+});
+
+afterAll(async () => {
+  await Promise.all(running.map((unit) => unit.stop()));
+  await lan?.destroy();
+  await provisioned?.cleanup();
+});
+
+describe('cluster membership, election and work units', () => {
+  const good = () => provisioned.units.good;
+
+  it('three units started together elect exactly one master, and all 1024 units get one owner', async () => {
+    const units = good().slice(0, 3).map((config, index) => startUnit(config, index + 1));
+    await waitFor('three started', () => units.every((unit) => unit.events.some((e) => e.kind === 'started')) || undefined, 20_000);
+    const started = Math.max(...units.map((unit) => unit.events.find((e) => e.kind === 'started')?.at ?? 0));
+    const settled = await waitFor('one master with two members', async () => {
+      const list = await states(units);
+      const master = masters(list);
+      return master.length === 1 && list.every(({ state }) => state.masterId === master[0]?.unit.unitId && state.members.length === 3) ? list : undefined;
+    }, 10_000);
+    const master = masters(settled)[0]?.unit.unitId;
+    const became = units.flatMap((unit) => unit.logged('became master')).map((e) => e.at);
+    const firstUp = Math.min(...units.map((unit) => unit.events.find((e) => e.kind === 'started')?.at ?? 0));
+    console.log(`election: master ${master} decided ${Math.max(...became) - firstUp} ms after the first unit was up (processes came up over ${started - firstUp} ms); one master, 3 members, checked ${Date.now() - started} ms after the last was up`);
+    expect(became).toHaveLength(1);
+    const owned = await waitFor('all 1024 units owned, spread by rebalancing', async () => {
+      const list = await states(units);
+      const total = list.reduce((sum, { state }) => sum + state.owned.length, 0);
+      return total === 1024 && list.every(({ state }) => state.owned.length > 300) ? list : undefined;
+    }, 20_000);
+    console.log(`units per member: ${owned.map(({ unit, state }) => `${unit.unitId}=${state.owned.length}`).join(' ')}`);
+    const seen = new Set(owned.flatMap(({ state }) => state.owned));
+    expect(seen.size).toBe(1024);
+    for (const { state } of owned) expect(state.owned.length).toBeGreaterThan(300);
+  });
+
+  it('a fourth valid unit joins within 5 s and rebalancing gives it a share by acknowledged moves', async () => {
+    const fourth = startUnit(good()[3] as UnitConfig, 4);
+    await waitFor('fourth started', () => fourth.events.find((e) => e.kind === 'started'), 20_000);
+    const startedAt = fourth.events.find((e) => e.kind === 'started')?.at ?? 0;
+    const joined = await waitFor('fourth joined', () => fourth.logged('joined')[0], 5000);
+    console.log(`4th unit joined ${joined.at - startedAt} ms after its process was up`);
+    expect(joined.at - startedAt).toBeLessThan(5000);
+    const balanced = await waitFor('fourth owns a share', async () => {
+      const state = await fourth.state();
+      return state.owned.length >= 200 ? state : undefined;
+    }, 20_000);
+    console.log(`4th unit owns ${balanced.owned.length} units after rebalancing`);
+    const list = await states(live());
+    expect(new Set(list.flatMap(({ state }) => state.owned)).size).toBe(list.reduce((sum, { state }) => sum + state.owned.length, 0));
+    expect(checkSingleOwner(allEvents, dead)).toEqual([]);
+  });
+
+  it('refuses a foreign CA, an expired or revoked certificate, a wrong configuration version and an application veto, with the reason on both sides', async () => {
+    const { foreign, expired, revoked, oldVersion, vetoed } = provisioned.units;
+    const cases: [UnitConfig, number, RegExp][] = [
+      [foreign, 5, /signature does not verify with the cluster CA key/],
+      [expired, 6, /expired at/],
+      [revoked, 9, /revoked at/],
+      [oldVersion, 7, /wrong configuration version: unit has 2, the cluster runs 3/],
+      [vetoed, 8, /vetoed by application: unit-vetoed is in a maintenance window/],
+    ];
+    const joiners = cases.map(([config, slot]) => startUnit(config, slot));
+    const master = await masterOf(running.slice(0, 4));
+    for (const [index, [config, slot, reason]] of cases.entries()) {
+      const joiner = joiners[index] as UnitProcess;
+      const refusal = await waitFor(`${config.unitId} refused`, () => joiner.logged('join refused')[0], 15_000);
+      console.log(`${config.unitId}: ${String(refusal.fields?.reason)}`);
+      expect(String(refusal.fields?.reason)).toMatch(reason);
+      const masterSide = master.logged('join refused').find((e) => e.fields?.unit === config.unitId || e.fields?.address === lan.address(slot));
+      expect(String(masterSide?.fields?.reason)).toMatch(reason);
+      expect((await joiner.state()).role).not.toBe('member');
+    }
+    const members = (await master.state()).members;
+    expect(members.sort()).toEqual(['unit-1', 'unit-2', 'unit-3', 'unit-4']);
+    await Promise.all(joiners.map((joiner) => joiner.stop()));
+  });
+
+  it('leases number blocks uniquely, and the leases and units survive a killed master', async () => {
+    const four = running.slice(0, 4);
+    const oldMaster = await masterOf(four);
+    const rest = four.filter((unit) => unit !== oldMaster);
+    for (const unit of [...four, ...rest.slice(0, 2)]) expect(await unit.lease('fullnat-port')).toHaveProperty('lease');
+    const before = (await (rest[0] as UnitProcess).state()).leases;
+    expect(before).toHaveLength(6);
+    const starts = before.map((lease) => lease.start);
+    expect(new Set(starts).size).toBe(6);
+    const ownedBefore = await states(rest);
+    oldMaster.kill();
+    const killedAt = Date.now();
+    dead.set(oldMaster.unitId, killedAt);
+    const after = await waitFor('new master', async () => {
+      const list = await states(rest);
+      const master = masters(list);
+      return master.length === 1 && list.every(({ state }) => state.masterId === master[0]?.unit.unitId && state.members.length === 3) ? list : undefined;
+    }, 5000);
+    const newMaster = masters(after)[0]?.unit as UnitProcess;
+    console.log(`master killed: ${newMaster.unitId} is master ${(newMaster.logged('became master').at(-1)?.at ?? 0) - killedAt} ms later`);
+    expect(newMaster.unitId).toBe(rest[0]?.unitId); // simultaneous offers: the lowest address wins
+    for (const [index, { state }] of after.entries()) {
+      for (const unit of ownedBefore[index]?.state.owned ?? []) expect(state.owned).toContain(unit);
+    }
+    const leases = (await newMaster.state()).leases;
+    expect(leases.map((lease) => lease.start).sort()).toEqual([...starts].sort());
+    const graced = await waitFor('dead master\'s leases in grace', async () => {
+      const held = (await newMaster.state()).leases.filter((lease) => lease.holder === oldMaster.unitId);
+      return held.every((lease) => lease.graceUntil !== null) ? held : undefined;
+    }, 2000);
+    expect(graced).toHaveLength(1);
+    expect(graced[0]?.graceUntil).toBeGreaterThan(Date.now());
+    const fresh = await (rest[1] as UnitProcess).lease('fullnat-port');
+    expect(starts).not.toContain(fresh.lease?.start);
+    await waitFor('unit-1 units reassigned', async () => {
+      const list = await states(rest);
+      return list.reduce((sum, { state }) => sum + state.owned.length, 0) === 1024 || undefined;
+    }, 10_000);
+    expect(checkSingleOwner(allEvents, dead)).toEqual([]);
+  });
+
+  it('a partition makes two masters and healing it leaves one: more members wins', async () => {
+    const three = live().slice(0, 3);
+    const master = await masterOf(three);
+    const loner = three.find((unit) => unit !== master) as UnitProcess;
+    const slot = Number(loner.unitId.replace('unit-', ''));
+    await lan.partition([slot], 1);
+    const split = await waitFor('two masters', async () => {
+      const list = await states(three);
+      return masters(list).length === 2 ? list : undefined;
+    }, 5000);
+    console.log(`partitioned: masters ${masters(split).map(({ unit }) => unit.unitId).join(', ')}`);
+    await lan.partition([slot], 0);
+    const healedAt = Date.now();
+    const healed = await waitFor('one master again', async () => {
+      const list = await states(three);
+      const master = masters(list);
+      return master.length === 1 && list.every(({ state }) => state.role !== 'joining' && state.masterId === master[0]?.unit.unitId && state.members.length === 3) ? list : undefined;
+    }, 10_000);
+    console.log(`healed: one master ${masters(healed)[0]?.unit.unitId} after ${Date.now() - healedAt} ms`);
+    expect(masters(healed)[0]?.unit).toBe(master); // two members beat one
+    expect(loner.logged('stepping down').length).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,58 @@
+/* Flash configs for the cluster tests, made by the real flash-config library: a home authority,
+ * a foreign one, and units that are valid, expired, revoked or on another configuration version. */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createAuthority, loadAuthority, provisionUnit, revokeSerial } from '../../../flash-config/index.js';
+
+export const policy = (configVersion: number) => ({
+  configVersion,
+  cluster: { keepaliveIntervalMs: 50, memberDeadAfterMs: 500, masterSilenceMs: 100, rebalanceIntervalMs: 2000 },
+  services: [],
+});
+
+const DAY = 86_400_000;
+
+export interface UnitConfig {
+  unitId: string;
+  dir: string;
+  /** Time the unit verifies its own flash config at (an expired unit boots "in the past"). */
+  flashNow?: string;
+}
+
+export async function provisionUnits(addressOf: (slot: number) => string) {
+  const root = await mkdtemp(join(tmpdir(), 'cluster-test-'));
+  // Authorities from 60 days ago, so an expired unit certificate can have been valid once.
+  for (const name of ['home', 'foreign']) await createAuthority({ dir: join(root, name), clusterName: 'lab', now: new Date(Date.now() - 60 * DAY) });
+  const make = async (authorityName: string, slot: number, unitId: string, options: { version?: number; validity?: { notBefore: Date; notAfter: Date } } = {}) => {
+    const authority = await loadAuthority(join(root, authorityName));
+    const dir = join(root, unitId);
+    const { unitSerial } = await provisionUnit(
+      authority,
+      {
+        unitId,
+        mgmtAddress: addressOf(slot),
+        dataAddresses: [`10.78.0.${10 + slot}`],
+        network: { mgmtPrefixLength: 24, dataPrefixLength: 24, clusterAddresses: ['10.78.0.100'], clusterPort: 7946 },
+        policyBytes: Buffer.from(JSON.stringify(policy(options.version ?? 3))),
+        policySource: 'policy.json',
+        ...(options.validity ? { validity: options.validity } : {}),
+      },
+      dir,
+    );
+    return { unitId, dir, unitSerial };
+  };
+  // The revoked unit is provisioned before its serial is revoked; every unit after carries the list.
+  const revoked = await make('home', 9, 'unit-revoked');
+  await revokeSerial(join(root, 'home'), { serial: revoked.unitSerial, unitId: revoked.unitId });
+  const now = Date.now();
+  const units = {
+    good: await Promise.all([1, 2, 3, 4].map((slot) => make('home', slot, `unit-${slot}`))),
+    revoked,
+    foreign: await make('foreign', 5, 'unit-foreign'),
+    expired: { ...(await make('home', 6, 'unit-expired', { validity: { notBefore: new Date(now - 30 * DAY), notAfter: new Date(now - DAY) } })), flashNow: new Date(now - 10 * DAY).toISOString() },
+    oldVersion: await make('home', 7, 'unit-oldversion', { version: 2 }),
+    vetoed: await make('home', 8, 'unit-vetoed'),
+  };
+  return { root, units, cleanup: () => rm(root, { recursive: true, force: true }) };
+}
