@@ -11,10 +11,13 @@
 #
 # Commands:
 #   start NAME --image RAW [--flash-config IMG] [--update BUNDLE] [--vars FD] [--memory MiB]
+#             [--rtc-base DATE]
 #       boots unit NAME from a copy-on-write overlay of RAW (kept in the unit's
 #       state dir, so A/B updates persist across reboots and restarts).
 #       --update attaches an update bundle as a disk with serial
 #       "edgeplane-update", which the appliance applies at boot.
+#       --rtc-base sets the guest's clock (QEMU -rtc base=, e.g. 2030-01-01T00:00:00)
+#       to show what the unit does when certificates are out of date.
 #   wait NAME REGEX [TIMEOUT_S]   waits for REGEX on the unit's serial console,
 #       prints seconds from QEMU start; exit 1 on timeout or QEMU exit.
 #   stop NAME                      kills the unit's QEMU.
@@ -71,7 +74,7 @@ add_tap() {
 
 start_unit() {
   local name=$1; shift
-  local image='' flash_config='' update='' vars=$OVMF_VARS memory=2048
+  local image='' flash_config='' update='' vars=$OVMF_VARS memory=2048 rtc_base=utc
   while (($#)); do
     case $1 in
       --image) image=$2; shift 2 ;;
@@ -79,6 +82,7 @@ start_unit() {
       --update) update=$2; shift 2 ;;
       --vars) vars=$2; shift 2 ;;
       --memory) memory=$2; shift 2 ;;
+      --rtc-base) rtc_base=$2; shift 2 ;;
       *) die "start: unknown option $1" ;;
     esac
   done
@@ -118,7 +122,7 @@ start_unit() {
   date +%s.%N > "$state/started"
   in_lab qemu-system-x86_64 \
     -name "edgeplane-$name" -nodefaults -display none -daemonize -pidfile "$state/qemu.pid" \
-    -machine q35,smm=on -accel tcg,thread=multi -cpu max -smp 2 -m "$memory" \
+    -machine q35,smm=on -accel tcg,thread=multi -cpu max -smp 2 -m "$memory" -rtc "base=$rtc_base" \
     -global driver=cfi.pflash01,property=secure,value=on -global ICH9-LPC.disable_s3=1 \
     -drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_CODE" \
     -drive "if=pflash,format=raw,unit=1,file=$state/OVMF_VARS.fd" \
