@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# All tests: C unit tests under sanitizers, the Yocto layer parse check, and the vitest suites
+# All tests: C unit tests under sanitizers, the Yocto layer parse check, the firmware image under QEMU, and the vitest suites
 # (unit, pcap replay, namespace end-to-end). Ends with "N passed, N failed[, N skipped]".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +33,25 @@ if [ -x image/yocto/test-parse.sh ]; then
   fi
   count_tap out/yocto.tap
 fi
+
+section "image: build, QEMU boot and A/B update tests (TCG, ~25 min; docs/image.md)"
+image_t0=$SECONDS
+image_test() { # image_test NAME SCRIPT: runs an image TAP test, a crash without "not ok" still counts as one
+  if "$2" | tee "out/image-$1.tap"; then :; else
+    grep -qE '^not ok ' "out/image-$1.tap" || echo "not ok - $2 exited early (see its output above)" | tee -a "out/image-$1.tap"
+  fi
+  count_tap "out/image-$1.tap"
+}
+if image/build.sh 2>&1 | tee out/image-build.log; then
+  echo "ok - image/build.sh builds the firmware image" | tee out/image-build.tap
+  count_tap out/image-build.tap
+  image_test boot image/test/boot.test.sh
+  image_test update image/test/update.test.sh
+else
+  echo "not ok - image/build.sh failed (see out/image-build.log)" | tee out/image-build.tap
+  count_tap out/image-build.tap
+fi
+echo "image section: $((SECONDS - image_t0)) s"
 
 section "vitest"
 rm -f out/vitest.json
