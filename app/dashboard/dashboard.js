@@ -106,13 +106,14 @@ function renderEvents() {
   );
 }
 
-/** series: [{ name, points: [[time, value], ...] }] drawn over the last WINDOW_MS. */
-function drawChart(id, series, format) {
+/** series: [{ name, points: [[time, value], ...] }] drawn over the last WINDOW_MS; the value axis
+ * reaches at least smallestMax. */
+function drawChart(id, series, format, smallestMax = 1) {
   const svg = document.getElementById(id);
   const width = 600, height = 180, left = 70, bottom = 20, top = 10;
   const now = Date.now();
   const start = now - WINDOW_MS;
-  const max = Math.max(1, ...series.flatMap((s) => s.points.map(([, v]) => v)));
+  const max = Math.max(smallestMax, ...series.flatMap((s) => s.points.map(([, v]) => v)));
   const x = (t) => left + ((t - start) / WINDOW_MS) * (width - left - 5);
   const y = (v) => height - bottom - (v / max) * (height - bottom - top);
   const ns = 'http://www.w3.org/2000/svg';
@@ -171,6 +172,21 @@ function drawCharts(services) {
   const ports = history.at(-1)?.ports ?? [];
   drawChart('chart-ports', rateSeries(ports.map((p) => ({ name: p.device, match: p.device })), (sample, device) => 8 * (sample.ports.find((p) => p.device === device)?.txBytes ?? 0)), formatBits);
   drawChart('chart-new', rateSeries(serverKeys, (sample, key) => server(sample, key)?.flows ?? 0), (v) => `${v.toFixed(1)}/s`);
+  // the mean setup time of the connections opened since the start of the window, as it grows
+  drawChart(
+    'chart-response',
+    serverKeys.map(({ name, match }) => ({
+      name,
+      points: history.slice(1).flatMap((sample) => {
+        const now = server(sample, match);
+        const first = server(history[0], match);
+        const opened = (now?.handshakes ?? 0) - (first?.handshakes ?? 0);
+        return opened > 0 ? [[sample.time, (now.handshakeMicros - first.handshakeMicros) / opened / 1000]] : [];
+      }),
+    })),
+    (v) => `${v.toFixed(2)} ms`,
+    0.05, // setup times on a LAN are fractions of a millisecond
+  );
   drawChart(
     'chart-connections',
     serverKeys.map(({ name, match }) => ({ name, points: history.map((sample) => [sample.time, server(sample, match)?.activeFlows ?? 0]) })),

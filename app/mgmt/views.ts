@@ -16,10 +16,13 @@ export interface ServerView {
   state: ServerState;
   /** Connections the data plane tracks to this server now (not closing). */
   activeFlows: number;
-  /** Totals since the data plane started: new connections, packets and bytes towards the server. */
+  /** Totals since the data plane started: new connections, packets and bytes (both directions). */
   flows: number;
   packets: number;
   bytes: number;
+  /** Connection setups timed by the data plane (client SYN to server SYN-ACK) and their total time. */
+  handshakes: number;
+  handshakeMicros: number;
 }
 
 export interface ServiceView {
@@ -69,6 +72,8 @@ export function serviceViews(appliance: ManagedAppliance, flows: Flow[], configu
         flows: counters?.flows ?? 0,
         packets: counters?.packets ?? 0,
         bytes: counters?.bytes ?? 0,
+        handshakes: counters?.handshakes ?? 0,
+        handshakeMicros: counters?.handshakeMicros ?? 0,
       };
     });
     return {

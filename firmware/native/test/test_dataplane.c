@@ -875,11 +875,18 @@ static void test_worker_virtual_service(void)
 
 	/* server counters: one flow on the chosen server, two packets through the client->VIP side */
 	struct ep_server_counters sc[4];
-	uint32_t n = ep_server_counters(sc, 4), flows = 0;
+	uint32_t n = ep_server_counters(sc, 4), flows = 0, handshakes = 0;
+	uint64_t handshake_us = 0;
 	for (uint32_t i = 0; i < n; i++)
-		if (sc[i].service_id == 3 && sc[i].ip == chosen)
+		if (sc[i].service_id == 3 && sc[i].ip == chosen) {
 			flows += (uint32_t)sc[i].flows;
+			handshakes += (uint32_t)sc[i].handshakes;
+			handshake_us += sc[i].handshake_us_total;
+		}
 	EXPECT(flows == 1, "%u flows", flows);
+	/* the SYN-ACK closed the handshake the SYN opened: one timing, under the second the test took */
+	EXPECT(handshakes == 1 && handshake_us > 0 && handshake_us < 1000000, "%u handshakes, %lu us", handshakes,
+	       (unsigned long)handshake_us);
 	EXPECT_OK(ep_wildcards_commit(NULL, 0, err));
 	EXPECT_OK(ep_service_del(3, err));
 }
