@@ -73,11 +73,13 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     try {
-      if (client && !client.closed) {
-        const reply = await client.send({ type: 'deregister', ...server, deadlineMs: options.drainMs });
-        expectOk(reply, 'deregister');
-        log('deregistered', { signal, deadlineMs: reply.ok ? reply.deadlineMs : undefined });
+      // a connection lost just now (e.g. while reconnecting) must not cost the graceful drain
+      if (!client || client.closed) {
+        client = await AgentClient.connect(options.appliance.host, options.appliance.port, options.id, key);
       }
+      const reply = await client.send({ type: 'deregister', ...server, deadlineMs: options.drainMs });
+      expectOk(reply, 'deregister');
+      log('deregistered', { signal, deadlineMs: reply.ok ? reply.deadlineMs : undefined });
     } catch (error) {
       log('deregister failed', { error: (error as Error).message });
     }
