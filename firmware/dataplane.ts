@@ -107,6 +107,7 @@ interface NativeAddon {
   flowEvents(max: number): Buffer;
   flowImport(records: Buffer): number;
   flowEventsLost(): number;
+  unitLoads(): { packets: Float64Array; flows: Float64Array };
   readonly flowRecordSize: number;
   readonly workUnits: number;
 }
@@ -549,6 +550,11 @@ export class Dataplane {
 
   flowEventsLost(): number {
     return this.#addon.flowEventsLost();
+  }
+
+  /** Load per work unit for rebalancing: packets since start and connections now, indexed by unit. */
+  unitLoads(): { packets: Float64Array; flows: Float64Array } {
+    return this.#addon.unitLoads();
   }
 }
 

@@ -269,6 +269,14 @@ struct ep_flow_record {
 	uint8_t pad[2];
 };
 
+/* Load per work unit for rebalancing (CL-R8): packets since start and connections now. */
+struct ep_unit_load {
+	uint64_t packets;
+	uint64_t flows;
+};
+/* Fills out[EP_WORK_UNITS], summed over workers. */
+void ep_unit_loads(struct ep_unit_load *out);
+
 /* Flow events are produced only while replication is on (off by default: no cost). */
 void ep_replication_enable(int on);
 /* Fetches up to max flow events produced by the workers since the last call. */

@@ -558,6 +558,23 @@ Napi::Value FlowImport(const Napi::CallbackInfo &info) {
   return Napi::Number::New(env, ep_flow_import(records.data(), n));
 }
 
+// Per work unit: packets since start and connections now, as two Float64Arrays of EP_WORK_UNITS.
+Napi::Value UnitLoads(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::vector<ep_unit_load> loads(EP_WORK_UNITS);
+  ep_unit_loads(loads.data());
+  Napi::Float64Array packets = Napi::Float64Array::New(env, EP_WORK_UNITS);
+  Napi::Float64Array flows = Napi::Float64Array::New(env, EP_WORK_UNITS);
+  for (uint32_t u = 0; u < EP_WORK_UNITS; u++) {
+    packets[u] = static_cast<double>(loads[u].packets);
+    flows[u] = static_cast<double>(loads[u].flows);
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("packets", packets);
+  o.Set("flows", flows);
+  return o;
+}
+
 Napi::Value FlowEventsLost(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), static_cast<double>(ep_flow_events_lost()));
 }
@@ -596,6 +613,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("flowEvents", Napi::Function::New(env, FlowEvents));
   exports.Set("flowImport", Napi::Function::New(env, FlowImport));
   exports.Set("flowEventsLost", Napi::Function::New(env, FlowEventsLost));
+  exports.Set("unitLoads", Napi::Function::New(env, UnitLoads));
   exports.Set("flowRecordSize", Napi::Number::New(env, sizeof(ep_flow_record)));
   exports.Set("workUnits", Napi::Number::New(env, EP_WORK_UNITS));
   return exports;

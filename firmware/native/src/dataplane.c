@@ -595,6 +595,18 @@ int ep_work_units_set(const uint8_t *states, struct ep_error *err)
 	return 0;
 }
 
+void ep_unit_loads(struct ep_unit_load *out)
+{
+	memset(out, 0, sizeof(*out) * EP_WORK_UNITS);
+	for (uint32_t i = 0; i < ep_dp.nworkers; i++) {
+		const struct ep_worker *w = ep_dp.workers[i];
+		for (uint32_t u = 0; u < EP_WORK_UNITS; u++) {
+			out[u].packets += w->unit_packets[u];
+			out[u].flows += (uint64_t)w->unit_flows[u];
+		}
+	}
+}
+
 void ep_replication_enable(int on)
 {
 	__atomic_store_n(&ep_dp.replicating, on ? 1 : 0, __ATOMIC_RELEASE);

@@ -143,6 +143,8 @@ struct ep_worker {
 	uint64_t *server_flows;                   /* [EP_MAX_SERVICES * EP_MAX_SERVERS] */
 	struct ep_counter_pair *server_handshakes; /* count, microseconds total */
 	struct rte_ring *commands; /* control -> this worker: struct ep_command */
+	uint64_t unit_packets[EP_WORK_UNITS];
+	int64_t unit_flows[EP_WORK_UNITS]; /* this worker's creations minus deletions (a peer may delete) */
 	uint32_t wrr_cursor[EP_MAX_SERVICES];
 	uint32_t snat_cursor[EP_MAX_SERVICES];
 	uint32_t sweep_cursor;

@@ -263,6 +263,20 @@ static void time_handshake(struct ep_ctx *c, struct ep_flow *f, const struct ep_
 	f->syn_tsc = 0;
 }
 
+/* Deletes a learned flow of this worker, keeping the per-unit connection count. */
+static int unlearn(struct ep_ctx *c, const struct ep_flow_key *key)
+{
+	struct ep_flow_table *t = &c->w->learned;
+	int32_t pos = rte_hash_lookup(t->hash, key);
+	if (pos < 0)
+		return 0;
+	uint16_t unit = t->flows[pos].unit;
+	if (!ep_flow_table_del(t, key))
+		return 0;
+	c->w->unit_flows[unit]--;
+	return 1;
+}
+
 /* Replication: one record per direction per change, while the cluster asks for them. */
 static void flow_event(struct ep_ctx *c, const struct ep_flow *f, enum ep_flow_event_kind kind)
 {
@@ -307,6 +321,7 @@ static void hit_learned(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *me
 {
 	if (!unit_is_mine(c, m, f->unit))
 		return;
+	c->w->unit_packets[f->unit]++;
 	if (unlikely(f->syn_tsc != 0))
 		time_handshake(c, f, meta);
 	f->packets++;
@@ -327,8 +342,10 @@ static struct ep_flow *learn(struct ep_ctx *c, const struct ep_flow_key *key, co
 	if (pos < 0)
 		return NULL;
 	struct ep_flow *f = &t->flows[pos];
-	if (!f->in_use)
+	if (!f->in_use) {
 		t->live++;
+		c->w->unit_flows[model->unit]++;
+	}
 	*f = *model;
 	f->key = *key;
 	ep_action_prepare_nat(&f->act, key);
@@ -385,12 +402,12 @@ static void forget(struct ep_ctx *c, const struct ep_flow_key *key)
 	int has_pair = pair_key(&t->flows[pos], &pair) == 0;
 	if (replicating())
 		flow_event(c, &t->flows[pos], EP_FLOW_DELETED);
-	ep_flow_table_del(t, key);
+	unlearn(c, key);
 	if (has_pair) {
 		int32_t ppos = rte_hash_lookup(t->hash, &pair);
 		if (ppos >= 0 && replicating())
 			flow_event(c, &t->flows[ppos], EP_FLOW_DELETED);
-		ep_flow_table_del(t, &pair);
+		unlearn(c, &pair);
 	}
 }
 
@@ -567,7 +584,7 @@ static void new_service_flow(struct ep_ctx *c, struct rte_mbuf *m, struct ep_met
 		model.syn_tsc = meta->key.proto == IPPROTO_TCP && (meta->tcp_flags & EP_TCP_SYN) ? c->now : 0;
 		struct ep_flow *rev = learn(c, &rkey, &model);
 		if (!rev) {
-			ep_flow_table_del(&c->w->learned, &meta->key);
+			unlearn(c, &meta->key);
 			drop(c, m, EP_DROP_FLOW_TABLE_FULL);
 			return;
 		}
@@ -825,7 +842,7 @@ static void expire_some(struct ep_ctx *c, uint32_t budget)
 			if (replicating())
 				flow_event(c, f, EP_FLOW_DELETED);
 			struct ep_flow_key key = f->key;
-			if (ep_flow_table_del(t, &key))
+			if (unlearn(c, &key))
 				w->c.flows_expired++;
 			else
 				f->in_use = 0;

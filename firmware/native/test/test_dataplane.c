@@ -1039,6 +1039,11 @@ static void test_worker_units_and_replication(void)
 		EXPECT(rec[i].ttl_ms > 0 && rec[i].ttl_ms <= 10000, "ttl %u ms (SYN timeout 10 s)", rec[i].ttl_ms);
 	}
 	EXPECT(seen_fwd && seen_rev, "records describe both directions and the translation");
+	/* the unit's load: the connection's two directions and its first packet */
+	static struct ep_unit_load loads[EP_WORK_UNITS];
+	ep_unit_loads(loads);
+	EXPECT(loads[unit].flows == 2 && loads[unit].packets >= 1, "unit %u: %lu flows, %lu packets", unit,
+	       (unsigned long)loads[unit].flows, (unsigned long)loads[unit].packets);
 
 	/* the unit moves to another member: this one drops the connection's packets silently */
 	uint8_t states[EP_WORK_UNITS];
