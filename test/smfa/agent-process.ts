@@ -48,6 +48,7 @@ const agent = await ForwardingAgent.start({
 serveRequests(
   agent.transports.unicast.port,
   {
+    counters: () => agent.counters,
     stats: () => {
       const stats = dataplane.stats();
       return {

@@ -62,12 +62,12 @@ export function webManager(topology: Topology, group: Group, extra: Partial<Mana
   };
 }
 
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, ms = 15_000): Promise<T> {
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, ms = 15_000, pollMs = 100): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const value = await probe();
     if (value) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
 }
