@@ -173,8 +173,8 @@ export class ForwardingAgent {
       this.counters.fixedShadowed++;
     }
     const flow = keyText(key);
+    this.#noteRoundTrip(flow);
     if (update.ipPacket) {
-      this.#noteRoundTrip(flow);
       this.counters.packetsReturned++;
       this.#process(update.ipPacket, update.faInterestData?.length === FA_DATA_BYTES ? update.faInterestData.readUInt16BE(0) : 0);
     }

@@ -34,6 +34,8 @@ export interface LoadBalancingManagerOptions {
   decisionSeconds?: number;
   stickySeconds?: number;
   identity?: Identity;
+  /** Agents keep a flow's packet until the fixed affinity comes (hold flag) instead of sending it up. */
+  holdPackets?: boolean;
 }
 
 export interface ManagerCounters {
@@ -55,6 +57,7 @@ interface Classified {
 }
 
 const ANY = '0.0.0.0';
+const TCP_REASONS = (1 << InterestBit.fin) | (1 << InterestBit.syn) | (1 << InterestBit.rst) | (1 << InterestBit.ack);
 const HOST = '255.255.255.255';
 
 export class LoadBalancingManager {
@@ -116,7 +119,10 @@ export class LoadBalancingManager {
 
   #wildcards(ttlSeconds: number): AffinityUpdateWildcard[] {
     const domain = this.options.clientDomain ?? { ip: ANY, mask: ANY };
-    const interestCriteria = { ip: ANY, port: 0, mask: ALL_PACKETS, data: ALL_PACKETS, copy: 0, hold: 0 };
+    // Every packet of an unknown flow; the TCP bits make the reasons say what the packet was.
+    const mask = ALL_PACKETS | TCP_REASONS;
+    const hold = this.options.holdPackets ?? false;
+    const interestCriteria = { ip: ANY, port: 0, mask, data: hold ? 0 : mask, copy: 0, hold: hold ? mask : 0 };
     const common = { dispatch: 'none' as const, information: false, ttlSeconds };
     const envelope = (wildcard: AffinityUpdateWildcard['wildcard'], advertise?: string): AffinityUpdateWildcard => {
       const update: AffinityUpdateWildcard = {
@@ -164,7 +170,6 @@ export class LoadBalancingManager {
   #interest(match: InterestMatch, from: RemoteInfo): void {
     const parsed = match.ipPacket && parseIpPacket(match.ipPacket);
     const key = parsed ? parsed.key : match.affinity.key;
-    // The packet itself tells more than the reasons it matched for (e.g. "all packets").
     const reasons = parsed ? interestReasons(parsed) : match.affinity.interestReasons;
     const flow = this.#classify(key);
     if (!flow) {

@@ -17,6 +17,8 @@ import { authenticator } from './security.js';
 const PREFIX = 'epsmlb';
 const GROUP: Group = { group: '239.192.78.61', groupPort: 17861 };
 const REQUESTS = 20;
+/** A second client address, odd where 10.0.1.2 is even: the two client domains of the split test. */
+const ODD_CLIENT = '10.0.1.3';
 
 interface AgentStats {
   agent: Record<string, number>;
@@ -35,9 +37,10 @@ const STRAY_WILDCARD: Message = {
   actions: {},
 };
 
-async function get(topology: Topology, count: number, maxTime = 10): Promise<string[]> {
+async function get(topology: Topology, count: number, maxTime = 10, from = topology.client.ip): Promise<string[]> {
   const urls = Array.from({ length: count }, () => `http://${VIP}/`);
-  const output = await inNamespace(topology.client.namespace, 'curl', ['-sS', '--max-time', String(maxTime), '-H', 'Connection: close', ...urls], { timeoutMs: 60_000 });
+  const args = ['-sS', '--interface', from, '--max-time', String(maxTime), '-H', 'Connection: close', ...urls];
+  const output = await inNamespace(topology.client.namespace, 'curl', args, { timeoutMs: 60_000 });
   return output.match(/server [0-9.]+\n/g) ?? [];
 }
 
@@ -54,7 +57,10 @@ describe('load-balancing manager with forwarding agents', () => {
     topology = await buildTopology({ prefix: PREFIX, servers: 2 });
     const path = await addSecondAgentPath(topology);
     nginx = await Promise.all(topology.servers.map((s) => startNginx(s.namespace, s.ip)));
-    agent1 = await startChild('agent-process.ts', await firstAgent(topology, GROUP));
+    await inNamespace(topology.client.namespace, 'ip', ['address', 'add', `${ODD_CLIENT}/24`, 'dev', 'eth0']);
+    const config1 = await firstAgent(topology, GROUP);
+    config1.neighbors.push({ ip: ODD_CLIENT, port: 0, mac: config1.neighbors[0]!.mac });
+    agent1 = await startChild('agent-process.ts', config1);
     agent2 = await startChild('agent-process.ts', await secondAgent(topology, path, GROUP));
     primary = await startChild('manager-process.ts', webManager(topology, GROUP, { wildcardTtlSeconds: 3 }));
     children.push(agent1, agent2, primary);
@@ -127,6 +133,32 @@ describe('load-balancing manager with forwarding agents', () => {
     } finally {
       await rogue.close();
     }
+  });
+
+  it('splits clients between managers by domain (non-contiguous mask, better precedence), holds packets at the agent for one, hands clients back with TTL-0 wildcards', async () => {
+    const odd = await startChild(
+      'manager-process.ts',
+      webManager(topology, GROUP, { senderId: 0x5a4, servicePrecedence: 50, clientDomain: { ip: '0.0.0.1', mask: '0.0.0.1' }, holdPackets: true }),
+    );
+    children.push(odd);
+    for (const agent of [agent1, agent2]) await waitFor('odd-domain wildcards', async () => (await agent.request<AgentStats>('stats')).wildcards === 6);
+    const [primaryBefore, agentBefore] = [await primary.request<ManagerStats>('stats'), await agent1.request<AgentStats>('stats')];
+
+    expect(await get(topology, 6, 10, ODD_CLIENT)).toHaveLength(6);
+    expect(await get(topology, 4)).toHaveLength(4);
+    const [oddStats, primaryStats, agentStats] = [await odd.request<ManagerStats>('stats'), await primary.request<ManagerStats>('stats'), await agent1.request<AgentStats>('stats')];
+    expect(oddStats.counters.decisions).toBe(6);
+    expect(primaryStats.counters.decisions! - primaryBefore.counters.decisions!).toBe(4);
+    // The odd clients' SYNs and SYN-ACKs (their return path is agent 1) waited at the agent; only the even clients' packets went up and came back.
+    expect(agentStats.agent.held! - agentBefore.agent.held!).toBeGreaterThanOrEqual(12);
+    expect(agentStats.agent.packetsReturned! - agentBefore.agent.packetsReturned!).toBe(4);
+
+    await odd.request('withdraw');
+    for (const agent of [agent1, agent2]) await waitFor('odd-domain wildcards cancelled', async () => (await agent.request<AgentStats>('stats')).wildcards === 3);
+    expect(await get(topology, 3, 10, ODD_CLIENT)).toHaveLength(3);
+    expect((await primary.request<ManagerStats>('stats')).counters.decisions! - primaryBefore.counters.decisions!).toBe(7);
+    expect((await odd.request<ManagerStats>('stats')).counters.decisions).toBe(6);
+    await odd.stop();
   });
 
   it('fails over to a backup manager: new connections are served once the primary\'s wildcards expire, established flows untouched', async () => {
