@@ -41,9 +41,15 @@ def build(spec):
             l4 = UDP(sport=spec["sport"], dport=spec["dport"])
         elif kind == "icmp-echo":
             l4 = ICMP(type=8, id=spec.get("icmpId", 0x4242), seq=spec.get("icmpSeq", 1))
+        elif kind == "ip-payload":
+            # a later fragment: IP header (protocol given) and payload bytes, no L4 header
+            ip.proto = spec.get("proto", 6)
+            frame = eth / ip / Raw(bytes.fromhex(spec["payload"]))
+            l4 = None
         else:
             raise ValueError(f"unknown frame kind {kind}")
-        frame = eth / ip / l4 / Raw(payload) if payload else eth / ip / l4
+        if l4 is not None:
+            frame = eth / ip / l4 / Raw(payload) if payload else eth / ip / l4
     data = bytearray(bytes(frame))
     # Byte patches after checksums are computed (e.g. a bad IHL or data offset): {"offset": n, "hex": ".."}
     for patch in spec.get("patch", []):

@@ -186,8 +186,7 @@ describe('pcap replay: malformed frames', () => {
     ['TCP data offset 4', syn(2011, { patch: [{ offset: TCP + 12, hex: '40' }] }), 'bad_l4_header'],
     ['TCP data offset 15 beyond the segment', syn(2012, { patch: [{ offset: TCP + 12, hex: 'f0' }] }), 'bad_l4_header'],
     ['IPv4 options', syn(2013, { options: '01010101' }), 'ip_options'],
-    ['first fragment (MF)', syn(2014, { flags: 'MF' }), 'fragment'],
-    ['later fragment', syn(2015, { frag: 100 }), 'fragment'],
+    ['later fragment whose first fragment never came', syn(2015, { frag: 100 }), 'fragment'],
     ['LLDP ethertype', { kind: 'other-ethertype', srcMac: CLIENT.mac, type: 0x88cc }, 'unsupported_l2'],
     ['IPX ethertype', { kind: 'other-ethertype', srcMac: CLIENT.mac, type: 0x8137 }, 'unsupported_l2'],
   ];
@@ -205,6 +204,23 @@ describe('pcap replay: malformed frames', () => {
     const nonZero = Object.fromEntries(Object.entries(run.stats.drops).filter(([, n]) => n > 0));
     expect(nonZero).toEqual(expected);
     expect(run.punted).toHaveLength(0);
+  });
+});
+
+describe('pcap replay: fragments', () => {
+  it('sends a later fragment to the server its first fragment went to, addresses rewritten', () => {
+    const first = syn(3000, { flags: 'MF', id: 4242, payload: '00112233445566778899aabbccddeeff' });
+    const later: FrameSpec = { kind: 'ip-payload', srcMac: CLIENT.mac, src: CLIENT.ip, dst: VIP, id: 4242, frag: 5, proto: 6, payload: 'a0a1a2a3a4a5a6a7' };
+    const run = replay('fragments', [[first, later], []], natService);
+    expect(run.out[1]).toHaveLength(2);
+    const [head, tail] = run.out[1];
+    expect(head!.tcp!.sport).toBe(3000);
+    expect(tail!.tcp).toBeUndefined();
+    expect(tail!.ip).toMatchObject({ src: CLIENT.ip, dst: head!.ip!.dst, id: 4242, frag: 5 });
+    expect(SERVERS.map((s) => s.ip)).toContain(head!.ip!.dst);
+    expect(tail!.ip!.checksumOk).toBe(true);
+    expectChecksumsValid(head!);
+    expect(run.stats.drops.fragment ?? 0).toBe(0);
   });
 });
 

@@ -133,6 +133,21 @@ struct ep_event {
 	uint8_t pad2[2];
 };
 
+/* Fragments after the first carry no ports: the first fragment leaves its 5-tuple here under
+ * (source, destination, IP id, protocol), so its followers find their flow. Direct-mapped: a
+ * collision evicts the older datagram, whose later fragments are then dropped. */
+#define EP_FRAG_SLOTS 4096
+#define EP_FRAG_LIFETIME_MS 2000
+
+struct ep_frag_slot {
+	uint32_t src, dst;
+	uint16_t id;
+	uint8_t proto;
+	uint8_t used;
+	uint64_t expire_tsc;
+	struct ep_flow_key key;
+};
+
 struct ep_worker {
 	uint32_t index;
 	uint32_t lcore;
@@ -143,6 +158,7 @@ struct ep_worker {
 	uint64_t *server_flows;                   /* [EP_MAX_SERVICES * EP_MAX_SERVERS] */
 	struct ep_counter_pair *server_handshakes; /* count, microseconds total */
 	struct rte_ring *commands; /* control -> this worker: struct ep_command */
+	struct ep_frag_slot frags[EP_FRAG_SLOTS];
 	uint64_t unit_packets[EP_WORK_UNITS];
 	int64_t unit_flows[EP_WORK_UNITS]; /* this worker's creations minus deletions (a peer may delete) */
 	uint32_t wrr_cursor[EP_MAX_SERVICES];

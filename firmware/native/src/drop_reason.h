@@ -14,7 +14,7 @@
 	X(TRUNCATED_L4, "truncated_l4")                                                      \
 	X(BAD_L4_HEADER, "bad_l4_header")       /* TCP data offset / UDP length invalid */    \
 	X(IP_OPTIONS, "ip_options")             /* IPv4 options are not forwarded */          \
-	X(FRAGMENT, "fragment")                 /* fragments are not forwarded yet */         \
+	X(FRAGMENT, "fragment")                 /* a later fragment whose first one was not seen */ \
 	X(TTL_EXCEEDED, "ttl_exceeded")                                                      \
 	X(UNSUPPORTED_L2, "unsupported_l2")     /* ethertype neither IPv4, IPv6 nor ARP */    \
 	X(NO_MATCH, "no_match")                 /* no affinity and the miss policy is drop */ \

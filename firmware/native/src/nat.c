@@ -245,3 +245,16 @@ void ep_tcp_seq_adjust(uint8_t *frame, const struct ep_meta *m, uint32_t seq_del
 	uint8_t *csum_p = tcp + offsetof(struct rte_tcp_hdr, cksum);
 	store16(csum_p, apply_delta(load16(csum_p), delta32(old_seq, new_seq) + delta32(old_ack, new_ack)));
 }
+
+void ep_nat4_addresses(uint8_t *frame, const struct ep_meta *m, uint32_t new_src, uint32_t new_dst)
+{
+	uint8_t *ip = frame + m->l3_off;
+	uint8_t *src_p = ip + offsetof(struct rte_ipv4_hdr, src_addr);
+	uint8_t *dst_p = ip + offsetof(struct rte_ipv4_hdr, dst_addr);
+	uint32_t old_src = load32(src_p), old_dst = load32(dst_p);
+	uint32_t src = new_src ? new_src : old_src, dst = new_dst ? new_dst : old_dst;
+	store32(src_p, src);
+	store32(dst_p, dst);
+	uint8_t *csum_p = ip + offsetof(struct rte_ipv4_hdr, hdr_checksum);
+	store16(csum_p, apply_delta(load16(csum_p), delta32(old_src, src) + delta32(old_dst, dst)));
+}

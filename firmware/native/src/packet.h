@@ -89,6 +89,10 @@ void ep_nat4_prepared(uint8_t *frame, struct ep_meta *m, uint32_t new_src, uint1
 void ep_tcp_seq_adjust(uint8_t *frame, const struct ep_meta *m, uint32_t seq_delta, uint32_t initial_seq,
 		       uint32_t ack_delta, uint32_t initial_ack);
 
+/* NAT of the addresses only (a fragment after the first: no L4 header; the first fragment's L4
+ * checksum already accounts for the whole datagram). Fixes the IPv4 header checksum. */
+void ep_nat4_addresses(uint8_t *frame, const struct ep_meta *m, uint32_t new_src, uint32_t new_dst);
+
 /* Sets the IPv4 DSCP (keeping ECN) and fixes the header checksum. */
 void ep_ipv4_set_dscp(uint8_t *frame, const struct ep_meta *m, uint8_t dscp);
 

@@ -143,7 +143,15 @@ static void forward(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, 
 {
 	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
 	int is_v4 = meta->kind == EP_PKT_IPV4;
-	if (a->flags & EP_ACT_F_NAT_PREPARED) {
+	if (unlikely(is_v4 && meta->l4_off == 0 && (meta->flags & EP_META_FRAGMENT))) {
+		/* a later fragment: only the addresses are in it */
+		if (a->nat_src_ip | a->nat_dst_ip)
+			ep_nat4_addresses(frame, meta, a->nat_src_ip, a->nat_dst_ip);
+		if (a->nat_src_ip)
+			memcpy(meta->key.src, &a->nat_src_ip, 4);
+		if (a->nat_dst_ip)
+			memcpy(meta->key.dst, &a->nat_dst_ip, 4);
+	} else if (a->flags & EP_ACT_F_NAT_PREPARED) {
 		ep_nat4_prepared(frame, meta, a->nat_src_ip, a->nat_src_port, a->nat_dst_ip, a->nat_dst_port,
 				 a->nat_ip_delta, a->nat_l4_delta);
 	} else if (a->nat_src_ip | a->nat_dst_ip | a->nat_src_port | a->nat_dst_port) {
@@ -650,6 +658,44 @@ static void handle_arp(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *met
 	drop(c, m, EP_DROP_ARP_IGNORED);
 }
 
+static inline uint32_t frag_slot(uint32_t src, uint32_t dst, uint16_t id, uint8_t proto)
+{
+	return rte_hash_crc_8byte((uint64_t)src << 32 | dst, (uint32_t)id << 8 | proto) % EP_FRAG_SLOTS;
+}
+
+/* Fragments of one datagram follow its first fragment's flow: the first leaves its 5-tuple, the
+ * later ones take it as their key (this worker's cache, then its peers'). Returns 0 when a later
+ * fragment finds nothing. */
+static int fragment_key(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta)
+{
+	const uint8_t *ip = rte_pktmbuf_mtod(m, const uint8_t *) + meta->l3_off;
+	uint16_t id = (uint16_t)(ip[4] << 8 | ip[5]);
+	uint32_t src = ep_key_src4(&meta->key), dst = ep_key_dst4(&meta->key);
+	uint32_t at = frag_slot(src, dst, id, meta->key.proto);
+	if (meta->l4_off != 0) {
+		struct ep_frag_slot *s = &c->w->frags[at];
+		s->src = src;
+		s->dst = dst;
+		s->id = id;
+		s->proto = meta->key.proto;
+		s->key = meta->key;
+		s->expire_tsc = c->now + ep_dp.tsc_hz * EP_FRAG_LIFETIME_MS / 1000;
+		__atomic_store_n(&s->used, 1, __ATOMIC_RELEASE);
+		return 1;
+	}
+	for (uint32_t i = 0; i < ep_dp.nworkers; i++) {
+		/* this worker's cache first, then each peer's */
+		struct ep_worker *w = i == 0 ? c->w : ep_dp.workers[i == c->w->index ? 0 : i];
+		const struct ep_frag_slot *s = &w->frags[at];
+		if (__atomic_load_n(&s->used, __ATOMIC_ACQUIRE) && s->src == src && s->dst == dst && s->id == id &&
+		    s->proto == meta->key.proto && s->expire_tsc > c->now) {
+			meta->key = s->key;
+			return 1;
+		}
+	}
+	return 0;
+}
+
 static void process_burst(struct ep_ctx *c, uint16_t in_port, struct rte_mbuf **pkts, uint16_t n)
 {
 	struct ep_meta meta[EP_BURST];
@@ -666,8 +712,10 @@ static void process_burst(struct ep_ctx *c, uint16_t in_port, struct rte_mbuf **
 		struct rte_mbuf *m = pkts[i];
 		w->c.port_rx_bytes[in_port] += m->pkt_len;
 		int kind = ep_parse(rte_pktmbuf_mtod(m, const uint8_t *), m->data_len, &meta[i]);
-		if (likely(kind == EP_PKT_IPV4 && !(meta[i].flags & (EP_META_FRAGMENT | EP_META_IP_OPTIONS))) ||
-		    kind == EP_PKT_IPV6) {
+		if (unlikely(kind == EP_PKT_IPV4 && (meta[i].flags & EP_META_FRAGMENT)) &&
+		    !(meta[i].flags & EP_META_IP_OPTIONS) && !fragment_key(c, m, &meta[i]))
+			kind = EP_PKT_DROP; /* a later fragment of a datagram whose first fragment was not seen */
+		if (likely(kind == EP_PKT_IPV4 && !(meta[i].flags & EP_META_IP_OPTIONS)) || kind == EP_PKT_IPV6) {
 			keys[nlook] = &meta[i].key;
 			sigs[nlook] = ep_key_hash(&meta[i].key);
 			idx[nlook++] = i;
@@ -679,13 +727,13 @@ static void process_burst(struct ep_ctx *c, uint16_t in_port, struct rte_mbuf **
 			handle_arp(c, m, &meta[i], in_port);
 			break;
 		case EP_PKT_IPV4:
-			drop(c, m, meta[i].flags & EP_META_FRAGMENT ? EP_DROP_FRAGMENT : EP_DROP_IP_OPTIONS);
+			drop(c, m, EP_DROP_IP_OPTIONS);
 			break;
 		case EP_PKT_OTHER:
 			drop(c, m, EP_DROP_UNSUPPORTED_L2);
 			break;
 		default:
-			drop(c, m, (enum ep_drop_reason)meta[i].drop);
+			drop(c, m, meta[i].kind == EP_PKT_DROP ? (enum ep_drop_reason)meta[i].drop : EP_DROP_FRAGMENT);
 		}
 	}
 	w->c.port_rx_pkts[in_port] += n;

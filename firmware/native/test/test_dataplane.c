@@ -1168,8 +1168,9 @@ static void test_worker_drop_reasons(void)
 	f[IP_OFF] = 0x46;
 	put16(f + IP_OFF + 2, (uint16_t)(len + 4 - IP_OFF));
 	EXPECT_OK(ep_inject(0, f, len + 4, err));
+	/* a later fragment (offset 8) whose first fragment never came */
 	memcpy(f, good, len);
-	put16(f + IP_OFF + 6, 0x2000);
+	put16(f + IP_OFF + 6, 0x0001);
 	EXPECT_OK(ep_inject(0, f, len, err));
 	memcpy(f, good, len);
 	f[L4_OFF + 12] = 4 << 4;
