@@ -15,12 +15,16 @@ export function precedenceOf(service: ServicePrecedence | undefined, backup: num
   return { service: service ?? DEFAULT_SERVICE_PRECEDENCE, backup: backup ?? 0 };
 }
 
-/** Smaller is better; comparable across search orders (higher-first values are mirrored). */
-export function rank(p: Precedence): number {
-  const service = p.service.searchOrder === 'lower-first' ? p.service.value : U32 - 1 - p.service.value;
-  return service * U32 + p.backup;
+/** Service precedence as "smaller is better", comparable across search orders (higher-first values are mirrored). */
+function serviceRank(p: Precedence): number {
+  return p.service.searchOrder === 'lower-first' ? p.service.value : U32 - 1 - p.service.value;
+}
+
+/** Negative when `a` goes first. */
+export function comparePrecedence(a: Precedence, b: Precedence): number {
+  return serviceRank(a) - serviceRank(b) || a.backup - b.backup;
 }
 
 export function isBetterOrEqual(a: Precedence, b: Precedence): boolean {
-  return rank(a) <= rank(b);
+  return comparePrecedence(a, b) <= 0;
 }

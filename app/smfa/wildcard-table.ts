@@ -1,7 +1,7 @@
 /* The agent's wildcard affinities, per manager (SMFA-R1, R7, R17, R18, R19): an identical wildcard
  * from the same manager refreshes the stored one, TTL 0 deletes, expiry = arrival + TTL. */
 import { filterText, wildcardMatches } from './address-match.js';
-import { rank, type Precedence } from './precedence.js';
+import { comparePrecedence, type Precedence } from './precedence.js';
 import type { AffinityKey, AffinityUpdateWildcard } from './types.js';
 
 export interface StoredWildcard {
@@ -43,7 +43,7 @@ export class WildcardTable {
 
   /** Every stored wildcard, best first: the order the data plane and the agent search in. */
   ordered(): StoredWildcard[] {
-    return [...this.#entries.values()].sort((a, b) => rank(a.precedence) - rank(b.precedence));
+    return [...this.#entries.values()].sort((a, b) => comparePrecedence(a.precedence, b.precedence));
   }
 
   /** The wildcard a packet falls under (the best of those matching). */
