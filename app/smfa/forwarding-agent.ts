@@ -55,6 +55,8 @@ export interface AgentCounters {
   packetsReturned: number;
   ipPacketOnly: number;
   unexpected: number;
+  /** Data plane calls that failed (e.g. a full affinity table): the message is dropped. */
+  dataplaneErrors: number;
 }
 
 const FA_DATA_BYTES = 2;
@@ -66,7 +68,7 @@ export class ForwardingAgent {
     wildcardsAdded: 0, wildcardsRefreshed: 0, wildcardsDeleted: 0, wildcardsExpired: 0,
     fixedInstalled: 0, fixedDeleted: 0, fixedShadowed: 0, deniesSent: 0, deniedNoWildcard: 0, deniesReceived: 0,
     punted: 0, notIpv4: 0, withoutWildcard: 0, uninteresting: 0, interestMatchesSent: 0, held: 0,
-    packetsReturned: 0, ipPacketOnly: 0, unexpected: 0,
+    packetsReturned: 0, ipPacketOnly: 0, unexpected: 0, dataplaneErrors: 0,
   };
   /** Microseconds from sending a packet up to getting it back with its affinity (SYN round trip). */
   readonly roundTripsMicros: number[] = [];
@@ -119,6 +121,14 @@ export class ForwardingAgent {
   }
 
   #receive(message: Message, from: RemoteInfo): void {
+    try {
+      this.#handle(message, from);
+    } catch {
+      this.counters.dataplaneErrors++;
+    }
+  }
+
+  #handle(message: Message, from: RemoteInfo): void {
     const manager = `${from.address}:${from.port}`;
     switch (message.type) {
       case 'affinity-update-wildcard':

@@ -130,6 +130,15 @@ describe('load-balancing manager with forwarding agents', () => {
       expect(stats.wildcards).toBe(3);
       expect(stats.agent.deniedNoWildcard).toBe(1);
       expect(stats.affinities.some((a) => a.key.srcPort === 1234)).toBe(false);
+
+      // Covered by its wildcard, but the data plane refuses it (an IPv6 forward IP): counted, the agent lives on.
+      const stray = { ...STRAY_WILDCARD, wildcard: { ...STRAY_WILDCARD.wildcard, ttlSeconds: 30 } } as Message;
+      await rogue.send(stray, '127.0.0.1', agent1.port);
+      const refused = { ...fixed, key: { ...fixed.key, dstIp: '10.9.9.9' }, dispatch: 'ip-in-ip' as const, forwardIp: '2001:db8::1' };
+      await rogue.send({ type: 'affinity-update-fixed', fixed: refused, actions: {} }, '127.0.0.1', agent1.port);
+      await waitFor('the refusal', async () => (await agent1.request<AgentStats>('stats')).agent.dataplaneErrors === 1);
+      await rogue.send(STRAY_WILDCARD, '127.0.0.1', agent1.port);
+      await waitFor('the stray wildcard gone', async () => (await agent1.request<AgentStats>('stats')).wildcards === 3);
     } finally {
       await rogue.close();
     }
