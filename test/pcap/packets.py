@@ -9,7 +9,7 @@ Frames are built and checked by scapy, independently of the data plane's own pac
 import json
 import sys
 
-from scapy.all import ARP, GRE, ICMP, IP, TCP, UDP, Ether, Raw, rdpcap
+from scapy.all import ARP, GRE, ICMP, IP, TCP, UDP, Ether, IPerror, Raw, TCPerror, rdpcap
 from scapy.utils import PcapWriter
 
 
@@ -41,6 +41,11 @@ def build(spec):
             l4 = UDP(sport=spec["sport"], dport=spec["dport"])
         elif kind == "icmp-echo":
             l4 = ICMP(type=8, id=spec.get("icmpId", 0x4242), seq=spec.get("icmpSeq", 1))
+        elif kind == "icmp-error":
+            # an error quoting a TCP packet: {"icmpType", "icmpCode", "quoted": {src, dst, sport, dport}}
+            q = spec["quoted"]
+            l4 = ICMP(type=spec.get("icmpType", 3), code=spec.get("icmpCode", 4), nexthopmtu=spec.get("mtu", 1400)) / \
+                IP(src=q["src"], dst=q["dst"], ttl=63) / TCP(sport=q["sport"], dport=q["dport"], flags="A", seq=5000)
         elif kind == "ip-payload":
             # a later fragment: IP header (protocol given) and payload bytes, no L4 header
             ip.proto = spec.get("proto", 6)
@@ -79,10 +84,10 @@ def checksum_ok(pkt, layer, index=1):
     return Ether(bytes(copy)).getlayer(layer, index).chksum == original
 
 
-def ip_fields(pkt, index):
-    ip = pkt.getlayer(IP, index)
+def ip_fields(pkt, index, layer=IP):
+    ip = pkt.getlayer(layer, index)
     out = {"src": ip.src, "dst": ip.dst, "ttl": ip.ttl, "proto": ip.proto, "ihl": ip.ihl, "len": ip.len,
-           "id": ip.id, "flags": int(ip.flags), "frag": ip.frag, "checksumOk": checksum_ok(pkt, IP, index),
+           "id": ip.id, "flags": int(ip.flags), "frag": ip.frag, "checksumOk": checksum_ok(pkt, layer, index),
            "hex": bytes(ip)[: ip.len].hex()}
     return out
 
@@ -115,6 +120,13 @@ def describe(raw):
             out["icmp"] = {"type": c.type, "code": c.code, "id": c.id, "seq": c.seq,
                            "checksumOk": checksum_ok(pkt, ICMP), "payload": bytes(c.payload).hex()}
         out["ipIndex"] = index
+    if ICMP in pkt and pkt[ICMP].type in (3, 11, 12):
+        c = pkt[ICMP]
+        out["icmpError"] = {"type": c.type, "code": c.code, "checksumOk": checksum_ok(pkt, ICMP)}
+        if IPerror in pkt:
+            out["inner"] = ip_fields(pkt, 1, IPerror)
+        if TCPerror in pkt:
+            out["tcp"] = {"sport": pkt[TCPerror].sport, "dport": pkt[TCPerror].dport}
     return out
 
 

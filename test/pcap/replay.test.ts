@@ -224,6 +224,26 @@ describe('pcap replay: fragments', () => {
   });
 });
 
+describe('pcap replay: ICMP errors', () => {
+  it('sends "fragmentation needed" about a reply to the connection\'s server, quote translated back', () => {
+    const client = CLIENT.ip;
+    const first = syn(3100);
+    // a router on the client's side could not forward the server's reply VIP:80 -> client:3100
+    const error: FrameSpec = {
+      kind: 'icmp-error', srcMac: CLIENT.mac, src: '10.1.0.254', dst: VIP, icmpType: 3, icmpCode: 4, mtu: 1400,
+      quoted: { src: VIP, dst: client, sport: 80, dport: 3100 },
+    };
+    const run = replay('icmp-error', [[first, error], []], natService);
+    expect(run.out[1]).toHaveLength(2);
+    const [syn1, err] = run.out[1];
+    const server = syn1!.ip!.dst;
+    expect(err!.icmpError).toEqual({ type: 3, code: 4, checksumOk: true });
+    expect(err!.ip).toMatchObject({ src: '10.1.0.254', dst: server, checksumOk: true });
+    expect(err!.inner).toMatchObject({ src: server, dst: client, checksumOk: true });
+    expect(err!.tcp).toMatchObject({ sport: syn1!.tcp!.dport, dport: 3100 });
+  });
+});
+
 describe('pcap replay: local replies', () => {
   it('answers ARP for the VIP and the port address, and ICMP echo to the port address', () => {
     const run = replay(

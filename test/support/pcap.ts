@@ -32,6 +32,8 @@ export interface Frame {
   tcp?: { sport: number; dport: number; flags: string; seq: number; checksumOk: boolean; payload: string };
   udp?: { sport: number; dport: number; checksumOk: boolean };
   icmp?: { type: number; code: number; id: number; seq: number; checksumOk: boolean; payload: string };
+  /** An ICMP error: the quoted packet is in `inner` (IP) and `tcp` (its ports). */
+  icmpError?: { type: number; code: number; checksumOk: boolean };
 }
 
 export interface IpFields {

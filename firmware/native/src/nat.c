@@ -258,3 +258,77 @@ void ep_nat4_addresses(uint8_t *frame, const struct ep_meta *m, uint32_t new_src
 	uint8_t *csum_p = ip + offsetof(struct rte_ipv4_hdr, hdr_checksum);
 	store16(csum_p, apply_delta(load16(csum_p), delta32(old_src, src) + delta32(old_dst, dst)));
 }
+
+static inline bool is_icmp4_error(uint8_t type)
+{
+	return type == 3 || type == 11 || type == 12; /* unreachable, time exceeded, parameter problem */
+}
+
+int ep_icmp4_quoted(const uint8_t *frame, const struct ep_meta *m, struct ep_flow_key *quoted)
+{
+	if (m->kind != EP_PKT_IPV4 || m->key.proto != IPPROTO_ICMP || m->l4_off == 0)
+		return -1;
+	const uint8_t *icmp = frame + m->l4_off;
+	uint32_t end = (uint32_t)m->l3_off + m->l3_len;
+	uint32_t q = (uint32_t)m->l4_off + 8;
+	if (!is_icmp4_error(icmp[0]) || q + 20 > end || (frame[q] >> 4) != 4)
+		return -1;
+	uint32_t qihl = (uint32_t)(frame[q] & 0x0f) * 4;
+	uint8_t proto = frame[q + 9];
+	if (qihl < 20 || q + qihl + 8 > end || (proto != IPPROTO_TCP && proto != IPPROTO_UDP))
+		return -1;
+	ep_key_set4(quoted, proto, load32(frame + q + 12), load16(frame + q + qihl), load32(frame + q + 16),
+		    load16(frame + q + qihl + 2));
+	return 0;
+}
+
+void ep_icmp4_error_nat(uint8_t *frame, struct ep_meta *m, uint32_t new_dst, uint32_t new_qsrc, uint16_t new_qsport,
+			uint32_t new_qdst, uint16_t new_qdport)
+{
+	uint8_t *ip = frame + m->l3_off;
+	uint8_t *icmp = frame + m->l4_off;
+	uint8_t *q = icmp + 8;
+	uint32_t qihl = (uint32_t)(q[0] & 0x0f) * 4;
+	uint8_t *ql4 = q + qihl;
+	uint32_t icmp_delta = 0;
+
+	/* quoted addresses and their header checksum */
+	uint32_t old_qsrc = load32(q + 12), old_qdst = load32(q + 16);
+	if (!new_qdst)
+		new_qdst = old_qdst;
+	uint16_t old_qcsum = load16(q + 10);
+	uint32_t addr_delta = delta32(old_qsrc, new_qsrc) + delta32(old_qdst, new_qdst);
+	store32(q + 12, new_qsrc);
+	store32(q + 16, new_qdst);
+	uint16_t new_qcsum = apply_delta(old_qcsum, addr_delta);
+	store16(q + 10, new_qcsum);
+	icmp_delta += addr_delta + delta16(old_qcsum, new_qcsum);
+
+	/* quoted ports, and a quoted UDP checksum when it is there and in use */
+	uint16_t old_qsport = load16(ql4), old_qdport = load16(ql4 + 2);
+	if (!new_qdport)
+		new_qdport = old_qdport;
+	store16(ql4, new_qsport);
+	store16(ql4 + 2, new_qdport);
+	uint32_t port_delta = delta16(old_qsport, new_qsport) + delta16(old_qdport, new_qdport);
+	icmp_delta += port_delta;
+	if (q[9] == IPPROTO_UDP) {
+		uint16_t old_ucsum = load16(ql4 + 6);
+		if (old_ucsum != 0) {
+			uint16_t new_ucsum = apply_delta(old_ucsum, addr_delta + port_delta);
+			new_ucsum = new_ucsum == 0 ? 0xffff : new_ucsum;
+			store16(ql4 + 6, new_ucsum);
+			icmp_delta += delta16(old_ucsum, new_ucsum);
+		}
+	}
+	uint8_t *icsum = icmp + 2;
+	store16(icsum, apply_delta(load16(icsum), icmp_delta));
+
+	/* outer destination */
+	uint8_t *dst_p = ip + offsetof(struct rte_ipv4_hdr, dst_addr);
+	uint32_t old_dst = load32(dst_p);
+	store32(dst_p, new_dst);
+	uint8_t *ipcsum = ip + offsetof(struct rte_ipv4_hdr, hdr_checksum);
+	store16(ipcsum, apply_delta(load16(ipcsum), delta32(old_dst, new_dst)));
+	memcpy(m->key.dst, &new_dst, 4);
+}

@@ -93,6 +93,17 @@ void ep_tcp_seq_adjust(uint8_t *frame, const struct ep_meta *m, uint32_t seq_del
  * checksum already accounts for the whole datagram). Fixes the IPv4 header checksum. */
 void ep_nat4_addresses(uint8_t *frame, const struct ep_meta *m, uint32_t new_src, uint32_t new_dst);
 
+/* ICMP errors (destination unreachable, time exceeded, parameter problem) quote the offending
+ * packet's IP header and first 8 L4 bytes. ep_icmp4_quoted reads the quoted TCP/UDP 5-tuple
+ * (addresses and ports in network order); -1 when m is no such error or the quote is cut short. */
+int ep_icmp4_quoted(const uint8_t *frame, const struct ep_meta *m, struct ep_flow_key *quoted);
+/* Rewrites an ICMP error for the server behind a NAT: the outer destination becomes new_dst and
+ * the quoted packet's source new_qsrc:new_qsport and, when non-zero, its destination
+ * new_qdst:new_qdport (full NAT), as the server sent it. Fixes the outer IP, quoted IP, quoted UDP
+ * (when present and non-zero) and ICMP checksums. */
+void ep_icmp4_error_nat(uint8_t *frame, struct ep_meta *m, uint32_t new_dst, uint32_t new_qsrc, uint16_t new_qsport,
+			uint32_t new_qdst, uint16_t new_qdport);
+
 /* Sets the IPv4 DSCP (keeping ECN) and fixes the header checksum. */
 void ep_ipv4_set_dscp(uint8_t *frame, const struct ep_meta *m, uint8_t dscp);
 

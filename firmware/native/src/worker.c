@@ -610,9 +610,43 @@ static void new_service_flow(struct ep_ctx *c, struct rte_mbuf *m, struct ep_met
 	hit_learned(c, m, meta, fwd);
 }
 
+/* An ICMP error about a connection this unit balances (e.g. "fragmentation needed" for a reply
+ * the server sent from the VIP) goes to that connection's server, so path MTU discovery and
+ * unreachable reports work through the load balancer. Returns 1 when it took the packet. */
+static int icmp_error_to_server(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta)
+{
+	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
+	struct ep_flow_key quoted, conn;
+	if (ep_icmp4_quoted(frame, meta, &quoted) != 0)
+		return 0;
+	ep_key_reverse(&quoted, &conn); /* the quoted packet went server/VIP -> client: the connection's other half */
+	int32_t pos = rte_hash_lookup(c->w->learned.hash, &conn);
+	if (pos < 0)
+		return 0;
+	struct ep_flow *f = &c->w->learned.flows[pos];
+	if (!f->has_server || f->reverse || !unit_is_mine(c, m, f->unit))
+		return !f->has_server || f->reverse ? 0 : 1;
+	c->w->c.learned_hits++;
+	if (f->act.dispatch != EP_DISPATCH_NONE) {
+		/* direct-return modes: the server sent it from the VIP itself; deliver as the flow's packets */
+		apply(c, m, meta, &f->act, NULL);
+		return 1;
+	}
+	/* NAT modes: the server sent server:port -> client (full NAT: -> the unit's address); undo the
+	 * translation in the quote and send the error to the server */
+	int full_nat = (f->act.nat_keep & 1) == 0 && f->act.nat_src_ip != ep_key_src4(&f->key);
+	ep_icmp4_error_nat(frame, meta, f->act.nat_dst_ip, f->act.nat_dst_ip, f->act.nat_dst_port,
+			   full_nat ? f->act.nat_src_ip : 0, full_nat ? f->act.nat_src_port : 0);
+	static const struct ep_action route = { .type = EP_ACT_FORWARD, .out_port = EP_PORT_ROUTE };
+	forward(c, m, meta, &route, NULL);
+	return 1;
+}
+
 static void local_or_miss(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, uint16_t in_port)
 {
 	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
+	if (unlikely(meta->key.proto == IPPROTO_ICMP) && icmp_error_to_server(c, m, meta))
+		return;
 	if (meta->kind == EP_PKT_IPV4 && ep_local_lookup(ep_key_dst4(&meta->key), in_port)) {
 		uint32_t len = ep_icmp_echo_reply(frame, m->data_len, meta, ep_dp.ports[in_port].mac.addr_bytes);
 		if (len == 0) {
