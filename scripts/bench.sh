@@ -150,3 +150,6 @@ awk -v t="$(median "${testpmd[@]}")" -v tc="$(median "${testpmd_cpu[@]}")" \
 
 echo
 TESTPMD_MPPS_PER_CPU="$(median "${testpmd_cpu[@]}")" bash scripts/bench-lb.sh
+
+echo
+bash scripts/bench-smfa.sh
