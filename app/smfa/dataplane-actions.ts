@@ -1,6 +1,7 @@
 /* SMFA affinities and actions -> data plane rules, and the actions this agent cannot perform
  * (SMFA-R7: those are denied). Send-to-manager (interest criteria) is a punt until the data plane
- * evaluates interest criteria itself. */
+ * evaluates interest criteria itself; sequence adjustment goes to the data plane on fixed
+ * affinities (SMFA-R13). */
 import type { Action, DispatchMode, FixedAffinity as DpFixed, WildcardAffinity as DpWildcard } from '../../firmware/dataplane.js';
 import type { ActionListEntry, AffinityUpdateFixed, AffinityUpdateWildcard, FixedActions, Nat } from './types.js';
 import { SegmentTypeCode, type DispatchMethod } from './wire-constants.js';
@@ -26,6 +27,7 @@ function dpNat(nat: Nat | undefined): Action & { type: 'forward' } {
 
 const supportedActions = (caps: Capabilities, fixed: boolean): Set<number> => {
   const types = new Set<number>([SegmentTypeCode.nat]);
+  if (fixed) types.add(SegmentTypeCode['sequence-adjust']); /* the data plane adjusts on exact flows only */
   if (!fixed) types.add(SegmentTypeCode['interest-criteria']);
   if (!fixed && caps.advertise) types.add(SegmentTypeCode.advertise);
   return types;
@@ -76,5 +78,6 @@ export function dataplaneFixed(update: AffinityUpdateFixed): DpFixed {
   if (f.forwardIp === UNSET_ADDRESS) return { key, ttlSeconds: f.ttlSeconds, action: { type: 'drop' } };
   const action = dpNat(update.actions.nat);
   if (f.dispatch !== 'none') action.dispatch = { mode: DISPATCH[f.dispatch], forwardIp: f.forwardIp };
-  return { key, ttlSeconds: f.ttlSeconds, action };
+  const seq = update.actions.sequenceAdjust;
+  return { key, ttlSeconds: f.ttlSeconds, action, ...(seq ? { seqAdjust: { ...seq } } : {}) };
 }

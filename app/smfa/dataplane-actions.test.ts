@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { dataplaneFixed, unsupportedActions } from './dataplane-actions.js';
+import type { AffinityUpdateFixed } from './types.js';
+import { SegmentTypeCode } from './wire-constants.js';
+
+const sequenceAdjust = { seqDelta: 1000, initialSeq: 5, ackDelta: 7, initialAck: 9 };
+
+function fixedUpdate(actions: AffinityUpdateFixed['actions']): AffinityUpdateFixed {
+  return {
+    type: 'affinity-update-fixed',
+    fixed: {
+      key: { protocol: 6, srcIp: '10.1.0.2', dstIp: '10.1.0.100', srcPort: 40000, dstPort: 80 },
+      dispatch: 'none',
+      information: false,
+      forwardIp: '10.2.0.11',
+      ttlSeconds: 30,
+    },
+    actions,
+  };
+}
+
+describe('fixed affinity actions for the data plane', () => {
+  it('carries a sequence adjustment to the data plane instead of denying it (SMFA-R13)', () => {
+    const update = fixedUpdate({ nat: { srcIp: '0.0.0.0', srcPort: 0, dstIp: '10.2.0.11', dstPort: 8080 }, sequenceAdjust });
+    expect(unsupportedActions(update, { advertise: false })).toEqual([]);
+    const rule = dataplaneFixed(update);
+    expect(rule.seqAdjust).toEqual(sequenceAdjust);
+    expect(rule.action).toEqual({ type: 'forward', nat: { dstIp: '10.2.0.11', dstPort: 8080 } });
+  });
+
+  it('still denies what the data plane cannot do on a fixed affinity', () => {
+    const update = fixedUpdate({ interestCriteria: { ip: '10.9.9.9', port: 7801, mask: 1, data: 0, copy: 0, hold: 0 } });
+    expect(unsupportedActions(update, { advertise: false })).toEqual([{ segmentType: SegmentTypeCode['interest-criteria'], required: true }]);
+  });
+});
