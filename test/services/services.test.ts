@@ -25,8 +25,9 @@ const PREFIX = 'epsvc';
 const VIPS = { web: '10.0.1.100', checked: '10.0.1.101', least: '10.0.1.102', proto: '10.0.1.103' };
 const AGENTS = ['web1', 'web2', 'least1', 'least2', 'tester'];
 const REPORT_MS = 1000;
-/** wrk, nginx and a polling worker share two cores: an agent's report can be 3 s late under load. */
-const MISSED_REPORTS = 5;
+/** wrk, nginx and a polling worker share two cores with whatever else runs (QEMU builds, other
+ * suites): an agent's report can be several seconds late, and this file tests drains, not silence. */
+const MISSED_REPORTS = 15;
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'ep-svc-'));
 const keys = new Map(AGENTS.map((id) => [id, randomBytes(32)]));
