@@ -68,6 +68,8 @@ export class Member {
   private master: { id: string; channel: ControlChannel; lastHeard: number; intervals: number } | undefined;
   private replicated: { members: string[]; owners: (string | null)[]; leases: Lease[] } = { members: [], owners: Array(WORK_UNITS).fill(null), leases: [] };
   private myLeases: Lease[] = [];
+  /** Member role: every member's address, from the last master keepalive. */
+  private memberAddresses = new Map<string, string>();
   private masterRole: MasterRole | undefined;
   private lastLoadReport = 0;
   /** Why the last join was refused, as the master (and we) said it. */
@@ -95,6 +97,13 @@ export class Member {
   get memberIds(): string[] {
     if (this.masterRole) return [this.id, ...this.masterRole.members.keys()];
     return this.currentRole === 'member' ? [...this.replicated.members] : [];
+  }
+
+  /** The other members and their cluster addresses (flow-state replication peers). */
+  peers(): { id: string; address: string }[] {
+    if (this.masterRole) return [...this.masterRole.members].map(([id, record]) => ({ id, address: record.address }));
+    if (this.currentRole !== 'member') return [];
+    return [...this.memberAddresses].filter(([id]) => id !== this.id).map(([id, address]) => ({ id, address }));
   }
 
   get leases(): Lease[] {
@@ -226,6 +235,7 @@ export class Member {
     } else if (message.name === 'master-keepalive') {
       master.lastHeard = now;
       const members = message.body.members.map((member) => member.id);
+      this.memberAddresses = new Map(message.body.members.map((member) => [member.id, member.address]));
       master.intervals = message.body.members.find((member) => member.id === this.id)?.intervals ?? MIN_INTERVALS;
       try {
         this.replicated = { members, owners: decodeTable(message.body.table, members), leases: message.body.leases };

@@ -86,6 +86,11 @@ export class Appliance {
     }
   }
 
+  /** The running data plane itself, for the cluster binding (app/control/cluster-dataplane.ts). */
+  dataplane(): Dataplane {
+    return this.#running();
+  }
+
   portStatus(): PortStatus[] {
     const found = new Map(this.#running().ports().map((info) => [info.id, info]));
     return [...this.#portIds].map(([device, id]) => {

@@ -1,0 +1,116 @@
+/* Flow-state replication between members (CL-R9, docs/cluster.md "Flow-state replication"): every
+ * member streams its connections' records to every other member over a link of its own
+ * (replication-link.ts) and receives theirs on a mutual-TLS server. Receiving: batches of one
+ * session are applied once, in sequence order; a repeated batch is acknowledged again, a gap refused. */
+import type { Server } from 'node:tls';
+import { z } from 'zod';
+import type { VerifiedFlashConfig } from '../../flash-config/index.js';
+import type { ClusterLog } from './master-role.js';
+import { FLOWS_METHOD, ReplicationLink, type LinkStats } from './replication-link.js';
+import { startControlServer } from './tls-endpoints.js';
+
+const batchSchema = z.strictObject({ session: z.string().max(32), seq: z.int().min(0), records: z.base64() });
+
+export interface ReplicationStats extends LinkStats {
+  batchesReceived: number;
+  batchesRepeated: number;
+  bytesReceived: number;
+}
+
+export interface FlowReplicationOptions {
+  config: VerifiedFlashConfig;
+  address: string;
+  /** TCP port of every member's replication server. */
+  port: number;
+  /** The current other members. */
+  peers: () => { id: string; address: string }[];
+  snapshot: () => Buffer[];
+  /** A peer's records, in the order it produced them; the batch is acknowledged after this returns. */
+  receive: (from: string, records: Buffer) => void;
+  requestTimeoutMs: number;
+  log: ClusterLog;
+}
+
+export class FlowReplication {
+  readonly stats: ReplicationStats = { batchesSent: 0, batchesAcked: 0, batchesResent: 0, recordsDropped: 0, connects: 0, batchesReceived: 0, batchesRepeated: 0, bytesReceived: 0 };
+  private readonly links = new Map<string, ReplicationLink>();
+  /** Per sending unit: its current session and the next sequence number expected. */
+  private readonly sessions = new Map<string, { session: string; expected: number }>();
+  private server: Server | undefined;
+
+  constructor(private readonly options: FlowReplicationOptions) {}
+
+  async start(): Promise<void> {
+    this.server = await startControlServer({
+      config: this.options.config,
+      host: this.options.address,
+      port: this.options.port,
+      accept: (peer) => (method, params) => this.handle(peer.unitId, method, params),
+      refused: (reason, remoteAddress) => this.options.log('warn', 'replication peer refused', { address: remoteAddress, reason }),
+    });
+  }
+
+  /** Follows membership: links to new peers (they get the snapshot), closes links to gone ones. */
+  syncPeers(): void {
+    const peers = this.options.peers();
+    for (const [id, link] of this.links) {
+      if (!peers.some((peer) => peer.id === id)) {
+        link.close();
+        this.links.delete(id);
+      }
+    }
+    for (const peer of peers) {
+      let link = this.links.get(peer.id);
+      if (!link) {
+        link = new ReplicationLink({
+          config: this.options.config,
+          localAddress: this.options.address,
+          peer: { ...peer, port: this.options.port },
+          snapshot: this.options.snapshot,
+          requestTimeoutMs: this.options.requestTimeoutMs,
+          log: this.options.log,
+          stats: this.stats,
+        });
+        this.links.set(peer.id, link);
+      }
+      link.ensureConnected();
+    }
+  }
+
+  send(records: readonly Buffer[]): void {
+    if (records.length === 0) return;
+    for (const link of this.links.values()) link.send(records);
+  }
+
+  connectedPeers(): string[] {
+    return [...this.links].filter(([, link]) => link.connected).map(([id]) => id);
+  }
+
+  async stop(): Promise<void> {
+    for (const link of this.links.values()) link.close();
+    this.links.clear();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  private async handle(from: string, method: string, params: unknown): Promise<unknown> {
+    if (method !== FLOWS_METHOD) throw new Error(`unknown replication request '${method}'`);
+    if (!this.options.peers().some((peer) => peer.id === from)) throw new Error(`${from} is not a member here`);
+    const batch = batchSchema.parse(params);
+    let state = this.sessions.get(from);
+    if (!state || state.session !== batch.session) {
+      state = { session: batch.session, expected: 0 };
+      this.sessions.set(from, state);
+    }
+    if (batch.seq < state.expected) {
+      this.stats.batchesRepeated += 1;
+      return { seq: batch.seq };
+    }
+    if (batch.seq > state.expected) throw new Error(`batch ${batch.seq} of session ${batch.session}: expected ${state.expected}`);
+    const records = Buffer.from(batch.records, 'base64');
+    this.options.receive(from, records);
+    state.expected += 1;
+    this.stats.batchesReceived += 1;
+    this.stats.bytesReceived += records.length;
+    return { seq: batch.seq };
+  }
+}

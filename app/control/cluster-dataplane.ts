@@ -1,0 +1,147 @@
+/* Binds a running cluster Member to the Dataplane (cluster.md CL-R3, R4, R9):
+ * - ownership -> the data plane's work-unit table: owned here -> owned; unassigned or moving ->
+ *   hold; another member's -> foreign (dropped silently, never answered);
+ * - held packets (punt reason 'held') are queued per unit, the unit is reported to the master as
+ *   needed, and the queue is released in order when the unit becomes ours (discarded when it
+ *   becomes someone else's);
+ * - the data plane's flow events go to every other member in batches every `flushMs`, and peers'
+ *   records are installed here, so a unit that moves here brings its connections' state along. */
+import type { VerifiedFlashConfig } from '../../flash-config/index.js';
+import type { Dataplane, PuntedPacket, UnitState } from '../../firmware/dataplane.js';
+import type { Member } from '../cluster/member.js';
+import { FlowReplication } from '../cluster/flow-replication.js';
+import type { ClusterLog } from '../cluster/master-role.js';
+import { WORK_UNITS, type OwnershipChange, type UnitLoad } from '../cluster/work-units.js';
+import { FLOW_RECORD_BYTES, FlowBook, splitRecords } from './cluster-flow-book.js';
+import { FlowImporter } from './cluster-flow-import.js';
+import { HoldQueue } from './cluster-hold-queue.js';
+
+export interface ClusterDataplaneOptions {
+  member: Member;
+  dp: Dataplane;
+  /** The member's flash config and cluster address: the replication channel's TLS identity. */
+  config: VerifiedFlashConfig;
+  address: string;
+  replication: { port: number; flushMs?: number };
+  log: ClusterLog;
+}
+
+const REPORT_AGAIN_MS = 250;
+
+export function unitState(entry: OwnershipChange): UnitState {
+  if (entry.state === 'owned') return 'owned';
+  return entry.state === 'holding' || entry.owner === null ? 'hold' : 'foreign';
+}
+
+export class ClusterDataplane {
+  readonly held = new HoldQueue();
+  readonly book = new FlowBook();
+  readonly replication: FlowReplication;
+  readonly importer: FlowImporter;
+  /** Packets released to the data plane after their unit became ours, and when the last was. */
+  released = { packets: 0, lastAt: 0 };
+  private readonly states: UnitState[] = Array<UnitState>(WORK_UNITS).fill('hold');
+  private readonly reported = new Map<number, number>();
+  private lastPackets = new Float64Array(WORK_UNITS);
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: ClusterDataplaneOptions) {
+    if (options.dp.flowRecordSize !== FLOW_RECORD_BYTES) {
+      throw new Error(`the data plane's flow records are ${options.dp.flowRecordSize} bytes, this binding reads ${FLOW_RECORD_BYTES}`);
+    }
+    const { member } = options;
+    this.importer = new FlowImporter(options.dp);
+    this.replication = new FlowReplication({
+      config: options.config,
+      address: options.address,
+      port: options.replication.port,
+      peers: () => member.peers(),
+      snapshot: () => this.book.of(new Set(member.ownership().filter((entry) => entry.state === 'owned').map((entry) => entry.unit))),
+      receive: (_from, records) => this.install(records),
+      requestTimeoutMs: member.timing.requestTimeoutMs,
+      log: options.log,
+    });
+  }
+
+  /** Per-unit load for the master's rebalancing: packets since the last call, connections now. */
+  loadSource(): UnitLoad[] {
+    const { packets, flows } = this.options.dp.unitLoads();
+    const loads: UnitLoad[] = [];
+    for (let unit = 0; unit < WORK_UNITS; unit += 1) {
+      const delta = (packets[unit] ?? 0) - (this.lastPackets[unit] ?? 0);
+      if (delta > 0 || (flows[unit] ?? 0) > 0) loads.push({ unit, packets: Math.max(0, delta), flows: flows[unit] ?? 0 });
+    }
+    this.lastPackets = Float64Array.from(packets);
+    return loads;
+  }
+
+  /** Call before member.start(): every unit starts held until the cluster says who owns it. */
+  async start(): Promise<void> {
+    const { dp, member } = this.options;
+    dp.setWorkUnits(this.states);
+    member.onOwnershipChange((changes) => this.ownershipChanged(changes));
+    dp.onPunt((packet) => this.punted(packet));
+    dp.enableReplication(true);
+    await this.replication.start();
+    this.timer = setInterval(() => this.flush(), this.options.replication.flushMs ?? 20);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.options.dp.enableReplication(false);
+    await this.replication.stop();
+  }
+
+  private ownershipChanged(changes: OwnershipChange[]): void {
+    for (const change of changes) this.states[change.unit] = unitState(change);
+    this.options.dp.setWorkUnits(this.states);
+    for (const change of changes) {
+      this.reported.delete(change.unit);
+      if (this.states[change.unit] === 'owned') this.release(change.unit);
+      else if (this.states[change.unit] === 'foreign') this.held.take(change.unit);
+    }
+  }
+
+  private release(unit: number): void {
+    const packets = this.held.take(unit);
+    for (const packet of packets) this.options.dp.injectForProcessing(packet.port, packet.frame);
+    if (packets.length > 0) {
+      this.released = { packets: this.released.packets + packets.length, lastAt: Date.now() };
+      this.options.log('info', 'held packets released', { unit, packets: packets.length });
+    }
+  }
+
+  private punted(packet: PuntedPacket): void {
+    if (packet.reason !== 'held') return;
+    const unit = packet.unit;
+    // A packet punted just before the table said "owned" is not held again: it goes through now.
+    if (this.states[unit] === 'owned') return this.options.dp.injectForProcessing(packet.port, packet.frame);
+    this.held.hold(unit, { port: packet.port, frame: packet.frame });
+    const entry = this.options.member.ownership()[unit];
+    const last = this.reported.get(unit) ?? 0;
+    if (entry?.owner === null && entry.state === 'foreign' && Date.now() - last >= REPORT_AGAIN_MS) {
+      this.reported.set(unit, Date.now());
+      this.options.member.reportUnassigned([unit]).catch((error: Error) => this.options.log('warn', 'unit report failed', { unit, error: error.message }));
+    }
+  }
+
+  /** Ships the data plane's new flow events to the peers and follows membership. */
+  private flush(): void {
+    this.importer.pump();
+    this.replication.syncPeers();
+    for (;;) {
+      const batch = this.options.dp.takeFlowEvents();
+      if (batch.length === 0) return;
+      const records = splitRecords(batch);
+      this.book.apply(records);
+      this.replication.send(records);
+    }
+  }
+
+  /** A peer's records: kept for later resyncs and handed to the data plane in order. */
+  private install(batch: Buffer): void {
+    const records = splitRecords(batch);
+    this.book.apply(records);
+    this.importer.add(records);
+  }
+}

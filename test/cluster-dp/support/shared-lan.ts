@@ -1,0 +1,85 @@
+/* Cluster units side by side on shared segments ("unicast MAC" delivery, cluster.md CL-R2):
+ *
+ *   [<p>-cl] eth0 10.0.1.2 ── brc ─┬─ dc [<p>-u<k>] (net_af_packet0, 10.0.1.1 + VIP)   for every unit k
+ *                                  │   ctl0 10.77.0.1k ── brm (cluster control network)
+ *   [<p>-srv<i>] eth0 10.0.2.1<i> ─ brs ┴─ ds [<p>-u<k>] (net_af_packet1, 10.0.2.1)
+ *
+ * All bridges live in <p>-sw. brc and brs never learn (ageing 0) so they flood like hubs: every
+ * unit sees every frame. The client reaches the VIP, and the server its gateway, through static
+ * neighbour entries with made-up shared MACs that every unit's promiscuous port accepts. */
+import { existsSync } from 'node:fs';
+import { inNamespace, run } from '../../netns/run.js';
+import { teardownTopology } from '../../netns/topology.js';
+
+export const CLIENT_IP = '10.0.1.2';
+export const SERVER_IPS = ['10.0.2.11', '10.0.2.12'];
+export const VIP = '10.0.1.100';
+const SHARED_VIP_MAC = '02:65:70:00:01:64';
+const SHARED_GATEWAY_MAC = '02:65:70:00:02:01';
+
+export interface SharedLan {
+  client: string;
+  /** One namespace per address of SERVER_IPS. */
+  servers: string[];
+  unitNamespace(slot: number): string;
+  unitAddress(slot: number): string;
+  addUnit(slot: number): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+async function offloadsOff(namespace: string, iface: string): Promise<void> {
+  await inNamespace(namespace, 'ethtool', ['-K', iface, 'tx', 'off', 'rx', 'off', 'tso', 'off', 'gso', 'off', 'gro', 'off']);
+}
+
+async function namespace(name: string): Promise<void> {
+  await run('ip', ['netns', 'add', name]);
+  await inNamespace(name, 'ip', ['link', 'set', 'lo', 'up']);
+  if (existsSync('/proc/sys/net/ipv6')) await inNamespace(name, 'sysctl', ['-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+}
+
+/** A veth from the switch's bridge into a namespace, offloads off on both ends. */
+async function plug(sw: string, bridge: string, switchEnd: string, ns: string, nsEnd: string, address?: string): Promise<void> {
+  await inNamespace(sw, 'ip', ['link', 'add', switchEnd, 'type', 'veth', 'peer', 'name', nsEnd, 'netns', ns]);
+  await offloadsOff(sw, switchEnd);
+  await offloadsOff(ns, nsEnd);
+  await inNamespace(sw, 'ip', ['link', 'set', switchEnd, 'master', bridge, 'up']);
+  if (address) await inNamespace(ns, 'ip', ['addr', 'add', address, 'dev', nsEnd]);
+  await inNamespace(ns, 'ip', ['link', 'set', nsEnd, 'up']);
+}
+
+export async function createSharedLan(prefix: string): Promise<SharedLan> {
+  const sw = `${prefix}-sw`;
+  const client = `${prefix}-cl`;
+  const servers = SERVER_IPS.map((_, i) => `${prefix}-srv${i + 1}`);
+  const destroy = () => teardownTopology(prefix);
+  await destroy();
+  await namespace(sw);
+  for (const [bridge, hub] of [['brc', true], ['brs', true], ['brm', false]] as const) {
+    await inNamespace(sw, 'ip', ['link', 'add', bridge, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0', 'mcast_snooping', '0', ...(hub ? ['ageing_time', '0'] : [])]);
+    await inNamespace(sw, 'ip', ['link', 'set', bridge, 'up']);
+  }
+  await namespace(client);
+  await plug(sw, 'brc', 'cl', client, 'eth0', `${CLIENT_IP}/24`);
+  await inNamespace(client, 'ip', ['neigh', 'replace', VIP, 'lladdr', SHARED_VIP_MAC, 'dev', 'eth0', 'nud', 'permanent']);
+  for (const [i, server] of servers.entries()) {
+    await namespace(server);
+    await plug(sw, 'brs', `srv${i + 1}`, server, 'eth0', `${SERVER_IPS[i]}/24`);
+    await inNamespace(server, 'ip', ['route', 'add', 'default', 'via', '10.0.2.1']);
+    await inNamespace(server, 'ip', ['neigh', 'replace', '10.0.2.1', 'lladdr', SHARED_GATEWAY_MAC, 'dev', 'eth0', 'nud', 'permanent']);
+  }
+  return {
+    client,
+    servers,
+    unitNamespace: (slot) => `${prefix}-u${slot}`,
+    unitAddress: (slot) => `10.77.0.${10 + slot}`,
+    async addUnit(slot) {
+      const ns = `${prefix}-u${slot}`;
+      await namespace(ns);
+      await plug(sw, 'brm', `m${slot}`, ns, 'ctl0', `10.77.0.${10 + slot}/24`);
+      await inNamespace(ns, 'ip', ['route', 'add', '224.0.0.0/4', 'dev', 'ctl0']);
+      await plug(sw, 'brc', `c${slot}`, ns, 'dc');
+      await plug(sw, 'brs', `s${slot}`, ns, 'ds');
+    },
+    destroy,
+  };
+}

@@ -1,0 +1,80 @@
+/* One appliance unit of the cluster data-plane tests, as its own process inside its namespace (one
+ * DPDK EAL per process): the Appliance on the unit's two data ports, a cluster Member on its control
+ * address, and the ClusterDataplane binding between them. Talks to the test over IPC. */
+import { pino } from 'pino';
+import { verifyFlashConfig } from '../../../flash-config/index.js';
+import { Appliance } from '../../../app/control/appliance.js';
+import { ClusterDataplane } from '../../../app/control/cluster-dataplane.js';
+import { parseConfig } from '../../../app/control/config.js';
+import { Member } from '../../../app/cluster/member.js';
+import { SERVER_IPS, VIP } from './shared-lan.js';
+
+const settings = JSON.parse(process.env.CLUSTER_DP_UNIT ?? '{}') as { dir: string; address: string; slot: number };
+const send = (message: object) => process.send?.({ at: Date.now(), ...message });
+const log = (level: 'info' | 'warn', event: string, fields: Record<string, unknown> = {}) => send({ kind: 'log', level, event, fields });
+
+const appliance = new Appliance(pino({ level: 'warn' }));
+appliance.start(
+  parseConfig(
+    'cluster-dp unit',
+    JSON.stringify({
+      eal: { lcores: [0, 1], memoryMb: 256, noHuge: true, filePrefix: `epcd-u${settings.slot}`, vdevs: ['net_af_packet0,iface=dc', 'net_af_packet1,iface=ds'] },
+      dataplane: { affinityCapacity: 1024, flowCapacityPerWorker: 16_384, missPolicy: 'drop' },
+      ports: [
+        { device: 'net_af_packet0', address: '10.0.1.1', prefixLength: 24 },
+        { device: 'net_af_packet1', address: '10.0.2.1', prefixLength: 24 },
+      ],
+      // Round robin: a unit that had to pick a server again for a connection would pick another
+      // one than its first owner did, so only replicated state keeps a moved connection alive.
+      services: [{ name: 'stream', vip: VIP, port: 80, protocol: 'tcp', mode: 'nat', algorithm: 'wrr', servers: SERVER_IPS.map((address) => ({ address, port: 80 })) }],
+      log: { level: 'warn' },
+    }),
+  ),
+);
+const dp = appliance.dataplane();
+const config = await verifyFlashConfig(settings.dir);
+let binding: ClusterDataplane | undefined;
+const member = new Member({
+  config,
+  address: settings.address,
+  multicast: { group: '239.77.0.2', port: 7956 },
+  joinPort: 7957,
+  timing: { keepaliveMs: 50, detectionMs: 500, silenceMs: 100, rebalanceMs: 2000 },
+  loadSource: () => binding?.loadSource() ?? [],
+  log,
+});
+binding = new ClusterDataplane({ member, dp, config, address: settings.address, replication: { port: 7958 }, log });
+await binding.start();
+member.onRoleChange((role) => send({ kind: 'role', role }));
+
+process.on('message', (raw) => {
+  const command = raw as { id: number; cmd: string; clients?: [string, number][] };
+  const reply = (result: unknown) => send({ kind: 'reply', id: command.id, result });
+  if (command.cmd === 'state') {
+    const stats = dp.stats();
+    reply({
+      role: member.role,
+      masterId: member.masterId,
+      members: member.memberIds,
+      owned: member.ownership().filter((entry) => entry.state === 'owned').map((entry) => entry.unit),
+      replication: binding?.replication.stats,
+      replicatingTo: binding?.replication.connectedPeers(),
+      book: binding?.book.size,
+      imported: binding?.importer.imported,
+      held: binding?.held.size,
+      released: binding?.released,
+      learnedFlows: dp.affinityCount().learned,
+      eventsLost: dp.flowEventsLost(),
+      drops: stats.drops,
+    });
+  } else if (command.cmd === 'units') {
+    reply((command.clients ?? []).map(([ip, port]) => dp.workUnitOf(ip, port)));
+  } else if (command.cmd === 'stop') {
+    void Promise.all([binding?.stop(), member.stop()]).finally(() => {
+      appliance.stop();
+      process.exit(0);
+    });
+  }
+});
+await member.start();
+send({ kind: 'started' });

@@ -1,0 +1,98 @@
+/* Starts an appliance unit (unit-main.ts) inside its namespace and follows its IPC events. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const SCRIPT = fileURLToPath(new URL('./unit-main.ts', import.meta.url));
+
+export interface UnitEvent {
+  at: number;
+  kind: 'log' | 'role' | 'reply' | 'started';
+  level?: string;
+  event?: string;
+  fields?: Record<string, unknown>;
+  role?: string;
+  id?: number;
+  result?: unknown;
+}
+
+export interface UnitState {
+  role: string;
+  masterId?: string;
+  members: string[];
+  owned: number[];
+  replication: Record<string, number>;
+  replicatingTo: string[];
+  book: number;
+  imported: number;
+  held: number;
+  released: { packets: number; lastAt: number };
+  learnedFlows: number;
+  eventsLost: number;
+  drops: Record<string, number>;
+}
+
+export class ClusterUnit {
+  readonly child: ChildProcess;
+  readonly events: UnitEvent[] = [];
+  private nextId = 1;
+  private readonly waiting = new Map<number, (result: unknown) => void>();
+
+  constructor(
+    readonly unitId: string,
+    namespace: string,
+    settings: { dir: string; address: string; slot: number },
+  ) {
+    this.child = spawn('ip', ['netns', 'exec', namespace, process.execPath, '--import', 'tsx', SCRIPT], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: { ...process.env, CLUSTER_DP_UNIT: JSON.stringify(settings) },
+    });
+    this.child.on('message', (raw) => {
+      const event = raw as UnitEvent;
+      this.events.push(event);
+      if (event.kind === 'reply' && event.id !== undefined) this.waiting.get(event.id)?.(event.result);
+    });
+  }
+
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  private ask(cmd: string, extra: object = {}): Promise<unknown> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.unitId}: no answer to ${cmd}`)), 10_000);
+      this.waiting.set(id, (result) => {
+        clearTimeout(timer);
+        resolve(result);
+      });
+      this.child.send({ id, cmd, ...extra });
+    });
+  }
+
+  state(): Promise<UnitState> {
+    return this.ask('state') as Promise<UnitState>;
+  }
+
+  /** The work units of client connections, as the data plane computes them. */
+  unitsOf(clients: [string, number][]): Promise<number[]> {
+    return this.ask('units', { clients }) as Promise<number[]>;
+  }
+
+  logged(event: string): UnitEvent[] {
+    return this.events.filter((entry) => entry.kind === 'log' && entry.event === event);
+  }
+
+  kill(): number {
+    const at = Date.now();
+    this.child.kill('SIGKILL');
+    return at;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.alive) return;
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    this.child.send({ id: 0, cmd: 'stop' });
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
+    if (this.alive) this.child.kill('SIGKILL');
+  }
+}
