@@ -1,6 +1,6 @@
 /* The cluster drives the data plane (cluster.md CL-R3, R4, R9): appliance units side by side on
- * shared segments, long-lived TCP connections through the VIP to a streaming server, then the unit
- * that owns some of them is SIGKILLed. Every connection must go on without a reset and with both
+ * shared segments, long-lived TCP connections through the VIP to streaming servers, then the unit
+ * that owns some of them is killed. Every connection must go on without a reset and with both
  * byte streams intact; detection and takeover times are printed. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { provisionUnits } from '../cluster/support/units.js';
@@ -9,8 +9,6 @@ import { NamespaceScript } from './support/ns-script.js';
 import { CLIENT_IP, VIP, createSharedLan, type SharedLan } from './support/shared-lan.js';
 import { CHUNK } from './support/stream-pattern.js';
 import { ClusterUnit, type UnitState } from './support/unit-process.js';
-
-const CONNECTIONS = 40;
 
 interface ConnectionReport {
   localPort: number;
@@ -27,7 +25,7 @@ let lan: SharedLan;
 let provisioned: Awaited<ReturnType<typeof provisionUnits>>;
 let servers: NamespaceScript[] = [];
 let client: NamespaceScript;
-const units: ClusterUnit[] = [];
+let units: ClusterUnit[] = [];
 
 function startUnit(slot: number): ClusterUnit {
   const config = provisioned.units.good[slot - 1];
@@ -39,10 +37,93 @@ function startUnit(slot: number): ClusterUnit {
 
 const states = (list: ClusterUnit[]) => Promise.all(list.map((unit) => unit.state()));
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Slot 1 first (it becomes master), then the others; resolves when all replicate to all. */
+async function startCluster(slots: number[]): Promise<ClusterUnit[]> {
+  const first = startUnit(slots[0] as number);
+  await waitFor('the first unit is master', async () => (first.events.some((e) => e.kind === 'started') ? (await first.state()).role === 'master' || undefined : undefined), 60_000);
+  const list = [first, ...slots.slice(1).map(startUnit)];
+  const formed = await waitFor(
+    `${slots.length} members replicating to each other`,
+    async () => {
+      if (!list.every((unit) => unit.events.some((e) => e.kind === 'started'))) return undefined;
+      const all = await states(list);
+      return all.every((s) => s.members.length === slots.length && s.replicatingTo.length === slots.length - 1) ? all : undefined;
+    },
+    60_000,
+  );
+  expect(formed.filter((s) => s.role === 'master')).toHaveLength(1);
+  return list;
+}
+
+async function openConnections(count: number, list: ClusterUnit[]) {
+  const opened = await client.ask<{ ports?: number[]; error?: string }>('open', { host: VIP, port: 80, count }, 180_000);
+  expect(opened.error).toBeUndefined();
+  const ports = opened.ports ?? [];
+  expect(ports).toHaveLength(count);
+  // Both directions of every connection are replicated: every unit holds all of them.
+  const replicated = await waitFor(
+    'every connection known to every unit',
+    async () => {
+      const all = await states(list);
+      return all.every((s) => s.learnedFlows >= 2 * count) ? all : undefined;
+    },
+    30_000,
+  );
+  const clients = ports.map((port): [string, number] => [CLIENT_IP, port]);
+  const workUnits = await (list[0] as ClusterUnit).unitsOf(clients);
+  for (const unit of list.slice(1)) expect(await unit.unitsOf(clients)).toEqual(workUnits);
+  // Each connection's unit has exactly one owner, and non-owners drop silently.
+  const ownerOf = (i: number) => replicated.filter((s) => s.owned.includes(workUnits[i] as number)).length;
+  expect(ports.map((_, i) => ownerOf(i))).toEqual(ports.map(() => 1));
+  for (const s of replicated) expect(s.drops.foreign_unit ?? 0).toBeGreaterThan(0);
+  console.log(
+    `${count} connections: ${list.map((unit, u) => `${unit.unitId} (${replicated[u]?.role}) owns ${replicated[u]?.owned.length} units / ${ports.filter((_, i) => replicated[u]?.owned.includes(workUnits[i] as number)).length} connections, dropped ${replicated[u]?.drops.foreign_unit} foreign`).join('; ')}; ` +
+      `replication batches sent/acked ${replicated.map((s) => `${s.replication.batchesSent}/${s.replication.batchesAcked}`).join(' ')}`,
+  );
+  return { ports, workUnits, replicated };
+}
+
+/** Kills `victim` and checks that every connection goes on intact; returns the victim's connections' resume times. */
+async function failover(victim: ClusterUnit, victimPorts: number[], kill: () => Promise<number>): Promise<{ killedAt: number; resumed: number[] }> {
+  await sleep(1000);
+  const before = new Map((await client.ask<ConnectionReport[]>('report')).map((c) => [c.localPort, c]));
+  await client.ask('mark');
+  const killedAt = await kill();
+  await waitFor(
+    'every connection receiving again after the kill',
+    async () => {
+      const now = await client.ask<ConnectionReport[]>('report');
+      return now.every((c) => c.received >= (before.get(c.localPort)?.received ?? 0) + 4 * CHUNK) || undefined;
+    },
+    60_000,
+  );
+  await sleep(1000);
+  const after = await client.ask<ConnectionReport[]>('report');
+  for (const c of after) {
+    const was = before.get(c.localPort);
+    expect({ port: c.localPort, error: c.error, closed: c.closed, bad: c.bad }).toEqual({ port: c.localPort, error: undefined, closed: false, bad: false });
+    expect(c.received).toBeGreaterThan((was?.received ?? 0) + 4 * CHUNK);
+  }
+  expect(victim.alive).toBe(false);
+  console.log(`streams: ${after.length} connections intact, no reset; ${after.reduce((sum, c) => sum + c.received, 0)} bytes received and checked, ${after.reduce((sum, c) => sum + c.sent, 0)} sent and checked by the servers`);
+  return { killedAt, resumed: after.filter((c) => victimPorts.includes(c.localPort)).map((c) => c.resumedAt - killedAt) };
+}
+
+function ownedPorts(state: UnitState, ports: number[], workUnits: number[]): number[] {
+  return ports.filter((_, i) => state.owned.includes(workUnits[i] as number));
+}
+
+async function stopAll(): Promise<void> {
+  await client?.ask('close', {}, 5000).catch(() => undefined);
+  await Promise.all(units.map((unit) => unit.stop()));
+  units = [];
+}
 
 beforeAll(async () => {
   lan = await createSharedLan('epcd');
-  for (const slot of [1, 2]) await lan.addUnit(slot);
+  for (const slot of [1, 2, 3]) await lan.addUnit(slot);
   provisioned = await provisionUnits((slot) => lan.unitAddress(slot));
   servers = lan.servers.map((namespace) => new NamespaceScript(namespace, 'stream-server.ts'));
   await Promise.all(servers.map((server) => server.once('ready')));
@@ -51,94 +132,61 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  await client?.ask('close', {}, 5000).catch(() => undefined);
+  await stopAll();
   client?.kill();
   for (const server of servers) server.kill();
-  await Promise.all(units.map((unit) => unit.stop()));
   await lan?.destroy();
   await provisioned?.cleanup();
 }, 60_000);
 
 describe('cluster data plane: work units and flow-state replication', () => {
-  it(`two units: ${CONNECTIONS} long-lived TCP connections survive SIGKILL of the unit owning some of them`, async () => {
-    const first = startUnit(1);
-    await waitFor('unit 1 is master', async () => (first.alive && first.events.some((e) => e.kind === 'started') ? (await first.state()).role === 'master' || undefined : undefined), 60_000);
-    const second = startUnit(2);
-    const joined = await waitFor(
-      'two members replicating to each other',
-      async () => {
-        if (!second.events.some((e) => e.kind === 'started')) return undefined;
-        const list = await states([first, second]);
-        return list.every((s) => s.members.length === 2 && s.replicatingTo.length === 1) ? list : undefined;
-      },
-      60_000,
-    );
-    expect(joined.map((s) => s.role).sort()).toEqual(['master', 'member']);
-
-    const opened = await client.ask<{ ports?: number[]; error?: string }>('open', { host: VIP, port: 80, count: CONNECTIONS }, 120_000);
-    expect(opened.error).toBeUndefined();
-    const ports = opened.ports ?? [];
-    expect(ports).toHaveLength(CONNECTIONS);
-
-    // Both directions of every connection are replicated: each unit holds all of them.
-    const replicated = await waitFor(
-      'every connection known to both units',
-      async () => {
-        const list = await states([first, second]);
-        return list.every((s) => s.learnedFlows >= 2 * CONNECTIONS) ? list : undefined;
-      },
-      20_000,
-    );
-    const workUnits = await first.unitsOf(ports.map((port) => [CLIENT_IP, port]));
-    expect(await second.unitsOf(ports.map((port) => [CLIENT_IP, port]))).toEqual(workUnits);
-    const [masterState, memberState] = (replicated[0] as UnitState).role === 'master' ? replicated : [...replicated].reverse();
-    const [master, victim] = (replicated[0] as UnitState).role === 'master' ? [first, second] : [second, first];
-    const victimUnits = new Set((memberState as UnitState).owned);
-    const victimPorts = ports.filter((_, i) => victimUnits.has(workUnits[i] as number));
-    const masterUnits = new Set((masterState as UnitState).owned);
-    console.log(
-      `before the kill: master ${master.unitId} owns ${masterUnits.size} units / ${ports.length - victimPorts.length} connections, ` +
-        `${victim.unitId} owns ${victimUnits.size} units / ${victimPorts.length} connections; ` +
-        `silent non-owner drops: ${replicated.map((s) => s.drops.foreign_unit ?? 0).join(' / ')}; ` +
-        `replication batches sent/acked: ${replicated.map((s) => `${s.replication.batchesSent}/${s.replication.batchesAcked}`).join(' / ')}`,
-    );
+  it('two units: 40 long-lived TCP connections survive SIGKILL of the member owning some of them', async () => {
+    const list = await startCluster([1, 2]);
+    const { ports, workUnits, replicated } = await openConnections(40, list);
+    const v = replicated.findIndex((s) => s.role !== 'master');
+    const victim = list[v] as ClusterUnit;
+    const master = list[1 - v] as ClusterUnit;
+    const victimPorts = ownedPorts(replicated[v] as UnitState, ports, workUnits);
     expect(victimPorts.length).toBeGreaterThan(0);
-    expect(ports.every((_, i) => victimUnits.has(workUnits[i] as number) || masterUnits.has(workUnits[i] as number))).toBe(true);
-    for (const s of replicated) expect(s.drops.foreign_unit ?? 0).toBeGreaterThan(0);
-
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    const before = new Map((await client.ask<ConnectionReport[]>('report')).map((c) => [c.localPort, c]));
-    await client.ask('mark');
-    const killedAt = victim.kill();
-
-    // Every connection, the victim's included, goes on receiving the stream.
-    await waitFor(
-      'every connection receiving again after the kill',
-      async () => {
-        const now = await client.ask<ConnectionReport[]>('report');
-        return now.every((c) => c.received >= (before.get(c.localPort)?.received ?? 0) + 4 * CHUNK) || undefined;
-      },
-      30_000,
-    );
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    const after = await client.ask<ConnectionReport[]>('report');
+    const { killedAt, resumed } = await failover(victim, victimPorts, async () => victim.kill());
     const lost = master.logged('member lost').find((e) => e.at >= killedAt);
-    const released = master.logged('held packets released').find((e) => e.at >= killedAt);
-    const resumed = after.filter((c) => victimPorts.includes(c.localPort)).map((c) => c.resumedAt - killedAt);
-    const masterAfter = await master.state();
-    console.log(
-      `failover: ${victim.unitId} killed; detection ${lost ? lost.at - killedAt : 'none'} ms (${String(lost?.fields?.reason)}); ` +
-        `takeover (first held packet forwarded by the survivor) ${released ? released.at - killedAt : 'none'} ms; ` +
-        `victim's ${victimPorts.length} connections resumed after median ${median(resumed)} ms, max ${Math.max(...resumed)} ms; ` +
-        `survivor owns ${masterAfter.owned.length} units, released ${masterAfter.released.packets} held packets`,
-    );
+    const victimUnits = (replicated[v] as UnitState).owned;
+    const released = master.logged('held packets released').find((e) => e.at >= killedAt && victimUnits.includes(Number(e.fields?.unit)));
     expect(lost).toBeDefined();
     expect(released).toBeDefined();
-    for (const c of after) {
-      const was = before.get(c.localPort);
-      expect({ port: c.localPort, error: c.error, closed: c.closed, bad: c.bad }).toEqual({ port: c.localPort, error: undefined, closed: false, bad: false });
-      expect(c.received).toBeGreaterThan((was?.received ?? 0) + 4 * CHUNK);
-    }
-    console.log(`streams: ${after.length} connections intact, ${after.reduce((sum, c) => sum + c.received, 0)} bytes received and checked, ${after.reduce((sum, c) => sum + c.sent, 0)} bytes sent`);
+    console.log(
+      `failover (SIGKILL of ${victim.unitId}): detection ${Number(lost?.at) - killedAt} ms (${String(lost?.fields?.reason)}); ` +
+        `takeover (first held packet of the victim's units forwarded by the survivor) ${Number(released?.at) - killedAt} ms; ` +
+        `the victim's ${victimPorts.length} connections resumed after median ${median(resumed)} ms, max ${Math.max(...resumed)} ms`,
+    );
+    await stopAll();
+  }, 300_000);
+
+  it('three units: 200 long-lived TCP connections survive the master vanishing (control port cut, then SIGKILL)', async () => {
+    const list = await startCluster([1, 2, 3]);
+    const { ports, workUnits, replicated } = await openConnections(200, list);
+    const v = replicated.findIndex((s) => s.role === 'master');
+    const victim = list[v] as ClusterUnit;
+    const survivors = list.filter((unit) => unit !== victim);
+    const victimPorts = ownedPorts(replicated[v] as UnitState, ports, workUnits);
+    expect(victimPorts.length).toBeGreaterThan(0);
+    const { killedAt, resumed } = await failover(victim, victimPorts, async () => {
+      await lan.cutControl(list.indexOf(victim) + 1);
+      return victim.kill();
+    });
+    const after = await states(survivors);
+    expect(after.filter((s) => s.role === 'master')).toHaveLength(1);
+    const victimUnits = (replicated[v] as UnitState).owned;
+    const first = (event: string, unitOnly = false) =>
+      Math.min(...survivors.flatMap((unit) => unit.logged(event).filter((e) => e.at >= killedAt && (!unitOnly || victimUnits.includes(Number(e.fields?.unit)))).map((e) => e.at))) - killedAt;
+    const detected = first('master lost');
+    const elected = first('became master');
+    const takeover = first('held packets released', true);
+    expect(Number.isFinite(detected) && Number.isFinite(elected) && Number.isFinite(takeover)).toBe(true);
+    console.log(
+      `failover (master ${victim.unitId} vanished): detection (member watchdog) ${detected} ms; new master after ${elected} ms; ` +
+        `takeover (first held packet of the victim's units forwarded by a survivor) ${takeover} ms; the victim's ${victimPorts.length} connections resumed after median ${median(resumed)} ms, max ${Math.max(...resumed)} ms; ` +
+        `survivors own ${after.map((s) => s.owned.length).join(' + ')} units`,
+    );
   }, 300_000);
 });

@@ -24,6 +24,8 @@ export interface SharedLan {
   unitNamespace(slot: number): string;
   unitAddress(slot: number): string;
   addUnit(slot: number): Promise<void>;
+  /** Takes the unit's control-network port down: it vanishes from the cluster without a word. */
+  cutControl(slot: number): Promise<void>;
   destroy(): Promise<void>;
 }
 
@@ -79,6 +81,9 @@ export async function createSharedLan(prefix: string): Promise<SharedLan> {
       await inNamespace(ns, 'ip', ['route', 'add', '224.0.0.0/4', 'dev', 'ctl0']);
       await plug(sw, 'brc', `c${slot}`, ns, 'dc');
       await plug(sw, 'brs', `s${slot}`, ns, 'ds');
+    },
+    async cutControl(slot) {
+      await inNamespace(sw, 'ip', ['link', 'set', `m${slot}`, 'down']);
     },
     destroy,
   };

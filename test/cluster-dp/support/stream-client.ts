@@ -86,6 +86,7 @@ process.on('message', (raw) => {
   } else if (command.cmd === 'close') {
     for (const connection of connections) connection.socket.end();
     reply({ closing: connections.length });
+    connections.length = 0;
   }
 });
 send({ kind: 'ready' });
