@@ -142,6 +142,16 @@ const httpSchema = z.strictObject({
   port: z.int().min(0).max(65535).default(9180),
 });
 
+/** The mutual-TLS management API (docs/management.md): operators' certificates chain to caFile. */
+const managementSchema = z.strictObject({
+  host: z.string().min(1).default('0.0.0.0'),
+  port: z.int().min(0).max(65535).default(8443),
+  unitId: z.string().min(1),
+  caFile: z.string().min(1),
+  certFile: z.string().min(1),
+  keyFile: z.string().min(1),
+});
+
 const logSchema = z.strictObject({
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
 });
@@ -155,6 +165,7 @@ export const configSchema = z
     services: z.array(serviceSchema).default([]),
     agents: agentsSchema.optional(),
     http: httpSchema.prefault({}),
+    management: managementSchema.optional(),
     log: logSchema.prefault({}),
   })
   .superRefine((config, ctx) => {
@@ -167,6 +178,7 @@ export type ServiceSettings = ApplianceConfig['services'][number];
 export type ServerSettings = ServiceSettings['servers'][number];
 export type HealthCheckSettings = NonNullable<ServiceSettings['healthCheck']>;
 export type AgentSettings = NonNullable<ApplianceConfig['agents']>;
+export type ManagementSettings = NonNullable<ApplianceConfig['management']>;
 
 /** Whether ip lies in address/prefixLength (the subnet the port is connected to). */
 export function inSubnet(ip: string, address: string, length: number): boolean {

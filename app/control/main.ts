@@ -13,6 +13,8 @@ import { FlashConfigError } from '../../flash-config/index.js';
 import { Notifier } from './notify.js';
 import { startAgentListener, type AgentListener } from './agent-listener.js';
 import { startHttp, type HttpServer } from './http.js';
+import { startManagement } from './management.js';
+import type { ManagementServer } from '../mgmt/server.js';
 import { ServiceManager } from './services.js';
 
 const EXIT_START_FAILED = 1;
@@ -110,6 +112,18 @@ async function main(): Promise<void> {
     appliance.stop();
     process.exit(EXIT_START_FAILED);
   }
+  let management: ManagementServer | undefined;
+  try {
+    management = await startManagement(appliance, config, logger);
+  } catch (error) {
+    logger.fatal({ err: error }, `cannot start the management API: ${(error as Error).message}`);
+    await http.close();
+    await agents?.close();
+    services.stop();
+    appliance.stop();
+    process.exit(EXIT_START_FAILED);
+  }
+  if (management) logger.info({ url: management.url }, `management API (mutual TLS) on ${management.url}`);
   logger.info({ url: http.url }, `ready: management HTTP on ${http.url}`);
   await notifier.ready(() => readiness(appliance));
 
@@ -119,6 +133,7 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'stopping');
     await notifier.stopping(`stopping on ${signal}`);
+    await management?.close();
     await http.close();
     await agents?.close();
     services.stop();

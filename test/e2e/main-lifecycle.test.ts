@@ -3,17 +3,19 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { request as httpsRequest } from 'node:https';
 import { describe, expect, it } from 'vitest';
+import { createTestCredentials } from '../mgmt/credentials.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const main = path.join(root, 'app/control/main.ts');
 const dir = mkdtempSync(path.join(tmpdir(), 'ep-main-'));
 
-function nullDeviceConfig(name: string, devices: string[], httpPort = 0): string {
+function nullDeviceConfig(name: string, devices: string[], httpPort = 0, extra: Record<string, unknown> = {}): string {
   const file = path.join(dir, `${name}.json`);
   writeFileSync(
     file,
@@ -21,9 +23,23 @@ function nullDeviceConfig(name: string, devices: string[], httpPort = 0): string
       eal: { lcores: [0, 1], memoryMb: 256, noHuge: true, filePrefix: `ep-main-${name}`, vdevs: ['net_null0', 'net_null1'] },
       ports: devices.map((device, i) => ({ device, address: `10.9.${i}.1`, prefixLength: 24 })),
       http: { port: httpPort },
+      ...extra,
     }),
   );
   return file;
+}
+
+/* GET over mutual TLS; resolves the status and body, or rejects when the handshake fails. */
+function tlsGet(url: string, tls: { ca: string; cert?: string; key?: string }): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { ...tls, checkServerIdentity: () => undefined }, (res) => {
+      let body = '';
+      res.on('data', (chunk) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 interface LogLine {
@@ -69,6 +85,40 @@ describe('main.ts lifecycle', () => {
     control.child.kill('SIGTERM');
     expect(await control.exit).toBe(0);
     expect(control.lines.map((line) => line.msg).slice(-2)).toEqual(['stopping', 'data plane stopped']);
+  });
+
+  it('serves the mutual-TLS management API when configured, to operators of the cluster CA only', async () => {
+    const creds = await createTestCredentials();
+    try {
+      const pem = (name: string, text: string) => {
+        const file = path.join(dir, name);
+        writeFileSync(file, text);
+        return file;
+      };
+      const management = {
+        host: '127.0.0.1',
+        port: 0,
+        unitId: 'unit1',
+        caFile: pem('ca.pem', creds.server.ca),
+        certFile: pem('unit.pem', creds.server.cert),
+        keyFile: pem('unit-key.pem', creds.server.key),
+      };
+      const control = startControl(nullDeviceConfig('mgmt', ['net_null0', 'net_null1'], 0, { management }));
+      const announced = await Promise.race([
+        control.waitFor((line) => line.msg.startsWith('management API')),
+        control.exit.then((code) => Promise.reject(new Error(`exited with ${code}: ${control.stderr()}`))),
+      ]);
+      const url = `${announced.url}/api/status`;
+      const admin = (file: string) => readFileSync(path.join(creds.admin, file), 'utf8');
+      const status = await tlsGet(url, { ca: admin('ca.crt'), cert: admin('operator.crt'), key: admin('operator.key') });
+      expect(status.status).toBe(200);
+      expect(JSON.parse(status.body)).toMatchObject({ unit: { id: 'unit1', state: 'running' } });
+      await expect(tlsGet(url, { ca: admin('ca.crt') })).rejects.toThrow();
+      control.child.kill('SIGTERM');
+      expect(await control.exit).toBe(0);
+    } finally {
+      creds.cleanup();
+    }
   });
 
   it('exits 1 naming the missing device and the ports DPDK found', async () => {
