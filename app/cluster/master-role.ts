@@ -253,6 +253,10 @@ export class MasterRole {
       if (this.members.get(request.unitId)?.channel === channel) this.removeMember(request.unitId, reason, Date.now());
     });
     for (const unit of request.ownedUnits) if (this.authority.owners[unit] === null) this.authority.set(unit, request.unitId);
+    // Units the table gives the joiner that it does not hold (it released them in a move the old
+    // master did not finish) return to the pool; otherwise nobody would ever take their packets.
+    const claimed = new Set(request.ownedUnits);
+    for (const unit of this.authority.ownedBy(request.unitId)) if (!claimed.has(unit)) this.authority.set(unit, null);
     const release = request.ownedUnits.filter((unit) => this.authority.owners[unit] !== request.unitId);
     const refusedLeases = this.leases.adopt(request.leases);
     this.leases.holderBack(request.unitId);

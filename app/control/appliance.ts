@@ -10,8 +10,10 @@ import {
   type PortInfo,
   type ServiceDefinition,
   type ServiceServer,
+  type UnitState,
   type WildcardAffinity,
 } from '../../firmware/dataplane.js';
+import { WORK_UNITS } from '../cluster/work-units.js';
 import { inSubnet, type ApplianceConfig } from './config.js';
 
 export type ApplianceState = 'idle' | 'starting' | 'running' | 'stopped' | 'failed';
@@ -52,7 +54,9 @@ export class Appliance {
     return this.#state;
   }
 
-  start(config: ApplianceConfig): void {
+  /** `clustered`: every work unit is held from the first packet until the cluster binding
+   * (cluster-dataplane.ts) says which are ours; standalone, every unit is owned. */
+  start(config: ApplianceConfig, options: { clustered?: boolean } = {}): void {
     if (this.#state !== 'idle') throw new ApplianceError(`cannot start an appliance that is ${this.#state}`);
     this.#state = 'starting';
     try {
@@ -63,6 +67,7 @@ export class Appliance {
         dp.addRoute(route.prefix, route.length, this.#portId(route.port), route.gateway);
       }
       this.#installServices(dp, config);
+      if (options.clustered) dp.setWorkUnits(Array<UnitState>(WORK_UNITS).fill('hold'));
       dp.start();
       this.#state = 'running';
       this.#resolveServers(dp);

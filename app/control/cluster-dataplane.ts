@@ -12,7 +12,7 @@ import type { Member } from '../cluster/member.js';
 import { FlowReplication } from '../cluster/flow-replication.js';
 import type { ClusterLog } from '../cluster/master-role.js';
 import { WORK_UNITS, type OwnershipChange, type UnitLoad } from '../cluster/work-units.js';
-import { FLOW_RECORD_BYTES, FlowBook, splitRecords } from './cluster-flow-book.js';
+import { FLOW_RECORD_BYTES, FlowBook, isDeletion, recordUnit, splitRecords } from './cluster-flow-book.js';
 import { FlowImporter } from './cluster-flow-import.js';
 import { HoldQueue } from './cluster-hold-queue.js';
 
@@ -93,6 +93,9 @@ export class ClusterDataplane {
   }
 
   private ownershipChanged(changes: OwnershipChange[]): void {
+    // A unit moving away: its latest flow events go out now, before the move is acknowledged, so
+    // the next owner has them when it is assigned the unit.
+    if (changes.some((change) => this.states[change.unit] === 'owned' && change.state !== 'owned')) this.flush();
     for (const change of changes) this.states[change.unit] = unitState(change);
     this.options.dp.setWorkUnits(this.states);
     for (const change of changes) {
@@ -134,7 +137,9 @@ export class ClusterDataplane {
       if (batch.length === 0) return;
       const records = splitRecords(batch);
       this.book.apply(records);
-      this.replication.send(records);
+      // Only an owner speaks for a connection: the idle expiry of a replicated copy of another
+      // member's connection must not make that member forget it.
+      this.replication.send(records.filter((record) => !isDeletion(record) || this.states[recordUnit(record)] === 'owned'));
     }
   }
 

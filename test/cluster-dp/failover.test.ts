@@ -2,7 +2,7 @@
  * shared segments, long-lived TCP connections through the VIP to streaming servers, then the unit
  * that owns some of them is killed. Every connection must go on without a reset and with both
  * byte streams intact; detection and takeover times are printed. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { provisionUnits } from '../cluster/support/units.js';
 import { waitFor } from '../cluster/support/unit-process.js';
 import { NamespaceScript } from './support/ns-script.js';
@@ -85,20 +85,23 @@ async function openConnections(count: number, list: ClusterUnit[]) {
   return { ports, workUnits, replicated };
 }
 
-/** Kills `victim` and checks that every connection goes on intact; returns the victim's connections' resume times. */
-async function failover(victim: ClusterUnit, victimPorts: number[], kill: () => Promise<number>): Promise<{ killedAt: number; resumed: number[] }> {
+/** Kills the victims and checks that every connection goes on intact; returns the victims' connections' resume times. */
+async function failover(victims: ClusterUnit[], victimPorts: number[], kill: () => Promise<number>): Promise<{ killedAt: number; resumed: number[] }> {
   await sleep(1000);
   const before = new Map((await client.ask<ConnectionReport[]>('report')).map((c) => [c.localPort, c]));
   await client.ask('mark');
   const killedAt = await kill();
-  await waitFor(
-    'every connection receiving again after the kill',
-    async () => {
-      const now = await client.ask<ConnectionReport[]>('report');
-      return now.every((c) => c.received >= (before.get(c.localPort)?.received ?? 0) + 4 * CHUNK) || undefined;
-    },
-    60_000,
-  );
+  const stalled = (now: ConnectionReport[]) => now.filter((c) => c.received < (before.get(c.localPort)?.received ?? 0) + 4 * CHUNK);
+  try {
+    await waitFor('every connection receiving again after the kill', async () => stalled(await client.ask<ConnectionReport[]>('report')).length === 0 || undefined, 60_000);
+  } catch (error) {
+    const stuck = stalled(await client.ask<ConnectionReport[]>('report'));
+    const survivors = units.filter((unit) => unit.alive);
+    const stuckUnits = await (survivors[0] as ClusterUnit).unitsOf(stuck.map((c): [string, number] => [CLIENT_IP, c.localPort]));
+    console.log(`stalled: ${JSON.stringify(stuck.slice(0, 5))} units ${JSON.stringify(stuckUnits)}`);
+    for (const unit of survivors) console.log(`${unit.unitId}: ${JSON.stringify(await unit.state())}\n${JSON.stringify(await unit.view([...new Set(stuckUnits)].slice(0, 10)), null, 1)}`);
+    throw error;
+  }
   await sleep(1000);
   const after = await client.ask<ConnectionReport[]>('report');
   for (const c of after) {
@@ -106,7 +109,7 @@ async function failover(victim: ClusterUnit, victimPorts: number[], kill: () => 
     expect({ port: c.localPort, error: c.error, closed: c.closed, bad: c.bad }).toEqual({ port: c.localPort, error: undefined, closed: false, bad: false });
     expect(c.received).toBeGreaterThan((was?.received ?? 0) + 4 * CHUNK);
   }
-  expect(victim.alive).toBe(false);
+  for (const victim of victims) expect(victim.alive).toBe(false);
   console.log(`streams: ${after.length} connections intact, no reset; ${after.reduce((sum, c) => sum + c.received, 0)} bytes received and checked, ${after.reduce((sum, c) => sum + c.sent, 0)} sent and checked by the servers`);
   return { killedAt, resumed: after.filter((c) => victimPorts.includes(c.localPort)).map((c) => c.resumedAt - killedAt) };
 }
@@ -116,7 +119,7 @@ function ownedPorts(state: UnitState, ports: number[], workUnits: number[]): num
 }
 
 async function stopAll(): Promise<void> {
-  await client?.ask('close', {}, 5000).catch(() => undefined);
+  await client?.ask('close', {}, 15_000).catch(() => undefined);
   await Promise.all(units.map((unit) => unit.stop()));
   units = [];
 }
@@ -140,6 +143,12 @@ afterAll(async () => {
 }, 60_000);
 
 describe('cluster data plane: work units and flow-state replication', () => {
+  // Each test starts its own units (control ports up) and connections.
+  beforeEach(async () => {
+    await stopAll();
+    for (const slot of [1, 2, 3]) await lan.setControl(slot, true);
+  }, 60_000);
+
   it('two units: 40 long-lived TCP connections survive SIGKILL of the member owning some of them', async () => {
     const list = await startCluster([1, 2]);
     const { ports, workUnits, replicated } = await openConnections(40, list);
@@ -148,7 +157,7 @@ describe('cluster data plane: work units and flow-state replication', () => {
     const master = list[1 - v] as ClusterUnit;
     const victimPorts = ownedPorts(replicated[v] as UnitState, ports, workUnits);
     expect(victimPorts.length).toBeGreaterThan(0);
-    const { killedAt, resumed } = await failover(victim, victimPorts, async () => victim.kill());
+    const { killedAt, resumed } = await failover([victim], victimPorts, async () => victim.kill());
     const lost = master.logged('member lost').find((e) => e.at >= killedAt);
     const victimUnits = (replicated[v] as UnitState).owned;
     const released = master.logged('held packets released').find((e) => e.at >= killedAt && victimUnits.includes(Number(e.fields?.unit)));
@@ -159,7 +168,6 @@ describe('cluster data plane: work units and flow-state replication', () => {
         `takeover (first held packet of the victim's units forwarded by the survivor) ${Number(released?.at) - killedAt} ms; ` +
         `the victim's ${victimPorts.length} connections resumed after median ${median(resumed)} ms, max ${Math.max(...resumed)} ms`,
     );
-    await stopAll();
   }, 300_000);
 
   it('three units: 200 long-lived TCP connections survive the master vanishing (control port cut, then SIGKILL)', async () => {
@@ -170,8 +178,8 @@ describe('cluster data plane: work units and flow-state replication', () => {
     const survivors = list.filter((unit) => unit !== victim);
     const victimPorts = ownedPorts(replicated[v] as UnitState, ports, workUnits);
     expect(victimPorts.length).toBeGreaterThan(0);
-    const { killedAt, resumed } = await failover(victim, victimPorts, async () => {
-      await lan.cutControl(list.indexOf(victim) + 1);
+    const { killedAt, resumed } = await failover([victim], victimPorts, async () => {
+      await lan.setControl(list.indexOf(victim) + 1, false);
       return victim.kill();
     });
     const after = await states(survivors);
@@ -187,6 +195,35 @@ describe('cluster data plane: work units and flow-state replication', () => {
       `failover (master ${victim.unitId} vanished): detection (member watchdog) ${detected} ms; new master after ${elected} ms; ` +
         `takeover (first held packet of the victim's units forwarded by a survivor) ${takeover} ms; the victim's ${victimPorts.length} connections resumed after median ${median(resumed)} ms, max ${Math.max(...resumed)} ms; ` +
         `survivors own ${after.map((s) => s.owned.length).join(' + ')} units`,
+    );
+  }, 300_000);
+
+  it('bulk resync: a unit that joins after 40 connections are open takes all of them over when the other two are SIGKILLed', async () => {
+    const list = await startCluster([1, 2]);
+    const { ports } = await openConnections(40, list);
+    const joiner = startUnit(3);
+    const synced = await waitFor(
+      'the joiner holds every connection from the resync',
+      async () => {
+        if (!joiner.events.some((e) => e.kind === 'started')) return undefined;
+        const state = await joiner.state();
+        return state.members.length === 3 && state.imported >= 2 * ports.length && state.learnedFlows >= 2 * ports.length ? state : undefined;
+      },
+      60_000,
+    );
+    console.log(`joiner ${joiner.unitId}: ${synced.imported} flow records imported from ${synced.replication.batchesReceived} batches (${synced.replication.bytesReceived} bytes) after joining, ${synced.learnedFlows} flows, owns ${synced.owned.length} units`);
+    expect(synced.owned).toEqual([]);
+    const { killedAt, resumed } = await failover(list, ports, async () => {
+      const at = Date.now();
+      for (const unit of list) unit.kill();
+      return at;
+    });
+    const state = await joiner.state();
+    expect(state.role).toBe('master');
+    const elected = joiner.logged('became master').find((e) => e.at >= killedAt);
+    console.log(
+      `failover (both others SIGKILLed): ${joiner.unitId} master after ${Number(elected?.at) - killedAt} ms, owns ${state.owned.length} units; ` +
+        `all ${ports.length} connections resumed after median ${median(resumed)} ms, max ${Math.max(...resumed)} ms`,
     );
   }, 300_000);
 });

@@ -34,6 +34,7 @@ export class NamespaceScript {
 
   ask<T>(cmd: string, extra: object = {}, timeoutMs = 60_000): Promise<T> {
     const id = this.nextId++;
+    if (!this.child.connected) return Promise.reject(new Error(`cannot ask ${cmd}: the script has exited (${this.child.exitCode ?? this.child.signalCode})`));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no answer to ${cmd}`)), timeoutMs);
       this.waiting.set(id, (result) => {

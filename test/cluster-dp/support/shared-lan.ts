@@ -24,8 +24,8 @@ export interface SharedLan {
   unitNamespace(slot: number): string;
   unitAddress(slot: number): string;
   addUnit(slot: number): Promise<void>;
-  /** Takes the unit's control-network port down: it vanishes from the cluster without a word. */
-  cutControl(slot: number): Promise<void>;
+  /** Takes the unit's control-network port down (it vanishes from the cluster without a word) or up. */
+  setControl(slot: number, up: boolean): Promise<void>;
   destroy(): Promise<void>;
 }
 
@@ -82,8 +82,8 @@ export async function createSharedLan(prefix: string): Promise<SharedLan> {
       await plug(sw, 'brc', `c${slot}`, ns, 'dc');
       await plug(sw, 'brs', `s${slot}`, ns, 'ds');
     },
-    async cutControl(slot) {
-      await inNamespace(sw, 'ip', ['link', 'set', `m${slot}`, 'down']);
+    async setControl(slot, up) {
+      await inNamespace(sw, 'ip', ['link', 'set', `m${slot}`, up ? 'up' : 'down']);
     },
     destroy,
   };

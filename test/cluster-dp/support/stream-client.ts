@@ -84,9 +84,16 @@ process.on('message', (raw) => {
   } else if (command.cmd === 'report') {
     reply(connections.map(({ socket: _socket, ...rest }) => rest));
   } else if (command.cmd === 'close') {
-    for (const connection of connections) connection.socket.end();
-    reply({ closing: connections.length });
-    connections.length = 0;
+    // Closed for real (FIN answered) while the cluster still runs, so no server keeps a half-open
+    // connection that a later test's connection from the same port would run into.
+    const closing = connections.splice(0);
+    const closed = Promise.all(closing.map((c) => (c.closed ? undefined : new Promise((resolve) => c.socket.once('close', resolve)))));
+    for (const connection of closing) connection.socket.end();
+    void Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 10_000))]).then(() => {
+      const open = closing.filter((c) => !c.closed);
+      for (const connection of open) connection.socket.destroy();
+      reply({ closed: closing.length - open.length, destroyed: open.length });
+    });
   }
 });
 send({ kind: 'ready' });

@@ -11,7 +11,12 @@ import { SERVER_IPS, VIP } from './shared-lan.js';
 
 const settings = JSON.parse(process.env.CLUSTER_DP_UNIT ?? '{}') as { dir: string; address: string; slot: number };
 const send = (message: object) => process.send?.({ at: Date.now(), ...message });
-const log = (level: 'info' | 'warn', event: string, fields: Record<string, unknown> = {}) => send({ kind: 'log', level, event, fields });
+const recent: string[] = [];
+const log = (level: 'info' | 'warn', event: string, fields: Record<string, unknown> = {}) => {
+  recent.push(`${Date.now()} ${event} ${JSON.stringify(fields)}`.slice(0, 300));
+  if (recent.length > 200) recent.shift();
+  send({ kind: 'log', level, event, fields });
+};
 
 const appliance = new Appliance(pino({ level: 'warn' }));
 appliance.start(
@@ -30,6 +35,7 @@ appliance.start(
       log: { level: 'warn' },
     }),
   ),
+  { clustered: true },
 );
 const dp = appliance.dataplane();
 const config = await verifyFlashConfig(settings.dir);
@@ -48,7 +54,7 @@ await binding.start();
 member.onRoleChange((role) => send({ kind: 'role', role }));
 
 process.on('message', (raw) => {
-  const command = raw as { id: number; cmd: string; clients?: [string, number][] };
+  const command = raw as { id: number; cmd: string; clients?: [string, number][]; units?: number[] };
   const reply = (result: unknown) => send({ kind: 'reply', id: command.id, result });
   if (command.cmd === 'state') {
     const stats = dp.stats();
@@ -67,6 +73,10 @@ process.on('message', (raw) => {
       eventsLost: dp.flowEventsLost(),
       drops: stats.drops,
     });
+  } else if (command.cmd === 'view') {
+    // Diagnostics of stalled connections: how this member and its data plane see their units.
+    const ownership = member.ownership();
+    reply({ units: (command.units ?? []).map((unit) => ({ ...ownership[unit], held: binding?.held.heldUnits().includes(unit) })), logs: recent.slice(-40) });
   } else if (command.cmd === 'units') {
     reply((command.clients ?? []).map(([ip, port]) => dp.workUnitOf(ip, port)));
   } else if (command.cmd === 'stop') {

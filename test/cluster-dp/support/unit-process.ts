@@ -78,6 +78,11 @@ export class ClusterUnit {
     return this.ask('units', { clients }) as Promise<number[]>;
   }
 
+  /** Diagnostics: the member's view of these units and its recent log lines. */
+  view(units: number[]): Promise<unknown> {
+    return this.ask('view', { units });
+  }
+
   logged(event: string): UnitEvent[] {
     return this.events.filter((entry) => entry.kind === 'log' && entry.event === event);
   }
