@@ -194,7 +194,7 @@ describe('cluster data plane: work units and flow-state replication', () => {
     console.log(
       `failover (master ${victim.unitId} vanished): detection (member watchdog) ${detected} ms; new master after ${elected} ms; ` +
         `takeover (first held packet of the victim's units forwarded by a survivor) ${takeover} ms; the victim's ${victimPorts.length} connections resumed after median ${median(resumed)} ms, max ${Math.max(...resumed)} ms; ` +
-        `survivors own ${after.map((s) => s.owned.length).join(' + ')} units`,
+        `survivors own ${after.map((s) => s.owned.length).join(' + ')} units, held-queue overflow ${after.map((s) => s.heldOverflow).join(' + ')}`,
     );
   }, 300_000);
 

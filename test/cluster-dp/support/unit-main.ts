@@ -68,6 +68,8 @@ process.on('message', (raw) => {
       book: binding?.book.size,
       imported: binding?.importer.imported,
       held: binding?.held.size,
+      heldOverflow: binding?.held.overflowed,
+      forgotten: binding?.importer.forgotten,
       released: binding?.released,
       learnedFlows: dp.affinityCount().learned,
       eventsLost: dp.flowEventsLost(),

@@ -25,6 +25,8 @@ export interface UnitState {
   book: number;
   imported: number;
   held: number;
+  heldOverflow: number;
+  forgotten: number;
   released: { packets: number; lastAt: number };
   learnedFlows: number;
   eventsLost: number;
