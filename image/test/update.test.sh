@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# A/B update under QEMU (TCG, Secure Boot), all in one QEMU process that the
-# appliance reboots itself:
+# A/B update under QEMU (TCG, Secure Boot), each case in one QEMU process
+# that the appliance reboots itself.
+# Rollback (update image built --without-app, its appliance never gets ready):
 #   boot 1  slot A applies a signed bundle from the "edgeplane-update" disk
 #           into slot B, installs edgeplane-b+3-0.efi, reboots;
 #   boot 2+ systemd-boot tries slot B; the appliance there does not get
 #           ready, so each trial boot reboots and spends a try;
 #   last    tries exhausted (edgeplane-b+0-3.efi): slot A boots again.
+# Success (update image with the application, unit provisioned like
+# boot.test.sh's ready unit):
+#   boot 1  slot A applies the bundle into slot B and reboots;
+#   boot 2  trial boot of slot B: the appliance gets ready, boot-complete.target
+#           is reached and systemd-bless-boot drops the counter (edgeplane-b.efi);
+#   boot 3  after a hard reset (QMP system_reset) slot B boots again.
 # Also: a bundle signed with another key is refused and nothing is switched.
-# The update image is built --without-app, so its appliance can never get ready.
 # Usage: image/test/update.test.sh [IMAGE_DIR]   (IMAGE_DIR as for boot.test.sh)
 set -euo pipefail
 TEST_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -18,6 +24,7 @@ RUN=$IMAGE_SRC/qemu/run-unit.sh
 
 OUT=${1:-/var/tmp/edgeplane-image/out}
 UPDATE_OUT=/var/tmp/edgeplane-image/out-update-test
+HEALTHY_OUT=/var/tmp/edgeplane-image/out-update-test-healthy
 export EDGEPLANE_LAB=edgeplane-updatetest
 export EDGEPLANE_UNITS=/var/tmp/edgeplane-image/updatetest
 SCRATCH=$(mktemp -d /var/tmp/edgeplane-updatetest.XXXXXX)
@@ -25,6 +32,7 @@ SCRATCH=$(mktemp -d /var/tmp/edgeplane-updatetest.XXXXXX)
 cleanup() {
   "$RUN" destroy ab >/dev/null 2>&1 || true
   "$RUN" destroy forged >/dev/null 2>&1 || true
+  "$RUN" destroy healthy >/dev/null 2>&1 || true
   "$RUN" lab-down || true
   rm -rf "$SCRATCH"
 }
@@ -37,21 +45,45 @@ result() {
   if [[ $1 == ok ]]; then echo "ok $n - $2"; else failed=$((failed + 1)); echo "not ok $n - $2"; fi
 }
 check() { local description=$1; shift; if "$@"; then result ok "$description"; else result fail "$description"; fi; }
+# The console of the unit "healthy" from line $1 on (one boot and what follows it), without CRs.
+# (Its readers use grep >/dev/null, not -q: an early exit would fail the pipe under pipefail.)
+console_from() { tail -n +"$1" "$EDGEPLANE_UNITS/healthy/console.log" | tr -d '\r'; }
+since_start() { awk -v t0="$(cat "$EDGEPLANE_UNITS/healthy/started")" -v now="$(date +%s.%N)" 'BEGIN { printf "%.1f", now - t0 }'; }
+# Waits for REGEX on unit healthy's console from line FROM on; prints seconds since QEMU start.
+wait_from() {
+  local from=$1 pattern=$2 deadline=$((SECONDS + $3))
+  until console_from "$from" | grep -E "$pattern" >/dev/null; do
+    if ((SECONDS >= deadline)) || ! kill -0 "$(cat "$EDGEPLANE_UNITS/healthy/qemu.pid")" 2>/dev/null; then
+      note "unit healthy: no /$pattern/ after console line $from"
+      return 1
+    fi
+    sleep 2
+  done
+  since_start
+}
 
 echo "TAP version 14"
 [[ -f $OUT/edgeplane.raw ]] || die "no image in $OUT: run image/build.sh first"
 base_version=$(sed -n '1s/^# edgeplane image \([^ ]*\),.*/\1/p' "$OUT/edgeplane.manifest")
 update_version="$base_version.update"
+healthy_version="$base_version.healthy"
 step "building the update image ($update_version, without application)"
 EDGEPLANE_IMAGE_VERSION=$update_version "$IMAGE_SRC/build.sh" --without-app "$UPDATE_OUT" >&2
 "$IMAGE_SRC/update/make-bundle.sh" "$UPDATE_OUT" "$SCRATCH/update.tar"
+step "building the healthy update image ($healthy_version, with application)"
+EDGEPLANE_IMAGE_VERSION=$healthy_version "$IMAGE_SRC/build.sh" "$HEALTHY_OUT" >&2
+"$IMAGE_SRC/update/make-bundle.sh" "$HEALTHY_OUT" "$SCRATCH/healthy.tar"
 
 step "provisioning a flash config"
 (cd "$REPO" &&
   npx tsx flash-config/cli.ts authority init --out "$SCRATCH/authority" --cluster updatetest &&
   npx tsx flash-config/cli.ts unit create --authority "$SCRATCH/authority" --unit-id unit1 \
     --mgmt-addr 192.0.2.11 --data-addr 198.51.100.11 --policy "$TEST_DIR/fixtures/policy.json" \
-    --out "$SCRATCH/unit1" --image "$SCRATCH/unit1.img") >&2 2>/dev/null
+    --out "$SCRATCH/unit1" --image "$SCRATCH/unit1.img" &&
+  # As boot.test.sh's unit that gets ready: both data addresses, the signed NAT policy.
+  npx tsx flash-config/cli.ts unit create --authority "$SCRATCH/authority" --unit-id unit2 \
+    --mgmt-addr 192.0.2.12 --data-addr 198.51.100.1 --data-addr 203.0.113.1 \
+    --policy "$TEST_DIR/fixtures/nat-policy.json" --out "$SCRATCH/unit2" --image "$SCRATCH/unit2.img") >&2 2>/dev/null
 
 step "forged bundle: same payload, manifest signed by a key the image does not trust"
 mkdir "$SCRATCH/forged"
@@ -90,6 +122,47 @@ check "after the tries ran out, slot A booted again with B marked bad (edgeplane
   grep -q "^# image version: $base_version, boot entries: edgeplane-a.efi edgeplane-b+0-3.efi$" "$SCRATCH/console.txt"
 check "slot A did not apply the same bundle again" grep -q "version $update_version was already applied" "$SCRATCH/console.txt"
 "$RUN" destroy ab
+
+step "healthy bundle: update to slot B, appliance ready there, boot blessed, reset stays on slot B"
+"$RUN" start healthy --image "$OUT/edgeplane.raw" --flash-config "$SCRATCH/unit2.img" --update "$SCRATCH/healthy.tar"
+"$RUN" wait healthy 'slot b holds' 900 >/dev/null || true
+check "slot A wrote the healthy bundle into slot B" eval 'console_from 1 | grep "edgeplane-update: slot b holds $healthy_version" >/dev/null'
+b_mounted=$("$RUN" wait healthy 'mounting .*edgeplane-root-b' 300) || true
+b_line=$(console_from 1 | grep -n -m 1 'mounting .*(edgeplane-root-b)' | cut -d: -f1 || true)
+b_line=${b_line:-999999999}
+check "the next boot runs slot B (trial, ${b_mounted:-?}s after QEMU start)" test "$b_line" != 999999999
+ready=$(wait_from "$b_line" 'Started edgeplane.service|Failed to start edgeplane.service|refusing to start' 900) || true
+check "the appliance service became ready on slot B (${ready:-?}s after QEMU start)" \
+  eval 'console_from "$b_line" | grep "Started edgeplane.service" >/dev/null'
+wait_from "$b_line" 'edgeplane-selftest: done' 300 >/dev/null || true
+console_from "$b_line" | sed -n 's/^# \(image version: \)/# trial boot of slot B: \1/p'
+check "slot B's self-test runs $healthy_version with 0 failed (appliance ready, boot-complete.target reached)" \
+  eval 'console_from "$b_line" | grep "^# image version: $healthy_version, " >/dev/null &&
+        console_from "$b_line" | grep "^edgeplane-selftest: done, 0 failed" >/dev/null'
+# systemd-bless-boot renames the entry right after boot-complete.target, before the
+# self-test; the ESP is vfat without sync: give writeback (dirty_expire 30 s) time
+# before the hard reset.
+sleep 35
+reset_line=$(($(wc -l < "$EDGEPLANE_UNITS/healthy/console.log") + 1))
+reset_at=$(since_start)
+step "hard reset of the unit (QMP system_reset) ${reset_at}s after QEMU start"
+printf '%s\n' '{"execute": "qmp_capabilities"}' '{"execute": "system_reset"}' |
+  socat - "UNIX-CONNECT:$EDGEPLANE_UNITS/healthy/qmp.sock" >/dev/null
+again=$(wait_from "$reset_line" 'Started edgeplane.service|Failed to start edgeplane.service|refusing to start' 900) || true
+wait_from "$reset_line" 'edgeplane-selftest: done' 300 >/dev/null || true
+check "after the reset slot B boots again (ready $(awk -v a="${again:-0}" -v r="$reset_at" 'BEGIN { printf "%.1f", a - r }')s after the reset)" \
+  eval 'console_from "$reset_line" | grep "mounting .*(edgeplane-root-b)" >/dev/null &&
+        ! console_from "$reset_line" | grep "mounting .*(edgeplane-root-a)" >/dev/null'
+check "the boot was blessed: boot entries edgeplane-a.efi edgeplane-b.efi (counter dropped), running $healthy_version" \
+  eval 'console_from "$reset_line" | grep "^# image version: $healthy_version, boot entries: edgeplane-a.efi edgeplane-b.efi$" >/dev/null'
+check "after the reset the appliance is ready on slot B and its self-test passes" \
+  eval 'console_from "$reset_line" | grep "Started edgeplane.service" >/dev/null &&
+        console_from "$reset_line" | grep "^edgeplane-selftest: done, 0 failed" >/dev/null'
+wait_from "$reset_line" "version $healthy_version was already applied" 300 >/dev/null || true
+check "the blessed slot B does not apply the same bundle again" \
+  eval 'console_from "$reset_line" | grep "version $healthy_version was already applied" >/dev/null'
+echo "# healthy update: slot B mounted ${b_mounted:-?}s, ready on slot B ${ready:-?}s after QEMU start; after the reset ready again at ${again:-?}s"
+"$RUN" destroy healthy
 
 echo "1..$n"
 echo "$((n - failed)) passed, $failed failed"
