@@ -46,21 +46,27 @@ export function serverBody(ip: string): string {
   return `server ${ip}\n`;
 }
 
-function nginxConfig(dir: string, ip: string, data: BigFile, listen: string): string {
+/** The top of a test nginx's configuration: foreground, one worker, every file under dir. The
+ * caller continues inside the open `http {` block and closes it. */
+export function nginxConfigHead(dir: string, workerConnections: number): string {
   return `
 daemon off;
 user root;
 worker_processes 1;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
-events { worker_connections 256; }
+events { worker_connections ${workerConnections}; }
 http {
-  access_log ${dir}/access.log;
   client_body_temp_path ${dir}/client_body;
   proxy_temp_path ${dir}/proxy;
   fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
+  scgi_temp_path ${dir}/scgi;`;
+}
+
+function nginxConfig(dir: string, ip: string, data: BigFile, listen: string): string {
+  return `${nginxConfigHead(dir, 256)}
+  access_log ${dir}/access.log;
   sendfile on;
   server {
     listen ${listen};

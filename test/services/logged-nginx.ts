@@ -7,7 +7,7 @@ import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { serverBody } from '../netns/nginx.js';
+import { nginxConfigHead, serverBody } from '../netns/nginx.js';
 import { inNamespace } from '../netns/run.js';
 
 export interface LogLine {
@@ -25,21 +25,9 @@ export interface LoggedNginx {
 }
 
 function config(dir: string, ip: string): string {
-  return `
-daemon off;
-user root;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 1024; }
-http {
+  return `${nginxConfigHead(dir, 1024)}
   log_format conn '$msec $connection $remote_addr $remote_port';
   access_log ${dir}/access.log conn;
-  client_body_temp_path ${dir}/client_body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
   server {
     listen 80;
     location = / {
