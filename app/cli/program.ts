@@ -1,12 +1,15 @@
-/* The `edgeplane` command line: operates one appliance through its management API, and wraps the
- * provisioning tools. Human tables by default, --json for scripts.
- * Exit codes: 0 ok, 1 refused or failed, 2 usage, 3 appliance unreachable, 4 certificate refused. */
+/* The `edgeplane` command line: operates an appliance cluster through any member's management API,
+ * and wraps the provisioning and image tools. Human tables by default, --json for scripts.
+ * Exit codes: 0 ok, 1 refused or failed (a change some member did not apply included), 2 usage,
+ * 3 appliance unreachable, 4 certificate refused. */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import path from 'node:path';
 import { runCli as runFlashConfig } from '../../flash-config/cli-program.js';
 import { issueOperatorCertificate, OPERATOR_FILES, writeOperatorCredentials } from '../mgmt/operator-certificate.js';
 import { isRole, OPERATOR_NAME, ROLES } from '../mgmt/roles.js';
 import { ApiClient, ApiError, CertificateError, readCredentials, UnreachableError } from './api-client.js';
+import { fileURLToPath } from 'node:url';
+import { buildImage, ImageBuildError, imageBuildProblems } from './image-build.js';
 import { flashImage } from './image-flash.js';
 import { ProgressBar } from './progress.js';
 import { formatTable } from './table.js';
@@ -30,6 +33,7 @@ interface GlobalOptions {
 
 interface ServerRow {
   service: string;
+  applied?: { unit: string; ok: boolean; error?: string }[];
   server: string;
   state: string;
   weight: number;
@@ -61,6 +65,73 @@ function client(options: GlobalOptions): ApiClient {
   return new ApiClient(options.url, readCredentials({ cert, key, ca }), options.timeout);
 }
 
+interface MemberRow {
+  id: string;
+  address?: string;
+  self: boolean;
+  role?: string;
+  health?: string;
+  state: string;
+  ownedUnits?: number;
+  lastKeepaliveMsAgo?: number | null;
+  answeredInMs?: number | null;
+  configRevision?: number | null;
+  error?: string;
+}
+
+interface ClusterView {
+  mode: 'cluster' | 'single-unit';
+  self?: string;
+  role?: string;
+  masterId?: string | null;
+  note?: string;
+  members: MemberRow[];
+  workUnits: { total: number; unassigned: number; owners: (string | null)[] };
+}
+
+const memberTable = (cluster: ClusterView) =>
+  formatTable(
+    ['unit', 'address', 'role', 'health', 'work units', 'keepalive', 'answered', 'revision'],
+    cluster.members.map((m) => [
+      `${m.id}${m.self ? ' *' : ''}`,
+      m.address ?? '-',
+      m.role ?? m.state,
+      m.health ?? '-',
+      m.ownedUnits ?? '-',
+      m.lastKeepaliveMsAgo === null || m.lastKeepaliveMsAgo === undefined ? '-' : `${m.lastKeepaliveMsAgo} ms ago`,
+      m.answeredInMs === null || m.answeredInMs === undefined ? (m.error ? 'no answer' : '-') : `${m.answeredInMs} ms`,
+      m.configRevision ?? '-',
+    ]),
+  );
+
+/** "0-3, 7, 9-12": the work units an owner holds, as ranges. */
+export function unitRanges(units: number[]): string {
+  const ranges: string[] = [];
+  for (let i = 0; i < units.length; ) {
+    let j = i;
+    while (j + 1 < units.length && units[j + 1] === units[j]! + 1) j += 1;
+    ranges.push(i === j ? `${units[i]}` : `${units[i]}-${units[j]}`);
+    i = j + 1;
+  }
+  return ranges.join(', ');
+}
+
+function clusterLine(cluster: ClusterView): string {
+  if (cluster.mode !== 'cluster') return `cluster: ${cluster.mode}, ${cluster.members.length} member(s)`;
+  const healthy = cluster.members.filter((m) => m.health === 'ok').length;
+  return `cluster: ${cluster.members.length} member(s), ${healthy} healthy, master ${cluster.masterId ?? 'none'}, this unit ${cluster.role}; work units ${cluster.workUnits.total - cluster.workUnits.unassigned}/${cluster.workUnits.total} assigned`;
+}
+
+/** A change some member did not apply is a failure the operator must see. */
+function checkApplied(row: ServerRow, io: CliIo): void {
+  const failed = (row.applied ?? []).filter((a) => !a.ok);
+  if (failed.length === 0) return;
+  for (const member of failed) io.err(`warning: ${member.unit} did not apply the change: ${member.error}`);
+  throw new CommanderError(EXIT.failed, 'edgeplane.partial', `error: applied on ${(row.applied ?? []).filter((a) => a.ok).map((a) => a.unit).join(', ')} only`);
+}
+
+const DEFAULT_BUILD_SCRIPT = fileURLToPath(new URL('../../image/build.sh', import.meta.url));
+
 const serverRows = (rows: ServerRow[]) =>
   formatTable(
     ['service', 'server', 'state', 'weight', 'connections', 'total conns', 'bytes'],
@@ -90,15 +161,16 @@ export function buildProgram(io: CliIo): Command {
     .action(async () => {
       const status = await client(globals()).call<{
         unit: { id: string; state: string; uptimeSeconds: number; ports: { device: string; linkUp: boolean }[] };
-        cluster: { mode: string; members: unknown[] };
+        cluster: ClusterView;
         services: { servers: ServerRow[] }[];
         configVersion: { configDigest: string; revision: number };
       }>('GET', '/api/status');
       print(status, () =>
         [
           `unit ${status.unit.id}  ${status.unit.state}  up ${status.unit.uptimeSeconds}s  config ${status.configVersion.configDigest.slice(0, 12)} revision ${status.configVersion.revision}`,
-          `cluster: ${status.cluster.mode}, ${status.cluster.members.length} member(s)`,
+          clusterLine(status.cluster),
           `ports: ${status.unit.ports.map((p) => `${p.device} ${p.linkUp ? 'up' : 'DOWN'}`).join(', ') || '-'}`,
+          ...(status.cluster.mode === 'cluster' ? ['', memberTable(status.cluster)] : []),
           '',
           serverRows(status.services.flatMap((s) => s.servers)),
         ].join('\n'),
@@ -107,10 +179,29 @@ export function buildProgram(io: CliIo): Command {
 
   program
     .command('members')
-    .description('cluster members and the work units they own')
+    .description('cluster members: role, health, last keepalive, work units owned (* = the unit asked)')
     .action(async () => {
-      const cluster = await client(globals()).call<{ mode: string; note: string; members: { id: string; state: string; self: boolean }[] }>('GET', '/api/cluster');
-      print(cluster, () => `${formatTable(['unit', 'state', 'self'], cluster.members.map((m) => [m.id, m.state, m.self ? 'yes' : '']))}\n${cluster.note}`);
+      const cluster = await client(globals()).call<ClusterView>('GET', '/api/cluster');
+      const { owners, ...summary } = cluster.workUnits;
+      print({ ...cluster, workUnits: summary }, () => [clusterLine(cluster), memberTable(cluster), ...(cluster.note ? [cluster.note] : [])].join('\n'));
+    });
+
+  program
+    .command('units')
+    .description('the work-unit map: which member owns which of the 1024 work units')
+    .option('--map', 'print the owner of every work unit, one per line', false)
+    .action(async (options: { map: boolean }) => {
+      const cluster = await client(globals()).call<ClusterView>('GET', '/api/cluster');
+      const owners = cluster.workUnits.owners;
+      const byOwner = new Map<string, number[]>();
+      owners.forEach((owner, unit) => byOwner.set(owner ?? '(unassigned)', [...(byOwner.get(owner ?? '(unassigned)') ?? []), unit]));
+      const rows = [...byOwner].map(([owner, units]) => ({ owner, count: units.length, ranges: unitRanges(units) }));
+      if (options.map) return print(owners, () => owners.map((owner, unit) => `${unit}\t${owner ?? '-'}`).join('\n'));
+      print({ total: cluster.workUnits.total, unassigned: cluster.workUnits.unassigned, owners: rows }, () =>
+        cluster.mode !== 'cluster'
+          ? `${cluster.members[0]?.id ?? 'this unit'} is not clustered: it owns every work unit`
+          : `${formatTable(['owner', 'work units', 'ranges'], rows.map((r) => [r.owner, r.count, r.ranges.length > 70 ? `${r.ranges.slice(0, 67)}...` : r.ranges]))}\n${cluster.workUnits.total - cluster.workUnits.unassigned} of ${cluster.workUnits.total} assigned`,
+      );
     });
 
   program
@@ -126,14 +217,36 @@ export function buildProgram(io: CliIo): Command {
       );
     });
 
-  program
-    .command('servers')
-    .description('servers of all services (or one)')
+  const servers = program.command('servers').description('servers of the services: list, add, remove (changes apply on every member)');
+  servers
+    .command('list', { isDefault: true })
+    .description('servers of all services (or one), cluster-wide')
     .option('-s, --service <name>', 'only this service')
     .action(async (options: { service?: string }) => {
       const query = options.service ? `?service=${encodeURIComponent(options.service)}` : '';
       const rows = await client(globals()).call<ServerRow[]>('GET', `/api/servers${query}`);
       print(rows, () => serverRows(rows));
+    });
+  servers
+    .command('add')
+    .description('add a server to a service on every member')
+    .argument('<service>', 'service name')
+    .argument('<server>', 'server address:port', endpointArgument)
+    .addOption(new Option('-w, --weight <weight>', 'its weight 0..65535').argParser(integer(0, 65535)).default(1))
+    .action(async (service: string, server: string, options: { weight: number }) => {
+      const row = await client(globals()).call<ServerRow>('POST', `/api/services/${encodeURIComponent(service)}/servers`, { server, weight: options.weight });
+      print(row, () => `${service} ${server}: added with weight ${row.weight} on ${(row.applied ?? []).filter((a) => a.ok).map((a) => a.unit).join(', ')}`);
+      checkApplied(row, io);
+    });
+  servers
+    .command('remove')
+    .description('remove a server from a service on every member (its connections keep it until they end)')
+    .argument('<service>', 'service name')
+    .argument('<server>', 'server address:port', endpointArgument)
+    .action(async (service: string, server: string) => {
+      const row = await client(globals()).call<ServerRow>('DELETE', `/api/services/${encodeURIComponent(service)}/servers/${encodeURIComponent(server)}`);
+      print(row, () => `${service} ${server}: removed on ${(row.applied ?? []).filter((a) => a.ok).map((a) => a.unit).join(', ')}`);
+      checkApplied(row, io);
     });
 
   const flows = program.command('flows').description('client connections: list, count, kill');
@@ -187,22 +300,39 @@ export function buildProgram(io: CliIo): Command {
       if (options.wait) await waitForDrain(api, drained, options.waitTimeout, io);
       const final = options.wait ? await serverRow(api, service, server) : drained;
       print(final, () => `${service} ${server}: ${final.state}, weight ${final.weight}, ${final.activeFlows} connection(s) left`);
+      checkApplied(drained, io);
     });
   weightChange('undrain', 'give a drained server its configured weight back').action(async (service: string, server: string) => {
     const row = await client(globals()).call<ServerRow>('POST', serverPath(service, server, 'undrain'));
     print(row, () => `${service} ${server}: ${row.state}, weight ${row.weight}`);
+    checkApplied(row, io);
   });
   weightChange('weight', "set a server's weight (0 drains)")
     .argument('<weight>', 'new weight 0..65535', integer(0, 65535))
     .action(async (service: string, server: string, weight: number) => {
       const row = await client(globals()).call<ServerRow>('PUT', serverPath(service, server, 'weight'), { weight });
       print(row, () => `${service} ${server}: ${row.state}, weight ${row.weight}`);
+      checkApplied(row, io);
     });
 
   program
     .command('counters')
     .description('data plane counters (JSON)')
     .action(async () => io.out(JSON.stringify(await client(globals()).call('GET', '/api/counters'), null, 2)));
+
+  program
+    .command('events')
+    .description('events the unit asked saw: drains and other changes (via: the member an operator asked), members joining and leaving, new masters')
+    .addOption(new Option('--since <sequence>', 'only events after this sequence number').argParser(integer(0, Number.MAX_SAFE_INTEGER)).default(0))
+    .action(async (options: { since: number }) => {
+      const events = await client(globals()).call<{ sequence: number; time: string; kind: string; by: string; detail: Record<string, string | number> }[]>('GET', `/api/events?since=${options.since}`);
+      print(events, () =>
+        formatTable(
+          ['#', 'time', 'event', 'by', 'detail'],
+          events.map((e) => [e.sequence, e.time, e.kind, e.by, Object.entries(e.detail).map(([k, v]) => `${k}=${v}`).join(' ')]),
+        ),
+      );
+    });
 
   program
     .command('logs')
@@ -241,6 +371,27 @@ export function buildProgram(io: CliIo): Command {
     });
 
   const image = program.command('image').description('appliance images');
+  image
+    .command('build')
+    .description('build the firmware image with image/build.sh (root, mmdebstrap; takes long): progress here, full output in a log')
+    .option('--out <dir>', 'output directory (absolute)', '/var/tmp/edgeplane-image/out')
+    .option('--without-app', 'boot-chain-only image without the control application', false)
+    .option('--log <file>', 'where the build output goes (default: <out>.build.log)')
+    .addOption(new Option('--script <file>', 'the build script').env('EDGEPLANE_IMAGE_BUILD_SCRIPT').default(DEFAULT_BUILD_SCRIPT).hideHelp())
+    .action(async (options: { out: string; withoutApp: boolean; log?: string; script: string }) => {
+      const problems = imageBuildProblems(options, process.getuid?.() === 0);
+      if (problems.length > 0) throw new CommanderError(EXIT.usage, 'edgeplane.imageBuild', problems.map((p) => `error: ${p}`).join('\n'));
+      const log = options.log ?? `${options.out.replace(/\/+$/, '')}.build.log`;
+      const bar = new ProgressBar('image');
+      try {
+        const built = await buildImage({ script: options.script, out: options.out, withoutApp: options.withoutApp, log }, (step) => bar.update(step.done, step.total, `${step.done + 1}/${step.total} ${step.title}`));
+        bar.finish(`image built in ${built.out}`);
+        print(built, () => `image in ${built.out} (build log ${built.log})`);
+      } catch (error) {
+        if (error instanceof ImageBuildError) throw new CommanderError(EXIT.failed, 'edgeplane.imageBuild', `error: ${error.message}`);
+        throw error;
+      }
+    });
   image
     .command('flash')
     .description('write an image to a disk (or file) and verify it read back')

@@ -106,6 +106,13 @@ export class Member {
     return [...this.memberAddresses].filter(([id]) => id !== this.id).map(([id, address]) => ({ id, address }));
   }
 
+  /** When this unit last heard each member it watches (ms since the epoch): the master watches
+   * every member's keepalives, a member only the master's (management API health). */
+  lastHeard(): Map<string, number> {
+    if (this.masterRole) return new Map([...this.masterRole.members].map(([id, record]) => [id, record.lastHeard]));
+    return this.master ? new Map([[this.master.id, this.master.lastHeard]]) : new Map();
+  }
+
   get leases(): Lease[] {
     return this.masterRole ? this.masterRole.leases.all() : [...this.replicated.leases];
   }

@@ -152,6 +152,30 @@ const managementSchema = z.strictObject({
   keyFile: z.string().min(1),
 });
 
+/** Clustered operation (docs/control.md "Cluster"): the unit's identity comes from its flash config;
+ * addresses and ports default to what the flash config says. */
+const clusterSchema = z.strictObject({
+  /** The unit's flash config directory: identity, unit certificate and key, cluster CA, policy. */
+  flashConfigDir: z.string().min(1),
+  /** This unit's address on the cluster (management) network; default identity.json unit.mgmtAddress. */
+  address: ipv4.optional(),
+  multicastGroup: ipv4
+    .refine((address) => inSubnet(address, '224.0.0.0', 4), 'must be an IPv4 multicast address (224.0.0.0/4)')
+    .default('239.77.0.1'),
+  /** UDP port of discovery and keepalives; default identity.json network.clusterPort. */
+  multicastPort: tcpPort.optional(),
+  /** TLS ports of joins and of flow-state replication; default multicastPort + 1 and + 2. */
+  joinPort: tcpPort.optional(),
+  replicationPort: tcpPort.optional(),
+  /** The management API's port, the same on every member (peers fan out to it). */
+  managementPort: tcpPort.default(8443),
+});
+
+/** The cluster section a unit started from its flash config runs with. */
+export function clusterDefaults(flashConfigDir: string): ClusterConfigSettings {
+  return clusterSchema.parse({ flashConfigDir });
+}
+
 const logSchema = z.strictObject({
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
 });
@@ -166,6 +190,7 @@ export const configSchema = z
     agents: agentsSchema.optional(),
     http: httpSchema.prefault({}),
     management: managementSchema.optional(),
+    cluster: clusterSchema.optional(),
     log: logSchema.prefault({}),
   })
   .superRefine((config, ctx) => {
@@ -179,6 +204,7 @@ export type ServerSettings = ServiceSettings['servers'][number];
 export type HealthCheckSettings = NonNullable<ServiceSettings['healthCheck']>;
 export type AgentSettings = NonNullable<ApplianceConfig['agents']>;
 export type ManagementSettings = NonNullable<ApplianceConfig['management']>;
+export type ClusterConfigSettings = NonNullable<ApplianceConfig['cluster']>;
 
 /** Whether ip lies in address/prefixLength (the subnet the port is connected to). */
 export function inSubnet(ip: string, address: string, length: number): boolean {

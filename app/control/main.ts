@@ -1,19 +1,22 @@
-/* The control application's entry point: config -> data plane -> management HTTP, until a signal.
+/* The control application's entry point: config -> data plane -> cluster -> management, until a signal.
  * The config comes from a JSON file (--config) or, on an appliance, from its flash config
- * (--flash-config DIR: verified identity + signed policy + production defaults).
+ * (--flash-config DIR: verified identity + signed policy + production defaults). A unit runs as a
+ * cluster member when its config file has a `cluster` section, and always with --flash-config.
  * Exit codes: 0 after a clean stop, 1 when the appliance cannot start, 2 for a bad command line or
  * configuration file, 78 (EX_CONFIG) for a flash config that is refused: edgeplane.service does not
  * restart on it, since retrying cannot fix it. */
 import { Command, CommanderError } from 'commander';
 import { pino } from 'pino';
 import { Appliance } from './appliance.js';
-import { ConfigError, loadConfig, type ApplianceConfig } from './config.js';
+import { isLocalAddress, readClusterSettings, startClusteredUnit, type ClusterSettings, type ClusteredUnit } from './clustered.js';
+import { clusterDefaults, ConfigError, loadConfig, type ApplianceConfig } from './config.js';
 import { loadFlashConfig } from './flash-config-loader.js';
 import { FlashConfigError } from '../../flash-config/index.js';
 import { Notifier } from './notify.js';
 import { startAgentListener, type AgentListener } from './agent-listener.js';
 import { startHttp, type HttpServer } from './http.js';
 import { startManagement } from './management.js';
+import { LogTail } from '../mgmt/log-tail.js';
 import type { ManagementServer } from '../mgmt/server.js';
 import { ServiceManager } from './services.js';
 
@@ -43,15 +46,28 @@ function readOptions(argv: string[]): Source {
   process.exit(EXIT_USAGE);
 }
 
-/** Verifies the flash config; a refused one is reported as "refusing to start: <file>: <reason>". */
-async function readFlashConfig(dir: string): Promise<ApplianceConfig> {
+interface Startup {
+  config: ApplianceConfig;
+  cluster?: ClusterSettings;
+}
+
+/** Verifies the flash config; a refused one is reported as "refusing to start: <file>: <reason>".
+ * A unit started from its flash config is always a cluster member. */
+async function readFlashConfig(dir: string): Promise<Startup> {
   try {
     const { verified, config } = await loadFlashConfig(dir);
     process.stderr.write(
       `edgeplane: flash config ${dir} verified: unit ${verified.identity.unit.id} of cluster ${verified.identity.cluster.name}, ` +
         `config version ${verified.identity.configVersion}, ${config.services.length} service(s), data NICs ${config.eal.allowPci.join(' ')}\n`,
     );
-    return config;
+    const cluster = await readClusterSettings(config.cluster ?? clusterDefaults(dir));
+    // Until the image configures the management address from identity.json (it uses DHCP now), a
+    // unit without it cannot reach its peers: it serves alone rather than hold every connection.
+    if (!isLocalAddress(cluster.address)) {
+      process.stderr.write(`edgeplane: not clustering: the management address ${cluster.address} from ${dir}/identity.json is on no interface; serving alone\n`);
+      return { config };
+    }
+    return { config, cluster };
   } catch (error) {
     if (error instanceof FlashConfigError) {
       process.stderr.write(`edgeplane: refusing to start: flash config ${dir}/${error.file}: ${error.reason}\n`);
@@ -64,28 +80,48 @@ async function readFlashConfig(dir: string): Promise<ApplianceConfig> {
   }
 }
 
-function readConfig(file: string): ApplianceConfig {
+async function readConfig(file: string): Promise<Startup> {
+  let config: ApplianceConfig;
   try {
-    return loadConfig(file);
+    config = loadConfig(file);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`${error.message}\n`);
     process.exit(EXIT_USAGE);
   }
+  if (!config.cluster) return { config };
+  try {
+    return { config, cluster: await readClusterSettings(config.cluster) };
+  } catch (error) {
+    if (!(error instanceof FlashConfigError)) throw error;
+    process.stderr.write(`edgeplane: refusing to start: ${file} cluster.flashConfigDir: ${config.cluster.flashConfigDir}/${error.file}: ${error.reason}\n`);
+    process.exit(EXIT_CONFIG);
+  }
 }
 
 async function main(): Promise<void> {
   const source = readOptions(process.argv);
-  const config = source.config !== undefined ? readConfig(source.config) : await readFlashConfig(source.flashConfig);
-  const logger = pino({ name: 'edgeplane-control', level: config.log.level });
+  const { config, cluster: clusterSettings } = source.config !== undefined ? await readConfig(source.config) : await readFlashConfig(source.flashConfig);
+  const logs = new LogTail();
+  const logger = pino({ name: 'edgeplane-control', level: config.log.level }, pino.multistream([{ stream: process.stdout, level: config.log.level }, { stream: logs, level: config.log.level }]));
   const notifier = new Notifier(logger);
 
   const appliance = new Appliance(logger);
   try {
-    appliance.start(config);
+    appliance.start(config, { clustered: clusterSettings !== undefined });
   } catch (error) {
     logger.fatal({ err: error }, `cannot start the appliance: ${(error as Error).message}`);
     process.exit(EXIT_START_FAILED);
+  }
+  let cluster: ClusteredUnit | undefined;
+  if (clusterSettings) {
+    try {
+      cluster = await startClusteredUnit(appliance, clusterSettings, logger);
+    } catch (error) {
+      logger.fatal({ err: error }, `cannot join the cluster on ${clusterSettings.address}: ${(error as Error).message}`);
+      appliance.stop();
+      process.exit(EXIT_START_FAILED);
+    }
   }
   // Without agents a static server is never silent; the silence limit only applies to agent-registered ones.
   const silenceMs = config.agents ? config.agents.reportIntervalMs * config.agents.missedReports : Number.POSITIVE_INFINITY;
@@ -98,6 +134,7 @@ async function main(): Promise<void> {
     } catch (error) {
       logger.fatal({ err: error }, `cannot listen for server agents on ${config.agents.host}:${config.agents.port}: ${(error as Error).message}`);
       services.stop();
+      await cluster?.stop();
       appliance.stop();
       process.exit(EXIT_START_FAILED);
     }
@@ -109,23 +146,25 @@ async function main(): Promise<void> {
     logger.fatal({ err: error }, `cannot serve HTTP on ${config.http.host}:${config.http.port}: ${(error as Error).message}`);
     await agents?.close();
     services.stop();
+    await cluster?.stop();
     appliance.stop();
     process.exit(EXIT_START_FAILED);
   }
   let management: ManagementServer | undefined;
   try {
-    management = await startManagement(appliance, config, logger);
+    management = await startManagement(appliance, config, logger, { logs, ...(cluster && clusterSettings ? { cluster: { settings: clusterSettings, source: cluster.source } } : {}) });
   } catch (error) {
     logger.fatal({ err: error }, `cannot start the management API: ${(error as Error).message}`);
     await http.close();
     await agents?.close();
     services.stop();
+    await cluster?.stop();
     appliance.stop();
     process.exit(EXIT_START_FAILED);
   }
   if (management) logger.info({ url: management.url }, `management API (mutual TLS) on ${management.url}`);
   logger.info({ url: http.url }, `ready: management HTTP on ${http.url}`);
-  await notifier.ready(() => readiness(appliance));
+  await notifier.ready(() => [readiness(appliance), cluster?.summary()].filter(Boolean).join('; '));
 
   let stopping = false;
   const stop = async (signal: NodeJS.Signals): Promise<void> => {
@@ -137,6 +176,7 @@ async function main(): Promise<void> {
     await http.close();
     await agents?.close();
     services.stop();
+    await cluster?.stop();
     appliance.stop();
     process.exit(0);
   };

@@ -1,15 +1,31 @@
-/* Starts the mutual-TLS management API (app/mgmt) when the configuration has a `management`
- * section: the unit's certificate serves it, operators' certificates must chain to the CA. */
+/* Starts the mutual-TLS management API (app/mgmt): from the configuration's `management` section
+ * (operators' certificates must chain to its caFile), or, on a cluster member without one, from the
+ * unit's flash config: its unit certificate and key serve the API on its cluster address, and the
+ * cluster CA issues the operators' certificates and its peers' unit certificates. */
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { digestConfig } from '../mgmt/api-routes.js';
+import type { ClusterSource } from '../mgmt/cluster-source.js';
+import type { LogTail } from '../mgmt/log-tail.js';
 import { startManagementServer, type ManagementServer } from '../mgmt/server.js';
 import type { Appliance } from './appliance.js';
+import type { ClusterSettings } from './clustered.js';
 import type { ApplianceConfig } from './config.js';
 
-export async function startManagement(appliance: Appliance, config: ApplianceConfig, logger: Logger): Promise<ManagementServer | undefined> {
+export interface ManagementCluster {
+  settings: ClusterSettings;
+  source: ClusterSource;
+}
+
+export async function startManagement(
+  appliance: Appliance,
+  config: ApplianceConfig,
+  logger: Logger,
+  options: { cluster?: ManagementCluster; logs?: LogTail } = {},
+): Promise<ManagementServer | undefined> {
   const settings = config.management;
-  if (!settings) return undefined;
+  const { cluster } = options;
+  if (!settings && !cluster) return undefined;
   const read = (file: string, what: string) => {
     try {
       return readFileSync(file, 'utf8');
@@ -17,17 +33,28 @@ export async function startManagement(appliance: Appliance, config: ApplianceCon
       throw new Error(`management.${what}: cannot read ${file}: ${(error as Error).message}`);
     }
   };
-  const tls = { ca: read(settings.caFile, 'caFile'), cert: read(settings.certFile, 'certFile'), key: read(settings.keyFile, 'keyFile') };
+  const endpoint = settings
+    ? {
+        host: settings.host,
+        port: settings.port,
+        unitId: settings.unitId,
+        tls: { ca: read(settings.caFile, 'caFile'), cert: read(settings.certFile, 'certFile'), key: read(settings.keyFile, 'keyFile') },
+      }
+    : {
+        host: cluster!.settings.address,
+        port: cluster!.settings.managementPort,
+        unitId: cluster!.settings.verified.identity.unit.id,
+        tls: cluster!.settings.verified.tls,
+      };
   return startManagementServer(
     appliance,
     {
-      host: settings.host,
-      port: settings.port,
-      tls,
-      unitId: settings.unitId,
+      ...endpoint,
       configDigest: digestConfig(config),
       // a killed connection stays blocked as long as its learned flow could live
       killSeconds: config.dataplane.timeouts.establishedSeconds + 1,
+      ...(cluster ? { cluster: cluster.source, revokedSerials: cluster.settings.verified.revokedSerials } : {}),
+      ...(options.logs ? { logs: options.logs } : {}),
     },
     logger,
   );

@@ -1,11 +1,15 @@
 // The dashboard: polls the management API once a second (same origin, same client certificate),
-// derives rates from the data plane's counters and draws them as SVG line charts. Events (drains,
-// weight changes, kills) are vertical markers on the charts' shared time axis.
+// derives rates from the data plane's counters and draws them as SVG line charts. On a cluster the
+// API answers cluster-wide (every member's counters added up) and lists the members, their health
+// and the owner of every work unit. Events (drains, server changes, kills, members leaving, new
+// masters) are vertical markers on the charts' shared time axis.
 const POLL_MS = 1000;
 const WINDOW_MS = 120_000;
 const COLORS = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#4b5563'];
 
-const history = []; // { time, services: [...] }
+const FAILOVERS = new Set(['member-left', 'master', 'role']);
+const history = []; // { time, services: [...], ports: [...], members: { id: txBytes } }
+const ownerColors = new Map();
 let events = [];
 
 async function getJson(path) {
@@ -41,20 +45,75 @@ function serverRates(serviceName, server) {
   return { bitsPerSecond: ((b.bytes - a.bytes) * 8) / seconds, newPerSecond: (b.flows - a.flows) / seconds };
 }
 
+function ownerColor(owner) {
+  if (owner === null) return '#e3e5ea';
+  if (!ownerColors.has(owner)) ownerColors.set(owner, COLORS[ownerColors.size % COLORS.length]);
+  return ownerColors.get(owner);
+}
+
 function renderMembers(cluster) {
-  document.getElementById('cluster-note').textContent = cluster.note ?? '';
+  const clustered = cluster.mode === 'cluster';
+  document.getElementById('cluster-note').textContent = clustered
+    ? `${cluster.members.length} member(s), ${cluster.members.filter((m) => m.health === 'ok').length} healthy, master ${cluster.masterId ?? 'none'}; ${cluster.workUnits.total - cluster.workUnits.unassigned} of ${cluster.workUnits.total} work units assigned`
+    : cluster.note ?? '';
+  document.getElementById('cluster-note').dataset.members = String(cluster.members.length);
   const body = document.querySelector('#members tbody');
   body.replaceChildren(
     ...cluster.members.map((member) => {
       const row = document.createElement('tr');
-      const owned = cluster.workUnits.filter((w) => w.owner === member.id).map((w) => w.id);
+      row.dataset.unit = member.id;
+      const role = member.role ?? member.state;
       row.append(
-        text('td', member.id),
-        text('td', member.state, `state-${member.state}`),
-        text('td', member.self ? 'yes' : ''),
-        text('td', cluster.mode === 'single-unit' ? 'all (single unit)' : owned.join(', ')),
+        text('td', `${member.id}${member.self ? ' (this unit)' : ''}`),
+        text('td', member.address ?? '-'),
+        text('td', role, `role-${role}`),
+        text('td', member.health ?? member.state, `health-${member.health ?? member.state}`),
+        text('td', clustered ? member.ownedUnits : 'all (single unit)', 'num'),
+        text('td', member.lastKeepaliveMsAgo == null ? '-' : `${member.lastKeepaliveMsAgo} ms ago`, 'num'),
+        text('td', member.answeredInMs == null ? (member.error ? 'no answer' : '-') : `${member.answeredInMs} ms`, 'num'),
       );
+      row.children[3].dataset.field = 'health';
+      row.children[4].dataset.field = 'ownedUnits';
       return row;
+    }),
+  );
+  renderWorkUnits(cluster);
+}
+
+/** 32 x 32 cells, one per work unit, coloured by owner; only changed cells are touched. */
+function renderWorkUnits(cluster) {
+  const svg = document.getElementById('workunits');
+  const owners = cluster.mode === 'cluster' ? cluster.workUnits.owners : Array.from({ length: cluster.workUnits.total }, () => cluster.members[0]?.id ?? null);
+  if (svg.childElementCount !== owners.length) {
+    const ns = 'http://www.w3.org/2000/svg';
+    svg.replaceChildren(
+      ...owners.map((_, unit) => {
+        const cell = document.createElementNS(ns, 'rect');
+        cell.setAttribute('x', String((unit % 32) * 10));
+        cell.setAttribute('y', String(Math.floor(unit / 32) * 10));
+        cell.setAttribute('width', '9');
+        cell.setAttribute('height', '9');
+        cell.appendChild(document.createElementNS(ns, 'title'));
+        return cell;
+      }),
+    );
+  }
+  owners.forEach((owner, unit) => {
+    const cell = svg.children[unit];
+    if (cell.dataset.owner === String(owner)) return;
+    cell.dataset.owner = String(owner);
+    cell.setAttribute('fill', ownerColor(owner));
+    cell.firstChild.textContent = `work unit ${unit}: ${owner ?? 'unassigned'}`;
+  });
+  const counts = new Map();
+  for (const owner of owners) counts.set(owner, (counts.get(owner) ?? 0) + 1);
+  document.getElementById('legend-workunits').replaceChildren(
+    ...[...counts].map(([owner, count]) => {
+      const label = text('span', `■ ${owner ?? 'unassigned'} ${count}`);
+      label.style.color = ownerColor(owner);
+      label.dataset.owner = String(owner);
+      label.dataset.count = String(count);
+      return label;
     }),
   );
 }
@@ -77,6 +136,7 @@ function renderServers(services) {
           text('td', rates.newPerSecond.toFixed(1), 'num'),
           text('td', formatBits(rates.bitsPerSecond), 'num'),
           text('td', server.flows, 'num'),
+          text('td', (server.units ?? []).map((share) => `${share.unit} ${share.activeFlows}`).join(', ') || '-'),
         );
         row.children[4].dataset.field = 'activeFlows';
         row.children[6].dataset.field = 'throughput';
@@ -95,6 +155,8 @@ function renderEvents() {
   body.replaceChildren(
     ...events.slice().reverse().map((event) => {
       const row = document.createElement('tr');
+      row.dataset.kind = event.kind;
+      if (FAILOVERS.has(event.kind)) row.className = 'failover';
       row.append(
         text('td', new Date(event.time).toLocaleTimeString()),
         text('td', event.kind),
@@ -131,11 +193,17 @@ function drawChart(id, series, format, smallestMax = 1) {
     element('text', { class: 'label', x: left, y: height - 4 }, '-2 min'),
     element('text', { class: 'label', x: width - 30, y: height - 4 }, 'now'),
   ];
+  // Labels stagger over four rows and are left out where they would overprint a neighbour's.
+  const lastLabel = [-Infinity, -Infinity, -Infinity, -Infinity];
   for (const event of events) {
     const t = Date.parse(event.time);
     if (t < start) continue;
-    nodes.push(element('line', { class: 'event', x1: x(t), y1: top, x2: x(t), y2: height - bottom }));
-    nodes.push(element('text', { class: 'event-label', x: x(t) + 3, y: top + 10 }, `${event.kind} ${event.detail.server ?? ''}`));
+    const kind = FAILOVERS.has(event.kind) ? ' failover' : '';
+    nodes.push(element('line', { class: `event${kind}`, x1: x(t), y1: top, x2: x(t), y2: height - bottom }));
+    const row = lastLabel.findIndex((at) => x(t) - at > 90);
+    if (row < 0) continue;
+    lastLabel[row] = x(t);
+    nodes.push(element('text', { class: `event-label${kind}`, x: x(t) + 3, y: top + 10 + row * 11 }, `${event.kind} ${event.detail.server ?? event.detail.unit ?? ''}`));
   }
   series.forEach((s, i) => {
     const points = s.points.filter(([t]) => t >= start).map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
@@ -169,6 +237,9 @@ function drawCharts(services) {
   const serviceBits = (sample, name) => 8 * (sample.services.find((s) => s.name === name)?.servers.reduce((sum, s) => sum + s.bytes, 0) ?? 0);
   const server = (sample, [serviceName, id]) => sample.services.find((s) => s.name === serviceName)?.servers.find((s) => s.server === id);
   drawChart('chart-throughput', rateSeries(serviceKeys, serviceBits), formatBits);
+  drawChart('chart-server-throughput', rateSeries(serverKeys, (sample, key) => 8 * (server(sample, key)?.bytes ?? 0)), formatBits);
+  const memberIds = Object.keys(history.at(-1)?.members ?? {});
+  drawChart('chart-members', rateSeries(memberIds.map((id) => ({ name: id, match: id })), (sample, id) => 8 * (sample.members[id] ?? 0)), formatBits);
   const ports = history.at(-1)?.ports ?? [];
   drawChart('chart-ports', rateSeries(ports.map((p) => ({ name: p.device, match: p.device })), (sample, device) => 8 * (sample.ports.find((p) => p.device === device)?.txBytes ?? 0)), formatBits);
   drawChart('chart-new', rateSeries(serverKeys, (sample, key) => server(sample, key)?.flows ?? 0), (v) => `${v.toFixed(1)}/s`);
@@ -198,9 +269,14 @@ async function refresh() {
   try {
     const [status, counters, newEvents] = await Promise.all([getJson('/api/status'), getJson('/api/counters'), getJson(`/api/events?since=${events.at(-1)?.sequence ?? 0}`)]);
     events = events.concat(newEvents.filter((event) => event.sequence > (events.at(-1)?.sequence ?? 0)));
-    history.push({ time: Date.now(), services: status.services, ports: counters.ports });
+    // Each member's transmitted bytes: its own counters on a cluster, this unit's alone otherwise.
+    const members = Object.fromEntries(
+      (counters.units ?? [{ unit: status.unit.id, ok: true, counters }]).filter((u) => u.ok).map((u) => [u.unit, u.counters.ports.reduce((sum, p) => sum + p.txBytes, 0)]),
+    );
+    history.push({ time: Date.now(), services: status.services, ports: counters.ports, members });
     while (history.length && history[0].time < Date.now() - WINDOW_MS - POLL_MS) history.shift();
-    document.getElementById('unit').textContent = `unit ${status.unit.id} - ${status.unit.state} - config ${status.configVersion.configDigest.slice(0, 12)} rev ${status.configVersion.revision}`;
+    const role = status.cluster.mode === 'cluster' ? ` - cluster ${status.cluster.role}` : '';
+    document.getElementById('unit').textContent = `unit ${status.unit.id} - ${status.unit.state}${role} - config ${status.configVersion.configDigest.slice(0, 12)} rev ${status.configVersion.revision}`;
     renderMembers(status.cluster);
     renderServers(status.services);
     renderEvents();

@@ -1,5 +1,5 @@
 /* What the management API needs from the appliance: reading state and counters, changing server
- * weights, listing and installing affinities. The Appliance class provides all of it. */
+ * weights and pools, listing and installing affinities. The Appliance class provides all of it. */
 import type { Appliance } from '../control/appliance.js';
 
 export type ManagedAppliance = Pick<
@@ -11,6 +11,7 @@ export type ManagedAppliance = Pick<
   | 'serviceName'
   | 'services'
   | 'setServerWeight'
+  | 'replaceServers'
   | 'affinities'
   | 'addAffinity'
   | 'removeAffinity'

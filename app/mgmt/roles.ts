@@ -6,6 +6,10 @@ export const ROLES = ['read-only', 'operator'] as const;
 export type Role = (typeof ROLES)[number];
 
 const OPERATOR_URI = /^urn:edgeplane:operator:([A-Za-z0-9._-]{1,64}):role:([a-z-]+)$/;
+/** What a route needs: an operator role, or `peer`: the unit certificate of a cluster member
+ * (cluster-internal routes under /api/peer/, which operators cannot call). */
+export type Access = Role | 'peer';
+
 export const OPERATOR_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 
 export interface Operator {

@@ -12,12 +12,15 @@ import { EventLog } from './event-log.js';
 import type { LogTail } from './log-tail.js';
 import type { ManagedAppliance } from './managed-appliance.js';
 import { METRICS_PATH, OPENAPI_PATH, openApiDocument } from './openapi.js';
-import { roleAllows, type Operator, type Role } from './roles.js';
+import { registerClusterMetrics } from './cluster-metrics.js';
+import type { ClusterSource } from './cluster-source.js';
+import { PeerClient } from './peer-client.js';
+import { roleAllows, type Access, type Operator } from './roles.js';
 import { configuredWeights } from './views.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    role?: Role;
+    role?: Access;
   }
   interface FastifyRequest {
     operator?: Operator;
@@ -42,6 +45,8 @@ export interface ManagementOptions {
   killSeconds: number;
   revokedSerials?: RevokedSerials;
   logs?: LogTail;
+  /** On a cluster member: views become cluster-wide and changes go to every member. */
+  cluster?: ClusterSource;
 }
 
 export interface ManagementServer {
@@ -66,13 +71,22 @@ export async function startManagementServer(appliance: ManagedAppliance, options
     events: new EventLog(),
     logs: options.logs,
     killSeconds: options.killSeconds,
+    ...(options.cluster ? { cluster: { source: options.cluster, peers: new PeerClient(options.tls, options.cluster.managementPort) } } : {}),
   };
+  options.cluster?.onEvent((kind, detail) => context.events.record(kind, 'cluster', detail));
   const revoked = options.revokedSerials ?? new Set<string>();
 
   app.addHook('onRequest', async (request, reply) => {
     const identity = identifyClient(request.raw.socket as TLSSocket, revoked);
     if ('refused' in identity) return reply.code(403).send({ statusCode: 403, error: 'Forbidden', message: identity.refused });
     const needed = request.routeOptions.config.role ?? 'operator';
+    const refuse = (message: string) => reply.code(403).send({ statusCode: 403, error: 'Forbidden', message });
+    if ('unit' in identity) {
+      if (needed !== 'peer') return refuse(`certificate names no operator role: unit ${identity.unit}'s certificate may only call the cluster-internal /api/peer/ routes`);
+      request.operator = { name: `unit:${identity.unit}`, role: 'read-only' };
+      return;
+    }
+    if (needed === 'peer') return refuse(`${request.routeOptions.url} is for cluster members' unit certificates; ${identity.operator.name} is an operator`);
     if (!roleAllows(identity.operator.role, needed)) {
       logger.warn({ operator: identity.operator, url: request.url }, 'refused: role too weak');
       return reply.code(403).send({
@@ -111,6 +125,7 @@ export async function startManagementServer(appliance: ManagedAppliance, options
   app.get(OPENAPI_PATH, { config: { role: 'read-only' } }, async () => document);
 
   const metrics = new DataplaneMetrics(appliance);
+  if (options.cluster) registerClusterMetrics(metrics.registry, options.cluster);
   app.get(METRICS_PATH, { config: { role: 'read-only' } }, async (_request, reply) => {
     metrics.update(appliance.stats());
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
@@ -128,5 +143,12 @@ export async function startManagementServer(appliance: ManagedAppliance, options
   app.get('/dashboard/:file', { config: { role: 'read-only' } }, serveDashboard);
 
   const url = await app.listen({ host: options.host, port: options.port });
-  return { url, events: context.events, close: () => app.close() };
+  return {
+    url,
+    events: context.events,
+    close: async () => {
+      await app.close();
+      context.cluster?.peers.close();
+    },
+  };
 }

@@ -39,7 +39,7 @@ export type ConfiguredWeights = ReadonlyMap<string, number>;
 
 export const serverId = (service: string, server: string) => `${service}/${server}`;
 
-export function configuredWeights(appliance: ManagedAppliance): ConfiguredWeights {
+export function configuredWeights(appliance: ManagedAppliance): Map<string, number> {
   return new Map(
     appliance
       .services()

@@ -1,0 +1,124 @@
+/* The control application as a cluster member (docs/control.md "Cluster"): the unit's flash config
+ * gives its identity, certificate and cluster CA; a cluster Member runs on its cluster address and a
+ * ClusterDataplane binds it to the data plane, which holds every work unit until the cluster says
+ * which are ours. Exposes what the management API shows (app/mgmt/cluster-source.ts). */
+import { networkInterfaces } from 'node:os';
+import type { Logger } from 'pino';
+import { verifyFlashConfig, type VerifiedFlashConfig } from '../../flash-config/index.js';
+import { Member } from '../cluster/member.js';
+import type { ClusterLog } from '../cluster/master-role.js';
+import type { ClusterEventKind, ClusterSource } from '../mgmt/cluster-source.js';
+import type { Appliance } from './appliance.js';
+import { ClusterDataplane } from './cluster-dataplane.js';
+import type { ClusterConfigSettings } from './config.js';
+
+export interface ClusterSettings {
+  verified: VerifiedFlashConfig;
+  address: string;
+  multicast: { group: string; port: number };
+  joinPort: number;
+  replicationPort: number;
+  managementPort: number;
+}
+
+const MEMBERSHIP_POLL_MS = 250;
+
+/** The flash config's identity fills in what the cluster section leaves out. */
+export function clusterSettings(section: ClusterConfigSettings, verified: VerifiedFlashConfig): ClusterSettings {
+  const multicastPort = section.multicastPort ?? verified.identity.network.clusterPort;
+  return {
+    verified,
+    address: section.address ?? verified.identity.unit.mgmtAddress,
+    multicast: { group: section.multicastGroup, port: multicastPort },
+    joinPort: section.joinPort ?? multicastPort + 1,
+    replicationPort: section.replicationPort ?? multicastPort + 2,
+    managementPort: section.managementPort,
+  };
+}
+
+/** Whether an interface of this host has the address (the cluster binds to it). */
+export function isLocalAddress(address: string): boolean {
+  return Object.values(networkInterfaces()).some((list) => list?.some((entry) => entry.address === address));
+}
+
+/** Verifies the flash config a cluster section names (throws FlashConfigError when refused). */
+export async function readClusterSettings(section: ClusterConfigSettings): Promise<ClusterSettings> {
+  return clusterSettings(section, await verifyFlashConfig(section.flashConfigDir));
+}
+
+export interface ClusteredUnit {
+  member: Member;
+  binding: ClusterDataplane;
+  source: ClusterSource;
+  /** One line for sd_notify STATUS=: role, master, members, owned work units. */
+  summary(): string;
+  stop(): Promise<void>;
+}
+
+/** Starts the Member and its data plane binding; the appliance must have started clustered. */
+export async function startClusteredUnit(appliance: Appliance, settings: ClusterSettings, logger: Logger): Promise<ClusteredUnit> {
+  const clusterLogger = logger.child({ component: 'cluster' });
+  const log: ClusterLog = (level, event, fields) => clusterLogger[level]({ ...fields }, event);
+  const dp = appliance.dataplane();
+  const { verified } = settings;
+  let binding: ClusterDataplane | undefined;
+  const member = new Member({
+    config: verified,
+    address: settings.address,
+    multicast: settings.multicast,
+    joinPort: settings.joinPort,
+    loadSource: () => binding?.loadSource() ?? [],
+    log,
+  });
+  binding = new ClusterDataplane({ member, dp, config: verified, address: settings.address, replication: { port: settings.replicationPort }, log });
+  await binding.start();
+
+  const listeners: ((kind: ClusterEventKind, detail: Record<string, string | number>) => void)[] = [];
+  const emit = (kind: ClusterEventKind, detail: Record<string, string | number>) => {
+    for (const listener of listeners) listener(kind, detail);
+  };
+  member.onRoleChange((role) => emit('role', { unit: member.id, role }));
+  // Joins and departures show in the master's member list, which every member receives.
+  let known = new Set<string>();
+  let master: string | undefined;
+  const watch = setInterval(() => {
+    const now = new Set(member.memberIds);
+    for (const id of now) if (!known.has(id) && id !== member.id) emit('member-joined', { unit: id });
+    for (const id of known) if (!now.has(id) && id !== member.id) emit('member-left', { unit: id });
+    known = now;
+    if (member.masterId !== master) {
+      if (member.masterId !== undefined) emit('master', { unit: member.masterId, previous: master ?? '-' });
+      master = member.masterId;
+    }
+  }, MEMBERSHIP_POLL_MS);
+  watch.unref();
+
+  const owners = () => member.ownership().map((entry) => entry.owner);
+  const source: ClusterSource = {
+    unitId: member.id,
+    address: settings.address,
+    role: () => member.role,
+    masterId: () => member.masterId,
+    members: () => [{ id: member.id, address: settings.address }, ...member.peers()],
+    lastHeard: () => member.lastHeard(),
+    owners,
+    ownsClient: (ip, port) => member.ownership()[dp.workUnitOf(ip, port)]?.state === 'owned',
+    onEvent: (listener) => listeners.push(listener),
+    managementPort: settings.managementPort,
+  };
+  await member.start();
+  logger.info({ unit: member.id, address: settings.address, multicast: settings.multicast, joinPort: settings.joinPort, replicationPort: settings.replicationPort }, 'cluster member started');
+  return {
+    member,
+    binding,
+    source,
+    summary: () => {
+      const owned = member.ownership().filter((entry) => entry.state === 'owned').length;
+      return `cluster ${member.role}, master ${member.masterId ?? '-'}, ${member.memberIds.length} member(s), ${owned} work unit(s) owned`;
+    },
+    async stop() {
+      clearInterval(watch);
+      await Promise.all([binding?.stop(), member.stop()]);
+    },
+  };
+}

@@ -1,0 +1,335 @@
+/* Operating a running cluster: three units in network namespaces, each the real control
+ * application (app/control/main.ts --config with a cluster section and its own flash config), in
+ * front of two nginx servers. The `edgeplane` CLI runs as an operator's process on the management
+ * network and talks to different members; the dashboard is loaded from a member in a real headless
+ * Chromium while wrk loads the VIP. Screenshots go to out/screenshots/. */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClusterLab, SERVER_IPS, VIP, type ClusterLab } from '../netns/cluster-lab.js';
+import { BIG_FILE_URL_PATH, serverBody } from '../netns/nginx.js';
+import { inNamespace } from '../netns/run.js';
+
+const PREFIX = 'epco';
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const SCRATCH = path.join('/tmp', `${PREFIX}-lab`);
+const SCREENSHOTS = path.join(ROOT, 'out/screenshots');
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const [SERVER_1, SERVER_2] = SERVER_IPS.map((ip) => `${ip}:80`) as [string, string];
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+interface MemberRow {
+  id: string;
+  role: string;
+  health: string;
+  ownedUnits: number;
+  self: boolean;
+}
+
+interface ClusterView {
+  mode: string;
+  masterId: string;
+  members: MemberRow[];
+  workUnits: { total: number; unassigned: number; owners?: (string | null)[] };
+}
+
+interface ServerRow {
+  service: string;
+  server: string;
+  state: string;
+  weight: number;
+  activeFlows: number;
+  flows: number;
+  bytes: number;
+  units: { unit: string; weight: number; activeFlows: number; flows: number }[];
+  applied?: { unit: string; ok: boolean }[];
+}
+
+let lab: ClusterLab;
+let browser: Browser | undefined;
+const children: ChildProcess[] = [];
+
+/** The CLI as an operator runs it, from the operators' namespace on the management network. */
+function cli(args: string[], options: { member?: number; as?: string; credentials?: string[] } = {}): Promise<CliResult> {
+  const credentials = options.credentials ?? ['--credentials', options.as ?? lab.credentials.admin];
+  const target = ['--url', lab.managementUrl(options.member ?? 1)];
+  return new Promise((resolve) => {
+    execFile(
+      'ip',
+      ['netns', 'exec', lab.operatorNamespace, process.execPath, '--import', 'tsx', path.join(ROOT, 'app/cli/edgeplane.ts'), ...target, ...credentials, ...args],
+      { cwd: ROOT, timeout: 60_000 },
+      (error, stdout, stderr) => resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+async function cliJson<T>(args: string[], options: { member?: number; as?: string } = {}): Promise<T> {
+  const result = await cli(['--json', ...args], options);
+  expect(result.code, `edgeplane ${args.join(' ')}: ${result.stderr}`).toBe(0);
+  return JSON.parse(result.stdout) as T;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(250);
+  }
+}
+
+/** `count` requests through the VIP, one connection each; the bodies name the server that answered. */
+async function requests(count: number): Promise<string[]> {
+  const urls = Array.from({ length: count }, () => `http://${VIP}/`);
+  const output = await inNamespace(lab.lan.client, 'curl', ['-sS', '--max-time', '20', '-H', 'Connection: close', ...urls], { timeoutMs: 90_000 });
+  return output.match(/server [0-9.]+\n/g) ?? [];
+}
+
+const server = (rows: ServerRow[], id: string) => rows.find((row) => row.server === id);
+
+beforeAll(async () => {
+  // The root namespace gets an address on the management network too: Playwright's client
+  // certificate support connects from this process on Chromium's behalf.
+  lab = await createClusterLab({ prefix: PREFIX, dir: SCRATCH, units: 3, entry: 'sources', hostAddress: '10.77.0.3' });
+  // Unit 1 first, so it is the master the others join.
+  const first = lab.startUnit(1);
+  await first.waitForLog(/management API \(mutual TLS\) on/, 120_000);
+  await until('unit-1 master', async () => ((await cli(['--json', 'members'], { member: 1 })).stdout.includes('"role": "master"') ? true : undefined), 60_000);
+  for (const slot of [2, 3]) lab.startUnit(slot);
+  for (const unit of lab.units.slice(1)) await unit.waitForLog(/management API \(mutual TLS\) on/, 120_000);
+  await until(
+    'three healthy members',
+    async () => {
+      const result = await cli(['--json', 'members'], { member: 2 });
+      if (result.code !== 0) return undefined;
+      const view = JSON.parse(result.stdout) as ClusterView;
+      return view.members.length === 3 && view.members.every((m) => m.health === 'ok') ? view : undefined;
+    },
+    90_000,
+  );
+  mkdirSync(SCREENSHOTS, { recursive: true });
+}, 360_000);
+
+afterAll(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  await browser?.close();
+  await lab?.destroy();
+}, 120_000);
+
+describe('operating a three-unit cluster of control applications', () => {
+  it('shows every member, its health and the work-unit map from any member', async () => {
+    // Traffic makes the members ask the master for the work units of the connections.
+    const bodies = await requests(30);
+    expect(bodies).toHaveLength(30);
+    for (const member of [1, 2, 3]) {
+      const members = await cliJson<ClusterView>(['members'], { member });
+      expect(members.mode).toBe('cluster');
+      expect(members.members.map((m) => m.id).sort()).toEqual(['unit-1', 'unit-2', 'unit-3']);
+      expect(members.members.every((m) => m.health === 'ok')).toBe(true);
+      expect(members.members.filter((m) => m.role === 'master').map((m) => m.id)).toEqual(['unit-1']);
+      expect(members.members.find((m) => m.self)?.id).toBe(`unit-${member}`);
+    }
+    // Every member's count of its work units agrees with the map (asked twice: units may still be
+    // handed out between the two answers, so until they agree).
+    const units = await until('the members list and the work-unit map agreeing', async () => {
+      const map = await cliJson<{ total: number; unassigned: number; owners: { owner: string; count: number }[] }>(['units'], { member: 3 });
+      const members = await cliJson<ClusterView>(['members'], { member: 3 });
+      return members.members.every((m) => m.ownedUnits === (map.owners.find((o) => o.owner === m.id)?.count ?? 0)) ? map : undefined;
+    });
+    expect(units.total).toBe(1024);
+    expect(units.owners.reduce((sum, o) => sum + o.count, 0)).toBe(1024);
+    expect(1024 - units.unassigned).toBeGreaterThan(0);
+    for (const row of units.owners) expect(['unit-1', 'unit-2', 'unit-3', '(unassigned)']).toContain(row.owner);
+
+    const status = await cli(['status'], { member: 2 });
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(/cluster: 3 member\(s\), 3 healthy, master unit-1, this unit member/);
+    for (const id of ['unit-1', 'unit-2', 'unit-3']) expect(status.stdout).toMatch(new RegExp(`${id}.*10\\.77\\.0\\.1\\d\\s+(master|member)\\s+ok`));
+    console.log(`edgeplane status on unit-2:\n${status.stdout}`);
+    const table = await cli(['units'], { member: 1 });
+    console.log(`edgeplane units on unit-1:\n${table.stdout}`);
+    // Cluster-wide counters add up every member's: the 30 connections are there once each.
+    const rows = await cliJson<ServerRow[]>(['servers'], { member: 3 });
+    expect(rows.reduce((sum, row) => sum + row.flows, 0)).toBeGreaterThanOrEqual(30);
+    expect(rows.every((row) => row.units.length === 3)).toBe(true);
+  }, 120_000);
+
+  it('drains a server through one member; another member shows it draining, then drained; new connections avoid it', async () => {
+    const download = spawn('ip', ['netns', 'exec', lab.lan.client, 'curl', '-s', '-o', '/dev/null', '--limit-rate', '200k', `http://${VIP}${BIG_FILE_URL_PATH}`], { stdio: 'ignore' });
+    children.push(download);
+    const flow = await until('the slow download listed cluster-wide', async () => {
+      const listed = await cliJson<{ flows: { client: string; server: string; unit: string }[] }>(['flows', '--service', 'web', '--state', 'established'], { member: 3 });
+      return listed.flows[0];
+    });
+    const drained = flow.server;
+    const other = drained === SERVER_1 ? SERVER_2 : SERVER_1;
+    console.log(`slow download ${flow.client} -> ${drained}, owned by ${flow.unit}`);
+
+    const drain = await cliJson<ServerRow>(['drain', 'web', drained], { member: 1 });
+    expect(drain).toMatchObject({ server: drained, weight: 0, state: 'draining', activeFlows: 1 });
+    expect(drain.applied?.map((a) => [a.unit, a.ok]).sort()).toEqual([['unit-1', true], ['unit-2', true], ['unit-3', true]]);
+
+    const draining = await cli(['status'], { member: 2 });
+    expect(draining.code, draining.stderr).toBe(0);
+    expect(draining.stdout).toMatch(new RegExp(`web\\s+${drained.replace(/\./g, '\\.')}\\s+draining\\s+0\\s+1`));
+    console.log(`edgeplane status on unit-2 while draining:\n${draining.stdout}`);
+    const onUnit2 = server(await cliJson<ServerRow[]>(['servers'], { member: 2 }), drained)!;
+    expect(onUnit2.units.map((u) => u.weight)).toEqual([0, 0, 0]);
+
+    const before = onUnit2.flows;
+    const bodies = await requests(20);
+    expect(bodies).toEqual(Array.from({ length: 20 }, () => serverBody(other.split(':')[0]!)));
+    expect(server(await cliJson<ServerRow[]>(['servers'], { member: 3 }), drained)!.flows).toBe(before);
+
+    download.kill('SIGTERM');
+    const after = await until('the drained server without connections', async () => {
+      const result = await cli(['status'], { member: 2 });
+      return new RegExp(`web\\s+${drained.replace(/\./g, '\\.')}\\s+drained\\s+0\\s+0`).test(result.stdout) ? result.stdout : undefined;
+    });
+    console.log(`edgeplane status on unit-2 after the drain:\n${after}`);
+
+    const undrain = await cliJson<ServerRow>(['undrain', 'web', drained], { member: 3 });
+    expect(undrain).toMatchObject({ weight: 1, state: 'active' });
+    const events = await cliJson<{ kind: string; by: string; detail: Record<string, string> }[]>(['events'], { member: 2 });
+    expect(events.filter((e) => e.kind === 'drain' || e.kind === 'undrain').map((e) => [e.kind, e.by, e.detail['via']])).toEqual([
+      ['drain', 'alice', 'unit-1'],
+      ['undrain', 'alice', 'unit-3'],
+    ]);
+  }, 120_000);
+
+  it('removes and adds a server on every member', async () => {
+    const removed = await cli(['servers', 'remove', 'web', SERVER_2], { member: 3 });
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(removed.stdout).toMatch(/removed on unit-3, unit-\d, unit-\d/);
+    for (const member of [1, 2]) expect(server(await cliJson<ServerRow[]>(['servers'], { member }), SERVER_2)).toBeUndefined();
+    expect(await requests(20)).toEqual(Array.from({ length: 20 }, () => serverBody(SERVER_IPS[0]!)));
+
+    const again = await cli(['servers', 'remove', 'web', SERVER_2], { member: 1 });
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/404 service "web" has no server 10\.0\.2\.12:80/);
+
+    const added = await cliJson<ServerRow>(['servers', 'add', 'web', SERVER_2, '--weight', '1'], { member: 2 });
+    expect(added).toMatchObject({ server: SERVER_2, weight: 1, state: 'active' });
+    expect(added.units).toHaveLength(3);
+    const bodies = await requests(30);
+    expect(new Set(bodies)).toEqual(new Set(SERVER_IPS.map(serverBody)));
+  }, 120_000);
+
+  it('refuses a read-only certificate to drain, and clients without a certificate of the cluster CA', async () => {
+    const viewer = await cli(['drain', 'web', SERVER_1], { member: 2, as: lab.credentials.viewer });
+    expect(viewer.code).toBe(1);
+    expect(viewer.stderr).toMatch(/403 victor has role read-only; POST \/api\/services\/:service\/servers\/:server\/drain needs operator/);
+    expect(server(await cliJson<ServerRow[]>(['servers'], { member: 1, as: lab.credentials.viewer }), SERVER_1)!.units.map((u) => u.weight)).toEqual([1, 1, 1]);
+
+    const foreign = (file: string) => path.join(lab.credentials.foreign, file);
+    const wrongCa = await cli(['status'], { member: 2, credentials: ['--cert', foreign('operator.crt'), '--key', foreign('operator.key'), '--ca', path.join(lab.credentials.admin, 'ca.crt')] });
+    expect(wrongCa.code, wrongCa.stderr).toBe(4);
+    expect(wrongCa.stderr).toMatch(/refused our certificate/);
+
+    // No client certificate at all: the TLS handshake is refused.
+    const anonymous = await inNamespace(lab.operatorNamespace, 'curl', ['-sS', '--cacert', path.join(lab.credentials.admin, 'ca.crt'), '-o', '/dev/null', '-w', '%{http_code}', `${lab.managementUrl(3)}/api/status`]).then(
+      (code) => ({ refused: false, code }),
+      (error: Error) => ({ refused: true, code: error.message }),
+    );
+    expect(anonymous.refused, anonymous.code).toBe(true);
+
+    // A member's unit certificate may read its peers' internal routes, not operate; an operator may not call those.
+    const flash = path.join(SCRATCH, 'flash/unit-1');
+    const asUnit = (urlPath: string, method = 'GET') =>
+      inNamespace(lab.operatorNamespace, 'curl', ['-sS', '-X', method, '--cacert', path.join(flash, 'ca.crt'), '--cert', path.join(flash, 'unit.crt'), '--key', path.join(flash, 'unit.key'), '-w', '\n%{http_code}', `${lab.managementUrl(2)}${urlPath}`]);
+    expect(await asUnit('/api/peer/unit')).toMatch(/"role":"member"[\s\S]*\n200$/);
+    expect(await asUnit(`/api/services/web/servers/${SERVER_1}/drain`, 'POST')).toMatch(/names no operator role[\s\S]*\n403$/);
+    const operatorOnPeer = await cli(['counters'], { member: 1 }).then(() =>
+      inNamespace(lab.operatorNamespace, 'curl', ['-sS', '--cacert', path.join(lab.credentials.admin, 'ca.crt'), '--cert', path.join(lab.credentials.admin, 'operator.crt'), '--key', path.join(lab.credentials.admin, 'operator.key'), '-w', '\n%{http_code}', `${lab.managementUrl(1)}/api/peer/unit`]),
+    );
+    expect(operatorOnPeer).toMatch(/for cluster members' unit certificates[\s\S]*\n403$/);
+  }, 60_000);
+
+  it('serves Prometheus metrics with data plane and cluster figures on every member', async () => {
+    for (const member of [1, 2, 3]) {
+      const metrics = await inNamespace(lab.operatorNamespace, 'curl', [
+        '-sS', '--cacert', path.join(lab.credentials.viewer, 'ca.crt'), '--cert', path.join(lab.credentials.viewer, 'operator.crt'), '--key', path.join(lab.credentials.viewer, 'operator.key'),
+        `${lab.managementUrl(member)}/metrics`,
+      ]);
+      expect(metrics).toMatch(/edgeplane_server_flows_total\{service="web",server="10\.0\.2\.1[12]:80"\} \d+/);
+      expect(metrics).toMatch(/edgeplane_cluster_members 3/);
+      expect(metrics).toMatch(new RegExp(`edgeplane_cluster_role\\{role="${member === 1 ? 'master' : 'member'}"\\} 1`));
+      expect(metrics).toMatch(/edgeplane_cluster_owned_work_units \d+/);
+    }
+  });
+
+  it('shows the cluster and live throughput in the dashboard in Chromium, with the numbers the API gives', async () => {
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    const admin = (file: string) => path.join(lab.credentials.admin, file);
+    const url = lab.managementUrl(2);
+    const context = await browser.newContext({
+      clientCertificates: [{ origin: new URL(url).origin, certPath: admin('operator.crt'), keyPath: admin('operator.key') }],
+      ignoreHTTPSErrors: true,
+      viewport: { width: 1400, height: 1600 },
+    });
+    const page = await context.newPage();
+    await page.goto(`${url}/dashboard/`);
+    await page.waitForSelector('#members tbody tr');
+    await page.waitForSelector('#servers tbody tr');
+
+    const wrk = spawn('ip', ['netns', 'exec', lab.lan.client, 'wrk', '-t1', '-c4', '-d15s', `http://${VIP}${BIG_FILE_URL_PATH}`], { stdio: 'ignore' });
+    children.push(wrk);
+    const wrkDone = new Promise((resolve) => wrk.once('exit', resolve));
+    await until(
+      'throughput shown while wrk runs',
+      async () => {
+        const bits = await page.$$eval('#servers tbody tr td[data-field=throughput]', (cells) => cells.map((c) => Number((c as HTMLElement).dataset.bitsPerSecond)));
+        return bits.reduce((a, b) => a + b, 0) > 1_000_000 ? bits : undefined;
+      },
+      9000,
+    );
+    // Each poll asks every member, so on a loaded machine samples come slower than once a second.
+    const points = (selector: string) => page.$$eval(selector, (lines) => lines.map((l) => l.getAttribute('points') ?? '').join(' ').trim().split(' ').filter(Boolean).length);
+    const charted = await until(
+      'three charts with a line of 3+ samples',
+      async () => {
+        const counts = await Promise.all(['#chart-throughput', '#chart-server-throughput', '#chart-members'].map((chart) => points(`${chart} polyline`)));
+        return counts.every((count) => count > 2) ? counts : undefined;
+      },
+      12_000,
+    );
+    console.log(`dashboard chart points while wrk runs (service, server, member throughput): ${charted.join(', ')}`);
+    const throughputMax = await page.$eval('#chart-throughput text.label', (label) => label.textContent ?? '');
+    expect(throughputMax).toMatch(/[kMG]bit\/s/);
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'cluster-dashboard-under-load.png'), fullPage: true });
+    await wrkDone;
+
+    // Once traffic stops the counters are still: what is shown must be what the API says.
+    await sleep(3000);
+    const cluster = await cliJson<ClusterView>(['members'], { member: 2 });
+    expect(await page.$eval('#cluster-note', (note) => Number((note as HTMLElement).dataset.members))).toBe(cluster.members.length);
+    const shownMembers = await page.$$eval('#members tbody tr', (rows) =>
+      rows.map((row) => ({ id: (row as HTMLElement).dataset.unit, health: row.querySelector('[data-field=health]')!.textContent, ownedUnits: Number(row.querySelector('[data-field=ownedUnits]')!.textContent) })),
+    );
+    expect(shownMembers).toEqual(cluster.members.map((m) => ({ id: m.id, health: m.health, ownedUnits: m.ownedUnits })));
+    const legend = await page.$$eval('#legend-workunits span', (spans) => Object.fromEntries(spans.map((s) => [(s as HTMLElement).dataset.owner, Number((s as HTMLElement).dataset.count)])));
+    for (const member of cluster.members) expect(legend[member.id] ?? 0).toBe(member.ownedUnits);
+    const shown = await page.$$eval('#servers tbody tr', (rows) =>
+      rows.map((row) => {
+        const field = (name: string) => (row.querySelector(`[data-field=${name}]`) as HTMLElement).textContent;
+        return { server: (row as HTMLElement).dataset.server, state: field('state'), weight: Number(field('weight')), flows: Number(field('flows')) };
+      }),
+    );
+    const fromApi = (await cliJson<ServerRow[]>(['servers'], { member: 2 })).map((s) => ({ server: s.server, state: s.state, weight: s.weight, flows: s.flows }));
+    expect(shown).toEqual(fromApi);
+    expect(fromApi.reduce((sum, s) => sum + s.flows, 0)).toBeGreaterThan(0);
+    const events = await cliJson<unknown[]>(['events'], { member: 2 });
+    expect(await page.locator('#events tbody tr').count()).toBe(events.length);
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'cluster-dashboard-after-load.png'), fullPage: true });
+    await context.close();
+  }, 120_000);
+});
