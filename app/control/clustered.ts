@@ -82,6 +82,9 @@ export async function startClusteredUnit(appliance: Appliance, settings: Cluster
   let known = new Set<string>();
   let master: string | undefined;
   const watch = setInterval(() => {
+    // Between losing a master and joining again a unit knows no members: that is its role change,
+    // not every other member leaving. Who left meanwhile shows once it is back.
+    if (member.role !== 'member' && member.role !== 'master') return;
     const now = new Set(member.memberIds);
     for (const id of now) if (!known.has(id) && id !== member.id) emit('member-joined', { unit: id });
     for (const id of known) if (!now.has(id) && id !== member.id) emit('member-left', { unit: id });

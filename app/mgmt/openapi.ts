@@ -30,8 +30,9 @@ export function openApiDocument(routes: ApiRoute[]): object {
       responses: {
         200: { description: 'OK', content: { 'application/json': {} } },
         400: { description: 'invalid input; the message says which field and why' },
-        403: { description: `the client certificate's role is not allowed (needs ${route.role})` },
+        403: { description: route.role === 'peer' ? "not a cluster member's unit certificate" : `the client certificate's role is not allowed (needs ${route.role})` },
         ...(route.params || route.method === 'DELETE' ? { 404: { description: 'no such service, server or connection' } } : {}),
+        ...(route.method === 'POST' && route.params ? { 409: { description: 'the server is there already, or is the last one of its service' } } : {}),
         503: { description: 'the data plane is not running' },
       },
     };
@@ -48,7 +49,7 @@ export function openApiDocument(routes: ApiRoute[]): object {
       title: 'edgeplane management API',
       version: '1',
       description:
-        'Served by every unit on its management address over HTTPS with mutual TLS. Clients present an operator certificate issued by the cluster CA whose SAN URI urn:edgeplane:operator:<name>:role:<role> gives the role: read-only may GET, operator may also change things. Cluster-wide views answer the same from any member; until clustering exists the cluster is this unit alone.',
+        'Served by every unit on its management address over HTTPS with mutual TLS. Clients present an operator certificate issued by the cluster CA whose SAN URI urn:edgeplane:operator:<name>:role:<role> gives the role: read-only may GET, operator may also change things. On a cluster member every view is cluster-wide from any member (it asks its peers and merges, with a per-member breakdown) and every change is applied on every member (the member asked forwards it; the answer lists where it applied). Routes with x-edgeplane-role "peer" are cluster-internal: only members\' unit certificates (SAN URI urn:edgeplane:unit:<id>) may call them, and those certificates may call nothing else. A unit that is not clustered answers for itself (cluster.mode "single-unit").',
     },
     components: { securitySchemes: { mutualTLS: { type: 'mutualTLS', description: 'operator certificate from the cluster CA' } } },
     security: [{ mutualTLS: [] }],

@@ -254,6 +254,17 @@ describe('operating a three-unit cluster of control applications', () => {
     expect(operatorOnPeer).toMatch(/for cluster members' unit certificates[\s\S]*\n403$/);
   }, 60_000);
 
+  it('describes the cluster routes in its OpenAPI document', async () => {
+    const document = JSON.parse(
+      await inNamespace(lab.operatorNamespace, 'curl', ['-sS', '--cacert', path.join(lab.credentials.viewer, 'ca.crt'), '--cert', path.join(lab.credentials.viewer, 'operator.crt'), '--key', path.join(lab.credentials.viewer, 'operator.key'), `${lab.managementUrl(3)}/api/openapi.json`]),
+    ) as { paths: Record<string, Record<string, { 'x-edgeplane-role': string }>> };
+    const role = (route: string, method: string) => document.paths[route]?.[method]?.['x-edgeplane-role'];
+    expect(role('/api/cluster', 'get')).toBe('read-only');
+    expect(role('/api/services/{service}/servers', 'post')).toBe('operator');
+    expect(role('/api/services/{service}/servers/{server}', 'delete')).toBe('operator');
+    expect(role('/api/peer/changes', 'post')).toBe('peer');
+  });
+
   it('serves Prometheus metrics with data plane and cluster figures on every member', async () => {
     for (const member of [1, 2, 3]) {
       const metrics = await inNamespace(lab.operatorNamespace, 'curl', [
@@ -267,7 +278,7 @@ describe('operating a three-unit cluster of control applications', () => {
     }
   });
 
-  it('shows the cluster and live throughput in the dashboard in Chromium, with the numbers the API gives', async () => {
+  it('shows the cluster and live throughput in the dashboard in Chromium, with the numbers the API gives, and a failover on its timeline', async () => {
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
     const admin = (file: string) => path.join(lab.credentials.admin, file);
     const url = lab.managementUrl(2);
@@ -328,8 +339,26 @@ describe('operating a three-unit cluster of control applications', () => {
     expect(shown).toEqual(fromApi);
     expect(fromApi.reduce((sum, s) => sum + s.flows, 0)).toBeGreaterThan(0);
     const events = await cliJson<unknown[]>(['events'], { member: 2 });
-    expect(await page.locator('#events tbody tr').count()).toBe(events.length);
+    await until('the event table as long as the API list', async () => ((await page.locator('#events tbody tr').count()) === events.length ? true : undefined), 5000);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'cluster-dashboard-after-load.png'), fullPage: true });
+
+    // A member dies: the others see it leave, the timeline marks the failover, the VIP still answers.
+    lab.units[2]!.child.kill('SIGKILL');
+    const survivors = await until(
+      'unit-3 gone from the members unit-2 lists',
+      async () => {
+        const view = await cliJson<ClusterView>(['members'], { member: 2 });
+        return view.members.length === 2 ? view : undefined;
+      },
+      30_000,
+    );
+    expect(survivors.members.map((m) => [m.id, m.health])).toEqual([['unit-2', 'ok'], ['unit-1', 'ok']]);
+    const left = await cliJson<{ kind: string; detail: Record<string, string> }[]>(['events'], { member: 2 });
+    expect(left.filter((e) => e.kind === 'member-left').map((e) => e.detail['unit'])).toContain('unit-3');
+    expect(await requests(10)).toHaveLength(10);
+    await until('the failover on the dashboard timeline', async () => ((await page.locator('#events tbody tr.failover[data-kind=member-left]', { hasText: 'unit=unit-3' }).count()) > 0 ? true : undefined), 15_000);
+    await until('two members on the dashboard', async () => ((await page.locator('#members tbody tr').count()) === 2 ? true : undefined), 15_000);
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'cluster-dashboard-after-failover.png'), fullPage: true });
     await context.close();
-  }, 120_000);
+  }, 150_000);
 });

@@ -65,7 +65,9 @@ export interface ClusterLab {
   destroy(): Promise<void>;
 }
 
-const DEFAULT_TIMING = { keepaliveIntervalMs: 100, memberDeadAfterMs: 1500, masterSilenceMs: 300, rebalanceIntervalMs: 5000 };
+// Generous on a loaded 2-core machine (three polling data planes, wrk, Chromium): a member that
+// misses keepalives for 3 s is gone.
+const DEFAULT_TIMING = { keepaliveIntervalMs: 100, memberDeadAfterMs: 3000, masterSilenceMs: 300, rebalanceIntervalMs: 5000 };
 
 async function provision(tool: string[]): Promise<void> {
   const output: string[] = [];
