@@ -6,6 +6,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -56,6 +57,25 @@ interface ServerRow {
 let lab: ClusterLab;
 let browser: Browser | undefined;
 const children: ChildProcess[] = [];
+/** What unit-1 told systemd's notify socket (a python3 listener stands in: Node cannot bind one). */
+const notified: string[] = [];
+
+function notifySocket(file: string): Promise<void> {
+  const listener = spawn('python3', ['-c', `
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+print("bound", flush=True)
+while True:
+    message = s.recv(4096).decode()
+    if message != "BARRIER=1":
+        print(json.dumps(message), flush=True)
+`, file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(listener);
+  return new Promise((resolve) => {
+    createInterface({ input: listener.stdout! }).on('line', (line) => (line === 'bound' ? resolve() : notified.push(JSON.parse(line) as string)));
+  });
+}
 
 /** The CLI as an operator runs it, from the operators' namespace on the management network. */
 function cli(args: string[], options: { member?: number; as?: string; credentials?: string[] } = {}): Promise<CliResult> {
@@ -100,8 +120,10 @@ beforeAll(async () => {
   // The root namespace gets an address on the management network too: Playwright's client
   // certificate support connects from this process on Chromium's behalf.
   lab = await createClusterLab({ prefix: PREFIX, dir: SCRATCH, units: 3, entry: 'sources', hostAddress: '10.77.0.3' });
-  // Unit 1 first, so it is the master the others join.
-  const first = lab.startUnit(1);
+  // Unit 1 first, so it is the master the others join; it reports to a notify socket as under systemd.
+  const socket = path.join(SCRATCH, 'notify.sock');
+  await notifySocket(socket);
+  const first = lab.startUnit(1, { NOTIFY_SOCKET: socket, WATCHDOG_USEC: '1000000' });
   await first.waitForLog(/management API \(mutual TLS\) on/, 120_000);
   await until('unit-1 master', async () => ((await cli(['--json', 'members'], { member: 1 })).stdout.includes('"role": "master"') ? true : undefined), 60_000);
   for (const slot of [2, 3]) lab.startUnit(slot);
@@ -254,6 +276,12 @@ describe('operating a three-unit cluster of control applications', () => {
     expect(operatorOnPeer).toMatch(/for cluster members' unit certificates[\s\S]*\n403$/);
   }, 60_000);
 
+  it("tells systemd its cluster role, members and work units in the status line", async () => {
+    expect(notified[0]).toMatch(/^READY=1\nSTATUS=ports up 2\/2, services 1, flows \d+; cluster (discovering|offering|master)/);
+    const status = await until('a watchdog status naming the three-member cluster', async () => notified.find((message) => /cluster master, master unit-1, 3 member\(s\), \d+ work unit\(s\) owned/.test(message)));
+    expect(status).toMatch(/^WATCHDOG=1\nSTATUS=ports up 2\/2, services 1, flows \d+; cluster master/);
+  });
+
   it('describes the cluster routes in its OpenAPI document', async () => {
     const document = JSON.parse(
       await inNamespace(lab.operatorNamespace, 'curl', ['-sS', '--cacert', path.join(lab.credentials.viewer, 'ca.crt'), '--cert', path.join(lab.credentials.viewer, 'operator.crt'), '--key', path.join(lab.credentials.viewer, 'operator.key'), `${lab.managementUrl(3)}/api/openapi.json`]),
@@ -320,23 +348,41 @@ describe('operating a three-unit cluster of control applications', () => {
     await wrkDone;
 
     // Once traffic stops the counters are still: what is shown must be what the API says.
-    await sleep(3000);
-    const cluster = await cliJson<ClusterView>(['members'], { member: 2 });
-    expect(await page.$eval('#cluster-note', (note) => Number((note as HTMLElement).dataset.members))).toBe(cluster.members.length);
-    const shownMembers = await page.$$eval('#members tbody tr', (rows) =>
-      rows.map((row) => ({ id: (row as HTMLElement).dataset.unit, health: row.querySelector('[data-field=health]')!.textContent, ownedUnits: Number(row.querySelector('[data-field=ownedUnits]')!.textContent) })),
-    );
-    expect(shownMembers).toEqual(cluster.members.map((m) => ({ id: m.id, health: m.health, ownedUnits: m.ownedUnits })));
-    const legend = await page.$$eval('#legend-workunits span', (spans) => Object.fromEntries(spans.map((s) => [(s as HTMLElement).dataset.owner, Number((s as HTMLElement).dataset.count)])));
-    for (const member of cluster.members) expect(legend[member.id] ?? 0).toBe(member.ownedUnits);
-    const shown = await page.$$eval('#servers tbody tr', (rows) =>
-      rows.map((row) => {
-        const field = (name: string) => (row.querySelector(`[data-field=${name}]`) as HTMLElement).textContent;
-        return { server: (row as HTMLElement).dataset.server, state: field('state'), weight: Number(field('weight')), flows: Number(field('flows')) };
-      }),
-    );
-    const fromApi = (await cliJson<ServerRow[]>(['servers'], { member: 2 })).map((s) => ({ server: s.server, state: s.state, weight: s.weight, flows: s.flows }));
-    expect(shown).toEqual(fromApi);
+    // The rebalancer may move work units between two polls: wait for a page that shows what the API says.
+    const readMembers = () =>
+      page.$$eval('#members tbody tr', (rows) =>
+        rows.map((row) => ({ id: (row as HTMLElement).dataset.unit, health: row.querySelector('[data-field=health]')!.textContent, ownedUnits: Number(row.querySelector('[data-field=ownedUnits]')!.textContent) })),
+      );
+    const readLegend = () => page.$$eval('#legend-workunits span', (spans) => Object.fromEntries(spans.map((s) => [(s as HTMLElement).dataset.owner, Number((s as HTMLElement).dataset.count)])));
+    let last = '';
+    const agreed = await until(
+      'the dashboard showing the members and work units the API gives',
+      async () => {
+        const cluster = await cliJson<ClusterView>(['members'], { member: 2 });
+        const count = await page.$eval('#cluster-note', (note) => Number((note as HTMLElement).dataset.members));
+        const rows = await readMembers();
+        const legend = await readLegend();
+        const expected = cluster.members.map((m) => ({ id: m.id, health: m.health, ownedUnits: m.ownedUnits }));
+        last = JSON.stringify({ count, rows, legend, expected });
+        const same = count === cluster.members.length && JSON.stringify(rows) === JSON.stringify(expected) && cluster.members.every((m) => (legend[m.id] ?? 0) === m.ownedUnits);
+        return same ? cluster : undefined;
+      },
+      30_000,
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}; last seen ${last}`);
+    });
+    expect(agreed.members).toHaveLength(3);
+    const readServers = () =>
+      page.$$eval('#servers tbody tr', (rows) =>
+        rows.map((row) => {
+          const field = (name: string) => (row.querySelector(`[data-field=${name}]`) as HTMLElement).textContent;
+          return { server: (row as HTMLElement).dataset.server, state: field('state'), weight: Number(field('weight')), flows: Number(field('flows')) };
+        }),
+      );
+    const fromApi = await until('the server table showing what the API gives', async () => {
+      const api = (await cliJson<ServerRow[]>(['servers'], { member: 2 })).map((s) => ({ server: s.server, state: s.state, weight: s.weight, flows: s.flows }));
+      return JSON.stringify(await readServers()) === JSON.stringify(api) ? api : undefined;
+    });
     expect(fromApi.reduce((sum, s) => sum + s.flows, 0)).toBeGreaterThan(0);
     const events = await cliJson<unknown[]>(['events'], { member: 2 });
     await until('the event table as long as the API list', async () => ((await page.locator('#events tbody tr').count()) === events.length ? true : undefined), 5000);

@@ -60,7 +60,8 @@ export interface ClusterLab {
   managementUrl(slot: number): string;
   configFile(slot: number): string;
   nginx: NginxServer[];
-  startUnit(slot: number): UnitProcess;
+  /** `env`: extra environment for the unit (e.g. NOTIFY_SOCKET). */
+  startUnit(slot: number, env?: Record<string, string>): UnitProcess;
   units: UnitProcess[];
   destroy(): Promise<void>;
 }
@@ -156,11 +157,12 @@ export async function createClusterLab(options: ClusterLabOptions): Promise<Clus
   const nginx = await Promise.all(lan.servers.map((namespace, i) => startNginx(namespace, SERVER_IPS[i]!)));
   const units: UnitProcess[] = [];
 
-  const startUnit = (slot: number): UnitProcess => {
+  const startUnit = (slot: number, env: Record<string, string> = {}): UnitProcess => {
     const log = path.join(dir, `unit-${slot}.log`);
     const program = options.entry === 'build' ? [path.join(ROOT, 'dist/app/control/main.js')] : ['--import', 'tsx', path.join(ROOT, 'app/control/main.ts')];
     const child = spawn('ip', ['netns', 'exec', lan.unitNamespace(slot), process.execPath, ...program, '--config', configFile(slot)], {
       cwd: ROOT,
+      env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
       // Its own process group: a terminal's Ctrl-C goes to the demo, which stops the units in order.
       detached: true,
