@@ -7,7 +7,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApplianceError } from '../control/appliance.js';
 import { clusterSummary, gatherUnits, mergeFlows, mergeServices, sumCounters, type ClusterContext, type UnitReport } from './cluster-views.js';
 import type { EventLog } from './event-log.js';
-import { filterFlows, killFlow, listFlows, type Flow, type FlowFilter } from './flows.js';
+import { filterFlows, killFlow, listFlows, splitEndpoint, type Flow, type FlowFilter } from './flows.js';
 import type { LogTail } from './log-tail.js';
 import type { ManagedAppliance } from './managed-appliance.js';
 import type { Access, Operator } from './roles.js';
@@ -95,10 +95,7 @@ function ownFlows(context: ApiContext): Flow[] {
   const flows = listFlows(context.appliance);
   const cluster = context.cluster;
   if (!cluster) return flows;
-  return flows.filter((flow) => {
-    const colon = flow.client.lastIndexOf(':');
-    return cluster.source.ownsClient(flow.client.slice(0, colon), Number(flow.client.slice(colon + 1)));
-  });
+  return flows.filter((flow) => cluster.source.ownsClient(...splitEndpoint(flow.client)));
 }
 
 function localServices(context: ApiContext): ServiceView[] {
@@ -149,9 +146,10 @@ async function changeServer(context: ApiContext, change: ServerChange, operator:
   return { ...(row ?? { service: change.service, server: change.server, removed: true }), applied };
 }
 
-const serverChange = (request: FastifyRequest, action: ServerChange['action'], weight?: number): ServerChange => {
+/** The change a drain, undrain or remove route asks for, from its path parameters. */
+const pathChange = (request: FastifyRequest, action: 'drain' | 'undrain' | 'remove'): ServerChange => {
   const { service, server } = request.params as { service: string; server: string };
-  return action === 'weight' || action === 'add' ? { action, service, server, weight: weight ?? 1 } : { action, service, server } as ServerChange;
+  return { action, service, server };
 };
 
 export const apiRoutes: ApiRoute[] = [
@@ -220,7 +218,7 @@ export const apiRoutes: ApiRoute[] = [
     role: 'operator',
     summary: 'Remove a server from a service (on every member); its established connections keep it until they end',
     params: serverParams,
-    handler: (context, request, _reply, operator) => changeServer(context, serverChange(request, 'remove'), operator),
+    handler: (context, request, _reply, operator) => changeServer(context, pathChange(request, 'remove'), operator),
   },
   {
     method: 'POST',
@@ -228,7 +226,7 @@ export const apiRoutes: ApiRoute[] = [
     role: 'operator',
     summary: 'Drain a server on every member: weight 0, no new connections, established ones stay until they end',
     params: serverParams,
-    handler: (context, request, _reply, operator) => changeServer(context, serverChange(request, 'drain'), operator),
+    handler: (context, request, _reply, operator) => changeServer(context, pathChange(request, 'drain'), operator),
   },
   {
     method: 'POST',
@@ -236,7 +234,7 @@ export const apiRoutes: ApiRoute[] = [
     role: 'operator',
     summary: 'Undrain a server on every member: back to its configured weight',
     params: serverParams,
-    handler: (context, request, _reply, operator) => changeServer(context, serverChange(request, 'undrain'), operator),
+    handler: (context, request, _reply, operator) => changeServer(context, pathChange(request, 'undrain'), operator),
   },
   {
     method: 'PUT',
@@ -250,7 +248,10 @@ export const apiRoutes: ApiRoute[] = [
       additionalProperties: false,
       properties: { weight: { type: 'integer', minimum: 0, maximum: 65535 } },
     },
-    handler: (context, request, _reply, operator) => changeServer(context, serverChange(request, 'weight', (request.body as { weight: number }).weight), operator),
+    handler: (context, request, _reply, operator) => {
+      const { service, server } = request.params as { service: string; server: string };
+      return changeServer(context, { action: 'weight', service, server, weight: (request.body as { weight: number }).weight }, operator);
+    },
   },
   {
     method: 'GET',

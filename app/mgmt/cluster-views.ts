@@ -55,7 +55,8 @@ export interface MemberView {
   health: 'ok' | 'unreachable' | 'not-joined';
   state: string;
   ownedUnits: number;
-  /** Since this unit last heard its keepalive (the master hears every member, a member the master). */
+  /** Since this unit last heard its keepalive (the master hears every member, a member the master;
+   * null for itself and for members it does not watch). */
   lastKeepaliveMsAgo: number | null;
   answeredInMs: number | null;
   configRevision: number | null;
@@ -81,7 +82,7 @@ export function memberViews(cluster: ClusterContext, answers: UnitAnswer[]): Mem
   const heard = cluster.source.lastHeard();
   const now = Date.now();
   return answers.map((answer, index) => {
-    const last = index === 0 ? now : heard.get(answer.id);
+    const last = index === 0 ? undefined : heard.get(answer.id);
     const base = { id: answer.id, address: answer.address, self: index === 0, ownedUnits: counts.get(answer.id) ?? 0, lastKeepaliveMsAgo: last === undefined ? null : now - last };
     if (!answer.ok) return { ...base, role: 'unreachable', health: 'unreachable', state: 'unknown', answeredInMs: null, configRevision: null, error: answer.error };
     const { value } = answer;

@@ -402,6 +402,9 @@ describe('operating a three-unit cluster of control applications', () => {
     const left = await cliJson<{ kind: string; detail: Record<string, string> }[]>(['events'], { member: 2 });
     expect(left.filter((e) => e.kind === 'member-left').map((e) => e.detail['unit'])).toContain('unit-3');
     expect(await requests(10)).toHaveLength(10);
+    const gone = await cli(['status'], { member: 3 });
+    expect(gone.code).toBe(3);
+    expect(gone.stderr).toMatch(/cannot reach the appliance at https:\/\/10\.77\.0\.13:8443/);
     await until('the failover on the dashboard timeline', async () => ((await page.locator('#events tbody tr.failover[data-kind=member-left]', { hasText: 'unit=unit-3' }).count()) > 0 ? true : undefined), 15_000);
     await until('two members on the dashboard', async () => ((await page.locator('#members tbody tr').count()) === 2 ? true : undefined), 15_000);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'cluster-dashboard-after-failover.png'), fullPage: true });
