@@ -12,10 +12,13 @@
         "src/local_reply.c",
         "src/nat.c",
         "src/neighbor.c",
+        "src/neighbor6.c",
+        "src/packet6.c",
         "src/parse.c",
         "src/qos.c",
         "src/service.c",
         "src/wildcard.c",
+        "src/wildcard6.c",
         "src/worker.c"
       ],
       "include_dirs": [

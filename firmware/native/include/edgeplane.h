@@ -81,6 +81,10 @@ int ep_port_info(uint16_t port, struct ep_port_info *out, struct ep_error *err);
 int ep_port_configure(uint16_t port, uint32_t addr, uint8_t prefix_len, int promiscuous,
 		      struct ep_error *err);
 
+/* The unit's own IPv6 address on the port (all zero = none), for neighbour discovery and ICMPv6
+ * echo; prefix_len > 0 adds the connected route. Allowed while running. */
+int ep_port_configure6(uint16_t port, const uint8_t addr[16], uint8_t prefix_len, struct ep_error *err);
+
 /* ---- addressing ---- */
 
 /* Addresses answered for ARP and ICMP echo on a port (own or virtual addresses). */
@@ -92,6 +96,15 @@ int ep_route_del(uint32_t prefix, uint8_t len, struct ep_error *err);
 int ep_neighbor_set(uint32_t ip, uint16_t port, const uint8_t mac[6], struct ep_error *err);
 /* Sends an ARP request for ip out of the port its route names. */
 int ep_resolve(uint32_t ip, struct ep_error *err);
+
+/* IPv6 counterparts: addresses answered for neighbour solicitations and ICMPv6 echo, routes
+ * (gateway all zero = directly connected), neighbours, and a neighbour solicitation for ip. */
+int ep_local_addr6_add(uint16_t port, const uint8_t ip[16], struct ep_error *err);
+int ep_local_addr6_del(uint16_t port, const uint8_t ip[16], struct ep_error *err);
+int ep_route6_add(const uint8_t prefix[16], uint8_t len, uint16_t port, const uint8_t gateway[16], struct ep_error *err);
+int ep_route6_del(const uint8_t prefix[16], uint8_t len, struct ep_error *err);
+int ep_neighbor6_set(const uint8_t ip[16], uint16_t port, const uint8_t mac[6], struct ep_error *err);
+int ep_resolve6(const uint8_t ip[16], struct ep_error *err);
 
 /* ---- affinities ---- */
 
@@ -175,10 +188,12 @@ uint32_t ep_learned_count(void);
 
 struct ep_wildcard {
 	uint8_t proto; /* 0 = any */
+	uint8_t family; /* 0 or 4: IPv4 fields; 6: the *6 fields (the rule matches IPv6 packets only) */
 	uint32_t src_ip, src_mask, dst_ip, dst_mask; /* masks may be non-contiguous */
 	uint16_t src_port, dst_port;                 /* 0 = any */
 	uint32_t precedence;                         /* higher wins */
 	struct ep_action action;
+	uint8_t src_ip6[16], src_mask6[16], dst_ip6[16], dst_mask6[16];
 };
 
 /* Builds a new wildcard set off the fast path and swaps it in; the old one is freed once no
@@ -194,6 +209,7 @@ struct ep_server {
 	uint32_t ip;
 	uint16_t port;
 	uint16_t weight; /* 0 = takes no new flows (drain) */
+	uint8_t ip6[16]; /* the address of a server of an IPv6 service (ip is then 0) */
 };
 
 /* How a new connection reaches the chosen server. */
@@ -222,6 +238,9 @@ struct ep_service_conf {
 	uint32_t snat_ip;    /* FULLNAT source address (one of the unit's) */
 	uint16_t snat_port_min, snat_port_max; /* FULLNAT source ports, host order, inclusive */
 	uint16_t gue_port;   /* GUE destination port, host order (default 6080) */
+	uint8_t family;      /* 0 or 4: vip, snat_ip and the servers' ip; 6: vip6, snat_ip6, ip6 */
+	uint8_t vip6[16];
+	uint8_t snat_ip6[16];
 };
 
 int ep_service_set(const struct ep_service_conf *svc, const struct ep_server *servers, uint32_t n,
@@ -314,6 +333,7 @@ struct ep_server_counters {
 	uint32_t ip;
 	uint16_t port;
 	uint16_t weight;
+	uint8_t ip6[16]; /* servers of IPv6 services */
 	uint64_t flows, packets, bytes; /* packets and bytes of both directions */
 	/* connection setup time seen by the data plane (client SYN to server SYN-ACK), NAT modes */
 	uint64_t handshakes, handshake_us_total;

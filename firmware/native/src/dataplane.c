@@ -194,6 +194,8 @@ int ep_create(const struct ep_config *cfg, struct ep_error *err)
 	if (!ep_dp.neigh_hash || !ep_dp.punt_ring || !ep_dp.inject_ring || !ep_dp.process_ring || !ep_dp.event_ring ||
 	    !ep_dp.ctrl_pool)
 		return ep_fail(err, EP_ENOMEM, "control rings and pools: %s", rte_strerror(rte_errno));
+	if (ep_v6_tables_create(err))
+		return -1;
 	ep_dp.wildcards = ep_wildcard_build(NULL, 0, err);
 	if (!ep_dp.wildcards)
 		return -1;
@@ -368,6 +370,7 @@ void ep_shutdown(void)
 		}
 		rte_lpm_free(ep_dp.lpm);
 		rte_hash_free(ep_dp.neigh_hash);
+		ep_v6_tables_free();
 		rte_ring_free(ep_dp.punt_ring);
 		rte_ring_free(ep_dp.inject_ring);
 		rte_ring_free(ep_dp.process_ring);
@@ -495,7 +498,8 @@ static void describe_flow(struct ep_affinity_info *o, const struct ep_flow *f, u
 	o->action = f->act;
 	ep_action_public(&o->action);
 	o->ttl_s = seconds_left(f->expire_tsc, now);
-	o->seq = f->seq; /* zero for learned flows */
+	static const struct ep_seq_adjust no_seq;
+	o->seq = (f->act.flags2 & EP_ACT_F2_SEQ_ADJUST) ? f->seq : no_seq; /* learned IPv6 flows share its space */
 	o->origin = origin;
 	o->tcp_state = f->tcp_state;
 	o->packets = f->packets;
@@ -704,6 +708,7 @@ uint32_t ep_server_counters(struct ep_server_counters *out, uint32_t max)
 			memset(o, 0, sizeof(*o));
 			o->service_id = id;
 			o->ip = svc->servers[s].srv.ip;
+			memcpy(o->ip6, svc->servers[s].srv.ip6, 16);
 			o->port = svc->servers[s].srv.port;
 			o->weight = svc->servers[s].srv.weight;
 			for (uint32_t i = 0; i < ep_dp.nworkers; i++) {

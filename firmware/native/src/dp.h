@@ -44,17 +44,24 @@ struct ep_flow {
 	uint64_t expire_tsc;
 	uint64_t packets, bytes; /* learned flows only: manager counters are per worker */
 	uint64_t syn_tsc;        /* reverse NAT flows: when the client's first packet was seen */
-	struct ep_seq_adjust seq; /* act.flags2 & EP_ACT_F2_SEQ_ADJUST */
+	union {
+		struct ep_seq_adjust seq; /* manager affinities: act.flags2 & EP_ACT_F2_SEQ_ADJUST */
+		uint8_t nat6_src[16];     /* learned IPv6 flows: new source address, all zero = kept */
+	};
 	uint16_t service_id;
 	uint16_t server_slot;
 	uint16_t server_epoch; /* the server's epoch when the flow was pinned (see ep_dp.server_epochs) */
 	uint16_t unit;         /* work unit: of the client, for both directions */
 	uint32_t ttl_s; /* manager: the ttl it was installed with */
 	struct ep_flow_key key;
+	/* learned IPv6 flows: new destination address (NAT modes) or the server (DSR); all zero = kept.
+	 * IPv6 addresses do not fit the action, so they live here, in space the IPv4 layout pads. */
+	uint8_t nat6_dst[16];
 } __rte_cache_aligned;
 
 _Static_assert(offsetof(struct ep_flow, expire_tsc) <= RTE_CACHE_LINE_SIZE,
 	       "a manager hit must stay within the flow's first cache line");
+_Static_assert(sizeof(struct ep_flow) == 3 * RTE_CACHE_LINE_SIZE, "IPv6 translations must not grow a flow");
 
 struct ep_flow_table {
 	struct rte_hash *hash;
@@ -86,6 +93,7 @@ struct ep_service_rt {
 /* An immutable wildcard set: the ACL context plus the actions its userdata indexes. */
 struct ep_wildcard_set {
 	struct rte_acl_ctx *acl;
+	struct rte_acl_ctx *acl6; /* the IPv6 rules (wildcard6.c); userdata indexes the same actions */
 	uint32_t n;
 	struct ep_action actions[];
 };
@@ -111,9 +119,24 @@ struct ep_port_rt {
 	struct rte_ether_addr mac;
 	uint32_t addr;
 	uint8_t prefix_len;
+	uint8_t prefix6_len;
+	uint8_t addr6[16]; /* all zero: none */
 };
 
-enum ep_event_type { EP_EV_NEIGH_LEARN = 1, EP_EV_NEIGH_MISS = 2 };
+#define EP_MAX_ROUTES6 256
+
+struct ep_route6_nh {
+	uint16_t port;
+	uint8_t gateway[16]; /* all zero: directly connected */
+};
+
+struct ep_local_addr6 {
+	uint8_t ip[16];
+	uint16_t port;
+	uint8_t used; /* written last (release) */
+};
+
+enum ep_event_type { EP_EV_NEIGH_LEARN = 1, EP_EV_NEIGH_MISS = 2, EP_EV_NEIGH6_LEARN = 3, EP_EV_NEIGH6_MISS = 4 };
 
 /* Work the control thread hands to a worker for the tables only that worker may write. */
 enum ep_command_op { EP_CMD_FORGET_FLOW = 1, EP_CMD_IMPORT_FLOW = 2 };
@@ -131,6 +154,7 @@ struct ep_event {
 	uint32_t ip;
 	uint8_t mac[6];
 	uint8_t pad2[2];
+	uint8_t ip6[16]; /* EP_EV_NEIGH6_* */
 };
 
 /* Fragments after the first carry no ports: the first fragment leaves its 5-tuple here under
@@ -199,6 +223,13 @@ struct ep_dp {
 	uint32_t neigh_gen;
 	struct ep_local_addr local[EP_MAX_LOCAL_ADDRS];
 
+	struct rte_lpm6 *lpm6;
+	struct ep_route6_nh routes6[EP_MAX_ROUTES6];
+	uint32_t nroutes6;
+	struct rte_hash *neigh6_hash;
+	struct ep_neighbor neighbors6[EP_MAX_NEIGHBORS];
+	struct ep_local_addr6 local6[EP_MAX_LOCAL_ADDRS];
+
 	struct rte_ring *punt_ring;
 	uint8_t *unit_states;          /* [EP_WORK_UNITS], swapped whole */
 	volatile int replicating;
@@ -261,6 +292,19 @@ struct ep_acl_input {
 	uint16_t dport;
 };
 
+/* wildcard6.c: the IPv6 rules of a set (family 6) into set->acl6 */
+int ep_wildcard6_build(struct ep_wildcard_set *set, const struct ep_wildcard *rules, uint32_t n, struct ep_error *err);
+struct ep_acl_input6 {
+	uint8_t proto;
+	uint8_t pad[3];
+	uint8_t src[16];
+	uint8_t dst[16];
+	uint16_t sport;
+	uint16_t dport;
+};
+/* Classifies one IPv6 packet; returns the matching rule's index + 1, or 0. */
+uint32_t ep_wildcard6_classify(const struct ep_wildcard_set *set, const struct ep_acl_input6 *in);
+
 /* service.c */
 int ep_maglev_build(struct ep_service_rt *svc);
 int ep_wrr_build(struct ep_service_rt *svc);
@@ -279,6 +323,14 @@ int ep_route_lookup(uint32_t dst, uint16_t *port, uint32_t *next_hop);
 int ep_local_lookup(uint32_t ip, uint16_t port);
 void ep_send_arp_request(uint16_t port, uint32_t target);
 void ep_handle_events(void);
+
+/* neighbor6.c (tables written by the control thread, read by workers) */
+int ep_v6_tables_create(struct ep_error *err);
+void ep_v6_tables_free(void);
+int ep_route6_lookup(const uint8_t dst[16], uint16_t *port, uint8_t next_hop[16]);
+int ep_neighbor6_lookup(const uint8_t ip[16], struct ep_neighbor *out);
+int ep_local6_lookup(const uint8_t ip[16], uint16_t port);
+void ep_handle_event6(const struct ep_event *ev);
 
 /* dataplane.c: queue a frame for worker 0 to send (control-thread frames: ARP, injects) */
 int ep_queue_tx(struct rte_mbuf *m, uint16_t port);

@@ -34,7 +34,8 @@
 	X(QOS_UNSUPPORTED, "qos_unsupported")   /* QoS action impossible on this packet */ \
 	X(SERVER_FLUSHED, "server_flushed")     /* its server's connections were forgotten */ \
 	X(PUNT_LOOP, "punt_loop")               /* a frame the control application injected for processing would go back up */ \
-	X(FOREIGN_UNIT, "foreign_unit")         /* its work unit belongs to another cluster member */
+	X(FOREIGN_UNIT, "foreign_unit")         /* its work unit belongs to another cluster member */ \
+	X(NDP_IGNORED, "ndp_ignored")           /* neighbour discovery not for us, or invalid (after learning) */
 
 enum ep_drop_reason {
 #define EP_DROP_ENUM(name, str) EP_DROP_##name,

@@ -49,6 +49,33 @@ static inline void ep_key_set4(struct ep_flow_key *k, uint8_t proto, uint32_t sr
 	k->family = 4;
 }
 
+static inline void ep_key_set6(struct ep_flow_key *k, uint8_t proto, const uint8_t src[16], uint16_t sport,
+			       const uint8_t dst[16], uint16_t dport)
+{
+	memcpy(k->src, src, 16);
+	memcpy(k->dst, dst, 16);
+	k->sport = sport;
+	k->dport = dport;
+	k->proto = proto;
+	k->family = 6;
+	k->pad[0] = k->pad[1] = 0;
+}
+
+/* An IPv6 address folded to 32 bits where an IPv4 address is expected (work units, rate limits). */
+static inline uint32_t ep_addr6_fold(const uint8_t a[16])
+{
+	uint32_t w[4];
+	memcpy(w, a, 16);
+	return w[0] ^ w[1] ^ w[2] ^ w[3];
+}
+
+static inline int ep_addr6_is_zero(const uint8_t a[16])
+{
+	uint64_t w[2];
+	memcpy(w, a, 16);
+	return (w[0] | w[1]) == 0;
+}
+
 static inline void ep_key_reverse(const struct ep_flow_key *k, struct ep_flow_key *r)
 {
 	memcpy(r->src, k->dst, 16);

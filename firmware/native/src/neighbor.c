@@ -156,6 +156,8 @@ void ep_handle_events(void)
 				ep_neighbor_set(ev[i].ip, ev[i].port, ev[i].mac, &err);
 			else if (ev[i].type == EP_EV_NEIGH_MISS)
 				ep_send_arp_request(ev[i].port, ev[i].ip);
+			else
+				ep_handle_event6(&ev[i]);
 		}
 	}
 }

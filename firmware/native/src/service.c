@@ -41,7 +41,9 @@ int ep_maglev_build(struct ep_service_rt *svc)
 	uint32_t max_weight = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct ep_server_slot *s = &svc->servers[i];
-		uint64_t id = ((uint64_t)s->srv.ip << 16) | s->srv.port;
+		/* an IPv6 server's address folds to 32 bits: still one permutation per server */
+		uint32_t addr = s->srv.ip ? s->srv.ip : ep_addr6_fold(s->srv.ip6);
+		uint64_t id = ((uint64_t)addr << 16) | s->srv.port;
 		offset[i] = (uint32_t)(mix64(id) % m);
 		skip[i] = (uint32_t)(mix64(id ^ 0xa5a5a5a5a5a5a5a5ull) % (m - 1)) + 1;
 		next[i] = 0;
@@ -155,6 +157,7 @@ static int assign_slots(struct ep_service_rt *svc, const struct ep_service_rt *o
 		int slot = -1;
 		for (uint32_t s = 0; old && s < old->nslots; s++)
 			if (old->servers[s].present && old->servers[s].srv.ip == servers[i].ip &&
+			    memcmp(old->servers[s].srv.ip6, servers[i].ip6, 16) == 0 &&
 			    old->servers[s].srv.port == servers[i].port) {
 				slot = (int)s;
 				break;
@@ -178,6 +181,29 @@ static int assign_slots(struct ep_service_rt *svc, const struct ep_service_rt *o
 	return 0;
 }
 
+/* An IPv4 service has IPv4 servers, an IPv6 one IPv6 servers: the data plane translates between
+ * addresses of one family only. IPv6 services forward by NAT, full NAT or DSR. */
+static int check_family(const struct ep_service_conf *conf, const struct ep_server *servers, uint32_t n,
+			struct ep_error *err)
+{
+	if (conf->family != 0 && conf->family != 4 && conf->family != 6)
+		return ep_fail(err, EP_EINVAL, "address family %u is neither 4 nor 6", conf->family);
+	if (conf->family != 6) {
+		for (uint32_t i = 0; i < n; i++)
+			if (servers[i].ip == 0)
+				return ep_fail(err, EP_EINVAL, "server %u has address 0.0.0.0", i);
+		return 0;
+	}
+	if (ep_addr6_is_zero(conf->vip6))
+		return ep_fail(err, EP_EINVAL, "an IPv6 service needs an IPv6 VIP");
+	if (conf->mode != EP_MODE_NAT && conf->mode != EP_MODE_FULLNAT && conf->mode != EP_MODE_DSR)
+		return ep_fail(err, EP_EINVAL, "IPv6 services forward by nat, fullnat or dsr (mode %u)", conf->mode);
+	for (uint32_t i = 0; i < n; i++)
+		if (servers[i].ip != 0 || ep_addr6_is_zero(servers[i].ip6))
+			return ep_fail(err, EP_EINVAL, "server %u of an IPv6 service needs an IPv6 address (and no IPv4 one)", i);
+	return 0;
+}
+
 int ep_service_set(const struct ep_service_conf *conf, const struct ep_server *servers, uint32_t n,
 		   struct ep_error *err)
 {
@@ -189,15 +215,14 @@ int ep_service_set(const struct ep_service_conf *conf, const struct ep_server *s
 		return ep_fail(err, EP_EINVAL, "%u servers, at most %d", n, EP_MAX_SERVERS);
 	if (conf->table_size < 7 || !is_prime(conf->table_size) || conf->table_size > 1000003)
 		return ep_fail(err, EP_EINVAL, "table size %u is not a prime between 7 and 1000003", conf->table_size);
-	for (uint32_t i = 0; i < n; i++)
-		if (servers[i].ip == 0)
-			return ep_fail(err, EP_EINVAL, "server %u has address 0.0.0.0", i);
+	if (check_family(conf, servers, n, err))
+		return -1;
 	if (conf->mode > EP_MODE_GUE)
 		return ep_fail(err, EP_EINVAL, "unknown forwarding mode %u", conf->mode);
 	if (conf->algorithm > EP_ALG_WRR)
 		return ep_fail(err, EP_EINVAL, "unknown algorithm %u", conf->algorithm);
 	if (conf->mode == EP_MODE_FULLNAT &&
-	    (conf->snat_ip == 0 || conf->snat_port_min == 0 || conf->snat_port_max < conf->snat_port_min))
+	    ((conf->family == 6 ? ep_addr6_is_zero(conf->snat_ip6) : conf->snat_ip == 0) || conf->snat_port_min == 0 || conf->snat_port_max < conf->snat_port_min))
 		return ep_fail(err, EP_EINVAL, "full NAT needs a source address and a port range min..max");
 	if (conf->mode == EP_MODE_GUE && conf->gue_port == 0)
 		return ep_fail(err, EP_EINVAL, "GUE needs a destination port");
@@ -213,7 +238,7 @@ int ep_service_set(const struct ep_service_conf *conf, const struct ep_server *s
 	if (!svc)
 		return ep_fail(err, EP_ENOMEM, "no memory for a %u-entry Maglev table", conf->table_size);
 	svc->conf = *conf;
-	if (old && (old->conf.vip != conf->vip || old->conf.port != conf->port || old->conf.proto != conf->proto))
+	if (old && (old->conf.vip != conf->vip || memcmp(old->conf.vip6, conf->vip6, 16) != 0 || old->conf.port != conf->port || old->conf.proto != conf->proto))
 		old = NULL; /* a different service under the same id: start slots afresh */
 	if (assign_slots(svc, old, servers, n, err)) {
 		service_free(svc);

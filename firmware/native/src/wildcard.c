@@ -52,7 +52,26 @@ struct ep_wildcard_set *ep_wildcard_build(const struct ep_wildcard *rules, uint3
 		return NULL;
 	}
 	set->n = n;
-	if (n == 0)
+	uint32_t n4 = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct ep_wildcard *w = &rules[i];
+		if (w->family != 0 && w->family != 4 && w->family != 6) {
+			ep_fail(err, EP_EINVAL, "wildcard %u: address family %u is neither 4 nor 6", i, w->family);
+			goto fail;
+		}
+		if (check_action(&w->action, i, err))
+			goto fail;
+		if (w->precedence > RTE_ACL_MAX_PRIORITY - 1) {
+			ep_fail(err, EP_EINVAL, "wildcard %u: precedence %u above %u", i, w->precedence,
+				RTE_ACL_MAX_PRIORITY - 1);
+			goto fail;
+		}
+		set->actions[i] = w->action;
+		n4 += w->family != 6;
+	}
+	if (ep_wildcard6_build(set, rules, n, err))
+		goto fail;
+	if (n4 == 0)
 		return set;
 
 	snprintf(name, sizeof(name), "ep_acl_%u", generation++);
@@ -69,13 +88,8 @@ struct ep_wildcard_set *ep_wildcard_build(const struct ep_wildcard *rules, uint3
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		const struct ep_wildcard *w = &rules[i];
-		if (check_action(&w->action, i, err))
-			goto fail;
-		if (w->precedence > RTE_ACL_MAX_PRIORITY - 1) {
-			ep_fail(err, EP_EINVAL, "wildcard %u: precedence %u above %u", i, w->precedence,
-				RTE_ACL_MAX_PRIORITY - 1);
-			goto fail;
-		}
+		if (w->family == 6)
+			continue;
 		struct ep_acl_rule r;
 		memset(&r, 0, sizeof(r));
 		/* priority must be >= 1; userdata 0 means "no match" to rte_acl, so store index + 1 */
@@ -98,13 +112,12 @@ struct ep_wildcard_set *ep_wildcard_build(const struct ep_wildcard *rules, uint3
 			ep_fail(err, EP_ERULE, "wildcard %u: rte_acl_add_rules: %s", i, rte_strerror(-rc));
 			goto fail;
 		}
-		set->actions[i] = w->action;
 	}
 	struct rte_acl_config cfg = { .num_categories = 1, .num_fields = F__COUNT };
 	memcpy(cfg.defs, field_defs, sizeof(field_defs));
 	int rc = rte_acl_build(set->acl, &cfg);
 	if (rc) {
-		ep_fail(err, EP_ERULE, "rte_acl_build of %u wildcards failed: %s", n, rte_strerror(-rc));
+		ep_fail(err, EP_ERULE, "rte_acl_build of %u wildcards failed: %s", n4, rte_strerror(-rc));
 		goto fail;
 	}
 	return set;
@@ -118,6 +131,7 @@ void ep_wildcard_free(struct ep_wildcard_set *set)
 	if (!set)
 		return;
 	rte_acl_free(set->acl);
+	rte_acl_free(set->acl6);
 	rte_free(set);
 }
 

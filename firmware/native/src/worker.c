@@ -10,6 +10,7 @@
 
 #include "dp.h"
 #include "packet.h"
+#include "packet6.h"
 #include "qos.h"
 
 struct ep_txq {
@@ -138,9 +139,115 @@ static int encapsulate(struct rte_mbuf *m, struct ep_meta *meta, const struct ep
 	return 0;
 }
 
+/* Asks the control thread to solicit ip's neighbour, rate-limited like note_neighbor_miss. */
+static void note_neighbor6_miss(struct ep_ctx *c, uint16_t port, const uint8_t ip[16])
+{
+	struct ep_worker *w = c->w;
+	uint32_t folded = ep_addr6_fold(ip);
+	uint32_t slot = (folded * 2654435761u) >> 29;
+	if (w->miss_ip[slot] == folded && c->now - w->miss_tsc[slot] < ep_dp.tsc_hz / 10)
+		return;
+	w->miss_ip[slot] = folded;
+	w->miss_tsc[slot] = c->now;
+	struct ep_event ev = { .type = EP_EV_NEIGH6_MISS, .port = port };
+	memcpy(ev.ip6, ip, 16);
+	rte_ring_mp_enqueue_elem(ep_dp.event_ring, &ev, sizeof(ev));
+}
+
+static enum ep_drop_reason next_hop6(struct ep_ctx *c, struct ep_flow *f, const uint8_t target[16], uint16_t *port,
+				     uint8_t mac[6])
+{
+	if (f && f->neigh_gen == c->gen) {
+		*port = f->tx_port;
+		memcpy(mac, f->dst_mac, 6);
+		return EP_DROP_NONE;
+	}
+	uint8_t nh[16];
+	if (ep_route6_lookup(target, port, nh) != 0)
+		return EP_DROP_NO_ROUTE;
+	struct ep_neighbor n;
+	if (ep_neighbor6_lookup(nh, &n) != 0) {
+		note_neighbor6_miss(c, *port, nh);
+		return EP_DROP_NO_NEIGHBOR;
+	}
+	memcpy(mac, n.mac, 6);
+	if (f) {
+		f->tx_port = *port;
+		memcpy(f->dst_mac, mac, 6);
+		f->neigh_gen = c->gen;
+	}
+	return EP_DROP_NONE;
+}
+
+/* IPv6: NAT66 from the flow's own addresses (service flows), routing by LPM6 and NDP-learned
+ * neighbours, hop limit decremented except for DSR's MAC rewrite. No tunnels or DSCP over IPv6. */
+static void forward6(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, const struct ep_action *a,
+		     struct ep_flow *f)
+{
+	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
+	const int service_flow = f && f->has_server; /* only learned service flows carry nat6_* */
+	if (a->nat_src_ip | a->nat_dst_ip || (!service_flow && (a->nat_src_port | a->nat_dst_port))) {
+		drop(c, m, EP_DROP_NAT_UNSUPPORTED);
+		return;
+	}
+	if (service_flow && a->dispatch == EP_DISPATCH_NONE) {
+		const uint8_t *src = ep_addr6_is_zero(f->nat6_src) ? NULL : f->nat6_src;
+		const uint8_t *dst = ep_addr6_is_zero(f->nat6_dst) ? NULL : f->nat6_dst;
+		if ((src || dst || a->nat_src_port || a->nat_dst_port) &&
+		    ep_nat6(frame, meta, src, a->nat_src_port, dst, a->nat_dst_port) != 0) {
+			drop(c, m, EP_DROP_NAT_UNSUPPORTED);
+			return;
+		}
+	}
+	if (unlikely(a->flags2 & EP_ACT_F2_SEQ_ADJUST) && f)
+		ep_tcp_seq_adjust(frame, meta, f->seq.seq_delta, f->seq.initial_seq, f->seq.ack_delta, f->seq.initial_ack);
+	if (a->dispatch >= EP_DISPATCH_IPIP || (a->flags & EP_ACT_F_DSCP)) {
+		drop(c, m, a->dispatch >= EP_DISPATCH_IPIP ? EP_DROP_NAT_UNSUPPORTED : EP_DROP_QOS_UNSUPPORTED);
+		return;
+	}
+	uint16_t port;
+	uint8_t mac[6];
+	if (a->flags & EP_ACT_F_NEXT_HOP) {
+		port = a->out_port;
+		memcpy(mac, a->next_hop_mac, 6);
+	} else {
+		const uint8_t *target = a->dispatch == EP_DISPATCH_MAC && service_flow ? f->nat6_dst : meta->key.dst;
+		enum ep_drop_reason why = next_hop6(c, f, target, &port, mac);
+		if (why != EP_DROP_NONE) {
+			drop(c, m, why);
+			return;
+		}
+	}
+	if (port >= ep_dp.nports || !ep_dp.ports[port].started) {
+		drop(c, m, EP_DROP_BAD_PORT);
+		return;
+	}
+	if (a->dispatch != EP_DISPATCH_MAC && ep_ipv6_dec_hop_limit(frame, meta) == 0) {
+		drop(c, m, EP_DROP_TTL_EXCEEDED);
+		return;
+	}
+	if (a->flags & (EP_ACT_F_VLAN_POP | EP_ACT_F_VLAN_PUSH | EP_ACT_F_PCP | EP_ACT_F_MPLS_PUSH | EP_ACT_F_MPLS_POP)) {
+		enum ep_drop_reason why = ep_apply_l2_qos(m, a);
+		if (why != EP_DROP_NONE) {
+			drop(c, m, why);
+			return;
+		}
+	}
+	frame = rte_pktmbuf_mtod(m, uint8_t *);
+	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)frame;
+	memcpy(&eth->dst_addr, mac, 6);
+	rte_ether_addr_copy(&ep_dp.ports[port].mac, &eth->src_addr);
+	c->w->c.actions[EP_AC_FORWARD]++;
+	emit(c, port, m);
+}
+
 static void forward(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, const struct ep_action *a,
 		    struct ep_flow *f)
 {
+	if (unlikely(meta->kind == EP_PKT_IPV6)) {
+		forward6(c, m, meta, a, f);
+		return;
+	}
 	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
 	int is_v4 = meta->kind == EP_PKT_IPV4;
 	if (unlikely(is_v4 && meta->l4_off == 0 && (meta->flags & EP_META_FRAGMENT))) {
@@ -288,6 +395,8 @@ static int unlearn(struct ep_ctx *c, const struct ep_flow_key *key)
 /* Replication: one record per direction per change, while the cluster asks for them. */
 static void flow_event(struct ep_ctx *c, const struct ep_flow *f, enum ep_flow_event_kind kind)
 {
+	if (unlikely(f->key.family != 4))
+		return; /* a record's action has no room for IPv6 translations: IPv6 flows are not replicated */
 	struct ep_flow_record r;
 	r.key = f->key;
 	r.action = f->act;
@@ -390,6 +499,16 @@ static int pair_key(const struct ep_flow *f, struct ep_flow_key *out)
 	if (!f->has_server || a->dispatch != EP_DISPATCH_NONE)
 		return -1; /* direct-return modes have no reverse flow here */
 	const struct ep_flow_key *k = &f->key;
+	if (k->family == 6) {
+		const int src_kept = ep_addr6_is_zero(f->nat6_src), dst_kept = ep_addr6_is_zero(f->nat6_dst);
+		if (!f->reverse)
+			ep_key_set6(out, k->proto, f->nat6_dst, a->nat_dst_port, src_kept ? k->src : f->nat6_src,
+				    src_kept ? k->sport : a->nat_src_port);
+		else
+			ep_key_set6(out, k->proto, dst_kept ? k->dst : f->nat6_dst, dst_kept ? k->dport : a->nat_dst_port,
+				    f->nat6_src, a->nat_src_port);
+		return 0;
+	}
 	if (!f->reverse)
 		ep_key_set4(out, k->proto, a->nat_dst_ip, a->nat_dst_port, a->nat_src_ip ? a->nat_src_ip : ep_key_src4(k),
 			    a->nat_src_ip ? a->nat_src_port : k->sport);
@@ -504,6 +623,108 @@ static int snat_port(struct ep_ctx *c, const struct ep_service_rt *svc, uint32_t
 	return -1;
 }
 
+static int snat_port6(struct ep_ctx *c, const struct ep_service_rt *svc, const uint8_t server_ip[16],
+		      uint16_t server_port, uint8_t proto, uint16_t *out)
+{
+	struct ep_worker *w = c->w;
+	uint32_t span = (uint32_t)svc->conf.snat_port_max - svc->conf.snat_port_min + 1;
+	uint32_t mine = (span + ep_dp.nworkers - 1 - w->index) / ep_dp.nworkers;
+	for (uint32_t tries = 0; tries < 64 && tries < mine; tries++) {
+		uint32_t k = w->snat_cursor[svc->conf.id]++ % mine;
+		uint16_t port = (uint16_t)(svc->conf.snat_port_min + k * ep_dp.nworkers + w->index);
+		struct ep_flow_key rkey;
+		ep_key_set6(&rkey, proto, server_ip, server_port, svc->conf.snat_ip6, rte_cpu_to_be_16(port));
+		if (rte_hash_lookup(w->learned.hash, &rkey) < 0) {
+			*out = rte_cpu_to_be_16(port);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* new_service_flow for an IPv6 service: the same two directions, with the translated addresses
+ * in the flows' nat6_* fields (forward: server and full-NAT source; reverse: VIP and client). */
+static void new_service_flow6(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta,
+			      const struct ep_service_rt *svc, uint32_t service_id, hash_sig_t sig)
+{
+	if (!svc || svc->conf.family != 6) {
+		drop(c, m, EP_DROP_NO_SERVER);
+		return;
+	}
+	int slot = ep_service_pick(svc, sig ^ (sig >> 16) ^ (uint32_t)meta->key.sport * 40503u,
+				   &c->w->wrr_cursor[service_id]);
+	if (slot < 0) {
+		drop(c, m, EP_DROP_NO_SERVER);
+		return;
+	}
+	uint16_t unit = ep_unit_of(ep_addr6_fold(meta->key.src), meta->key.sport);
+	if (!unit_is_mine(c, m, unit))
+		return;
+	const struct ep_server *srv = &svc->servers[slot].srv;
+	uint16_t server_port = srv->port ? srv->port : meta->key.dport;
+	uint8_t mode = svc->conf.mode;
+	struct ep_flow model;
+	memset(&model, 0, sizeof(model));
+	model.act.type = EP_ACT_FORWARD;
+	model.act.out_port = EP_PORT_ROUTE;
+	model.service_id = (uint16_t)service_id;
+	model.server_slot = (uint16_t)slot;
+	model.has_server = 1;
+	model.unit = unit;
+	model.server_epoch = __atomic_load_n(&ep_dp.server_epochs[service_id * EP_MAX_SERVERS + (uint32_t)slot],
+					     __ATOMIC_ACQUIRE);
+	memcpy(model.nat6_dst, srv->ip6, 16);
+	uint16_t lport = 0;
+	if (mode == EP_MODE_DSR) {
+		model.act.dispatch = EP_DISPATCH_MAC;
+	} else {
+		model.act.nat_dst_port = server_port;
+		if (mode == EP_MODE_FULLNAT) {
+			if (snat_port6(c, svc, srv->ip6, server_port, meta->key.proto, &lport) != 0) {
+				drop(c, m, EP_DROP_SNAT_EXHAUSTED);
+				return;
+			}
+			memcpy(model.nat6_src, svc->conf.snat_ip6, 16);
+			model.act.nat_src_port = lport;
+		}
+	}
+	struct ep_flow *fwd = learn(c, &meta->key, &model);
+	if (!fwd) {
+		drop(c, m, EP_DROP_FLOW_TABLE_FULL);
+		return;
+	}
+	if (mode != EP_MODE_DSR) {
+		struct ep_flow_key rkey;
+		int full = mode == EP_MODE_FULLNAT;
+		ep_key_set6(&rkey, meta->key.proto, srv->ip6, server_port, full ? svc->conf.snat_ip6 : meta->key.src,
+			    full ? lport : meta->key.sport);
+		memset(&model.act, 0, sizeof(model.act));
+		model.act.type = EP_ACT_FORWARD;
+		model.act.out_port = EP_PORT_ROUTE;
+		memcpy(model.nat6_src, meta->key.dst, 16);
+		model.act.nat_src_port = meta->key.dport;
+		memset(model.nat6_dst, 0, 16);
+		if (full) {
+			memcpy(model.nat6_dst, meta->key.src, 16);
+			model.act.nat_dst_port = meta->key.sport;
+		}
+		model.reverse = 1;
+		model.syn_tsc = meta->key.proto == IPPROTO_TCP && (meta->tcp_flags & EP_TCP_SYN) ? c->now : 0;
+		if (!learn(c, &rkey, &model)) {
+			unlearn(c, &meta->key);
+			drop(c, m, EP_DROP_FLOW_TABLE_FULL);
+			return;
+		}
+	}
+	if (meta->key.proto == IPPROTO_TCP) {
+		ep_flow_track_tcp(fwd, meta->tcp_flags);
+		fwd->expire_tsc = c->now + ep_flow_timeout_tsc(fwd, IPPROTO_TCP);
+	}
+	c->w->c.flows_created++;
+	c->w->server_flows[service_id * EP_MAX_SERVERS + (uint32_t)slot]++;
+	hit_learned(c, m, meta, fwd);
+}
+
 static void new_service_flow(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, uint32_t service_id,
 			     hash_sig_t sig)
 {
@@ -515,7 +736,11 @@ static void new_service_flow(struct ep_ctx *c, struct rte_mbuf *m, struct ep_met
 	}
 	const struct ep_service_rt *svc = __atomic_load_n(&ep_dp.services[service_id], __ATOMIC_ACQUIRE);
 	c->w->c.actions[EP_AC_SERVICE]++;
-	if (!svc || meta->kind != EP_PKT_IPV4) {
+	if (unlikely(meta->kind == EP_PKT_IPV6)) {
+		new_service_flow6(c, m, meta, svc, service_id, sig);
+		return;
+	}
+	if (!svc || svc->conf.family == 6) {
 		drop(c, m, EP_DROP_NO_SERVER);
 		return;
 	}
@@ -657,6 +882,15 @@ static void local_or_miss(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *
 		emit(c, in_port, m);
 		return;
 	}
+	if (meta->kind == EP_PKT_IPV6 && ep_local6_lookup(meta->key.dst, in_port)) {
+		if (ep_icmp6_echo_reply(frame, m->data_len, meta, ep_dp.ports[in_port].mac.addr_bytes) == 0) {
+			drop(c, m, EP_DROP_LOCAL_UNHANDLED);
+			return;
+		}
+		c->w->c.actions[EP_AC_LOCAL]++;
+		emit(c, in_port, m);
+		return;
+	}
 	c->w->c.misses++;
 	switch (ep_dp.cfg.miss_policy) {
 	case EP_MISS_PUNT:
@@ -690,6 +924,41 @@ static void handle_arp(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *met
 		}
 	}
 	drop(c, m, EP_DROP_ARP_IGNORED);
+}
+
+/* Neighbour discovery: learn the sender (NS source option) or the advertised target (NA), and
+ * advertise our own and virtual addresses when solicited, as handle_arp does for IPv4. */
+static void handle_ndp(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, uint16_t in_port)
+{
+	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
+	struct ep_ndp nd;
+	if (ep_ndp_parse(frame, meta, &nd) != 0) {
+		drop(c, m, EP_DROP_NDP_IGNORED);
+		return;
+	}
+	struct ep_event ev = { .port = in_port };
+	if (nd.type == EP_ND_NEIGHBOR_SOLICIT && nd.has_lladdr) {
+		ev.type = EP_EV_NEIGH6_LEARN;
+		memcpy(ev.ip6, nd.src, 16);
+		memcpy(ev.mac, nd.lladdr, 6);
+	} else if (nd.type == EP_ND_NEIGHBOR_ADVERT) {
+		ev.type = EP_EV_NEIGH6_LEARN;
+		memcpy(ev.ip6, nd.target, 16);
+		memcpy(ev.mac, nd.has_lladdr ? nd.lladdr : frame + 6, 6);
+	}
+	if (ev.type)
+		rte_ring_mp_enqueue_elem(ep_dp.event_ring, &ev, sizeof(ev)); /* full: the next NS/NA retries */
+	if (nd.type == EP_ND_NEIGHBOR_SOLICIT && ep_local6_lookup(nd.target, in_port)) {
+		uint32_t len = ep_ndp_advert(frame, rte_pktmbuf_tailroom(m) + m->data_len, meta, &nd,
+					     ep_dp.ports[in_port].mac.addr_bytes);
+		if (len) {
+			m->data_len = m->pkt_len = len;
+			c->w->c.actions[EP_AC_LOCAL]++;
+			emit(c, in_port, m);
+			return;
+		}
+	}
+	drop(c, m, EP_DROP_NDP_IGNORED);
 }
 
 static inline uint32_t frag_slot(uint32_t src, uint32_t dst, uint16_t id, uint8_t proto)
@@ -730,6 +999,26 @@ static int fragment_key(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *me
 	return 0;
 }
 
+/* The IPv6 wildcard step, one packet at a time (IPv4 classifies the burst in bulk). */
+static void classify6(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, uint16_t in_port, hash_sig_t sig)
+{
+	const struct ep_wildcard_set *set = __atomic_load_n(&ep_dp.wildcards, __ATOMIC_ACQUIRE);
+	struct ep_acl_input6 in = { .proto = meta->key.proto, .sport = meta->key.sport, .dport = meta->key.dport };
+	memcpy(in.src, meta->key.src, 16);
+	memcpy(in.dst, meta->key.dst, 16);
+	uint32_t result = ep_wildcard6_classify(set, &in);
+	if (result == 0) {
+		local_or_miss(c, m, meta, in_port);
+		return;
+	}
+	c->w->c.wildcard_hits++;
+	const struct ep_action *a = &set->actions[result - 1];
+	if (a->type == EP_ACT_SERVICE)
+		new_service_flow(c, m, meta, a->service_id, sig);
+	else
+		apply(c, m, meta, a, NULL);
+}
+
 static void process_burst(struct ep_ctx *c, uint16_t in_port, struct rte_mbuf **pkts, uint16_t n)
 {
 	struct ep_meta meta[EP_BURST];
@@ -749,7 +1038,8 @@ static void process_burst(struct ep_ctx *c, uint16_t in_port, struct rte_mbuf **
 		if (unlikely(kind == EP_PKT_IPV4 && (meta[i].flags & EP_META_FRAGMENT)) &&
 		    !(meta[i].flags & EP_META_IP_OPTIONS) && !fragment_key(c, m, &meta[i]))
 			kind = EP_PKT_DROP; /* a later fragment of a datagram whose first fragment was not seen */
-		if (likely(kind == EP_PKT_IPV4 && !(meta[i].flags & EP_META_IP_OPTIONS)) || kind == EP_PKT_IPV6) {
+		if (likely(kind == EP_PKT_IPV4 && !(meta[i].flags & EP_META_IP_OPTIONS)) ||
+		    (kind == EP_PKT_IPV6 && !ep_is_ndp(rte_pktmbuf_mtod(m, const uint8_t *), &meta[i]))) {
 			keys[nlook] = &meta[i].key;
 			sigs[nlook] = ep_key_hash(&meta[i].key);
 			idx[nlook++] = i;
@@ -759,6 +1049,9 @@ static void process_burst(struct ep_ctx *c, uint16_t in_port, struct rte_mbuf **
 		switch (kind) {
 		case EP_PKT_ARP:
 			handle_arp(c, m, &meta[i], in_port);
+			break;
+		case EP_PKT_IPV6:
+			handle_ndp(c, m, &meta[i], in_port);
 			break;
 		case EP_PKT_IPV4:
 			drop(c, m, EP_DROP_IP_OPTIONS);
@@ -835,7 +1128,7 @@ static void process_burst(struct ep_ctx *c, uint16_t in_port, struct rte_mbuf **
 			continue;
 		}
 		if (meta[i].kind != EP_PKT_IPV4) {
-			local_or_miss(c, pkts[i], &meta[i], in_port);
+			classify6(c, pkts[i], &meta[i], in_port, msigs[j]);
 			continue;
 		}
 		struct ep_acl_input *in = &acl_in[nwild];

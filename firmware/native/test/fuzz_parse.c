@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "packet.h"
+#include "packet6.h"
 
 #define CHECK(cond)              \
 	do {                     \
@@ -123,6 +124,53 @@ static void fuzz_nat_and_ttl(uint8_t *frame, uint32_t len, const struct ep_meta 
 	CHECK(load16(ip + 10) == ep_ipv4_header_csum(ip, hdr_len));
 }
 
+/* IPv6: NAT66 keeps a correct L4 checksum equal to a recomputation; NDP and echo replies, when
+ * given, are well-formed and correctly checksummed. */
+static void fuzz_ipv6(const uint8_t *data, uint32_t len, const struct ep_meta *parsed, const uint8_t own_mac[6])
+{
+	uint8_t *frame = malloc(len + 128);
+	memcpy(frame, data, len);
+	struct ep_meta m = *parsed;
+	uint8_t proto = m.key.proto;
+	uint32_t csum_off = proto == IPPROTO_TCP ? 16 : proto == IPPROTO_UDP ? 6 : 2;
+	if (m.l4_off && (proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_ICMPV6)) {
+		const uint8_t *ip = frame + m.l3_off;
+		uint32_t l4_len = (uint32_t)m.l3_off + m.l3_len - m.l4_off;
+		store16(frame + m.l4_off + csum_off, ep_ipv6_l4_csum(ip, frame + m.l4_off, l4_len, proto, csum_off));
+		uint8_t src[16], dst[16];
+		for (int i = 0; i < 16; i++) {
+			src[i] = data[i % 12];
+			dst[i] = data[(i + 5) % 12];
+		}
+		uint8_t last = data[len - 1];
+		if (ep_nat6(frame, &m, last & 1 ? src : NULL, (uint16_t)(last & 4 ? load16(data + 8) : 0), last & 2 ? dst : NULL,
+			    (uint16_t)(last & 8 ? load16(data + 10) : 0)) == 0) {
+			uint16_t stored = load16(frame + m.l4_off + csum_off);
+			uint16_t fresh = ep_ipv6_l4_csum(ip, frame + m.l4_off, l4_len, proto, csum_off);
+			CHECK(stored == fresh || (proto == IPPROTO_UDP && (stored == 0xffff || stored == 0) && fresh == 0));
+		}
+	}
+	memcpy(frame, data, len);
+	if ((data[len - 1] & 16) && parsed->l4_off && proto == IPPROTO_ICMPV6) /* reach past the checksum check */
+		store16(frame + parsed->l4_off + 2, ep_ipv6_l4_csum(frame + parsed->l3_off, frame + parsed->l4_off,
+								   (uint32_t)parsed->l3_off + parsed->l3_len - parsed->l4_off,
+								   IPPROTO_ICMPV6, 2));
+	struct ep_ndp nd;
+	if (ep_ndp_parse(frame, parsed, &nd) == 0 && nd.type == EP_ND_NEIGHBOR_SOLICIT) {
+		uint32_t reply = ep_ndp_advert(frame, len + 128, parsed, &nd, own_mac);
+		CHECK(reply == (uint32_t)parsed->l3_off + 72);
+		struct ep_meta rm;
+		CHECK(ep_parse(frame, reply, &rm) == EP_PKT_IPV6 && ep_is_ndp(frame, &rm));
+		struct ep_ndp na;
+		CHECK(ep_ndp_parse(frame, &rm, &na) == 0 && na.type == EP_ND_NEIGHBOR_ADVERT && na.has_lladdr);
+		CHECK(memcmp(na.lladdr, own_mac, 6) == 0 && memcmp(na.target, nd.target, 16) == 0);
+	}
+	memcpy(frame, data, len);
+	uint32_t reply = ep_icmp6_echo_reply(frame, len, parsed, own_mac);
+	CHECK(reply == 0 || reply == len);
+	free(frame);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const uint8_t own_mac[6] = {0x02, 0, 0, 0, 0, 0x99};
@@ -156,6 +204,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(load16(frame + rm.l4_off + 2) ==
 			      ep_ipv4_l4_csum(frame + rm.l3_off, rm.l3_len));
 		}
+	} else if (kind == EP_PKT_IPV6) {
+		fuzz_ipv6(data, len, &m, own_mac);
 	} else if (kind == EP_PKT_ARP) {
 		uint32_t ip, sender;
 		uint8_t mac[6];

@@ -495,6 +495,154 @@ static void test_wildcard_invalid_rules(void)
 	EXPECT(ep_dp.wildcards->n == 0);
 }
 
+/* ---- IPv6 ---- */
+
+/* fd00:<net>::<host> */
+static void addr6(uint8_t out[16], uint16_t net, uint16_t host)
+{
+	memset(out, 0, 16);
+	out[0] = 0xfd;
+	put16(out + 2, net);
+	put16(out + 14, host);
+}
+
+#define L4_OFF6 (ETH_LEN + 40)
+
+/* TCP/UDP/ICMPv6 over IPv6 (no extension headers) with the pseudo header, from scratch. */
+static bool l4_checksum_valid6(const uint8_t *ip6)
+{
+	uint32_t len = get16(ip6 + 4);
+	uint32_t sum = sum16(ip6 + 8, 32, 0) + ip6[6] + len;
+	return fold(sum16(ip6 + 40, len, sum)) == 0xffff;
+}
+
+static uint32_t build_tcp6(uint8_t *f, const uint8_t dst_mac[6], const uint8_t src_mac[6], const uint8_t src[16],
+			   uint16_t sport, const uint8_t dst[16], uint16_t dport, uint8_t flags, uint8_t hop_limit)
+{
+	memset(f, 0, L4_OFF6 + 20);
+	memcpy(f, dst_mac, 6);
+	memcpy(f + 6, src_mac, 6);
+	put16(f + 12, 0x86dd);
+	uint8_t *ip = f + IP_OFF, *tcp = f + L4_OFF6;
+	ip[0] = 0x60;
+	put16(ip + 4, 20);
+	ip[6] = IPPROTO_TCP;
+	ip[7] = hop_limit;
+	memcpy(ip + 8, src, 16);
+	memcpy(ip + 24, dst, 16);
+	put16(tcp, sport);
+	put16(tcp + 2, dport);
+	put16(tcp + 4, 0x2000);
+	tcp[12] = 5 << 4;
+	tcp[13] = flags;
+	put16(tcp + 14, 8192);
+	put16(tcp + 16, (uint16_t)~fold(sum16(tcp, 20, sum16(ip + 8, 32, 0) + IPPROTO_TCP + 20)));
+	return L4_OFF6 + 20;
+}
+
+static uint32_t build_icmp6(uint8_t *f, const uint8_t dst_mac[6], const uint8_t src_mac[6], const uint8_t src[16],
+			    const uint8_t dst[16], const uint8_t *icmp, uint32_t icmp_len, uint8_t hop_limit)
+{
+	memset(f, 0, L4_OFF6 + icmp_len);
+	memcpy(f, dst_mac, 6);
+	memcpy(f + 6, src_mac, 6);
+	put16(f + 12, 0x86dd);
+	uint8_t *ip = f + IP_OFF;
+	ip[0] = 0x60;
+	put16(ip + 4, (uint16_t)icmp_len);
+	ip[6] = IPPROTO_ICMPV6;
+	ip[7] = hop_limit;
+	memcpy(ip + 8, src, 16);
+	memcpy(ip + 24, dst, 16);
+	memcpy(ip + 40, icmp, icmp_len);
+	put16(ip + 42, 0);
+	put16(ip + 42, (uint16_t)~fold(sum16(ip + 40, icmp_len, sum16(ip + 8, 32, 0) + IPPROTO_ICMPV6 + icmp_len)));
+	return L4_OFF6 + icmp_len;
+}
+
+static struct ep_wildcard wildcard6(uint8_t proto, const uint8_t dst[16], uint8_t dst_prefix, uint16_t dport,
+				    uint32_t precedence)
+{
+	struct ep_wildcard w = { .proto = proto, .family = 6, .dst_port = htons(dport), .precedence = precedence,
+				 .action = punt_action() };
+	memcpy(w.dst_ip6, dst, 16);
+	for (int i = 0; i < 16; i++)
+		w.dst_mask6[i] = dst_prefix >= (i + 1) * 8 ? 0xff : dst_prefix > i * 8 ? (uint8_t)(0xff00 >> (dst_prefix - i * 8)) : 0;
+	return w;
+}
+
+static int classify6(const struct ep_wildcard_set *set, uint8_t proto, const uint8_t src[16], uint16_t sport,
+		     const uint8_t dst[16], uint16_t dport)
+{
+	struct ep_acl_input6 in = { .proto = proto, .sport = htons(sport), .dport = htons(dport) };
+	memcpy(in.src, src, 16);
+	memcpy(in.dst, dst, 16);
+	return (int)ep_wildcard6_classify(set, &in) - 1;
+}
+
+static void test_wildcard6_match_and_precedence(void)
+{
+	uint8_t any[16] = { 0 }, net1[16], vip[16], client[16], other[16];
+	addr6(net1, 1, 0);
+	addr6(vip, 1, 0x100);
+	addr6(client, 9, 2);
+	addr6(other, 2, 0x100);
+	struct ep_wildcard rules[] = {
+		wildcard6(0, any, 0, 0, 1),                 /* 0: any IPv6 */
+		wildcard6(IPPROTO_TCP, net1, 64, 0, 20),    /* 1: TCP to fd00:1::/64 */
+		wildcard6(IPPROTO_TCP, vip, 128, 80, 30),   /* 2: TCP to the VIP port 80 */
+		wildcard(IPPROTO_TCP, 0, 0, 0, 0, 0, 80, 99), /* 3: IPv4 TCP port 80, highest: not for IPv6 */
+		wildcard6(IPPROTO_UDP, any, 0, 0, 40),      /* 4: any UDP, non-contiguous source mask below */
+	};
+	/* 4: from addresses whose last byte is odd (mask ::1) */
+	rules[4].src_mask6[15] = 1;
+	rules[4].src_ip6[15] = 1;
+	struct ep_error err = { 0 };
+	struct ep_wildcard_set *set = ep_wildcard_build(rules, 5, &err);
+	EXPECT(set != NULL, "%s", err.msg);
+	EXPECT(classify6(set, IPPROTO_ICMPV6, client, 0, other, 0) == 0);
+	EXPECT(classify6(set, IPPROTO_TCP, client, 999, other, 80) == 0, "other /64");
+	EXPECT(classify6(set, IPPROTO_TCP, client, 999, net1, 22) == 1);
+	EXPECT(classify6(set, IPPROTO_TCP, client, 999, vip, 80) == 2, "most precedence of 0, 1, 2");
+	EXPECT(classify6(set, IPPROTO_TCP, client, 999, vip, 81) == 1, "port 80 only");
+	uint8_t odd[16], even[16];
+	addr6(odd, 9, 3);
+	addr6(even, 9, 4);
+	EXPECT(classify6(set, IPPROTO_UDP, odd, 53, vip, 53) == 4);
+	EXPECT(classify6(set, IPPROTO_UDP, even, 53, vip, 53) == 0, "even source");
+	/* the IPv4 rule still matches IPv4, the IPv6 rules do not */
+	EXPECT(classify(set, IPPROTO_TCP, ip4(1, 2, 3, 4), 9, ip4(10, 1, 0, 1), 80) == 3);
+	EXPECT(classify(set, IPPROTO_UDP, ip4(1, 2, 3, 5), 9, ip4(10, 1, 0, 1), 80) == -1);
+	ep_wildcard_free(set);
+	/* only IPv6 rules: IPv4 matches nothing */
+	set = ep_wildcard_build(rules, 3, &err);
+	EXPECT(set != NULL && classify(set, IPPROTO_TCP, ip4(1, 2, 3, 4), 9, ip4(10, 1, 0, 1), 80) == -1);
+	EXPECT(classify6(set, IPPROTO_TCP, client, 999, vip, 80) == 2);
+	ep_wildcard_free(set);
+	rules[0].family = 5;
+	EXPECT(ep_wildcard_build(rules, 1, &err) == NULL && err.code == EP_EINVAL && strstr(err.msg, "family"), "%s",
+	       err.msg);
+}
+
+static void test_service6_validation(void)
+{
+	struct ep_service_conf conf = { .id = 9, .family = 6, .port = htons(80), .proto = IPPROTO_TCP, .table_size = 251 };
+	struct ep_server srv = { .port = htons(80), .weight = 1 };
+	addr6(srv.ip6, 20, 1);
+	struct ep_error err = { 0 };
+	EXPECT(ep_service_set(&conf, &srv, 1, &err) != 0 && strstr(err.msg, "IPv6 VIP"), "%s", err.msg);
+	addr6(conf.vip6, 1, 0x100);
+	conf.mode = EP_MODE_GRE;
+	EXPECT(ep_service_set(&conf, &srv, 1, &err) != 0 && strstr(err.msg, "nat, fullnat or dsr"), "%s", err.msg);
+	conf.mode = EP_MODE_FULLNAT;
+	EXPECT(ep_service_set(&conf, &srv, 1, &err) != 0 && strstr(err.msg, "full NAT"), "%s", err.msg);
+	conf.mode = EP_MODE_NAT;
+	struct ep_server v4 = { .ip = ip4(10, 20, 0, 1), .port = htons(80), .weight = 1 };
+	EXPECT(ep_service_set(&conf, &v4, 1, &err) != 0 && strstr(err.msg, "IPv6 address"), "%s", err.msg);
+	EXPECT_OK(ep_service_set(&conf, &srv, 1, err));
+	EXPECT_OK(ep_service_del(9, err));
+}
+
 /* ---- Maglev ---- */
 
 #define MAGLEV_SIZE 65537u
@@ -891,6 +1039,142 @@ static void test_worker_virtual_service(void)
 	EXPECT_OK(ep_service_del(3, err));
 }
 
+/* An IPv6 service in NAT and full NAT: the client's SYN leaves DNATed (NAT66) to a server with a
+ * from-scratch valid TCP checksum and the hop limit decremented, the server's SYN-ACK leaves
+ * translated back to VIP:80 -> client. Everything goes out on net_ring0 and comes back as a miss. */
+static void test_worker_service6(void)
+{
+	uint8_t client[16], vip[16], snat[16];
+	addr6(client, 1, 2);
+	addr6(vip, 1, 0x100);
+	addr6(snat, 20, 0xfa);
+	uint8_t zero[16] = { 0 }, server_net[16];
+	addr6(server_net, 20, 0);
+	EXPECT_OK(ep_route6_add(server_net, 64, 0, zero, err));
+	EXPECT_OK(ep_route6_add(client, 64, 0, zero, err));
+	EXPECT_OK(ep_neighbor6_set(client, 0, client_mac, err));
+	struct ep_server servers[2] = { { .port = htons(8080), .weight = 1 }, { .port = htons(8080), .weight = 1 } };
+	for (int i = 0; i < 2; i++) {
+		addr6(servers[i].ip6, 20, (uint16_t)(i + 1));
+		EXPECT_OK(ep_neighbor6_set(servers[i].ip6, 0, server_mac, err));
+	}
+	for (int full = 0; full <= 1; full++) {
+		uint32_t id = 40 + (uint32_t)full;
+		uint16_t sport = (uint16_t)(51000 + full);
+		struct ep_service_conf conf = { .id = id, .family = 6, .port = htons(80), .proto = IPPROTO_TCP,
+						.table_size = 251, .mode = full ? EP_MODE_FULLNAT : EP_MODE_NAT,
+						.snat_port_min = 30000, .snat_port_max = 30099 };
+		memcpy(conf.vip6, vip, 16);
+		memcpy(conf.snat_ip6, snat, 16);
+		EXPECT_OK(ep_service_set(&conf, servers, 2, err));
+		struct ep_wildcard w = wildcard6(IPPROTO_TCP, vip, 128, 80, 10);
+		w.action = (struct ep_action){ .type = EP_ACT_SERVICE, .service_id = id };
+		EXPECT_OK(ep_wildcards_commit(&w, 1, err));
+		uint32_t learned_before = ep_learned_count();
+
+		uint8_t f[256];
+		uint32_t len = build_tcp6(f, router_mac, client_mac, client, sport, vip, 80, EP_TCP_SYN, 64);
+		reset_punted();
+		EXPECT_OK(ep_inject(0, f, len, err));
+		POLL_UNTIL(npunted == 1);
+		EXPECT(npunted == 1, "the DNATed SYN did not come back (full NAT %d)", full);
+		const uint8_t *o = punted[0].data, *ip = o + IP_OFF, *tcp = o + L4_OFF6;
+		const uint8_t *chosen = memcmp(ip + 24, servers[0].ip6, 16) == 0 ? servers[0].ip6
+				      : memcmp(ip + 24, servers[1].ip6, 16) == 0 ? servers[1].ip6
+										 : NULL;
+		EXPECT(chosen != NULL, "destination is no server");
+		EXPECT(get16(tcp + 2) == 8080 && memcmp(o, server_mac, 6) == 0 && ip[7] == 63);
+		EXPECT(memcmp(ip + 8, full ? snat : client, 16) == 0, "source");
+		uint16_t lport = get16(tcp);
+		EXPECT(full ? lport >= 30000 && lport <= 30099 : lport == sport, "source port %u", lport);
+		EXPECT(l4_checksum_valid6(ip), "TCP checksum after NAT66");
+		EXPECT(ep_learned_count() == learned_before + 2);
+
+		/* the server's SYN-ACK, to the client (NAT) or to the unit's address (full NAT) */
+		len = build_tcp6(f, router_mac, server_mac, chosen, 8080, full ? snat : client, lport,
+				 EP_TCP_SYN | EP_TCP_ACK, 64);
+		EXPECT_OK(ep_inject(0, f, len, err));
+		POLL_UNTIL(npunted == 2);
+		EXPECT(npunted == 2, "the reply did not come back (full NAT %d)", full);
+		o = punted[1].data;
+		ip = o + IP_OFF;
+		tcp = o + L4_OFF6;
+		EXPECT(memcmp(ip + 8, vip, 16) == 0 && get16(tcp) == 80, "source is VIP:80");
+		EXPECT(memcmp(ip + 24, client, 16) == 0 && get16(tcp + 2) == sport, "destination is the client");
+		EXPECT(memcmp(o, client_mac, 6) == 0 && ip[7] == 63 && l4_checksum_valid6(ip));
+
+		struct ep_server_counters sc[8];
+		uint32_t n = ep_server_counters(sc, 8), flows = 0;
+		for (uint32_t i = 0; i < n; i++)
+			if (sc[i].service_id == id && memcmp(sc[i].ip6, chosen, 16) == 0)
+				flows += (uint32_t)sc[i].flows;
+		EXPECT(flows == 1, "%u flows", flows);
+		EXPECT_OK(ep_wildcards_commit(NULL, 0, err));
+		EXPECT_OK(ep_service_del(id, err));
+	}
+}
+
+/* The unit's own IPv6 address and a VIP answer ICMPv6 echo; a neighbour solicitation for them
+ * is answered with an advertisement (which comes back on the ring and teaches its target: proof
+ * it is valid), and the solicitor is learned from its source link-layer option. */
+static void test_worker_ndp_and_echo6(void)
+{
+	uint8_t own[16], vip[16], client[16];
+	addr6(own, 1, 1);
+	addr6(vip, 1, 0x200);
+	addr6(client, 1, 0x77);
+	EXPECT_OK(ep_port_configure6(0, own, 64, err));
+	EXPECT_OK(ep_local_addr6_add(0, vip, err));
+	const uint8_t *port_mac = ep_dp.ports[0].mac.addr_bytes;
+	static const uint8_t learner_mac[6] = { 0x02, 0x1e, 0xa7, 0, 0, 0x77 };
+
+	for (int to_vip = 0; to_vip <= 1; to_vip++) {
+		uint8_t echo[12] = { 128, 0, 0, 0, 0x12, 0x34, 0, 1, 'p', 'i', 'n', 'g' }, f[128];
+		uint32_t len = build_icmp6(f, port_mac, client_mac, client, to_vip ? vip : own, echo, sizeof(echo), 64);
+		reset_punted();
+		EXPECT_OK(ep_inject(0, f, len, err));
+		POLL_UNTIL(npunted == 1); /* the reply, back in on the ring, is to no local address: a miss */
+		EXPECT(npunted == 1, "no echo reply");
+		const uint8_t *o = punted[0].data, *ip = o + IP_OFF;
+		EXPECT(punted[0].len == len && ip[40] == 129 && memcmp(ip + 44, echo + 4, 8) == 0);
+		EXPECT(memcmp(ip + 8, to_vip ? vip : own, 16) == 0 && memcmp(ip + 24, client, 16) == 0);
+		EXPECT(memcmp(o, client_mac, 6) == 0 && memcmp(o + 6, port_mac, 6) == 0 && l4_checksum_valid6(ip));
+	}
+
+	/* NS from the client for the VIP, with its link-layer address */
+	uint8_t ns[32] = { 135, 0 }, f[128];
+	memcpy(ns + 8, vip, 16);
+	ns[24] = 1;
+	ns[25] = 1;
+	memcpy(ns + 26, learner_mac, 6);
+	uint8_t solicited[16] = { 0xff, 0x02, [11] = 1, [12] = 0xff, [13] = vip[13], [14] = vip[14], [15] = vip[15] };
+	uint8_t multicast_mac[6] = { 0x33, 0x33, 0xff, vip[13], vip[14], vip[15] };
+	uint32_t len = build_icmp6(f, multicast_mac, learner_mac, client, solicited, ns, sizeof(ns), 255);
+	struct ep_lcore_counters before = totals();
+	EXPECT_OK(ep_inject(0, f, len, err));
+	struct ep_neighbor n = { 0 };
+	POLL_UNTIL(ep_neighbor6_lookup(vip, &n) == 0 && ep_neighbor6_lookup(client, &n) == 0);
+	EXPECT(ep_neighbor6_lookup(client, &n) == 0 && memcmp(n.mac, learner_mac, 6) == 0, "solicitor not learned");
+	/* the advertisement came back in and taught the VIP's MAC: our own */
+	EXPECT(ep_neighbor6_lookup(vip, &n) == 0 && memcmp(n.mac, port_mac, 6) == 0, "advertisement not learned");
+	struct ep_lcore_counters after = totals();
+	EXPECT(after.actions[EP_AC_LOCAL] - before.actions[EP_AC_LOCAL] == 1);
+	EXPECT(after.drops[EP_DROP_NDP_IGNORED] - before.drops[EP_DROP_NDP_IGNORED] == 1, "the advertisement is consumed");
+
+	/* a solicitation with hop limit 64 (not from a neighbour) is ignored, and nothing is answered */
+	len = build_icmp6(f, multicast_mac, learner_mac, client, solicited, ns, sizeof(ns), 64);
+	before = totals();
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(totals().drops[EP_DROP_NDP_IGNORED] > before.drops[EP_DROP_NDP_IGNORED]);
+	sleep_ms(20);
+	after = totals();
+	EXPECT(after.drops[EP_DROP_NDP_IGNORED] - before.drops[EP_DROP_NDP_IGNORED] == 1 &&
+	       after.actions[EP_AC_LOCAL] == before.actions[EP_AC_LOCAL]);
+	EXPECT_OK(ep_local_addr6_del(0, vip, err));
+	uint8_t none[16] = { 0 };
+	EXPECT_OK(ep_port_configure6(0, none, 0, err));
+}
+
 /* A frame handed back for processing runs through the affinities like received traffic, and is
  * never punted up again (SMFA-R9): a punt decision drops it as punt_loop. */
 static void test_worker_inject_process(void)
@@ -1213,6 +1497,8 @@ static const struct test table_tests[] = {
 	{ "affinities: ttl 1 s expires through ep_poll, ttl 60 s stays", test_affinity_ttl_expiry },
 	{ "wildcards: non-contiguous masks, port 0 = any, higher precedence wins", test_wildcard_match_and_precedence },
 	{ "wildcards: invalid rules refused, commit swaps sets", test_wildcard_invalid_rules },
+	{ "wildcards: IPv6 prefixes, non-contiguous masks, ports and precedence beside IPv4 rules", test_wildcard6_match_and_precedence },
+	{ "services: IPv6 services need an IPv6 VIP and servers, nat/fullnat/dsr only", test_service6_validation },
 	{ "maglev: equal weights give ~1/N each", test_maglev_equal_weights },
 	{ "maglev: weights 1:2 give ~1:2, weight 0 drains", test_maglev_weights },
 	{ "maglev: removing a server moves ~only its entries, slots stay", test_maglev_removal_disruption_and_slots },
@@ -1230,6 +1516,8 @@ static const struct test worker_tests[] = {
 	{ "worker: port reuse re-picks a server, flush and forget drop connections", test_worker_reuse_flush_forget },
 	{ "worker: work units gate connections; replicated records re-create them", test_worker_units_and_replication },
 	{ "worker: sequence-number adjustment on a manager affinity", test_worker_seq_adjust },
+	{ "worker: IPv6 service, NAT66 and full NAT66 both directions, checksums, hop limit", test_worker_service6 },
+	{ "worker: ICMPv6 echo and neighbour solicitations answered for own and virtual addresses", test_worker_ndp_and_echo6 },
 };
 
 static int run(const struct test *tests, size_t n, size_t *number)

@@ -1,0 +1,61 @@
+/* IPv6 header rewriting and the IPv6 local responders (neighbour discovery, ICMPv6 echo) on raw
+ * frame bytes parsed by ep_parse, testable and fuzzable without an EAL like packet.h. Addresses
+ * are 16 bytes in network order, ports in network order. */
+#ifndef EP_PACKET6_H
+#define EP_PACKET6_H
+
+#include <stdint.h>
+
+#include "packet.h"
+
+#define EP_ICMP6_ECHO_REQUEST 128
+#define EP_ICMP6_ECHO_REPLY 129
+#define EP_ND_NEIGHBOR_SOLICIT 135
+#define EP_ND_NEIGHBOR_ADVERT 136
+/* An NS with its source link-layer option: Ethernet + IPv6 + ICMPv6 NS (24) + option (8). */
+#define EP_NDP_FRAME_LEN (14 + 40 + 32)
+
+/* TCP/UDP/ICMPv6 checksum of l4_len bytes at l4 under the IPv6 header ip6 (pseudo header from its
+ * addresses), computed from scratch with the 2 bytes at csum_off treated as zero. Returned as it
+ * is stored in the packet. */
+uint16_t ep_ipv6_l4_csum(const uint8_t *ip6, const uint8_t *l4, uint32_t l4_len, uint8_t proto, uint32_t csum_off);
+
+/* NAT66 on an IPv6 TCP/UDP/ICMPv6-echo packet parsed into m: new_src/new_dst NULL and ports 0
+ * leave a field as is. The L4 checksum (which covers the addresses through the pseudo header) is
+ * fixed incrementally; a UDP checksum of 0 (invalid over IPv6) stays 0. For ICMPv6 echo the "port"
+ * is the identifier. Updates m->key. Returns 0, or -1 if m has no rewritable L4 header (a later
+ * fragment, another protocol). IPv6 has no header checksum; the hop limit is not touched. */
+int ep_nat6(uint8_t *frame, struct ep_meta *m, const uint8_t *new_src, uint16_t new_sport, const uint8_t *new_dst,
+	    uint16_t new_dport);
+
+/* Decrements the IPv6 hop limit; returns the new value (0 means the packet must die). */
+uint8_t ep_ipv6_dec_hop_limit(uint8_t *frame, const struct ep_meta *m);
+
+/* A neighbour solicitation or advertisement that passed RFC 4861 7.1.1/7.1.2 validation (hop
+ * limit 255, code 0, length, checksum, option lengths, no multicast target). */
+struct ep_ndp {
+	uint8_t type;       /* EP_ND_NEIGHBOR_SOLICIT or EP_ND_NEIGHBOR_ADVERT */
+	uint8_t has_lladdr; /* NS: source link-layer option present; NA: target link-layer option */
+	uint8_t lladdr[6];
+	uint8_t target[16];
+	uint8_t src[16]; /* the IPv6 source (:: for duplicate address detection) */
+};
+
+/* Whether m is ICMPv6 neighbour discovery (NS/NA) by its type byte, before validation. */
+int ep_is_ndp(const uint8_t *frame, const struct ep_meta *m);
+/* Validates and reads an NS/NA; -1 with nothing written to out when invalid. */
+int ep_ndp_parse(const uint8_t *frame, const struct ep_meta *m, struct ep_ndp *out);
+/* Turns the received NS (parsed into ns) into the solicited advertisement of ns->target in place,
+ * from own_mac, with the target link-layer option; to the solicitor, or to all nodes when it
+ * solicited from ::. Returns the frame length, or 0 when cap is too small. */
+uint32_t ep_ndp_advert(uint8_t *frame, uint32_t cap, const struct ep_meta *m, const struct ep_ndp *ns,
+		       const uint8_t own_mac[6]);
+/* Builds a multicast NS for target (to its solicited-node address) into out (>= EP_NDP_FRAME_LEN
+ * bytes). Returns EP_NDP_FRAME_LEN. */
+uint32_t ep_ndp_solicit(uint8_t *out, const uint8_t src_mac[6], const uint8_t src_ip[16], const uint8_t target[16]);
+
+/* ICMPv6 echo request -> echo reply in place (addresses and MACs swapped, hop limit 64, checksum
+ * fixed). Returns the frame length, or 0 when m is no echo request it answers. */
+uint32_t ep_icmp6_echo_reply(uint8_t *frame, uint32_t len, const struct ep_meta *m, const uint8_t own_mac[6]);
+
+#endif
