@@ -57,6 +57,11 @@ export interface PortConfig {
   /** The unit's own IPv4 address on this port (answers ARP and ping). */
   address?: string;
   prefixLength?: number;
+  /** The unit's own IPv6 address on this port (answers neighbour solicitations and ping; the
+   * source of its own solicitations). */
+  address6?: string;
+  /** Default 64. */
+  prefixLength6?: number;
   promiscuous?: boolean;
 }
 
@@ -136,6 +141,7 @@ export interface InstalledAffinity extends FixedAffinity {
   tcpState?: 'syn' | 'established' | 'fin' | 'rst' | 'none';
 }
 
+/** Addresses and masks are all IPv4 or all IPv6 (the rule then matches IPv6 packets only). */
 export interface WildcardAffinity {
   protocol: Protocol | number | 'any';
   srcIp: string;
@@ -160,6 +166,8 @@ export interface ServiceServer {
 export type ForwardingMode = 'nat' | 'fullnat' | 'dsr' | 'ipip' | 'gre' | 'gue';
 export type Algorithm = 'maglev' | 'wrr';
 
+/** An IPv6 VIP makes an IPv6 service: its servers and full-NAT address are IPv6 too, and its
+ * mode is nat, fullnat or dsr. */
 export interface ServiceDefinition {
   id: number;
   vip: string;

@@ -8,8 +8,11 @@ import {
   checkPort,
   decodeFlowKey,
   encodeFlowKey,
+  bufferToIpv6,
+  familyOf,
   formatMac,
   ipv4ToNumber,
+  ipv6ToBuffer,
   numberToIpv4,
   parseMac,
   protocolName,
@@ -23,6 +26,7 @@ import type {
   EalOptions,
   FixedAffinity,
   FlowKey,
+  ForwardingMode,
   InstalledAffinity,
   MissPolicy,
   PortConfig,
@@ -85,6 +89,13 @@ interface NativeAddon {
   routeRemove(prefix: number, length: number): void;
   neighborSet(ip: number, port: number, mac: Buffer): void;
   resolve(ip: number): void;
+  portConfigure6(id: number, address: Buffer, prefixLength: number): void;
+  localAddress6Add(port: number, ip: Buffer): void;
+  localAddress6Remove(port: number, ip: Buffer): void;
+  route6Add(prefix: Buffer, length: number, port: number, gateway: Buffer): void;
+  route6Remove(prefix: Buffer, length: number): void;
+  neighbor6Set(ip: Buffer, port: number, mac: Buffer): void;
+  resolve6(ip: Buffer): void;
   start(): void;
   stop(): void;
   shutdown(): void;
@@ -161,6 +172,26 @@ const defaultTimeouts: TcpTimeouts = {
 
 function optionalIp(ip: string | undefined, what: string): number {
   return ip === undefined ? 0 : ipv4ToNumber(ip, what);
+}
+
+const NO_IPV6 = Buffer.alloc(16);
+const IPV6_MODES = new Set<ForwardingMode>(['nat', 'fullnat', 'dsr']);
+
+/** The IPv6 wildcard fields (family 6) when the rule's addresses are IPv6, checking all four agree. */
+function wildcardFamilyFields(rule: WildcardAffinity, where: string): { family: 4 } | { family: 6; srcIp6: Buffer; srcMask6: Buffer; dstIp6: Buffer; dstMask6: Buffer } {
+  const fields = ['srcIp', 'srcMask', 'dstIp', 'dstMask'] as const;
+  const families = fields.map((f) => familyOf(rule[f], `${where}.${f}`));
+  if (families.every((f) => f === 4)) return { family: 4 };
+  if (!families.every((f) => f === 6)) {
+    throw new InvalidRuleError('EINVAL', `${where}: srcIp, srcMask, dstIp and dstMask must all be IPv4 or all IPv6`);
+  }
+  return {
+    family: 6,
+    srcIp6: ipv6ToBuffer(rule.srcIp, `${where}.srcIp`),
+    srcMask6: ipv6ToBuffer(rule.srcMask, `${where}.srcMask`),
+    dstIp6: ipv6ToBuffer(rule.dstIp, `${where}.dstIp`),
+    dstMask6: ipv6ToBuffer(rule.dstMask, `${where}.dstMask`),
+  };
 }
 
 function encodeAction(action: Action, where: string): NativeAction {
@@ -308,6 +339,7 @@ export class Dataplane {
 
   configurePort(id: number, config: PortConfig): void {
     const address = config.address === undefined ? 0 : ipv4ToNumber(config.address, 'port address');
+    const address6 = config.address6 === undefined ? undefined : ipv6ToBuffer(config.address6, 'port address6');
     call(() =>
       this.#addon.portConfigure(id, {
         address,
@@ -315,34 +347,51 @@ export class Dataplane {
         promiscuous: config.promiscuous ?? true,
       }),
     );
+    if (address6) call(() => this.#addon.portConfigure6(id, address6, config.prefixLength6 ?? 64));
   }
 
-  /** An address the unit answers ARP and ping for on a port (its own, or a virtual address). */
+  /** An address the unit answers ARP (IPv6: neighbour solicitations) and ping for on a port (its
+   * own, or a virtual address). */
   addLocalAddress(port: number, ip: string): void {
-    call(() => this.#addon.localAddressAdd(port, ipv4ToNumber(ip, 'local address')));
+    if (familyOf(ip, 'local address') === 6) call(() => this.#addon.localAddress6Add(port, ipv6ToBuffer(ip)));
+    else call(() => this.#addon.localAddressAdd(port, ipv4ToNumber(ip, 'local address')));
   }
 
   removeLocalAddress(port: number, ip: string): void {
-    call(() => this.#addon.localAddressRemove(port, ipv4ToNumber(ip, 'local address')));
+    if (familyOf(ip, 'local address') === 6) call(() => this.#addon.localAddress6Remove(port, ipv6ToBuffer(ip)));
+    else call(() => this.#addon.localAddressRemove(port, ipv4ToNumber(ip, 'local address')));
   }
 
+  /** A route of either family; the gateway (omitted: directly connected) must be of the prefix's. */
   addRoute(prefix: string, length: number, port: number, gateway?: string): void {
+    if (familyOf(prefix, 'route prefix') === 6) {
+      if (gateway !== undefined && familyOf(gateway, 'route gateway') !== 6) {
+        throw new InvalidRuleError('EINVAL', `route gateway "${gateway}" is not IPv6 like the prefix "${prefix}"`);
+      }
+      const via = gateway === undefined ? NO_IPV6 : ipv6ToBuffer(gateway, 'route gateway');
+      call(() => this.#addon.route6Add(ipv6ToBuffer(prefix, 'route prefix'), length, port, via));
+      return;
+    }
     call(() =>
       this.#addon.routeAdd(ipv4ToNumber(prefix, 'route prefix'), length, port, optionalIp(gateway, 'route gateway')),
     );
   }
 
   removeRoute(prefix: string, length: number): void {
-    call(() => this.#addon.routeRemove(ipv4ToNumber(prefix, 'route prefix'), length));
+    if (familyOf(prefix, 'route prefix') === 6) call(() => this.#addon.route6Remove(ipv6ToBuffer(prefix), length));
+    else call(() => this.#addon.routeRemove(ipv4ToNumber(prefix, 'route prefix'), length));
   }
 
   setNeighbor(ip: string, port: number, mac: string): void {
-    call(() => this.#addon.neighborSet(ipv4ToNumber(ip, 'neighbor'), port, parseMac(mac)));
+    if (familyOf(ip, 'neighbor') === 6) call(() => this.#addon.neighbor6Set(ipv6ToBuffer(ip), port, parseMac(mac)));
+    else call(() => this.#addon.neighborSet(ipv4ToNumber(ip, 'neighbor'), port, parseMac(mac)));
   }
 
-  /** Sends an ARP request for ip on the port its route points at; the answer fills the neighbour table. */
+  /** Sends an ARP request (IPv6: a neighbour solicitation) for ip on the port its route points at;
+   * the answer fills the neighbour table. */
   resolve(ip: string): void {
-    call(() => this.#addon.resolve(ipv4ToNumber(ip, 'address to resolve')));
+    if (familyOf(ip, 'address to resolve') === 6) call(() => this.#addon.resolve6(ipv6ToBuffer(ip)));
+    else call(() => this.#addon.resolve(ipv4ToNumber(ip, 'address to resolve')));
   }
 
   start(): void {
@@ -421,12 +470,15 @@ export class Dataplane {
   setWildcards(rules: WildcardAffinity[]): void {
     const native = rules.map((rule, i) => {
       const where = `wildcards[${i}]`;
+      const family = wildcardFamilyFields(rule, where);
+      const v4 = family.family === 4;
       return {
+        ...family,
         protocol: rule.protocol === 'any' ? 0 : protocolNumber(rule.protocol, `${where}.protocol`),
-        srcIp: ipv4ToNumber(rule.srcIp, `${where}.srcIp`),
-        srcMask: ipv4ToNumber(rule.srcMask, `${where}.srcMask`),
-        dstIp: ipv4ToNumber(rule.dstIp, `${where}.dstIp`),
-        dstMask: ipv4ToNumber(rule.dstMask, `${where}.dstMask`),
+        srcIp: v4 ? ipv4ToNumber(rule.srcIp, `${where}.srcIp`) : 0,
+        srcMask: v4 ? ipv4ToNumber(rule.srcMask, `${where}.srcMask`) : 0,
+        dstIp: v4 ? ipv4ToNumber(rule.dstIp, `${where}.dstIp`) : 0,
+        dstMask: v4 ? ipv4ToNumber(rule.dstMask, `${where}.dstMask`) : 0,
         srcPort: checkPort(rule.srcPort, `${where}.srcPort`),
         dstPort: checkPort(rule.dstPort, `${where}.dstPort`),
         precedence: rule.precedence,
@@ -438,25 +490,42 @@ export class Dataplane {
 
   /** Installs or replaces a virtual service's server pool; established flows keep their server. */
   setService(service: ServiceDefinition): void {
-    const servers = service.servers.map((server, i) => ({
-      ip: ipv4ToNumber(server.ip, `servers[${i}].ip`),
-      port: checkPort(server.port, `servers[${i}].port`),
-      weight: server.weight,
-    }));
+    const v6 = familyOf(service.vip, 'vip') === 6;
+    const servers = service.servers.map((server, i) => {
+      const where = `servers[${i}].ip`;
+      if (familyOf(server.ip, where) !== (v6 ? 6 : 4)) {
+        throw new InvalidRuleError('EINVAL', `${where} "${server.ip}" is not ${v6 ? 'IPv6' : 'IPv4'} like the vip "${service.vip}"`);
+      }
+      return {
+        ip: v6 ? 0 : ipv4ToNumber(server.ip, where),
+        ...(v6 ? { ip6: ipv6ToBuffer(server.ip, where) } : {}),
+        port: checkPort(server.port, `servers[${i}].port`),
+        weight: server.weight,
+      };
+    });
     const mode = SERVICE_MODES[service.mode ?? 'nat'];
     if (mode === undefined) throw new InvalidRuleError('EINVAL', `mode "${service.mode}" is not nat, fullnat, dsr, ipip, gre or gue`);
+    if (v6 && !IPV6_MODES.has(service.mode ?? 'nat')) {
+      throw new InvalidRuleError('EINVAL', `mode "${service.mode}" is not available for an IPv6 service (nat, fullnat or dsr)`);
+    }
+    if (service.snat && familyOf(service.snat.ip, 'snat.ip') !== (v6 ? 6 : 4)) {
+      throw new InvalidRuleError('EINVAL', `snat.ip "${service.snat.ip}" is not ${v6 ? 'IPv6' : 'IPv4'} like the vip "${service.vip}"`);
+    }
     const algorithm = ALGORITHMS[service.algorithm ?? 'maglev'];
     if (algorithm === undefined) throw new InvalidRuleError('EINVAL', `algorithm "${service.algorithm}" is not maglev or wrr`);
     call(() =>
       this.#addon.serviceSet({
         id: service.id,
-        vip: ipv4ToNumber(service.vip, 'vip'),
+        family: v6 ? 6 : 4,
+        vip: v6 ? 0 : ipv4ToNumber(service.vip, 'vip'),
+        ...(v6 ? { vip6: ipv6ToBuffer(service.vip, 'vip') } : {}),
         port: checkPort(service.port, 'port'),
         protocol: protocolNumber(service.protocol),
         tableSize: service.tableSize ?? 65537,
         mode,
         algorithm,
-        snatIp: service.snat ? ipv4ToNumber(service.snat.ip, 'snat.ip') : 0,
+        snatIp: service.snat && !v6 ? ipv4ToNumber(service.snat.ip, 'snat.ip') : 0,
+        ...(service.snat && v6 ? { snatIp6: ipv6ToBuffer(service.snat.ip, 'snat.ip') } : {}),
         snatPortMin: service.snat ? checkPort(service.snat.portMin, 'snat.portMin') : 0,
         snatPortMax: service.snat ? checkPort(service.snat.portMax, 'snat.portMax') : 0,
         guePort: checkPort(service.guePort ?? DEFAULT_GUE_PORT, 'guePort'),
@@ -472,6 +541,7 @@ export class Dataplane {
   /** Forgets every connection pinned to one server of a service ("reset on failure"): their next
    * packets are dropped, a new TCP SYN from the same client port picks a server again. */
   flushServer(serviceId: number, ip: string, port: number): void {
+    if (familyOf(ip, 'server ip') === 6) throw new InvalidRuleError('EINVAL', `flushing IPv6 server "${ip}" is not supported yet`);
     call(() => this.#addon.serviceFlushServer(serviceId, ipv4ToNumber(ip, 'server ip'), checkPort(port, 'server port')));
   }
 
@@ -484,7 +554,10 @@ export class Dataplane {
     const stats = call(() => this.#addon.stats());
     return {
       ...stats,
-      servers: stats.servers.map((s) => ({ ...s, ip: numberToIpv4(s.ip as unknown as number) })),
+      servers: stats.servers.map(({ ip6, ...s }: (typeof stats.servers)[number] & { ip6?: Buffer }) => ({
+        ...s,
+        ip: ip6 ? bufferToIpv6(ip6) : numberToIpv4(s.ip as unknown as number),
+      })),
     };
   }
 

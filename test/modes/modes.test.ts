@@ -272,5 +272,5 @@ describe('forwarding modes end to end', () => {
     });
   });
 
-  it.todo('IPv6 clients, VIPs and servers in every mode: the data plane does not forward IPv6 services yet');
+  // IPv6 (nat, fullnat, dsr): test/modes6/modes6.test.ts.
 });

@@ -100,13 +100,18 @@ async function waitUntilServing(namespace: string, ip: string, child: ChildProce
       throw new Error(`nginx in ${namespace} exited with ${child.exitCode}: ${log}`);
     }
     try {
-      const body = await inNamespace(namespace, 'curl', ['-sf', '--max-time', '2', `http://${ip}/`]);
+      const body = await inNamespace(namespace, 'curl', ['-sf', '--max-time', '2', `http://${urlHost(ip)}/`]);
       if (body === serverBody(ip)) return;
     } catch (error) {
       if (Date.now() > deadline) throw error;
     }
     await sleep(50);
   }
+}
+
+/** An address as the host part of a URL: IPv6 in brackets. */
+export function urlHost(ip: string): string {
+  return ip.includes(':') ? `[${ip}]` : ip;
 }
 
 export interface NginxOptions {
@@ -119,7 +124,9 @@ export async function startNginx(namespace: string, ip: string, options: NginxOp
   const data = bigFile();
   const dir = mkdtempSync(path.join(tmpdir(), `ep-nginx-${namespace}-`));
   chmodSync(dir, 0o755);
-  writeFileSync(path.join(dir, 'nginx.conf'), nginxConfig(dir, ip, data, options.everyAddress ? '80' : `${ip}:80`));
+  const v6 = ip.includes(':');
+  const listen = options.everyAddress ? (v6 ? '[::]:80' : '80') : `${urlHost(ip)}:80`;
+  writeFileSync(path.join(dir, 'nginx.conf'), nginxConfig(dir, ip, data, listen));
   const child = spawn('ip', ['netns', 'exec', namespace, 'nginx', '-p', dir, '-e', `${dir}/error.log`, '-c', `${dir}/nginx.conf`], {
     stdio: 'ignore',
     // Its own process group: Ctrl-C on a demo's foreground process must not take the servers down.

@@ -36,6 +36,21 @@ uint32_t Arg32(const Napi::CallbackInfo &info, size_t i, const char *what) {
   return info[i].As<Napi::Number>().Uint32Value();
 }
 
+// A 16-byte IPv6 address from a Buffer property; absent (undefined) leaves out as it is.
+void Addr6(const Napi::Object &o, const char *name, uint8_t out[16]) {
+  Napi::Value v = o.Get(name);
+  if (v.IsUndefined()) return;
+  if (!v.IsBuffer() || v.As<Napi::Buffer<uint8_t>>().Length() != 16)
+    ThrowInvalid(o.Env(), std::string(name) + " must be a 16-byte Buffer");
+  memcpy(out, v.As<Napi::Buffer<uint8_t>>().Data(), 16);
+}
+
+const uint8_t *ArgAddr6(const Napi::CallbackInfo &info, size_t i, const char *what) {
+  if (info.Length() <= i || !info[i].IsBuffer() || info[i].As<Napi::Buffer<uint8_t>>().Length() != 16)
+    ThrowInvalid(info.Env(), std::string(what) + " must be a 16-byte Buffer");
+  return info[i].As<Napi::Buffer<uint8_t>>().Data();
+}
+
 uint16_t ArgPort(const Napi::CallbackInfo &info, size_t i) {
   uint32_t p = Arg32(info, i, "port");
   if (p > 0xffff) ThrowInvalid(info.Env(), "port id out of range");
@@ -226,6 +241,63 @@ Napi::Value Resolve(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+Napi::Value PortConfigure6(const Napi::CallbackInfo &info) {
+  ep_error err{};
+  uint32_t len = Arg32(info, 2, "prefix length");
+  if (len > 128) ThrowInvalid(info.Env(), "IPv6 prefix length above 128");
+  Check(info.Env(), ep_port_configure6(ArgPort(info, 0), ArgAddr6(info, 1, "address"), static_cast<uint8_t>(len), &err),
+        err);
+  return info.Env().Undefined();
+}
+
+Napi::Value LocalAddress6Add(const Napi::CallbackInfo &info) {
+  ep_error err{};
+  Check(info.Env(), ep_local_addr6_add(ArgPort(info, 0), ArgAddr6(info, 1, "ip"), &err), err);
+  return info.Env().Undefined();
+}
+
+Napi::Value LocalAddress6Remove(const Napi::CallbackInfo &info) {
+  ep_error err{};
+  Check(info.Env(), ep_local_addr6_del(ArgPort(info, 0), ArgAddr6(info, 1, "ip"), &err), err);
+  return info.Env().Undefined();
+}
+
+Napi::Value Route6Add(const Napi::CallbackInfo &info) {
+  ep_error err{};
+  uint32_t len = Arg32(info, 1, "prefix length");
+  if (len > 128) ThrowInvalid(info.Env(), "IPv6 prefix length above 128");
+  Check(info.Env(),
+        ep_route6_add(ArgAddr6(info, 0, "prefix"), static_cast<uint8_t>(len), ArgPort(info, 2),
+                      ArgAddr6(info, 3, "gateway"), &err),
+        err);
+  return info.Env().Undefined();
+}
+
+Napi::Value Route6Remove(const Napi::CallbackInfo &info) {
+  ep_error err{};
+  uint32_t len = Arg32(info, 1, "prefix length");
+  if (len > 128) ThrowInvalid(info.Env(), "IPv6 prefix length above 128");
+  Check(info.Env(), ep_route6_del(ArgAddr6(info, 0, "prefix"), static_cast<uint8_t>(len), &err), err);
+  return info.Env().Undefined();
+}
+
+Napi::Value Neighbor6Set(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[2].IsBuffer() || info[2].As<Napi::Buffer<uint8_t>>().Length() != 6)
+    ThrowInvalid(env, "MAC must be a 6-byte Buffer");
+  ep_error err{};
+  Check(env,
+        ep_neighbor6_set(ArgAddr6(info, 0, "ip"), ArgPort(info, 1), info[2].As<Napi::Buffer<uint8_t>>().Data(), &err),
+        err);
+  return env.Undefined();
+}
+
+Napi::Value Resolve6(const Napi::CallbackInfo &info) {
+  ep_error err{};
+  Check(info.Env(), ep_resolve6(ArgAddr6(info, 0, "ip"), &err), err);
+  return info.Env().Undefined();
+}
+
 Napi::Value Start(const Napi::CallbackInfo &info) {
   ep_error err{};
   Check(info.Env(), ep_start(&err), err);
@@ -321,6 +393,11 @@ Napi::Value WildcardsCommit(const Napi::CallbackInfo &info) {
     w.dst_port = htons(static_cast<uint16_t>(U32(o, "dstPort")));
     w.precedence = U32(o, "precedence");
     w.action = ActionFromObject(env, o.Get("action"));
+    if (!o.Get("family").IsUndefined()) w.family = static_cast<uint8_t>(U32(o, "family"));
+    Addr6(o, "srcIp6", w.src_ip6);
+    Addr6(o, "srcMask6", w.src_mask6);
+    Addr6(o, "dstIp6", w.dst_ip6);
+    Addr6(o, "dstMask6", w.dst_mask6);
   }
   ep_error err{};
   Check(env, ep_wildcards_commit(rules.data(), static_cast<uint32_t>(rules.size()), &err), err);
@@ -345,6 +422,9 @@ Napi::Value ServiceSet(const Napi::CallbackInfo &info) {
   conf.snat_port_min = static_cast<uint16_t>(pmin);
   conf.snat_port_max = static_cast<uint16_t>(pmax);
   conf.gue_port = static_cast<uint16_t>(gue);
+  if (!o.Get("family").IsUndefined()) conf.family = static_cast<uint8_t>(U32(o, "family"));
+  Addr6(o, "vip6", conf.vip6);
+  Addr6(o, "snatIp6", conf.snat_ip6);
   Napi::Value sv = o.Get("servers");
   if (!sv.IsArray()) ThrowInvalid(env, "servers must be an array");
   Napi::Array arr = sv.As<Napi::Array>();
@@ -356,6 +436,7 @@ Napi::Value ServiceSet(const Napi::CallbackInfo &info) {
     servers[i].ip = htonl(U32(s, "ip"));
     servers[i].port = htons(static_cast<uint16_t>(U32(s, "port")));
     servers[i].weight = static_cast<uint16_t>(weight);
+    Addr6(s, "ip6", servers[i].ip6);
   }
   ep_error err{};
   Check(env, ep_service_set(&conf, servers.data(), static_cast<uint32_t>(servers.size()), &err), err);
@@ -458,6 +539,8 @@ Napi::Value Stats(const Napi::CallbackInfo &info) {
     Napi::Object so = Napi::Object::New(env);
     so.Set("serviceId", sc[i].service_id);
     so.Set("ip", ntohl(sc[i].ip));
+    static const uint8_t no_ip6[16] = {};
+    if (memcmp(sc[i].ip6, no_ip6, 16) != 0) so.Set("ip6", Napi::Buffer<uint8_t>::Copy(env, sc[i].ip6, 16));
     so.Set("port", ntohs(sc[i].port));
     so.Set("flows", static_cast<double>(sc[i].flows));
     so.Set("packets", static_cast<double>(sc[i].packets));
@@ -591,6 +674,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("routeRemove", Napi::Function::New(env, RouteRemove));
   exports.Set("neighborSet", Napi::Function::New(env, NeighborSet));
   exports.Set("resolve", Napi::Function::New(env, Resolve));
+  exports.Set("portConfigure6", Napi::Function::New(env, PortConfigure6));
+  exports.Set("localAddress6Add", Napi::Function::New(env, LocalAddress6Add));
+  exports.Set("localAddress6Remove", Napi::Function::New(env, LocalAddress6Remove));
+  exports.Set("route6Add", Napi::Function::New(env, Route6Add));
+  exports.Set("route6Remove", Napi::Function::New(env, Route6Remove));
+  exports.Set("neighbor6Set", Napi::Function::New(env, Neighbor6Set));
+  exports.Set("resolve6", Napi::Function::New(env, Resolve6));
   exports.Set("start", Napi::Function::New(env, Start));
   exports.Set("stop", Napi::Function::New(env, Stop));
   exports.Set("shutdown", Napi::Function::New(env, Shutdown));

@@ -17,10 +17,22 @@
 #define LPM6_ADDR(p) (p)
 #endif
 
+/* rte_lpm6's first level alone takes 64 MiB: made with the first IPv6 route, so units without
+ * IPv6 do not pay for it. Never freed before shutdown, so workers may read it without RCU. */
+static int lpm6_ensure(struct ep_error *err)
+{
+	if (ep_dp.lpm6)
+		return 0;
+	struct rte_lpm6_config cfg = { .max_rules = 4096, .number_tbl8s = 1 << 10 };
+	struct rte_lpm6 *lpm6 = rte_lpm6_create("ep_routes6", SOCKET_ID_ANY, &cfg);
+	if (!lpm6)
+		return ep_fail(err, EP_ENOMEM, "IPv6 route table (rte_lpm6 needs about 70 MiB of DPDK memory): %s", rte_strerror(rte_errno));
+	__atomic_store_n(&ep_dp.lpm6, lpm6, __ATOMIC_RELEASE);
+	return 0;
+}
+
 int ep_v6_tables_create(struct ep_error *err)
 {
-	struct rte_lpm6_config cfg = { .max_rules = 4096, .number_tbl8s = 1 << 12 };
-	ep_dp.lpm6 = rte_lpm6_create("ep_routes6", SOCKET_ID_ANY, &cfg);
 	struct rte_hash_parameters nh = {
 		.name = "ep_neighbors6",
 		.entries = EP_MAX_NEIGHBORS,
@@ -29,8 +41,8 @@ int ep_v6_tables_create(struct ep_error *err)
 		.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF,
 	};
 	ep_dp.neigh6_hash = rte_hash_create(&nh);
-	if (!ep_dp.lpm6 || !ep_dp.neigh6_hash)
-		return ep_fail(err, EP_ENOMEM, "IPv6 route and neighbour tables: %s", rte_strerror(rte_errno));
+	if (!ep_dp.neigh6_hash)
+		return ep_fail(err, EP_ENOMEM, "IPv6 neighbour table: %s", rte_strerror(rte_errno));
 	return 0;
 }
 
@@ -45,7 +57,8 @@ void ep_v6_tables_free(void)
 int ep_route6_lookup(const uint8_t dst[16], uint16_t *port, uint8_t next_hop[16])
 {
 	uint32_t idx;
-	if (rte_lpm6_lookup(ep_dp.lpm6, LPM6_ADDR(dst), &idx) != 0)
+	const struct rte_lpm6 *lpm6 = __atomic_load_n(&ep_dp.lpm6, __ATOMIC_ACQUIRE);
+	if (!lpm6 || rte_lpm6_lookup(lpm6, LPM6_ADDR(dst), &idx) != 0)
 		return -1;
 	const struct ep_route6_nh *nh = &ep_dp.routes6[idx];
 	*port = nh->port;
@@ -130,6 +143,8 @@ int ep_route6_add(const uint8_t prefix[16], uint8_t len, uint16_t port, const ui
 		return -1;
 	if (len > 128)
 		return ep_fail(err, EP_EINVAL, "IPv6 prefix length %u above 128", len);
+	if (lpm6_ensure(err))
+		return -1;
 	uint32_t idx = ep_dp.nroutes6;
 	for (uint32_t i = 0; i < ep_dp.nroutes6; i++)
 		if (ep_dp.routes6[i].port == port && memcmp(ep_dp.routes6[i].gateway, gateway, 16) == 0)
@@ -155,7 +170,7 @@ int ep_route6_del(const uint8_t prefix[16], uint8_t len, struct ep_error *err)
 		return -1;
 	uint8_t net[16];
 	masked(prefix, len > 128 ? 128 : len, net);
-	if (len > 128 || rte_lpm6_delete(ep_dp.lpm6, LPM6_ADDR(net), len) != 0)
+	if (len > 128 || !ep_dp.lpm6 || rte_lpm6_delete(ep_dp.lpm6, LPM6_ADDR(net), len) != 0)
 		return ep_fail(err, EP_ENOENT, "no such IPv6 route");
 	__atomic_fetch_add(&ep_dp.neigh_gen, 1, __ATOMIC_RELEASE);
 	return 0;
