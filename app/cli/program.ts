@@ -338,8 +338,10 @@ export function buildProgram(io: CliIo): Command {
     .command('logs')
     .description("the appliance's last log lines")
     .addOption(new Option('-n, --lines <count>', 'how many').argParser(integer(1, 2000)).default(50))
-    .action(async (options: { lines: number }) => {
-      const lines = await client(globals()).call<{ time: number; level: number; msg: string }[]>('GET', `/api/logs?lines=${options.lines}`);
+    .option('--unit <id>', "another cluster member's log, through the unit asked")
+    .action(async (options: { lines: number; unit?: string }) => {
+      const unit = options.unit ? `&unit=${encodeURIComponent(options.unit)}` : '';
+      const lines = await client(globals()).call<{ time: number; level: number; msg: string }[]>('GET', `/api/logs?lines=${options.lines}${unit}`);
       print(lines, () => lines.map((l) => `${new Date(l.time).toISOString()} ${l.level} ${l.msg}`).join('\n'));
     });
 

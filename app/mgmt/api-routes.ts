@@ -341,11 +341,22 @@ export const apiRoutes: ApiRoute[] = [
     method: 'GET',
     url: '/api/logs',
     role: 'read-only',
-    summary: "This unit's control application's last log lines (JSON lines as logged)",
-    querystring: { type: 'object', additionalProperties: false, properties: { lines: { type: 'integer', minimum: 1, maximum: 2000, default: 100 } } },
-    handler: (context, request) => {
-      if (!context.logs) throw new HttpError(404, 'this unit keeps no log tail');
-      return context.logs.tail((request.query as { lines: number }).lines).map((line) => JSON.parse(line) as unknown);
+    summary: "A unit's control application's last log lines (JSON lines as logged): this unit's, or a member's (unit=<id>)",
+    querystring: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { lines: { type: 'integer', minimum: 1, maximum: 2000, default: 100 }, unit: { type: 'string', description: 'a cluster member id (default: this unit)' } },
+    },
+    handler: async (context, request) => {
+      const { lines, unit } = request.query as { lines: number; unit?: string };
+      if (unit === undefined || unit === context.unitId) return logTail(context, lines);
+      const peer = context.cluster?.source.members().find((member) => member.id === unit);
+      if (!context.cluster || !peer) throw new HttpError(404, `${unit} is not a member of this unit's cluster`);
+      try {
+        return await context.cluster.peers.call(peer, 'GET', `/api/peer/logs?lines=${lines}`);
+      } catch (error) {
+        throw new HttpError(502, (error as Error).message);
+      }
     },
   },
   // Cluster-internal: a member's own view and changes forwarded to it, for its peers' unit certificates.
@@ -370,6 +381,14 @@ export const apiRoutes: ApiRoute[] = [
       const flows = filterFlows(ownFlows(context), filter);
       return { count: flows.length, flows: flows.slice(0, limit) };
     },
+  },
+  {
+    method: 'GET',
+    url: '/api/peer/logs',
+    role: 'peer',
+    summary: "(members only) This unit's last log lines",
+    querystring: { type: 'object', additionalProperties: false, properties: { lines: { type: 'integer', minimum: 1, maximum: 2000, default: 100 } } },
+    handler: (context, request) => logTail(context, (request.query as { lines: number }).lines),
   },
   {
     method: 'GET',
@@ -409,6 +428,11 @@ export const apiRoutes: ApiRoute[] = [
     },
   },
 ];
+
+function logTail(context: ApiContext, lines: number): unknown[] {
+  if (!context.logs) throw new HttpError(404, 'this unit keeps no log tail');
+  return context.logs.tail(lines).map((line) => JSON.parse(line) as unknown);
+}
 
 function singleUnitView(context: ApiContext) {
   return {

@@ -282,6 +282,14 @@ describe('operating a three-unit cluster of control applications', () => {
     expect(status).toMatch(/^WATCHDOG=1\nSTATUS=ports up 2\/2, services 1, flows \d+; cluster master/);
   });
 
+  it("tails any member's log through another member", async () => {
+    const lines = await cliJson<{ msg: string; component?: string }[]>(['logs', '--unit', 'unit-3', '-n', '2000'], { member: 1 });
+    expect(lines.filter((line) => line.component === 'cluster').map((line) => line.msg)).toContain('joined');
+    const unknown = await cli(['logs', '--unit', 'unit-9'], { member: 1 });
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/404 unit-9 is not a member of this unit's cluster/);
+  });
+
   it('describes the cluster routes in its OpenAPI document', async () => {
     const document = JSON.parse(
       await inNamespace(lab.operatorNamespace, 'curl', ['-sS', '--cacert', path.join(lab.credentials.viewer, 'ca.crt'), '--cert', path.join(lab.credentials.viewer, 'operator.crt'), '--key', path.join(lab.credentials.viewer, 'operator.key'), `${lab.managementUrl(3)}/api/openapi.json`]),
