@@ -12,6 +12,7 @@ packages=(
   python3-scapy tcpdump                              # pcap replay tests
   clang libclang-rt-14-dev valgrind                  # sanitizers and fuzzing of the C parsers
   dosfstools mtools e2fsprogs                        # flash-config partition images
+  chromium                                           # dashboard tests (playwright-core drives /usr/bin/chromium)
   mmdebstrap qemu-system-x86 qemu-utils ovmf sbsigntool fdisk openssl # image build + QEMU boot tests (image/)
 )
 missing=()
