@@ -14,6 +14,7 @@ import {
   type WildcardAffinity,
 } from '../../firmware/dataplane.js';
 import { WORK_UNITS } from '../cluster/work-units.js';
+import { familyOf } from '../../firmware/addressing.js';
 import { inSubnet, type ApplianceConfig } from './config.js';
 
 export type ApplianceState = 'idle' | 'starting' | 'running' | 'stopped' | 'failed';
@@ -193,7 +194,11 @@ export class Appliance {
         throw new ApplianceError(`ports[${i}].device: "${port.device}" is not a DPDK port (${known})`);
       }
       this.#portIds.set(port.device, info.id);
-      dp.configurePort(info.id, { address: port.address, prefixLength: port.prefixLength });
+      dp.configurePort(info.id, {
+        address: port.address,
+        prefixLength: port.prefixLength,
+        ...(port.address6 ? { address6: port.address6, prefixLength6: port.prefixLength6 ?? 64 } : {}),
+      });
     });
   }
 
@@ -216,20 +221,24 @@ export class Appliance {
       };
       dp.setService(definition);
       this.#services.set(service.name, definition);
+      const v6 = familyOf(service.vip) === 6;
       wildcards.push({
         protocol: service.protocol,
-        srcIp: '0.0.0.0',
-        srcMask: '0.0.0.0',
+        srcIp: v6 ? '::' : '0.0.0.0',
+        srcMask: v6 ? '::' : '0.0.0.0',
         dstIp: service.vip,
-        dstMask: '255.255.255.255',
+        dstMask: v6 ? 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff' : '255.255.255.255',
         srcPort: 0,
         dstPort: service.port,
         precedence: SERVICE_PRECEDENCE,
         action: { type: 'service', serviceId: id },
       });
-      // Clients on a connected subnet ARP for the VIP itself; routed clients reach it via our address.
+      // Clients on a connected subnet ARP (IPv6: solicit) for the VIP itself; routed clients reach it via our address.
       for (const port of config.ports) {
-        if (inSubnet(service.vip, port.address, port.prefixLength)) dp.addLocalAddress(this.#portId(port.device), service.vip);
+        const onLink = v6
+          ? port.address6 !== undefined && inSubnet(service.vip, port.address6, port.prefixLength6 ?? 64)
+          : inSubnet(service.vip, port.address, port.prefixLength);
+        if (onLink) dp.addLocalAddress(this.#portId(port.device), service.vip);
       }
       this.#logger.info({ service: service.name, id, vip: service.vip, port: service.port, servers: definition.servers }, 'service installed');
     });

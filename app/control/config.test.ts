@@ -105,7 +105,7 @@ describe('config problems name the JSON path of the bad field', () => {
       { address: '10.0.2.11', port: 80 },
       { address: '10.0.2', port: 80 },
     ]);
-    expect(problemsOf(bad)).toEqual(['services[0].servers[1].address: "10.0.2" is not an IPv4 address']);
+    expect(problemsOf(bad)).toEqual(['services[0].servers[1].address: "10.0.2" is not an IPv4 or IPv6 address']);
   });
 
   it('lists every problem at once', () => {
@@ -274,5 +274,77 @@ describe('service modes, algorithms and health checks', () => {
       missedReports: 3,
       maxClockSkewMs: 30000,
     });
+  });
+});
+
+describe('IPv6 services', () => {
+  const ports6 = [
+    { device: 'net_af_packet0', address: '10.0.1.1', address6: 'fd00:1::1' },
+    { device: 'net_af_packet1', address: '10.0.2.1', address6: 'fd00:2::1', prefixLength6: 64 },
+  ];
+  const service6 = {
+    name: 'web6',
+    vip: 'fd00:1::100',
+    port: 80,
+    protocol: 'tcp',
+    mode: 'fullnat',
+    snat: { ip: 'fd00:2::250', portMin: 20000, portMax: 29999 },
+    servers: [{ address: 'fd00:2::11', port: 80 }],
+  };
+
+  it('takes IPv6 port addresses, routes, VIPs, servers and full-NAT addresses', () => {
+    const config = parseConfig(
+      'v6.json',
+      JSON.stringify({
+        ports: ports6,
+        routes: [{ prefix: 'fd00:9::', length: 48, port: 'net_af_packet1', gateway: 'fd00:2::fe' }],
+        services: [service6, { ...full.services[0] }],
+      }),
+    );
+    expect(config.ports.map((p) => [p.address6, p.prefixLength6])).toEqual([
+      ['fd00:1::1', undefined],
+      ['fd00:2::1', 64],
+    ]);
+    expect(config.services[0]!.vip).toBe('fd00:1::100');
+    expect(config.routes[0]!.length).toBe(48);
+  });
+
+  it('refuses mixed families, modes IPv6 lacks and IPv6 without a port address6, naming the field', () => {
+    expect(
+      problemsOf({
+        ports: ports6,
+        routes: [
+          { prefix: 'fd00:9::', length: 48, port: 'net_af_packet1', gateway: '10.0.2.254' },
+          { prefix: '10.9.0.0', length: 33, port: 'net_af_packet1' },
+          { prefix: 'fd00:9::', length: 48, port: 'net_af_packet1', gateway: 'fd00:3::1' },
+        ],
+        services: [
+          { ...service6, servers: [{ address: '10.0.2.11', port: 80 }], snat: { ...service6.snat, ip: '10.0.2.250' } },
+          { ...service6, name: 'tunnel6', mode: 'ipip', snat: undefined, port: 81, servers: [{ address: 'fd00:2::11', port: 0 }] },
+        ],
+      }),
+    ).toEqual([
+      'routes[0].gateway: 10.0.2.254 is not of the prefix fd00:9::\'s address family',
+      'routes[1].length: 33 is longer than an IPv4 prefix (32)',
+      "routes[2].gateway: fd00:3::1 is not on port net_af_packet1's subnet fd00:2::1/64",
+      'services[0].servers[0].address: 10.0.2.11 is not IPv6 like the vip fd00:1::100',
+      'services[0].snat.ip: 10.0.2.250 is not IPv6 like the vip fd00:1::100',
+      'services[1].mode: an IPv6 service forwards by nat, fullnat or dsr (mode is "ipip")',
+    ]);
+    expect(problemsOf({ ports: minimal.ports, services: [service6] })).toEqual([
+      'services[0].vip: an IPv6 service needs a port with an address6 (to find its servers by neighbour discovery)',
+    ]);
+    expect(problemsOf({ ports: [{ device: 'p0', address: '10.0.1.1', address6: '10.0.1.1' }] })).toEqual([
+      'ports[0].address6: "10.0.1.1" is not an IPv6 address',
+    ]);
+  });
+
+  it('checks IPv6 subnet membership bit by bit', () => {
+    expect(inSubnet('fd00:1::100', 'fd00:1::1', 64)).toBe(true);
+    expect(inSubnet('fd00:2::100', 'fd00:1::1', 64)).toBe(false);
+    expect(inSubnet('fd00:1::100', 'fd00:1::1', 120)).toBe(false);
+    expect(inSubnet('fd00:1::17', 'fd00:1::1', 123)).toBe(true);
+    expect(inSubnet('fd00:1::21', 'fd00:1::1', 123)).toBe(false);
+    expect(inSubnet('10.0.1.1', 'fd00:1::1', 0)).toBe(false);
   });
 });

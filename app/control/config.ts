@@ -3,7 +3,7 @@
  * fixes a config in one round instead of one error per restart. */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { ipv4ToNumber } from '../../firmware/addressing.js';
+import { familyOf, ipv4ToNumber, ipv6ToBuffer } from '../../firmware/addressing.js';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -17,6 +17,9 @@ export class ConfigError extends Error {
 }
 
 const ipv4 = z.ipv4({ error: (issue) => `${JSON.stringify(issue.input)} is not an IPv4 address` });
+const ipv6 = z.ipv6({ error: (issue) => `${JSON.stringify(issue.input)} is not an IPv6 address` });
+/** Where either family works (services, servers, routes); cross-field rules keep them consistent. */
+const ipAddress = z.union([z.ipv4(), z.ipv6()], { error: (issue) => `${JSON.stringify(issue.input)} is not an IPv4 or IPv6 address` });
 const tcpPort = z.int().min(1).max(65535);
 const prefixLength = z.int().min(0).max(32);
 
@@ -61,24 +64,29 @@ const portSchema = z.strictObject({
   device: z.string().min(1),
   address: ipv4,
   prefixLength: prefixLength.default(24),
+  /** The unit's IPv6 address on the port: answers neighbour discovery and ping, reaches IPv6 servers. */
+  address6: ipv6.optional(),
+  /** Default 64. */
+  prefixLength6: z.int().min(0).max(128).optional(),
 });
 
 const routeSchema = z.strictObject({
-  prefix: ipv4,
-  length: prefixLength,
+  prefix: ipAddress,
+  /** Up to 32 for an IPv4 prefix, 128 for an IPv6 one. */
+  length: z.int().min(0).max(128),
   port: z.string().min(1),
-  gateway: ipv4.optional(),
+  gateway: ipAddress.optional(),
 });
 
 const serverSchema = z.strictObject({
-  address: ipv4,
+  address: ipAddress,
   /** 0 in direct-return and tunnel modes: the client's destination port is kept. */
   port: z.int().min(0).max(65535),
   /** Share of new connections; 0 keeps the server configured but drained (no new flows). */
   weight: z.int().min(0).max(65535).default(1),
   /** Where health checks go (a management address) when the server address is only reachable
    * through the data plane; default: the server address. */
-  checkAddress: ipv4.optional(),
+  checkAddress: ipAddress.optional(),
 });
 
 const healthCheckSchema = z.strictObject({
@@ -95,14 +103,15 @@ const healthCheckSchema = z.strictObject({
 });
 
 const snatSchema = z.strictObject({
-  ip: ipv4,
+  ip: ipAddress,
   portMin: tcpPort,
   portMax: tcpPort,
 });
 
 const serviceSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, ".", "_" or "-"'),
-  vip: ipv4,
+  /** IPv4 or IPv6; an IPv6 service has IPv6 servers (and snat.ip) and forwards by nat, fullnat or dsr. */
+  vip: ipAddress,
   /** 0 = every port (the client's destination port is kept). */
   port: z.int().min(0).max(65535),
   protocol: z.enum(['tcp', 'udp']),
@@ -206,10 +215,22 @@ export type AgentSettings = NonNullable<ApplianceConfig['agents']>;
 export type ManagementSettings = NonNullable<ApplianceConfig['management']>;
 export type ClusterConfigSettings = NonNullable<ApplianceConfig['cluster']>;
 
-/** Whether ip lies in address/prefixLength (the subnet the port is connected to). */
+/** Whether ip lies in address/prefixLength (the subnet the port is connected to); addresses of
+ * different families never do. */
 export function inSubnet(ip: string, address: string, length: number): boolean {
-  const mask = length === 0 ? 0 : (0xffffffff << (32 - length)) >>> 0;
-  return ((ipv4ToNumber(ip) & mask) >>> 0) === ((ipv4ToNumber(address) & mask) >>> 0);
+  const family = familyOf(ip);
+  if (familyOf(address) !== family) return false;
+  if (family === 4) {
+    const mask = length === 0 ? 0 : (0xffffffff << (32 - length)) >>> 0;
+    return ((ipv4ToNumber(ip) & mask) >>> 0) === ((ipv4ToNumber(address) & mask) >>> 0);
+  }
+  const a = ipv6ToBuffer(ip);
+  const b = ipv6ToBuffer(address);
+  for (let bit = 0; bit < length; bit += 8) {
+    const mask = length - bit >= 8 ? 0xff : (0xff00 >> (length - bit)) & 0xff;
+    if ((a[bit / 8]! & mask) !== (b[bit / 8]! & mask)) return false;
+  }
+  return true;
 }
 
 interface Problem {
@@ -229,14 +250,30 @@ function crossFieldProblems(config: ApplianceConfig): Problem[] {
 
   config.routes.forEach((route, i) => {
     const port = ports.get(route.port);
+    const v6 = familyOf(route.prefix) === 6;
+    if (!v6 && route.length > 32) {
+      problems.push({ path: ['routes', i, 'length'], message: `${route.length} is longer than an IPv4 prefix (32)` });
+    }
+    if (route.gateway && familyOf(route.gateway) !== familyOf(route.prefix)) {
+      problems.push({ path: ['routes', i, 'gateway'], message: `${route.gateway} is not of the prefix ${route.prefix}'s address family` });
+      return;
+    }
     if (!port) {
       const known = [...ports.keys()].join(', ');
       problems.push({ path: ['routes', i, 'port'], message: `"${route.port}" is not a configured port (ports: ${known})` });
-    } else if (route.gateway && !inSubnet(route.gateway, port.address, port.prefixLength)) {
-      problems.push({
-        path: ['routes', i, 'gateway'],
-        message: `${route.gateway} is not on port ${port.device}'s subnet ${port.address}/${port.prefixLength}`,
-      });
+    } else if (v6 && !port.address6) {
+      problems.push({ path: ['routes', i, 'port'], message: `an IPv6 route needs port ${port.device} to have an address6 (the source of its neighbour solicitations)` });
+    } else if (route.gateway) {
+      const [address, length] = v6 ? [port.address6!, port.prefixLength6 ?? 64] : [port.address, port.prefixLength];
+      if (!inSubnet(route.gateway, address, length)) {
+        problems.push({ path: ['routes', i, 'gateway'], message: `${route.gateway} is not on port ${port.device}'s subnet ${address}/${length}` });
+      }
+    }
+  });
+  const hasAddress6 = config.ports.some((port) => port.address6);
+  config.services.forEach((service, i) => {
+    if (familyOf(service.vip) === 6 && !hasAddress6) {
+      problems.push({ path: ['services', i, 'vip'], message: 'an IPv6 service needs a port with an address6 (to find its servers by neighbour discovery)' });
     }
   });
 
@@ -271,10 +308,24 @@ function crossFieldProblems(config: ApplianceConfig): Problem[] {
 }
 
 const DIRECT_RETURN_MODES = new Set(['dsr', 'ipip', 'gre', 'gue']);
+const IPV6_MODES = new Set(['nat', 'fullnat', 'dsr']);
 
 /** Rules between a service's mode, addresses and health check; paths are relative to the service. */
 function serviceProblems(service: ServiceSettings): Problem[] {
   const problems: Problem[] = [];
+  const family = familyOf(service.vip);
+  const name = family === 4 ? 'IPv4' : 'IPv6';
+  if (family === 6 && !IPV6_MODES.has(service.mode)) {
+    problems.push({ path: ['mode'], message: `an IPv6 service forwards by nat, fullnat or dsr (mode is "${service.mode}")` });
+  }
+  service.servers.forEach((server, j) => {
+    if (familyOf(server.address) !== family) {
+      problems.push({ path: ['servers', j, 'address'], message: `${server.address} is not ${name} like the vip ${service.vip}` });
+    }
+  });
+  if (service.snat && familyOf(service.snat.ip) !== family) {
+    problems.push({ path: ['snat', 'ip'], message: `${service.snat.ip} is not ${name} like the vip ${service.vip}` });
+  }
   if (service.mode === 'fullnat' && !service.snat) {
     problems.push({ path: ['snat'], message: 'mode "fullnat" needs snat {ip, portMin, portMax}: the source the servers see' });
   }
