@@ -59,7 +59,7 @@ describe('main.ts with a bad configuration', () => {
     expect(outcome.code).toBe(2);
     expect(outcome.stdout).toBe('');
     expect(outcome.stderr).toContain(`config ${file} is invalid:`);
-    expect(outcome.stderr).toContain('services[0].servers[1].address: "10.0.2" is not an IPv4 address');
+    expect(outcome.stderr).toContain('services[0].servers[1].address: "10.0.2" is not an IPv4 or IPv6 address');
     expect(outcome.stderr).toContain('services[0].servers[1].weight: Too big');
   });
 
