@@ -82,6 +82,15 @@ export class FlowReplication {
     for (const link of this.links.values()) link.send(records);
   }
 
+  /** Whether every current peer, a new one included once its link is up, acknowledged everything
+   * sent to it so far, within timeoutMs. */
+  async delivered(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    this.syncPeers();
+    const results = await Promise.all([...this.links.values()].map((link) => link.delivered(deadline)));
+    return results.every(Boolean);
+  }
+
   connectedPeers(): string[] {
     return [...this.links].filter(([, link]) => link.connected).map(([id]) => id);
   }

@@ -41,6 +41,8 @@ export interface MasterContext {
   loadSource(): UnitLoad[];
   /** Lost the tie-break to another master: step down and rejoin. */
   stepDown(reason: string): void;
+  /** Resolves when what this unit knows of released units has reached the other members. */
+  releaseBarrier(units: readonly number[]): Promise<void>;
 }
 
 /** State a new master inherits from the keepalives it saw as a member. */
@@ -78,6 +80,7 @@ export class MasterRole {
   ) {
     this.authority = new WorkUnitAuthority(
       {
+        hold: (member, units) => this.exchange(member, 'hold-units', units),
         release: (member, units) => this.exchange(member, 'release-units', units),
         assign: (member, units) => this.exchange(member, 'assign-units', units),
       },
@@ -304,8 +307,12 @@ export class MasterRole {
     );
   }
 
-  private async exchange(member: string, method: 'release-units' | 'assign-units', units: number[]): Promise<number[]> {
-    if (member === this.ctx.selfId) return units;
+  private async exchange(member: string, method: 'hold-units' | 'release-units' | 'assign-units', units: number[]): Promise<number[]> {
+    if (member === this.ctx.selfId) {
+      // The master's own view already holds busy units; a release waits for its flow state.
+      if (method === 'release-units') await this.ctx.releaseBarrier(units);
+      return units;
+    }
     const record = this.members.get(member);
     if (!record) return [];
     return parseResult(method, await record.channel.request(method, { units }, this.ctx.timing.requestTimeoutMs)).units;

@@ -72,6 +72,9 @@ export class Member {
   private memberAddresses = new Map<string, string>();
   private masterRole: MasterRole | undefined;
   private lastLoadReport = 0;
+  /** Units the master told us to hold for a move to us, until when (keepalives leave them alone). */
+  private readonly incoming = new Map<number, number>();
+  private releaseBarrier: (units: readonly number[]) => Promise<void> = () => Promise.resolve();
   /** Why the last join was refused, as the master (and we) said it. */
   lastRefusal: string | undefined;
 
@@ -129,6 +132,12 @@ export class Member {
   /** Role changes; on 'master' the data plane sends gratuitous ARP for the cluster addresses. */
   onRoleChange(listener: (role: Role) => void): void {
     this.roleListeners.push(listener);
+  }
+
+  /** The data plane binding: a release is acknowledged only after this resolves (the units' flow
+   * state has reached the other members), so the next owner continues their connections. */
+  setReleaseBarrier(barrier: (units: readonly number[]) => Promise<void>): void {
+    this.releaseBarrier = barrier;
   }
 
   /** An application may refuse joiners (CL-R5); its reason goes to the log and to the joiner. */
@@ -251,8 +260,9 @@ export class Member {
         return;
       }
       const owned = new Set(this.view.owned());
+      for (const [unit, until] of this.incoming) if (until <= now) this.incoming.delete(unit);
       this.view.update(
-        this.replicated.owners.flatMap((owner, unit) => (owned.has(unit) || owner === this.id ? [] : [{ unit, owner, state: 'foreign' as const }])),
+        this.replicated.owners.flatMap((owner, unit) => (owned.has(unit) || owner === this.id || this.incoming.has(unit) ? [] : [{ unit, owner, state: 'foreign' as const }])),
       );
     }
   }
@@ -340,6 +350,7 @@ export class Member {
         log: this.log,
         loadSource: () => this.options.loadSource?.() ?? [],
         stepDown: (reason) => this.stepDown(reason),
+        releaseBarrier: (units) => this.releaseBarrier(units),
       },
       { owners: this.replicated.owners, leases: [...this.replicated.leases, ...this.myLeases], ownedUnits: this.view.owned() },
       now,
@@ -414,13 +425,25 @@ export class Member {
 
   /** Requests from the master to this member: acknowledged unit moves. */
   private async handleFromMaster(method: string, params: unknown): Promise<unknown> {
+    if (method === 'hold-units') {
+      const { units } = parseParams('hold-units', params);
+      // Held until assigned, or given up by a release; the deadline covers a master that died mid-move.
+      const until = Date.now() + 3 * this.timing.requestTimeoutMs;
+      for (const unit of units) this.incoming.set(unit, until);
+      this.view.update(units.filter((unit) => this.view.get(unit).state !== 'owned').map((unit) => ({ unit, owner: this.view.get(unit).owner, state: 'holding' as const })));
+      return { units };
+    }
     if (method === 'release-units') {
       const { units } = parseParams('release-units', params);
+      const wasOwned = units.filter((unit) => this.view.get(unit).state === 'owned');
+      for (const unit of units) this.incoming.delete(unit);
       this.view.update(units.map((unit) => ({ unit, owner: null, state: 'foreign' as const })));
+      await this.releaseBarrier(wasOwned);
       return { units };
     }
     if (method === 'assign-units') {
       const { units } = parseParams('assign-units', params);
+      for (const unit of units) this.incoming.delete(unit);
       this.view.update(units.map((unit) => ({ unit, owner: this.id, state: 'owned' as const })));
       return { units };
     }

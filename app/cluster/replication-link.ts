@@ -9,6 +9,7 @@ import type { ClusterLog } from './master-role.js';
 import { connectControl } from './tls-endpoints.js';
 
 export const FLOWS_METHOD = 'flows';
+const pause = () => new Promise((resolve) => setTimeout(resolve, 2));
 /** Records per batch: 2048 x 104 bytes in base64 stays well under the channel's 1 MiB frame. */
 export const BATCH_RECORDS = 2048;
 
@@ -75,6 +76,22 @@ export class ReplicationLink {
       return;
     }
     for (let i = 0; i < records.length; i += BATCH_RECORDS) this.sendBatch(Buffer.concat(records.slice(i, i + BATCH_RECORDS)));
+  }
+
+  /** Resolves true once the link is up and every batch sent on it so far (after a reconnection:
+   * the resent batches and the resync) is acknowledged; false at the deadline or on close. */
+  async delivered(deadline: number): Promise<boolean> {
+    for (;;) {
+      const channel = this.channel;
+      if (channel) {
+        const sent = this.nextSeq;
+        while (this.channel === channel && [...this.unacked.keys()].some((seq) => seq < sent) && Date.now() < deadline) await pause();
+        if (this.channel === channel && ![...this.unacked.keys()].some((seq) => seq < sent)) return true;
+      }
+      if (this.closed || Date.now() >= deadline) return false;
+      this.ensureConnected();
+      await pause();
+    }
   }
 
   close(): void {

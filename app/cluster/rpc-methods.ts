@@ -24,6 +24,7 @@ export const rpc = {
   },
   lease: { params: z.strictObject({ space: z.string().max(32) }), result: leaseSchema },
   'release-lease': { params: z.strictObject({ space: z.string().max(32), start: z.int().min(0) }), result: z.null() },
+  'hold-units': { params: z.strictObject({ units }), result: z.strictObject({ units }) },
   'release-units': { params: z.strictObject({ units }), result: z.strictObject({ units }) },
   'assign-units': { params: z.strictObject({ units }), result: z.strictObject({ units }) },
   'exit-cluster': { params: z.strictObject({ reason: z.string().max(500) }), result: z.null() },

@@ -47,8 +47,10 @@ export function decodeTable(table: string, members: readonly string[]): (string 
   });
 }
 
-/** How the master talks to members about units; both resolve with the units acknowledged. */
+/** How the master talks to members about units; each resolves with the units acknowledged. */
 export interface UnitExchange {
+  /** The next owner holds the units' packets from now on (every member sees every packet). */
+  hold(member: string, units: number[]): Promise<number[]>;
   release(member: string, units: number[]): Promise<number[]>;
   assign(member: string, units: number[]): Promise<number[]>;
 }
@@ -59,7 +61,13 @@ export interface Move {
   to: string;
 }
 
-/** Greedy plan: move units from the most to the least loaded member while that strictly lowers the gap. */
+/** A round starts only when the busiest member carries this much more than the idlest (as a
+ * share of the busiest's load): per-round packet counts are noisy, and moving units for noise
+ * would churn them every round. */
+export const REBALANCE_THRESHOLD = 0.15;
+
+/** Greedy plan: when the gap is worth it, move units from the most to the least loaded member
+ * while that strictly lowers the gap. */
 export function planRebalance(
   owners: readonly (string | null)[],
   members: readonly string[],
@@ -74,6 +82,8 @@ export function planRebalance(
     load.set(owner, (load.get(owner) ?? 0) + weight(unit));
     units.get(owner)?.push(unit);
   });
+  const loads = [...load.values()];
+  if (Math.max(...loads) - Math.min(...loads) <= REBALANCE_THRESHOLD * Math.max(...loads)) return [];
   const moves: Move[] = [];
   while (moves.length < maxMoves) {
     const sorted = [...load.entries()].sort((a, b) => a[1] - b[1] || a[0].localeCompare(b[0]));
@@ -162,7 +172,9 @@ export class WorkUnitAuthority {
     await Promise.all([...plan].map(([member, batch]) => this.give(member, batch)));
   }
 
-  /** One rebalance round: acknowledged release by the old owner, then acknowledged assign. */
+  /** One rebalance round. Per unit: the next owner acknowledges holding its packets, the old
+   * owner acknowledges releasing it (its flow state replicated), then the next owner acknowledges
+   * taking it and forwards what it held, so no packet of a moving unit is lost (CL-R8). */
   async rebalance(members: readonly string[], weight: (unit: number) => number, maxMoves: number): Promise<Move[]> {
     const moves = planRebalance(this.owners, members, weight, maxMoves).filter((move) => !this.busy.has(move.unit));
     const byPair = new Map<string, Move[]>();
@@ -173,16 +185,16 @@ export class WorkUnitAuthority {
         const units = batch.map((move) => move.unit);
         units.forEach((unit) => this.busy.add(unit));
         this.changed(units);
-        let released: number[] = [];
-        try {
-          released = (await this.exchange.release(from, units)).filter((unit) => units.includes(unit));
-        } catch {
-          released = [];
-        }
+        const acknowledged = async (step: Promise<number[]>, of: readonly number[]) => (await step.catch(() => [] as number[])).filter((unit) => of.includes(unit));
+        const holding = await acknowledged(this.exchange.hold(to, units), units);
+        const released = holding.length > 0 ? await acknowledged(this.exchange.release(from, holding), holding) : [];
         units.forEach((unit) => this.busy.delete(unit));
         for (const unit of released) this.owners[unit] = null;
         this.changed(units);
         await this.give(to, released);
+        // Units that stay with their old owner: the next owner stops holding them.
+        const stay = holding.filter((unit) => !released.includes(unit));
+        if (stay.length > 0) await this.exchange.release(to, stay).catch(() => undefined);
       }),
     );
     return moves;

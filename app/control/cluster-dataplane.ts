@@ -7,14 +7,14 @@
  * - the data plane's flow events go to every other member in batches every `flushMs`, and peers'
  *   records are installed here, so a unit that moves here brings its connections' state along. */
 import type { VerifiedFlashConfig } from '../../flash-config/index.js';
-import type { Dataplane, PuntedPacket, UnitState } from '../../firmware/dataplane.js';
+import { TableFullError, type Dataplane, type PuntedPacket, type UnitState } from '../../firmware/dataplane.js';
 import type { Member } from '../cluster/member.js';
 import { FlowReplication } from '../cluster/flow-replication.js';
 import type { ClusterLog } from '../cluster/master-role.js';
 import { WORK_UNITS, type OwnershipChange, type UnitLoad } from '../cluster/work-units.js';
 import { FLOW_RECORD_BYTES, FlowBook, isDeletion, recordUnit, splitRecords } from './cluster-flow-book.js';
 import { FlowImporter } from './cluster-flow-import.js';
-import { HoldQueue } from './cluster-hold-queue.js';
+import { HoldQueue, type HeldPacket } from './cluster-hold-queue.js';
 
 export interface ClusterDataplaneOptions {
   member: Member;
@@ -41,6 +41,15 @@ export class ClusterDataplane {
   /** Packets released to the data plane after their unit became ours, and when the last was. */
   released = { packets: 0, lastAt: 0 };
   private readonly states: UnitState[] = Array<UnitState>(WORK_UNITS).fill('hold');
+  /** Units now ours that the data plane still holds: peers' records wait for its command ring (the
+   * held packets must find the imported connections). */
+  private readonly releasing = new Set<number>();
+  /** Units ours in the data plane whose held packets did not all fit its injection queue yet. */
+  private readonly backlog = new Set<number>();
+  /** Until this unit first joins (or founds) the cluster it takes no part: packets of units it does
+   * not own are dropped, not held (the members forward them; holding them all would only flood the
+   * hold queue and this process). */
+  private inCluster = false;
   private readonly reported = new Map<number, number>();
   private lastPackets = new Float64Array(WORK_UNITS);
   private timer: NodeJS.Timeout | undefined;
@@ -75,11 +84,17 @@ export class ClusterDataplane {
     return loads;
   }
 
-  /** Call before member.start(): every unit starts held until the cluster says who owns it. */
+  /** Call before member.start(): once in the cluster, every unit is held until the cluster says who owns it. */
   async start(): Promise<void> {
     const { dp, member } = this.options;
-    dp.setWorkUnits(this.states);
+    this.applyStates();
     member.onOwnershipChange((changes) => this.ownershipChanged(changes));
+    member.onRoleChange((role) => {
+      if (this.inCluster || (role !== 'member' && role !== 'master')) return;
+      this.inCluster = true;
+      this.applyStates();
+    });
+    member.setReleaseBarrier((units) => this.handedOver(units));
     dp.onPunt((packet) => this.punted(packet));
     dp.enableReplication(true);
     await this.replication.start();
@@ -96,30 +111,89 @@ export class ClusterDataplane {
     // A unit moving away: its latest flow events go out now, before the move is acknowledged, so
     // the next owner has them when it is assigned the unit.
     if (changes.some((change) => this.states[change.unit] === 'owned' && change.state !== 'owned')) this.flush();
-    for (const change of changes) this.states[change.unit] = unitState(change);
-    this.options.dp.setWorkUnits(this.states);
     for (const change of changes) {
+      this.states[change.unit] = unitState(change);
       this.reported.delete(change.unit);
-      if (this.states[change.unit] === 'owned') this.release(change.unit);
-      else if (this.states[change.unit] === 'foreign') this.held.take(change.unit);
+      if (this.states[change.unit] === 'owned') this.releasing.add(change.unit);
+      else {
+        this.releasing.delete(change.unit);
+        this.backlog.delete(change.unit);
+      }
+      if (this.states[change.unit] === 'foreign') this.held.take(change.unit);
+    }
+    this.applyStates();
+    this.releaseHeld();
+  }
+
+  private applyStates(): void {
+    this.options.dp.setWorkUnits(
+      this.states.map((state, unit): UnitState => {
+        if (this.releasing.has(unit)) return 'hold';
+        return state === 'hold' && !this.inCluster ? 'foreign' : state;
+      }),
+    );
+  }
+
+  /** Units now ours take their traffic once the peers' records are all queued to the data plane;
+   * their held packets go back to it right after, in order. */
+  private releaseHeld(): void {
+    if (this.releasing.size > 0 && this.importer.pump()) {
+      const units = [...this.releasing];
+      this.releasing.clear();
+      this.applyStates();
+      for (const unit of units) this.backlog.add(unit);
+    }
+    for (const unit of this.backlog) {
+      const packets = this.held.take(unit);
+      const injected = this.inject(packets);
+      if (injected > 0) {
+        this.released = { packets: this.released.packets + injected, lastAt: Date.now() };
+        this.options.log('info', 'held packets released', { unit, packets: injected });
+      }
+      if (injected < packets.length) {
+        // The data plane's queue of injected frames is full: the rest goes on the next tick.
+        this.held.putBack(unit, packets.slice(injected));
+        return;
+      }
+      this.backlog.delete(unit);
     }
   }
 
-  private release(unit: number): void {
-    const packets = this.held.take(unit);
-    for (const packet of packets) this.options.dp.injectForProcessing(packet.port, packet.frame);
-    if (packets.length > 0) {
-      this.released = { packets: this.released.packets + packets.length, lastAt: Date.now() };
-      this.options.log('info', 'held packets released', { unit, packets: packets.length });
+  /** Hands frames back to the data plane for processing; returns how many it took. */
+  private inject(packets: readonly HeldPacket[]): number {
+    let injected = 0;
+    for (const packet of packets) {
+      try {
+        this.options.dp.injectForProcessing(packet.port, packet.frame);
+      } catch (error) {
+        if (error instanceof TableFullError) break;
+        throw error;
+      }
+      injected += 1;
     }
+    return injected;
+  }
+
+  /** A unit moving away is acknowledged to the master only when the peers hold its flows' latest
+   * records: the next owner then continues every connection, including ones opened just now. */
+  private async handedOver(units: readonly number[]): Promise<void> {
+    if (units.length === 0) return;
+    this.flush();
+    const delivered = await this.replication.delivered(this.options.member.timing.requestTimeoutMs / 2);
+    if (!delivered) this.options.log('warn', 'release before the flow state was acknowledged', { units: units.length });
   }
 
   private punted(packet: PuntedPacket): void {
     if (packet.reason !== 'held') return;
     const unit = packet.unit;
-    // A packet punted just before the table said "owned" is not held again: it goes through now.
-    if (this.states[unit] === 'owned') return this.options.dp.injectForProcessing(packet.port, packet.frame);
-    this.held.hold(unit, { port: packet.port, frame: packet.frame });
+    // A packet punted just before the table said "owned" is not held again: it goes through now
+    // (or waits behind the unit's held packets if the data plane's queue is full).
+    const held = { port: packet.port, frame: packet.frame };
+    if (this.states[unit] === 'owned' && !this.releasing.has(unit)) {
+      if (!this.backlog.has(unit) && this.inject([held]) === 1) return;
+      this.backlog.add(unit);
+    }
+    this.held.hold(unit, held);
     const entry = this.options.member.ownership()[unit];
     const last = this.reported.get(unit) ?? 0;
     if (entry?.owner === null && entry.state === 'foreign' && Date.now() - last >= REPORT_AGAIN_MS) {
@@ -130,7 +204,7 @@ export class ClusterDataplane {
 
   /** Ships the data plane's new flow events to the peers and follows membership. */
   private flush(): void {
-    this.importer.pump();
+    this.releaseHeld();
     this.replication.syncPeers();
     for (;;) {
       const batch = this.options.dp.takeFlowEvents();
@@ -148,5 +222,6 @@ export class ClusterDataplane {
     const records = splitRecords(batch);
     this.book.apply(records);
     this.importer.add(records);
+    this.releaseHeld();
   }
 }

@@ -18,9 +18,10 @@ export class FlowImporter {
     return this.queue.length - this.head;
   }
 
-  add(records: readonly Buffer[]): void {
+  /** Queues records and pumps; returns whether everything went. */
+  add(records: readonly Buffer[]): boolean {
     this.queue.push(...records);
-    this.pump();
+    return this.pump();
   }
 
   /** Hands as much as the data plane takes now; returns whether everything went. */

@@ -11,7 +11,7 @@ export class HoldQueue {
   /** Packets refused because a unit's queue or the whole queue was full. */
   overflowed = 0;
 
-  constructor(private readonly limits: { perUnit: number; total: number } = { perUnit: 256, total: 8192 }) {}
+  constructor(private readonly limits: { perUnit: number; total: number } = { perUnit: 1024, total: 16_384 }) {}
 
   get size(): number {
     return this.total;
@@ -36,6 +36,13 @@ export class HoldQueue {
     this.queues.delete(unit);
     this.total -= queue.length;
     return queue;
+  }
+
+  /** Returns packets taken out but not used to the front of the unit's queue, order kept. */
+  putBack(unit: number, packets: readonly HeldPacket[]): void {
+    if (packets.length === 0) return;
+    this.queues.set(unit, [...packets, ...(this.queues.get(unit) ?? [])]);
+    this.total += packets.length;
   }
 
   heldUnits(): number[] {

@@ -1253,7 +1253,10 @@ int ep_worker_main(void *arg)
 		if (w->index == 0) {
 			drain_injected(&c);
 			flush(&c);
-			process_injected(&c);
+			/* Commands queued before a frame was injected apply first: a cluster member imports a
+			 * moved unit's flows, then injects the unit's held packets, which must find them. */
+			if (rte_ring_empty(w->commands))
+				process_injected(&c);
 		}
 		run_commands(&c);
 		expire_some(&c, got ? 8 : 64);

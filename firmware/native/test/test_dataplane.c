@@ -1371,6 +1371,26 @@ static void test_worker_units_and_replication(void)
 	EXPECT(ep_learned_count() == base + 2, "%u imported", ep_learned_count() - base);
 	EXPECT(through_service(client, 53000, vip, EP_TCP_ACK) == servers[0].ip,
 	       "the imported connection kept its server");
+
+	/* a frame injected for processing right after an import, behind a queue of other commands,
+	 * finds the imported flow (held packets of a unit moving here) */
+	EXPECT_OK(ep_flow_forget(&fwd, err));
+	until = rte_rdtsc() + rte_get_tsc_hz();
+	while (ep_learned_count() != base && rte_rdtsc() < until)
+		sleep_ms(1);
+	for (uint16_t i = 0; i < 200; i++) {
+		struct ep_flow_key absent = tcp_key(ip4(10, 99, 9, 9), (uint16_t)(1000 + i), vip, 80);
+		EXPECT_OK(ep_flow_forget(&absent, err));
+	}
+	EXPECT(ep_flow_import(rec, 2) == 2);
+	len = build_tcp(f, router_mac, client_mac, client, 53000, vip, 80, EP_TCP_ACK, 64, 0);
+	reset_punted();
+	EXPECT_OK(ep_inject_process(0, f, len, err));
+	POLL_UNTIL(npunted == 1);
+	uint32_t chosen = 0;
+	if (npunted == 1)
+		memcpy(&chosen, punted[0].data + IP_OFF + 16, 4);
+	EXPECT(chosen == servers[0].ip, "an injected frame overtook the import queued before it");
 	ep_replication_enable(0);
 	EXPECT(ep_flow_events_lost() == 0);
 	EXPECT_OK(ep_wildcards_commit(NULL, 0, err));

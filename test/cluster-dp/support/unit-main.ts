@@ -9,7 +9,7 @@ import { parseConfig } from '../../../app/control/config.js';
 import { Member } from '../../../app/cluster/member.js';
 import { SERVER_IPS, VIP } from './shared-lan.js';
 
-const settings = JSON.parse(process.env.CLUSTER_DP_UNIT ?? '{}') as { dir: string; address: string; slot: number };
+const settings = JSON.parse(process.env.CLUSTER_DP_UNIT ?? '{}') as { dir: string; address: string; slot: number; detectionMs?: number };
 const send = (message: object) => process.send?.({ at: Date.now(), ...message });
 const recent: string[] = [];
 const log = (level: 'info' | 'warn', event: string, fields: Record<string, unknown> = {}) => {
@@ -45,7 +45,7 @@ const member = new Member({
   address: settings.address,
   multicast: { group: '239.77.0.2', port: 7956 },
   joinPort: 7957,
-  timing: { keepaliveMs: 50, detectionMs: 500, silenceMs: 100, rebalanceMs: 2000 },
+  timing: { keepaliveMs: 50, detectionMs: settings.detectionMs ?? 500, silenceMs: 100, rebalanceMs: 2000 },
   loadSource: () => binding?.loadSource() ?? [],
   log,
 });

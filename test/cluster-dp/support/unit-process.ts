@@ -42,7 +42,7 @@ export class ClusterUnit {
   constructor(
     readonly unitId: string,
     namespace: string,
-    settings: { dir: string; address: string; slot: number },
+    settings: { dir: string; address: string; slot: number; detectionMs?: number },
   ) {
     this.child = spawn('ip', ['netns', 'exec', namespace, process.execPath, '--import', 'tsx', SCRIPT], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -62,7 +62,7 @@ export class ClusterUnit {
   private ask(cmd: string, extra: object = {}): Promise<unknown> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.unitId}: no answer to ${cmd}`)), 10_000);
+      const timer = setTimeout(() => reject(new Error(`${this.unitId}: no answer to ${cmd}`)), 30_000);
       this.waiting.set(id, (result) => {
         clearTimeout(timer);
         resolve(result);
