@@ -15,16 +15,11 @@ import { Dataplane, type ForwardingMode, type WildcardAffinity } from '../../fir
 import { BIG_FILE_URL_PATH, bigFile, serverBody, startNginx, urlHost, type NginxServer } from '../netns/nginx.js';
 import { inNamespace } from '../netns/run.js';
 import { CLIENT_GATEWAY, SERVER_GATEWAY, addDirectReturnPath, buildTopology, teardownTopology, type Topology } from '../netns/topology.js';
+import { CLIENT6, CLIENT_GATEWAY6, SERVERS6, SERVER_GATEWAY6, addIpv6 } from '../netns/topology6.js';
 
 const PREFIX = 'epmode6';
 const REQUESTS = 20;
 const DOWNLOAD_BYTES = 10 * 1024 * 1024;
-const CLIENT6 = 'fd00:1::2';
-const CLIENT_GATEWAY6 = 'fd00:1::1';
-const SERVER_GATEWAY6 = 'fd00:2::1';
-const SERVERS6 = ['fd00:2::11', 'fd00:2::12'];
-/* The direct return path's router (DSR): on the servers' subnet and on a subnet of its own with the client. */
-const ROUTER6 = { serverSide: 'fd00:2::254', clientSide: 'fd00:3::1', client: 'fd00:3::2' };
 const SNAT6 = { ip: 'fd00:2::250', portMin: 20000, portMax: 29999 };
 const MODES: { mode: ForwardingMode; vip: string }[] = [
   { mode: 'nat', vip: 'fd00:1::100' },
@@ -36,36 +31,6 @@ async function sha256(file: string, bytes?: number): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file, bytes === undefined ? {} : { end: bytes - 1 })) hash.update(chunk as Buffer);
   return hash.digest('hex');
-}
-
-async function enableIpv6(namespace: string, interfaces: string[]): Promise<void> {
-  const keys = ['all', 'default', 'lo', ...interfaces].map((i) => `net.ipv6.conf.${i}.disable_ipv6=0`);
-  await inNamespace(namespace, 'sysctl', ['-q', '-w', ...keys]);
-}
-
-/** Adds IPv6 to the IPv4 topology (and its direct return path): addresses without duplicate
- * address detection, so they are usable at once, and default routes via the data plane. */
-async function addIpv6(topology: Topology, routerNamespace: string): Promise<void> {
-  const client = topology.client.namespace;
-  await enableIpv6(client, ['eth0', 'eth1']);
-  await inNamespace(client, 'ip', ['-6', 'address', 'add', `${CLIENT6}/64`, 'dev', 'eth0', 'nodad']);
-  await inNamespace(client, 'ip', ['-6', 'address', 'add', `${ROUTER6.client}/64`, 'dev', 'eth1', 'nodad']);
-  await inNamespace(client, 'ip', ['-6', 'route', 'add', 'default', 'via', CLIENT_GATEWAY6, 'dev', 'eth0']);
-  // Neighbour solicitations are multicast: let the servers' switch flood them whatever MLD it saw.
-  await inNamespace(topology.switchNamespace, 'ip', ['link', 'set', 'dev', 'br0', 'type', 'bridge', 'mcast_snooping', '0']);
-  await enableIpv6(routerNamespace, ['eth0', 'eth1']);
-  await inNamespace(routerNamespace, 'sysctl', ['-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
-  await inNamespace(routerNamespace, 'ip', ['-6', 'address', 'add', `${ROUTER6.serverSide}/64`, 'dev', 'eth0', 'nodad']);
-  await inNamespace(routerNamespace, 'ip', ['-6', 'address', 'add', `${ROUTER6.clientSide}/64`, 'dev', 'eth1', 'nodad']);
-  await inNamespace(routerNamespace, 'ip', ['-6', 'route', 'add', `${CLIENT6}/128`, 'via', ROUTER6.client]);
-  for (const [i, server] of topology.servers.entries()) {
-    await enableIpv6(server.namespace, ['eth0']);
-    await inNamespace(server.namespace, 'ip', ['-6', 'address', 'add', `${SERVERS6[i]}/64`, 'dev', 'eth0', 'nodad']);
-    await inNamespace(server.namespace, 'ip', ['-6', 'route', 'add', 'default', 'via', SERVER_GATEWAY6]);
-    // What a server sends from a VIP (DSR) goes back via the router, past the appliance.
-    await inNamespace(server.namespace, 'ip', ['-6', 'rule', 'add', 'from', 'fd00:1::/64', 'lookup', '100', 'priority', '100']);
-    await inNamespace(server.namespace, 'ip', ['-6', 'route', 'add', 'default', 'via', ROUTER6.serverSide, 'table', '100']);
-  }
 }
 
 /** Client addresses of the nginx access-log lines written since `from` lines. */
