@@ -39,6 +39,9 @@ export interface DataplaneOptions {
   timeouts?: Partial<TcpTimeouts>;
   /** Packets a worker may hold in its mbuf pool, per port queue. */
   mbufsPerWorker?: number;
+  /** Packets kept for their flow's fixed affinity (interest criteria hold flag), per worker, and
+   * for how long before they are dropped (`hold_timeout`). Defaults 1024 and 2000 ms. */
+  hold?: { capacityPerWorker?: number; timeoutMs?: number };
 }
 
 export interface PortInfo {
@@ -124,11 +127,31 @@ export interface SeqAdjust {
   initialAck: number;
 }
 
+/** Interest bits (SMFA-R15): TCP flags FIN..URG are bits 0-5, then payload present, first payload,
+ * fragment, and "every packet". */
+export const InterestBit = { fin: 0, syn: 1, rst: 2, psh: 3, ack: 4, urg: 5, data: 6, firstData: 7, fragment: 8, all: 15 } as const;
+
+/** Interest criteria evaluated by the data plane, each a 16-bit set of interest bits. A packet
+ * showing a bit of `mask` is interesting: `hold` keeps it until its flow's fixed affinity is
+ * installed (wildcards only), `copy` lets it go on by the affinity's action and sends a copy up,
+ * neither sends the packet itself up; `data` puts the packet's bytes into what goes up. Other
+ * packets take the affinity's action without any punt. */
+export interface InterestCriteria {
+  mask: number;
+  data: number;
+  copy: number;
+  hold: number;
+}
+
 export interface FixedAffinity {
   key: FlowKey;
   action: Action;
   /** TCP keys only. */
   seqAdjust?: SeqAdjust;
+  /** E.g. a notice of FIN and RST (copy flag) so the manager learns connection ends (SMFA-R25). */
+  interest?: InterestCriteria;
+  /** Information flag (SMFA-R11): count the affinity's packets and bytes under this forward IP. */
+  statsIp?: string;
   /** Seconds until expiry (SMFA-R17); 0 deletes. */
   ttlSeconds: number;
 }
@@ -153,7 +176,10 @@ export interface WildcardAffinity {
   dstPort: number;
   /** Higher wins when several wildcards match (SMFA-R18). */
   precedence: number;
+  /** Reported with the packets this wildcard punts (default 0). */
+  id?: number;
   action: Action;
+  interest?: InterestCriteria;
 }
 
 export interface ServiceServer {
@@ -215,6 +241,9 @@ export interface DataplaneStats {
   flows: { manager: number; learned: number; created: number; expired: number };
   punted: number;
   injected: number;
+  /** Interest criteria: matches sent up (of which copies), packets held, released through their
+   * fixed affinity, sent up because the hold buffer was full, and copies lost (no mbuf or queue room). */
+  interest: { matches: number; copies: number; held: number; released: number; overflows: number; lost: number };
   /** Per-service server counters: new flows and packets sent to each server. */
   servers: {
     serviceId: number;
@@ -232,11 +261,33 @@ export interface DataplaneStats {
 
 export interface PuntedPacket {
   port: number;
+  /** The frame; for an interest match without `interest.packet`, only its headers. */
   frame: Buffer;
-  /** Why it came up: a punt action, the miss policy, or a work unit this member holds for now. */
-  reason: 'action' | 'miss' | 'held';
+  /** Why it came up: a punt action, the miss policy, a work unit this member holds for now, or an
+   * affinity's interest criteria. */
+  reason: 'action' | 'miss' | 'held' | 'interest';
   /** For 'held': the work unit the packet waits for. */
   unit: number;
+  /** The id of the wildcard that punted it (0: not a wildcard). */
+  wildcardId: number;
+  interest?: {
+    /** The criteria's interest bits the packet showed. */
+    reasons: number;
+    /** The manager asked for the packet's bytes, or this is the original itself. */
+    packet: boolean;
+    /** The original went on by the affinity's action. */
+    copy: boolean;
+    /** The original waits in the data plane for the flow's fixed affinity. */
+    held: boolean;
+    /** A fixed affinity's criteria (else a wildcard's). */
+    fixed: boolean;
+  };
+}
+
+export interface ForwardIpCounters {
+  ip: string;
+  packets: number;
+  bytes: number;
 }
 
 /** This member's relation to a work unit (cluster.md CL-R3/R4). */

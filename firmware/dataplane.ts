@@ -26,8 +26,10 @@ import type {
   EalOptions,
   FixedAffinity,
   FlowKey,
+  ForwardIpCounters,
   ForwardingMode,
   InstalledAffinity,
+  InterestCriteria,
   MissPolicy,
   PortConfig,
   PortInfo,
@@ -65,6 +67,8 @@ interface NativeAffinity {
   action: NativeAction;
   ttlSeconds: number;
   seqAdjust?: SeqAdjust;
+  interest?: InterestCriteria;
+  statsIp?: number;
   packets: number;
   bytes: number;
   origin: number;
@@ -79,6 +83,8 @@ interface NativeAddon {
     missPolicy: number;
     timeouts: number[];
     mbufsPerWorker: number;
+    holdCapacityPerWorker: number;
+    holdTimeoutMs: number;
   }): void;
   portCount(): number;
   portInfo(id: number): Omit<PortInfo, 'mac'> & { mac: Buffer };
@@ -99,17 +105,18 @@ interface NativeAddon {
   start(): void;
   stop(): void;
   shutdown(): void;
-  affinityAdd(key: Buffer, action: NativeAction, ttlSeconds: number, seq?: SeqAdjust): void;
+  affinityAdd(key: Buffer, action: NativeAction, ttlSeconds: number, seq?: SeqAdjust, extras?: { interest?: InterestCriteria; statsIp?: number }): void;
   affinityRemove(key: Buffer): boolean;
   affinityList(max: number, includeLearned: boolean): NativeAffinity[];
   affinityCount(): { manager: number; learned: number };
+  forwardIpCounters(): { ip: number; packets: number; bytes: number }[];
   wildcardsCommit(rules: object[]): void;
   serviceSet(svc: object): void;
   serviceRemove(id: number): void;
   serviceFlushServer(id: number, ip: number, port: number): void;
   flowForget(key: Buffer): void;
   stats(): DataplaneStats;
-  poll(max: number): { port: number; reason: number; unit: number; frame: Buffer }[];
+  poll(max: number): { port: number; reason: number; unit: number; interestFlags: number; interestReasons: number; wildcardId: number; frame: Buffer }[];
   inject(port: number, frame: Buffer): void;
   injectProcess(port: number, frame: Buffer): void;
   workUnitsSet(states: Buffer): void;
@@ -158,7 +165,8 @@ export const DEFAULT_GUE_PORT = 6080;
 const MISS_POLICIES: Record<MissPolicy, number> = { drop: 0, punt: 1, route: 2 };
 const TCP_STATES = ['none', 'syn', 'established', 'fin', 'rst'] as const;
 export const ROUTE_PORT = 0xffff;
-const PUNT_REASONS = ['action', 'miss', 'held'] as const;
+const PUNT_REASONS = ['action', 'miss', 'held', 'interest'] as const;
+const INTEREST_FLAGS = { packet: 0x01, copy: 0x02, held: 0x04, fixed: 0x08 } as const;
 const UNIT_STATES: Record<UnitState, number> = { owned: 0, foreign: 1, hold: 2 };
 
 const defaultTimeouts: TcpTimeouts = {
@@ -235,6 +243,16 @@ function encodeAction(action: Action, where: string): NativeAction {
     if (action.qos) native.qos = checkQos(action.qos, `${where}.qos`);
   }
   return native;
+}
+
+function checkInterest(interest: InterestCriteria, where: string): InterestCriteria {
+  for (const field of ['mask', 'data', 'copy', 'hold'] as const) {
+    const value = interest[field];
+    if (!Number.isInteger(value) || value < 0 || value > 0xffff) {
+      throw new InvalidRuleError('EINVAL', `${where}.${field} ${String(value)} is not a 16-bit set of interest bits`);
+    }
+  }
+  return { mask: interest.mask, data: interest.data, copy: interest.copy, hold: interest.hold };
 }
 
 function checkQos(qos: QosAction, where: string): QosAction {
@@ -320,6 +338,8 @@ export class Dataplane {
           timeouts.otherSeconds,
         ],
         mbufsPerWorker: options.mbufsPerWorker ?? 8192,
+        holdCapacityPerWorker: options.hold?.capacityPerWorker ?? 0,
+        holdTimeoutMs: options.hold?.timeoutMs ?? 0,
       }),
     );
     return new Dataplane(addon);
@@ -440,7 +460,15 @@ export class Dataplane {
         }
       }
     }
-    call(() => this.#addon.affinityAdd(key, action, affinity.ttlSeconds, seq));
+    const extras: { interest?: InterestCriteria; statsIp?: number } = {};
+    if (affinity.interest) extras.interest = checkInterest(affinity.interest, 'interest');
+    if (affinity.statsIp !== undefined) extras.statsIp = ipv4ToNumber(affinity.statsIp, 'statsIp');
+    call(() => this.#addon.affinityAdd(key, action, affinity.ttlSeconds, seq, extras));
+  }
+
+  /** Packets and bytes per forward IP of the affinities installed with `statsIp` (SMFA-R11). */
+  forwardIpCounters(): ForwardIpCounters[] {
+    return this.#addon.forwardIpCounters().map((row) => ({ ...row, ip: numberToIpv4(row.ip) }));
   }
 
   /** Returns whether an affinity was removed. */
@@ -455,6 +483,8 @@ export class Dataplane {
       action: decodeAction(row.action),
       ttlSeconds: row.ttlSeconds,
       ...(row.seqAdjust ? { seqAdjust: row.seqAdjust } : {}),
+      ...(row.interest ? { interest: row.interest } : {}),
+      ...(row.statsIp ? { statsIp: numberToIpv4(row.statsIp) } : {}),
       packets: row.packets,
       bytes: row.bytes,
       origin: row.origin === 0 ? 'manager' : 'learned',
@@ -482,7 +512,9 @@ export class Dataplane {
         srcPort: checkPort(rule.srcPort, `${where}.srcPort`),
         dstPort: checkPort(rule.dstPort, `${where}.dstPort`),
         precedence: rule.precedence,
+        id: rule.id ?? 0,
         action: encodeAction(rule.action, `${where}.action`),
+        ...(rule.interest ? { interest: checkInterest(rule.interest, `${where}.interest`) } : {}),
       };
     });
     call(() => this.#addon.wildcardsCommit(native));
@@ -581,7 +613,18 @@ export class Dataplane {
     for (;;) {
       const packets = this.#addon.poll(256);
       for (const pkt of packets) {
-        this.#puntHandler?.({ port: pkt.port, frame: pkt.frame, reason: PUNT_REASONS[pkt.reason] ?? 'action', unit: pkt.unit });
+        const punted: PuntedPacket = { port: pkt.port, frame: pkt.frame, reason: PUNT_REASONS[pkt.reason] ?? 'action', unit: pkt.unit, wildcardId: pkt.wildcardId };
+        if (punted.reason === 'interest') {
+          const flags = pkt.interestFlags;
+          punted.interest = {
+            reasons: pkt.interestReasons,
+            packet: (flags & INTEREST_FLAGS.packet) !== 0,
+            copy: (flags & INTEREST_FLAGS.copy) !== 0,
+            held: (flags & INTEREST_FLAGS.held) !== 0,
+            fixed: (flags & INTEREST_FLAGS.fixed) !== 0,
+          };
+        }
+        this.#puntHandler?.(punted);
       }
       if (packets.length < 256) return;
     }

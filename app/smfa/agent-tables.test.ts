@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { wildcardMatches } from './address-match.js';
 import { FixedOwners } from './fixed-owners.js';
-import { HoldBuffer } from './hold-buffer.js';
 import { comparePrecedence, precedenceOf, type Precedence } from './precedence.js';
 import type { AffinityUpdateWildcard, WildcardAffinity } from './types.js';
 import { WildcardTable } from './wildcard-table.js';
@@ -62,13 +61,20 @@ describe('WildcardTable (SMFA-R7, R17, R19)', () => {
     expect(table.apply(entry('sm1', update({ ttlSeconds: 0 })), 0)).toBe('absent');
   });
 
-  it('hands a packet to the primary until its wildcard goes, then to the backup', () => {
+  it('orders the primary first until its wildcard goes, then the backup; ids name entries for the data plane', () => {
     const table = new WildcardTable();
     table.apply(entry('backup', update({}, 1)), 0);
     table.apply(entry('primary', update({ ttlSeconds: 3 }, 0)), 0);
-    expect(table.lookup(key)?.manager).toBe('primary');
-    table.expire(3000);
-    expect(table.lookup(key)?.manager).toBe('backup');
+    expect(table.ordered().map((e) => e.manager)).toEqual(['primary', 'backup']);
+    const [primaryId, backupId] = table.ordered().map((e) => e.id);
+    expect(primaryId).not.toBe(backupId);
+    expect(table.byId(primaryId!)?.manager).toBe('primary');
+    table.apply(entry('primary', update({ ttlSeconds: 3 }, 0)), 1000);
+    expect(table.ordered()[0]!.id).toBe(primaryId);
+    table.expire(4000);
+    expect(table.ordered().map((e) => e.manager)).toEqual(['backup']);
+    expect(table.byId(primaryId!)).toBeUndefined();
+    expect(table.byId(backupId!)?.manager).toBe('backup');
     expect(table.coveredBy('primary', key)).toBeUndefined();
     expect(table.coveredBy('backup', key)).toBeDefined();
   });
@@ -84,18 +90,5 @@ describe('FixedOwners (SMFA-R8, R19)', () => {
     expect(owners.decide('b', key, 10, backup, 10_000)).toBe('install');
     expect(owners.decide('b', key, 0, backup, 10_001)).toBe('delete');
     expect(owners.decide('b', key, 0, backup, 10_002)).toBe('absent');
-  });
-});
-
-describe('HoldBuffer (SMFA-R15)', () => {
-  it("releases a flow's packets in order and drops the oldest when full", () => {
-    const hold = new HoldBuffer(2);
-    hold.hold('a', 0, Buffer.from([1]));
-    hold.hold('b', 1, Buffer.from([2]));
-    hold.hold('a', 0, Buffer.from([3]));
-    expect(hold.dropped).toBe(1);
-    expect(hold.release('a').map((p) => p.frame[0])).toEqual([3]);
-    expect(hold.release('b')).toEqual([{ port: 1, frame: Buffer.from([2]) }]);
-    expect(hold.size).toBe(0);
   });
 });

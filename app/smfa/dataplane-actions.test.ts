@@ -28,8 +28,17 @@ describe('fixed affinity actions for the data plane', () => {
     expect(rule.action).toEqual({ type: 'forward', nat: { dstIp: '10.2.0.11', dstPort: 8080 } });
   });
 
-  it('still denies what the data plane cannot do on a fixed affinity', () => {
-    const update = fixedUpdate({ interestCriteria: { ip: '10.9.9.9', port: 7801, mask: 1, data: 0, copy: 0, hold: 0 } });
+  it('carries FIN/RST interest criteria and the information flag to the data plane (SMFA-R25, R11)', () => {
+    const update = fixedUpdate({ interestCriteria: { ip: '10.9.9.9', port: 7801, mask: 5, data: 0, copy: 5, hold: 0 } });
+    update.fixed.information = true;
+    expect(unsupportedActions(update, { advertise: false })).toEqual([]);
+    const rule = dataplaneFixed(update);
+    expect(rule.interest).toEqual({ mask: 5, data: 0, copy: 5, hold: 0 });
+    expect(rule.statsIp).toBe('10.2.0.11');
+  });
+
+  it('denies the hold flag on a fixed affinity: there is no affinity left to wait for', () => {
+    const update = fixedUpdate({ interestCriteria: { ip: '10.9.9.9', port: 7801, mask: 1, data: 0, copy: 0, hold: 1 } });
     expect(unsupportedActions(update, { advertise: false })).toEqual([{ segmentType: SegmentTypeCode['interest-criteria'], required: true }]);
   });
 });

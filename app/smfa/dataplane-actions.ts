@@ -1,9 +1,9 @@
 /* SMFA affinities and actions -> data plane rules, and the actions this agent cannot perform
- * (SMFA-R7: those are denied). Send-to-manager (interest criteria) is a punt until the data plane
- * evaluates interest criteria itself; sequence adjustment goes to the data plane on fixed
- * affinities (SMFA-R13). */
-import type { Action, DispatchMode, FixedAffinity as DpFixed, WildcardAffinity as DpWildcard } from '../../firmware/dataplane.js';
-import type { ActionListEntry, AffinityUpdateFixed, AffinityUpdateWildcard, FixedActions, Nat } from './types.js';
+ * (SMFA-R7: those are denied). The data plane evaluates interest criteria itself, on wildcards
+ * and fixed affinities (SMFA-R15, R25); sequence adjustment goes to the data plane on fixed
+ * affinities (SMFA-R13); the information flag becomes per-forward-IP counters (SMFA-R11). */
+import type { Action, DispatchMode, FixedAffinity as DpFixed, InterestCriteria as DpInterest, WildcardAffinity as DpWildcard } from '../../firmware/dataplane.js';
+import type { ActionListEntry, AffinityUpdateFixed, AffinityUpdateWildcard, FixedActions, InterestCriteria, Nat } from './types.js';
 import { SegmentTypeCode, type DispatchMethod } from './wire-constants.js';
 
 const DISPATCH: Record<Exclude<DispatchMethod, 'none'>, DispatchMode> = { 'mac-rewrite': 'mac', 'ip-in-ip': 'ipip', gre: 'gre', gue: 'gue' };
@@ -26,9 +26,8 @@ function dpNat(nat: Nat | undefined): Action & { type: 'forward' } {
 }
 
 const supportedActions = (caps: Capabilities, fixed: boolean): Set<number> => {
-  const types = new Set<number>([SegmentTypeCode.nat]);
+  const types = new Set<number>([SegmentTypeCode.nat, SegmentTypeCode['interest-criteria']]);
   if (fixed) types.add(SegmentTypeCode['sequence-adjust']); /* the data plane adjusts on exact flows only */
-  if (!fixed) types.add(SegmentTypeCode['interest-criteria']);
   if (!fixed && caps.advertise) types.add(SegmentTypeCode.advertise);
   return types;
 };
@@ -47,7 +46,14 @@ export function unsupportedActions(update: AffinityUpdateWildcard | AffinityUpda
   const supported = supportedActions(caps, update.type === 'affinity-update-fixed');
   const announced = update.type === 'affinity-update-wildcard' ? (update.actionList ?? []).map((e) => e.segmentType) : [];
   const wanted = new Set([...presentActions(update.actions), ...announced]);
+  // Hold waits for a fixed affinity: on a fixed affinity there is nothing to wait for.
+  if (update.type === 'affinity-update-fixed' && (update.actions.interestCriteria?.hold ?? 0) !== 0) supported.delete(SegmentTypeCode['interest-criteria']);
   return [...wanted].filter((type) => !supported.has(type)).map((segmentType) => ({ segmentType, required: true }));
+}
+
+function dpInterest(criteria: InterestCriteria | undefined): DpInterest | undefined {
+  if (!criteria || criteria.mask === 0) return undefined;
+  return { mask: criteria.mask, data: criteria.data & criteria.mask, copy: criteria.copy & criteria.mask, hold: criteria.hold & criteria.mask };
 }
 
 /** IPv4 only: the data plane's wildcard table is IPv4. */
@@ -55,9 +61,10 @@ export function isIpv4Wildcard(update: AffinityUpdateWildcard): boolean {
   return !update.wildcard.srcIp.includes(':');
 }
 
-export function dataplaneWildcard(update: AffinityUpdateWildcard, precedence: number): DpWildcard {
+/** `id` comes back with the packets the wildcard's interest criteria send up. */
+export function dataplaneWildcard(update: AffinityUpdateWildcard, precedence: number, id: number): DpWildcard {
   const w = update.wildcard;
-  const sendsUp = (update.actions.interestCriteria?.mask ?? 0) !== 0;
+  const interest = dpInterest(update.actions.interestCriteria);
   return {
     protocol: w.protocol === 0 ? 'any' : w.protocol,
     srcIp: w.srcIp,
@@ -67,7 +74,9 @@ export function dataplaneWildcard(update: AffinityUpdateWildcard, precedence: nu
     srcPort: w.srcPort,
     dstPort: w.dstPort,
     precedence,
-    action: sendsUp ? { type: 'punt' } : dpNat(update.actions.nat),
+    id,
+    action: dpNat(update.actions.nat),
+    ...(interest ? { interest } : {}),
   };
 }
 
@@ -79,5 +88,13 @@ export function dataplaneFixed(update: AffinityUpdateFixed): DpFixed {
   const action = dpNat(update.actions.nat);
   if (f.dispatch !== 'none') action.dispatch = { mode: DISPATCH[f.dispatch], forwardIp: f.forwardIp };
   const seq = update.actions.sequenceAdjust;
-  return { key, ttlSeconds: f.ttlSeconds, action, ...(seq ? { seqAdjust: { ...seq } } : {}) };
+  const interest = dpInterest(update.actions.interestCriteria);
+  return {
+    key,
+    ttlSeconds: f.ttlSeconds,
+    action,
+    ...(seq ? { seqAdjust: { ...seq } } : {}),
+    ...(interest ? { interest } : {}),
+    ...(f.information ? { statsIp: f.forwardIp } : {}),
+  };
 }

@@ -4,11 +4,22 @@
 import { keyText } from './ip-packet.js';
 import { isBetterOrEqual, type Precedence } from './precedence.js';
 import type { AffinityKey } from './types.js';
+import type { DispatchMethod } from './wire-constants.js';
+
+/** Where a fixed affinity's interest matches go (its criteria's address, else its manager), and
+ * what they echo and name (SMFA-R16, R25). */
+export interface FixedNotice {
+  reply: { address: string; port: number };
+  dispatch: DispatchMethod;
+  information: boolean;
+  smInterestData?: Buffer;
+}
 
 interface Owner {
   manager: string;
   precedence: Precedence;
   expiresAt: number;
+  notice?: FixedNotice;
 }
 
 export type FixedVerdict = 'install' | 'delete' | 'absent' | 'shadowed';
@@ -16,7 +27,7 @@ export type FixedVerdict = 'install' | 'delete' | 'absent' | 'shadowed';
 export class FixedOwners {
   readonly #owners = new Map<string, Owner>();
 
-  decide(manager: string, key: AffinityKey, ttlSeconds: number, precedence: Precedence, now: number): FixedVerdict {
+  decide(manager: string, key: AffinityKey, ttlSeconds: number, precedence: Precedence, now: number, notice?: FixedNotice): FixedVerdict {
     const id = keyText(key);
     const owner = this.#owners.get(id);
     const live = owner !== undefined && owner.expiresAt > now;
@@ -25,8 +36,14 @@ export class FixedOwners {
       this.#owners.delete(id);
       return live ? 'delete' : 'absent';
     }
-    this.#owners.set(id, { manager, precedence, expiresAt: now + ttlSeconds * 1000 });
+    this.#owners.set(id, { manager, precedence, expiresAt: now + ttlSeconds * 1000, ...(notice ? { notice } : {}) });
     return 'install';
+  }
+
+  /** Where the interest matches of the live affinity with this key go, if it has criteria. */
+  notice(key: AffinityKey, now: number): FixedNotice | undefined {
+    const owner = this.#owners.get(keyText(key));
+    return owner && owner.expiresAt > now ? owner.notice : undefined;
   }
 
   expire(now: number): void {

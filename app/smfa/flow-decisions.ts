@@ -30,11 +30,13 @@ export class FlowDecisions {
     if (decision && !decision.closing) decision.expiresAt = now + this.keepMs;
   }
 
-  closing(clientKey: AffinityKey, now: number): void {
+  /** Returns whether the decision was open until now. */
+  closing(clientKey: AffinityKey, now: number): boolean {
     const decision = this.#decisions.get(keyText(clientKey));
-    if (!decision || decision.closing) return;
+    if (!decision || decision.closing) return false;
     decision.closing = true;
     decision.expiresAt = Math.min(decision.expiresAt, now + this.stickyMs);
+    return true;
   }
 
   expire(now: number): void {

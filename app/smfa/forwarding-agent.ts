@@ -1,16 +1,15 @@
 /* The forwarding agent shim (SMFA-R1..R19 as far as the data plane allows): manager messages in
- * over UDP, wildcard and fixed affinities out to the data plane, punted packets up to their
- * manager as interest matches, the manager's returned packet processed with the new affinity. */
+ * over UDP, wildcard and fixed affinities (with their interest criteria) out to the data plane,
+ * which evaluates the criteria and holds packets itself; what it sends up goes to the manager as
+ * interest matches, the manager's returned packet is processed with the new affinity. */
 import type { RemoteInfo } from 'node:dgram';
 import type { Dataplane, PuntedPacket } from '../../firmware/dataplane.js';
 import { parseMac } from '../../firmware/addressing.js';
 import { dataplaneFixed, dataplaneWildcard, isIpv4Wildcard, unsupportedActions } from './dataplane-actions.js';
-import { FixedOwners } from './fixed-owners.js';
-import { HoldBuffer } from './hold-buffer.js';
-import { interestReasons, interestVerdict } from './interest.js';
+import { FixedOwners, type FixedNotice } from './fixed-owners.js';
 import { frameOfIpPacket, ipPacketOfFrame, keyText, parseIpPacket } from './ip-packet.js';
 import { precedenceOf } from './precedence.js';
-import type { ActionListEntry, AffinityKey, AffinityUpdateFixed, AffinityUpdateWildcard, Identity, Message, OriginalAffinity } from './types.js';
+import type { ActionListEntry, AffinityKey, AffinityUpdateFixed, AffinityUpdateWildcard, Identity, InterestCriteria, Message, OriginalAffinity } from './types.js';
 import { SmfaTransport, type TransportOptions } from './udp-transport.js';
 import { WildcardTable, type StoredWildcard } from './wildcard-table.js';
 import { DEFAULT_PORT } from './wire-constants.js';
@@ -29,8 +28,6 @@ export interface ForwardingAgentOptions {
   transport: Omit<TransportOptions, 'onMessage'>;
   identity?: Identity;
   advertiser?: Advertiser;
-  /** Packets held for a manager's answer (hold flag), all flows together. */
-  holdCapacity?: number;
   /** Expiry sweep period; expired affinities go within it (SMFA-R17 allows 2 s). */
   sweepMs?: number;
 }
@@ -46,11 +43,16 @@ export interface AgentCounters {
   deniesSent: number;
   deniedNoWildcard: number;
   deniesReceived: number;
+  /** Packets the data plane sent up (interest matches of wildcards and fixed affinities). */
   punted: number;
   notIpv4: number;
+  /** Sent up by a wildcard the agent no longer has (replaced or expired meanwhile). */
   withoutWildcard: number;
-  uninteresting: number;
+  /** Sent up by a fixed affinity whose criteria the agent no longer knows. */
+  withoutFixed: number;
   interestMatchesSent: number;
+  fixedMatchesSent: number;
+  /** Interest matches for packets the data plane holds until the fixed affinity comes. */
   held: number;
   packetsReturned: number;
   ipPacketOnly: number;
@@ -67,14 +69,13 @@ export class ForwardingAgent {
   readonly counters: AgentCounters = {
     wildcardsAdded: 0, wildcardsRefreshed: 0, wildcardsDeleted: 0, wildcardsExpired: 0,
     fixedInstalled: 0, fixedDeleted: 0, fixedShadowed: 0, deniesSent: 0, deniedNoWildcard: 0, deniesReceived: 0,
-    punted: 0, notIpv4: 0, withoutWildcard: 0, uninteresting: 0, interestMatchesSent: 0, held: 0,
+    punted: 0, notIpv4: 0, withoutWildcard: 0, withoutFixed: 0, interestMatchesSent: 0, fixedMatchesSent: 0, held: 0,
     packetsReturned: 0, ipPacketOnly: 0, unexpected: 0, dataplaneErrors: 0,
   };
   /** Microseconds from sending a packet up to getting it back with its affinity (SYN round trip). */
   readonly roundTripsMicros: number[] = [];
   readonly #wildcards = new WildcardTable();
   readonly #owners = new FixedOwners();
-  readonly #hold: HoldBuffer;
   readonly #pendingSince = new Map<string, bigint>();
   readonly #portMacs: Buffer[];
   #installed = '';
@@ -85,7 +86,6 @@ export class ForwardingAgent {
   #sweep: NodeJS.Timeout | undefined;
 
   private constructor(private readonly options: ForwardingAgentOptions) {
-    this.#hold = new HoldBuffer(options.holdCapacity ?? 4096);
     this.#portMacs = options.dataplane.ports().map((p) => parseMac(p.mac));
   }
 
@@ -102,10 +102,6 @@ export class ForwardingAgent {
   /** The unicast socket (fixed affinities, interest matches, denies) and the group listener. */
   get transports(): { unicast: SmfaTransport; group: SmfaTransport } {
     return { unicast: this.#transport, group: this.#listener };
-  }
-
-  get holdBuffer(): HoldBuffer {
-    return this.#hold;
   }
 
   /** Wildcards stored (active and backup). */
@@ -152,9 +148,7 @@ export class ForwardingAgent {
     if (unsupported.length > 0 || !isIpv4Wildcard(update)) {
       return this.#deny(unsupported, { kind: 'wildcard', affinity: update.wildcard }, update.smInterestData, from);
     }
-    const reply = update.actions.interestCriteria && update.actions.interestCriteria.ip !== '0.0.0.0'
-      ? { address: update.actions.interestCriteria.ip, port: update.actions.interestCriteria.port }
-      : { address: from.address, port: from.port };
+    const reply = replyTarget(update.actions.interestCriteria, from);
     const outcome = this.#wildcards.apply({ manager, reply, update, precedence: precedenceOf(update.servicePrecedence, update.backupPrecedence) }, Date.now());
     if (outcome === 'added') this.counters.wildcardsAdded++;
     if (outcome === 'refreshed') this.counters.wildcardsRefreshed++;
@@ -172,7 +166,16 @@ export class ForwardingAgent {
       return this.#deny([], original, update.smInterestData, from);
     }
     const precedence = precedenceOf(update.servicePrecedence, update.backupPrecedence);
-    const verdict = this.#owners.decide(manager, key, update.fixed.ttlSeconds, precedence, Date.now());
+    const criteria = update.actions.interestCriteria;
+    const notice: FixedNotice | undefined = criteria && criteria.mask !== 0
+      ? {
+          reply: replyTarget(criteria, from),
+          dispatch: update.fixed.dispatch,
+          information: update.fixed.information,
+          ...(update.smInterestData ? { smInterestData: update.smInterestData } : {}),
+        }
+      : undefined;
+    const verdict = this.#owners.decide(manager, key, update.fixed.ttlSeconds, precedence, Date.now(), notice);
     if (verdict === 'install') {
       this.options.dataplane.addAffinity(dataplaneFixed(update));
       this.counters.fixedInstalled++;
@@ -188,7 +191,7 @@ export class ForwardingAgent {
       this.counters.packetsReturned++;
       this.#process(update.ipPacket, update.faInterestData?.length === FA_DATA_BYTES ? update.faInterestData.readUInt16BE(0) : 0);
     }
-    for (const held of this.#hold.release(flow)) this.options.dataplane.injectForProcessing(held.port, held.frame);
+    // Packets the data plane holds for this flow go through the new affinity there, in order.
   }
 
   /** The data plane runs the packet through its pipeline; a punt verdict there drops it (no loop). */
@@ -207,30 +210,28 @@ export class ForwardingAgent {
 
   #punted(pkt: PuntedPacket): void {
     this.counters.punted++;
+    const { interest } = pkt;
+    if (pkt.reason !== 'interest' || !interest) {
+      this.counters.unexpected++;
+      return;
+    }
     const packet = ipPacketOfFrame(pkt.frame);
     const parsed = packet && parseIpPacket(packet);
     if (!packet || !parsed) {
       this.counters.notIpv4++;
       return;
     }
-    const wildcard = this.#wildcards.lookup(parsed.key);
-    const criteria = wildcard?.update.actions.interestCriteria;
-    if (!wildcard || !criteria) {
+    if (interest.held) this.counters.held++;
+    // Without the data flag only the headers came up: they name the flow, the packet stays out.
+    const ipPacket = interest.packet ? packet : undefined;
+    if (interest.fixed) return this.#sendFixedInterest(parsed.key, interest.reasons, ipPacket);
+    const wildcard = this.#wildcards.byId(pkt.wildcardId);
+    if (!wildcard) {
       this.counters.withoutWildcard++;
       return;
     }
-    const verdict = interestVerdict(criteria, interestReasons(parsed));
-    if (verdict.kind === 'none') {
-      this.counters.uninteresting++;
-      return;
-    }
-    const flow = keyText(parsed.key);
-    if (verdict.hold) {
-      this.#hold.hold(flow, pkt.port, pkt.frame);
-      this.counters.held++;
-    }
-    this.#sendInterest(wildcard, parsed.key, verdict.reasons, pkt.port, verdict.includePacket ? packet : undefined);
-    this.#pendingSince.set(flow, process.hrtime.bigint());
+    this.#sendInterest(wildcard, parsed.key, interest.reasons, pkt.port, ipPacket);
+    if (!interest.copy) this.#pendingSince.set(keyText(parsed.key), process.hrtime.bigint());
   }
 
   #sendInterest(wildcard: StoredWildcard, key: AffinityKey, reasons: number, port: number, packet: Buffer | undefined): void {
@@ -246,6 +247,24 @@ export class ForwardingAgent {
     if (packet) match.ipPacket = packet;
     this.counters.interestMatchesSent++;
     this.#send(match, wildcard.reply.address, wildcard.reply.port);
+  }
+
+  /** A fixed affinity's criteria matched, e.g. a FIN: the manager learns the connection is ending (SMFA-R25). */
+  #sendFixedInterest(key: AffinityKey, reasons: number, packet: Buffer | undefined): void {
+    const notice = this.#owners.notice(key, Date.now());
+    if (!notice) {
+      this.counters.withoutFixed++;
+      return;
+    }
+    const match: Message = {
+      type: 'interest-match-fixed',
+      affinity: { key, dispatch: notice.dispatch, information: notice.information, interestReasons: reasons },
+    };
+    if (this.options.identity) match.identity = this.options.identity;
+    if (notice.smInterestData) match.smInterestData = notice.smInterestData;
+    if (packet) match.ipPacket = packet;
+    this.counters.fixedMatchesSent++;
+    this.#send(match, notice.reply.address, notice.reply.port);
   }
 
   #send(message: Message, address: string, port: number): void {
@@ -274,7 +293,7 @@ export class ForwardingAgent {
   /** Pushes the merged active set, best first, to the data plane, and the advertised prefixes to routing. */
   #publish(): void {
     const ordered = this.#wildcards.ordered();
-    const rules = ordered.map((entry, i) => dataplaneWildcard(entry.update, ordered.length - i));
+    const rules = ordered.map((entry, i) => dataplaneWildcard(entry.update, ordered.length - i, entry.id));
     const signature = JSON.stringify(rules);
     if (signature !== this.#installed) {
       this.options.dataplane.setWildcards(rules);
@@ -291,6 +310,11 @@ export class ForwardingAgent {
       this.#advertised = '';
     });
   }
+}
+
+/** Interest matches go to the criteria's address, or back to the manager when it names none. */
+function replyTarget(criteria: InterestCriteria | undefined, from: RemoteInfo): { address: string; port: number } {
+  return criteria && criteria.ip !== '0.0.0.0' ? { address: criteria.ip, port: criteria.port } : { address: from.address, port: from.port };
 }
 
 function prefixOf(advertise: { address: string; mask?: string }): string {

@@ -1,8 +1,10 @@
-/* The load-balancing service manager (SMFA-R19..R24): per virtual service a wildcard for clients
+/* The load-balancing service manager (SMFA-R19..R25): per virtual service a wildcard for clients
  * -> VIP and one per server for server -> clients, all asking for every packet of a flow the agent
  * does not know. A SYN gets a server; the agent that sent a packet up gets the fixed affinity of
  * that direction (#1 DNAT to the server, #2 SNAT back to the VIP) and its packet back. A packet of
- * a known flow from any agent gets the decision already made (need to know). */
+ * a known flow from any agent gets the decision already made (need to know). The fixed affinities
+ * ask the agents for a notice of FIN and RST, so the manager learns when connections end and keeps
+ * their decision only for the sticky time after that. */
 import type { RemoteInfo } from 'node:dgram';
 import { ALL_PACKETS, InterestBit, interestReasons } from './interest.js';
 import { PROTOCOL_TCP, parseIpPacket } from './ip-packet.js';
@@ -36,6 +38,8 @@ export interface LoadBalancingManagerOptions {
   identity?: Identity;
   /** Agents keep a flow's packet until the fixed affinity comes (hold flag) instead of sending it up. */
   holdPackets?: boolean;
+  /** Fixed affinities with the information flag: agents count packets and bytes per server (SMFA-R11). */
+  statistics?: boolean;
 }
 
 export interface ManagerCounters {
@@ -46,6 +50,10 @@ export interface ManagerCounters {
   fixedSent: number;
   announcements: number;
   deniesReceived: number;
+  /** FIN/RST notices from the agents' fixed affinities (SMFA-R25). */
+  connectionNotices: number;
+  /** Connections whose decision went from kept to sticky on the first FIN or RST seen. */
+  connectionsClosing: number;
 }
 
 interface Classified {
@@ -58,10 +66,15 @@ interface Classified {
 
 const ANY = '0.0.0.0';
 const TCP_REASONS = (1 << InterestBit.fin) | (1 << InterestBit.syn) | (1 << InterestBit.rst) | (1 << InterestBit.ack);
+const CLOSING = (1 << InterestBit.fin) | (1 << InterestBit.rst);
+/** On fixed affinities: the packet goes on to its server, a copy of its headers tells the manager. */
+const CLOSING_NOTICE = { ip: ANY, port: 0, mask: CLOSING, data: 0, copy: CLOSING, hold: 0 };
 const HOST = '255.255.255.255';
 
 export class LoadBalancingManager {
-  readonly counters: ManagerCounters = { decisions: 0, needToKnow: 0, adopted: 0, notOurs: 0, fixedSent: 0, announcements: 0, deniesReceived: 0 };
+  readonly counters: ManagerCounters = {
+    decisions: 0, needToKnow: 0, adopted: 0, notOurs: 0, fixedSent: 0, announcements: 0, deniesReceived: 0, connectionNotices: 0, connectionsClosing: 0,
+  };
   readonly denies: Message[] = [];
   readonly #decisions: FlowDecisions;
   readonly #precedence: ServicePrecedence;
@@ -147,7 +160,8 @@ export class LoadBalancingManager {
   }
 
   #receive(message: Message, from: RemoteInfo): void {
-    if (message.type === 'interest-match-wildcard' || message.type === 'interest-match-fixed') return this.#interest(message, from);
+    if (message.type === 'interest-match-wildcard') return this.#interest(message, from);
+    if (message.type === 'interest-match-fixed') return this.#connectionNotice(message);
     if (message.type === 'affinity-update-deny') {
       this.counters.deniesReceived++;
       this.denies.push(message);
@@ -189,27 +203,41 @@ export class LoadBalancingManager {
       else this.counters.adopted++;
       this.#decisions.record(flow.clientKey, server, now);
     }
-    const closing = (1 << InterestBit.fin) | (1 << InterestBit.rst);
-    if (key.protocol === PROTOCOL_TCP && (reasons & closing) !== 0) this.#decisions.closing(flow.clientKey, now);
+    if (key.protocol === PROTOCOL_TCP && (reasons & CLOSING) !== 0) this.#closing(flow.clientKey, now);
     this.#sendFixed(flow, server, match, from);
+  }
+
+  /** An agent saw a FIN or RST of a flow it forwards by our fixed affinity: only the sticky time
+   * is left for the decision, so the last ACK or a late RST still reaches the same server (SMFA-R23). */
+  #connectionNotice(match: InterestMatch): void {
+    this.counters.connectionNotices++;
+    const flow = this.#classify(match.affinity.key);
+    if (!flow || (match.affinity.interestReasons & CLOSING) === 0) return;
+    this.#closing(flow.clientKey, Date.now());
+  }
+
+  #closing(clientKey: AffinityKey, now: number): void {
+    if (this.#decisions.closing(clientKey, now)) this.counters.connectionsClosing++;
   }
 
   #sendFixed(flow: Classified, server: Server, match: InterestMatch, to: RemoteInfo): void {
     const client = flow.clientKey;
     const { service } = flow;
+    const information = this.options.statistics ?? false;
+    const notice = client.protocol === PROTOCOL_TCP ? { interestCriteria: CLOSING_NOTICE } : {};
     const fixed: AffinityUpdateFixed = flow.toServer
       ? {
           type: 'affinity-update-fixed',
-          fixed: { key: client, dispatch: 'none', information: false, forwardIp: server.ip, ttlSeconds: this.#fixedTtl },
-          actions: { nat: { srcIp: ANY, srcPort: 0, dstIp: server.ip, dstPort: server.port } },
+          fixed: { key: client, dispatch: 'none', information, forwardIp: server.ip, ttlSeconds: this.#fixedTtl },
+          actions: { nat: { srcIp: ANY, srcPort: 0, dstIp: server.ip, dstPort: server.port }, ...notice },
         }
       : {
           type: 'affinity-update-fixed',
           fixed: {
             key: { protocol: client.protocol, srcIp: server.ip, srcPort: server.port, dstIp: client.srcIp, dstPort: client.srcPort },
-            dispatch: 'none', information: false, forwardIp: client.srcIp, ttlSeconds: this.#fixedTtl,
+            dispatch: 'none', information, forwardIp: client.srcIp, ttlSeconds: this.#fixedTtl,
           },
-          actions: { nat: { srcIp: service.vip, srcPort: service.port, dstIp: ANY, dstPort: 0 } },
+          actions: { nat: { srcIp: service.vip, srcPort: service.port, dstIp: ANY, dstPort: 0 }, ...notice },
         };
     fixed.servicePrecedence = this.#precedence;
     fixed.backupPrecedence = this.options.backupPrecedence ?? 0;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { birdConfig } from './bird-config.js';
 import { FlowDecisions } from './flow-decisions.js';
-import { interestReasons, interestVerdict, InterestBit } from './interest.js';
+import { interestReasons, InterestBit } from './interest.js';
 import { frameOfIpPacket, ipPacketOfFrame, parseIpPacket } from './ip-packet.js';
 import { chooseServer } from './server-choice.js';
 
@@ -24,12 +24,6 @@ describe('interest criteria (SMFA-R15)', () => {
   const syn = 1 << InterestBit.syn;
   it('maps TCP flags to bits 0-5 and always sets "all packets"', () => {
     expect(reasons).toBe(syn | (1 << InterestBit.all));
-  });
-  it('sends the packet up unless held; copy sends it and holds the original', () => {
-    expect(interestVerdict({ ip: '0.0.0.0', port: 0, mask: 1 << InterestBit.fin, data: 0, copy: 0, hold: 0 }, reasons)).toEqual({ kind: 'none' });
-    expect(interestVerdict({ ip: '0.0.0.0', port: 0, mask: syn, data: 0, copy: 0, hold: 0 }, reasons)).toEqual({ kind: 'match', reasons: syn, includePacket: true, hold: false });
-    expect(interestVerdict({ ip: '0.0.0.0', port: 0, mask: syn, data: 0, copy: 0, hold: syn }, reasons)).toEqual({ kind: 'match', reasons: syn, includePacket: false, hold: true });
-    expect(interestVerdict({ ip: '0.0.0.0', port: 0, mask: syn, data: 0, copy: syn, hold: syn }, reasons)).toEqual({ kind: 'match', reasons: syn, includePacket: true, hold: true });
   });
 });
 

@@ -5,6 +5,8 @@ import { comparePrecedence, type Precedence } from './precedence.js';
 import type { AffinityKey, AffinityUpdateWildcard } from './types.js';
 
 export interface StoredWildcard {
+  /** Names it to the data plane, which reports it with the packets it sends up (never 0). */
+  id: number;
   manager: string;
   /** Where interest matches for this wildcard go. */
   reply: { address: string; port: number };
@@ -15,18 +17,36 @@ export interface StoredWildcard {
 
 export class WildcardTable {
   readonly #entries = new Map<string, StoredWildcard>();
+  readonly #byId = new Map<number, StoredWildcard>();
+  #nextId = 1;
 
   static #id(manager: string, update: AffinityUpdateWildcard): string {
     return `${manager}#${filterText(update.wildcard)}`;
   }
 
   /** Returns 'added', 'refreshed' or 'deleted' / 'absent' (TTL 0). */
-  apply(entry: Omit<StoredWildcard, 'expiresAt'>, now: number): 'added' | 'refreshed' | 'deleted' | 'absent' {
-    const id = WildcardTable.#id(entry.manager, entry.update);
-    if (entry.update.wildcard.ttlSeconds === 0) return this.#entries.delete(id) ? 'deleted' : 'absent';
-    const existed = this.#entries.has(id);
-    this.#entries.set(id, { ...entry, expiresAt: now + entry.update.wildcard.ttlSeconds * 1000 });
-    return existed ? 'refreshed' : 'added';
+  apply(entry: Omit<StoredWildcard, 'expiresAt' | 'id'>, now: number): 'added' | 'refreshed' | 'deleted' | 'absent' {
+    const key = WildcardTable.#id(entry.manager, entry.update);
+    const existing = this.#entries.get(key);
+    if (entry.update.wildcard.ttlSeconds === 0) {
+      if (!existing) return 'absent';
+      this.#remove(key, existing);
+      return 'deleted';
+    }
+    const stored = { ...entry, id: existing?.id ?? this.#nextId++, expiresAt: now + entry.update.wildcard.ttlSeconds * 1000 };
+    this.#entries.set(key, stored);
+    this.#byId.set(stored.id, stored);
+    return existing ? 'refreshed' : 'added';
+  }
+
+  #remove(key: string, entry: StoredWildcard): void {
+    this.#entries.delete(key);
+    this.#byId.delete(entry.id);
+  }
+
+  /** The stored wildcard the data plane names by `id`. */
+  byId(id: number): StoredWildcard | undefined {
+    return this.#byId.get(id);
   }
 
   /** Removes and returns the wildcards whose time is up. */
@@ -34,7 +54,7 @@ export class WildcardTable {
     const gone: StoredWildcard[] = [];
     for (const [id, entry] of this.#entries) {
       if (entry.expiresAt <= now) {
-        this.#entries.delete(id);
+        this.#remove(id, entry);
         gone.push(entry);
       }
     }
@@ -44,11 +64,6 @@ export class WildcardTable {
   /** Every stored wildcard, best first: the order the data plane and the agent search in. */
   ordered(): StoredWildcard[] {
     return [...this.#entries.values()].sort((a, b) => comparePrecedence(a.precedence, b.precedence));
-  }
-
-  /** The wildcard a packet falls under (the best of those matching). */
-  lookup(key: AffinityKey): StoredWildcard | undefined {
-    return this.ordered().find((entry) => wildcardMatches(entry.update.wildcard, key));
   }
 
   /** Whether a manager has any wildcard covering this key (a fixed update needs one, SMFA-R8). */

@@ -9,6 +9,8 @@
         "src/drop_reason.c",
         "src/encap.c",
         "src/flow_table.c",
+        "src/hold.c",
+        "src/interest.c",
         "src/local_reply.c",
         "src/nat.c",
         "src/neighbor.c",

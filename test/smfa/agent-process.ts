@@ -16,13 +16,14 @@ export interface AgentConfig {
   groupPort: number;
   senderId: number;
   bird?: BirdAdvertiserOptions;
+  /** The data plane's hold buffer per worker (interest criteria hold flag). */
   holdCapacity?: number;
 }
 
 const config = JSON.parse(process.argv[2]!) as AgentConfig;
 const dataplane = Dataplane.init(
   { lcores: [0, 1], memoryMb: 512, noHuge: true, filePrefix: config.filePrefix, vdevs: config.vdevs },
-  { missPolicy: 'drop', affinityCapacity: 1 << 17, flowCapacityPerWorker: 1 << 14 },
+  { missPolicy: 'drop', affinityCapacity: 1 << 17, flowCapacityPerWorker: 1 << 14, ...(config.holdCapacity ? { hold: { capacityPerWorker: config.holdCapacity } } : {}) },
 );
 config.ports.forEach((port, id) => dataplane.configurePort(id, port));
 for (const local of config.localAddresses) dataplane.addLocalAddress(local.port, local.ip);
@@ -42,7 +43,6 @@ const agent = await ForwardingAgent.start({
   },
   identity: { ip: '127.0.0.1', hostName: config.filePrefix },
   ...(config.bird ? { advertiser: new BirdAdvertiser(config.bird) } : {}),
-  ...(config.holdCapacity ? { holdCapacity: config.holdCapacity } : {}),
 });
 
 serveRequests(
@@ -56,7 +56,8 @@ serveRequests(
         wildcards: agent.wildcardCount,
         unicast: agent.transports.unicast.counters,
         group: agent.transports.group.counters,
-        dataplane: { lookups: stats.lookups, flows: stats.flows, punted: stats.punted, injected: stats.injected, drops: stats.drops },
+        dataplane: { lookups: stats.lookups, flows: stats.flows, punted: stats.punted, injected: stats.injected, drops: stats.drops, interest: stats.interest },
+        forwardIps: dataplane.forwardIpCounters(),
         affinities: dataplane.listAffinities({ includeLearned: false }),
         roundTripsMicros: agent.roundTripsMicros,
       };

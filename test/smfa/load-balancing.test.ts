@@ -25,9 +25,23 @@ interface AgentStats {
   wildcards: number;
   unicast: { accepted: number; rejected: Record<string, number> };
   affinities: { key: { srcIp: string; dstIp: string; srcPort: number; dstPort: number } }[];
+  dataplane: { interest: Record<string, number>; drops: Record<string, number> };
+  forwardIps: { ip: string; packets: number; bytes: number }[];
 }
 interface ManagerStats {
   counters: Record<string, number>;
+  decisions: number;
+}
+
+/** TCP segments a namespace's kernel received (/proc/net/snmp "Tcp: InSegs"). */
+async function tcpSegmentsIn(namespace: string): Promise<number> {
+  const lines = (await inNamespace(namespace, 'cat', ['/proc/net/snmp'])).split('\n').filter((l) => l.startsWith('Tcp:'));
+  const [names, values] = lines.map((l) => l.trim().split(/\s+/));
+  return Number(values![names!.indexOf('InSegs')]);
+}
+
+function forwardedTo(stats: AgentStats, ip: string): number {
+  return stats.forwardIps.find((row) => row.ip === ip)?.packets ?? 0;
 }
 
 /** A wildcard nobody else uses; TTL 0 makes accepting it a no-op. */
@@ -62,7 +76,7 @@ describe('load-balancing manager with forwarding agents', () => {
     config1.neighbors.push({ ip: ODD_CLIENT, port: 0, mac: config1.neighbors[0]!.mac });
     agent1 = await startChild('agent-process.ts', config1);
     agent2 = await startChild('agent-process.ts', await secondAgent(topology, path, GROUP));
-    primary = await startChild('manager-process.ts', webManager(topology, GROUP, { wildcardTtlSeconds: 3 }));
+    primary = await startChild('manager-process.ts', webManager(topology, GROUP, { wildcardTtlSeconds: 3, stickySeconds: 1, statistics: true }));
     children.push(agent1, agent2, primary);
     for (const agent of [agent1, agent2]) await waitFor('wildcards', async () => (await agent.request<AgentStats>('stats')).wildcards === 3);
   });
@@ -75,6 +89,8 @@ describe('load-balancing manager with forwarding agents', () => {
   });
 
   it('serves HTTP with the client path through agent 1 and the return path through agent 2, one decision per connection', async () => {
+    const namespaces = [...topology.servers.map((s) => s.namespace), topology.client.namespace];
+    const segmentsBefore = await Promise.all(namespaces.map(tcpSegmentsIn));
     const bodies = await get(topology, REQUESTS);
     expect(bodies).toHaveLength(REQUESTS);
     expect(new Set(bodies)).toEqual(new Set(topology.servers.map((s) => serverBody(s.ip))));
@@ -91,6 +107,29 @@ describe('load-balancing manager with forwarding agents', () => {
     expect(one.affinities.every((a) => a.key.dstIp === VIP)).toBe(true);
     expect(two.affinities.length).toBeGreaterThanOrEqual(REQUESTS);
     expect(two.affinities.every((a) => topology.servers.some((s) => s.ip === a.key.srcIp))).toBe(true);
+
+    // Information flag (SMFA-R11): agent 1 counts per server what it forwarded there, agent 2 per
+    // client; each equals the TCP segments that namespace's kernel received (the last ACKs may
+    // still be on their way when curl returns).
+    const forwarded = await waitFor('per-forward-IP counts equal to the segments received', async () => {
+      const [a1, a2] = [await agent1.request<AgentStats>('stats'), await agent2.request<AgentStats>('stats')];
+      const received = (await Promise.all(namespaces.map(tcpSegmentsIn))).map((n, i) => n - segmentsBefore[i]!);
+      const forwarded = [...topology.servers.map((s) => forwardedTo(a1, s.ip)), forwardedTo(a2, topology.client.ip)];
+      return forwarded.every((n, i) => n === received[i]) && forwarded;
+    });
+    console.log(`per-forward-IP packets (servers..., client): ${forwarded.join(', ')}`);
+    expect(forwarded.every((n) => n >= REQUESTS / 2)).toBe(true);
+
+    // FIN/RST notices from the fixed affinities (SMFA-R25): the manager learns every connection
+    // ended and keeps its decision only for the sticky second (SMFA-R23).
+    const closed = await waitFor('every connection closing', async () => {
+      const stats = await primary.request<ManagerStats>('stats');
+      return stats.counters.connectionsClosing === REQUESTS && stats;
+    });
+    expect(closed.counters.connectionNotices).toBeGreaterThanOrEqual(REQUESTS);
+    await waitFor('decisions gone after the sticky time', async () => (await primary.request<ManagerStats>('stats')).decisions === 0);
+    const [n1, n2] = [await agent1.request<AgentStats>('stats'), await agent2.request<AgentStats>('stats')];
+    expect(n1.agent.fixedMatchesSent! + n2.agent.fixedMatchesSent!).toBe((await primary.request<ManagerStats>('stats')).counters.connectionNotices);
   });
 
   it('ignores and counts messages with a bad MAC or replayed', async () => {
@@ -158,9 +197,17 @@ describe('load-balancing manager with forwarding agents', () => {
     const [oddStats, primaryStats, agentStats] = [await odd.request<ManagerStats>('stats'), await primary.request<ManagerStats>('stats'), await agent1.request<AgentStats>('stats')];
     expect(oddStats.counters.decisions).toBe(6);
     expect(primaryStats.counters.decisions! - primaryBefore.counters.decisions!).toBe(4);
-    // The odd clients' SYNs and SYN-ACKs (their return path is agent 1) waited at the agent; only the even clients' packets went up and came back.
+    // The odd clients' SYNs and SYN-ACKs (their return path is agent 1) waited in agent 1's data
+    // plane; only the even clients' packets went up and came back.
     expect(agentStats.agent.held! - agentBefore.agent.held!).toBeGreaterThanOrEqual(12);
     expect(agentStats.agent.packetsReturned! - agentBefore.agent.packetsReturned!).toBe(4);
+    // Every held packet was released through its fixed affinity inside the data plane, none timed out or overflowed.
+    const [held, released] = [agentStats.dataplane.interest.held! - agentBefore.dataplane.interest.held!, agentStats.dataplane.interest.released! - agentBefore.dataplane.interest.released!];
+    console.log(`hold: agent 1's data plane held ${held} packets, released ${released}`);
+    expect(held).toBeGreaterThanOrEqual(12);
+    expect(released).toBe(held);
+    expect(agentStats.dataplane.drops.hold_timeout).toBe(agentBefore.dataplane.drops.hold_timeout);
+    expect(agentStats.dataplane.interest.overflows).toBe(agentBefore.dataplane.interest.overflows);
 
     await odd.request('withdraw');
     for (const agent of [agent1, agent2]) await waitFor('odd-domain wildcards cancelled', async () => (await agent.request<AgentStats>('stats')).wildcards === 3);

@@ -48,6 +48,10 @@ struct ep_config {
 	uint32_t mbufs_per_worker;
 	uint8_t miss_policy; /* enum ep_miss_policy */
 	uint32_t timeouts_s[EP_TO__COUNT];
+	/* interest criteria with the hold flag (SMFA-R15): packets each worker may keep waiting for
+	 * their flow's fixed affinity (0 = 1024; rounded up to a power of two), and for how long (0 = 2000 ms) */
+	uint32_t hold_capacity_per_worker;
+	uint32_t hold_timeout_ms;
 };
 
 /* rte_eal_init with the given argv (argv[0] is the program name). Once per process. */
@@ -128,12 +132,36 @@ enum ep_dispatch {
 #define EP_ACT_F_MPLS_POP 0x40  /* remove the top MPLS label (the packet arrived labelled) */
 #define EP_ACT_F_NAT_PREPARED 0x80 /* internal: NAT checksum deltas precomputed for the flow's key */
 #define EP_ACT_F2_SEQ_ADJUST 0x0001 /* internal: the affinity carries a sequence adjustment */
+#define EP_ACT_F2_INTEREST 0x0002   /* internal: the affinity carries interest criteria */
+#define EP_ACT_F2_STATS_IP 0x0004   /* internal: the affinity counts under a forward IP (information flag) */
 
 /* TCP sequence-number adjustment (SMFA-R13): seq += seq_delta for seq at or after initial_seq,
  * ack += ack_delta for ack at or after initial_ack (wraparound-safe), TCP checksum fixed. Host order. */
 struct ep_seq_adjust {
 	uint32_t seq_delta, initial_seq;
 	uint32_t ack_delta, initial_ack;
+};
+
+/* Interest criteria (SMFA-R15, R25): the bits a packet shows (enum ep_interest_bit), which of them
+ * make it interesting to the manager, and per bit what happens to an interesting packet:
+ *   hold: the original waits in the data plane (bounded, per worker) until the flow's fixed affinity
+ *         is installed, then goes through the pipeline in arrival order; or is dropped after the hold
+ *         timeout (drop reason hold_timeout). When the hold buffer is full it goes up instead.
+ *   copy: the original follows the affinity's own action; the manager gets a copy.
+ *   neither: the original itself goes up (and the manager returns it).
+ *   data: the interest match carries the packet's bytes (always when the original goes up).
+ * A packet showing none of the mask's bits follows the affinity's own action, nothing goes up. */
+enum ep_interest_bit {
+	EP_INTEREST_FIN = 0, EP_INTEREST_SYN = 1, EP_INTEREST_RST = 2, EP_INTEREST_PSH = 3,
+	EP_INTEREST_ACK = 4, EP_INTEREST_URG = 5,
+	EP_INTEREST_DATA = 6,       /* TCP/UDP payload present */
+	EP_INTEREST_FIRST_DATA = 7, /* the first payload the affinity sees (wildcards: every payload, no flow yet) */
+	EP_INTEREST_FRAGMENT = 8,   /* an IPv4 fragment */
+	EP_INTEREST_ALL = 15,       /* every packet */
+};
+
+struct ep_interest {
+	uint16_t mask, data, copy, hold; /* bit sets of enum ep_interest_bit; mask 0 = no criteria */
 };
 
 struct ep_action {
@@ -166,6 +194,8 @@ struct ep_affinity_info {
 	struct ep_action action;
 	uint32_t ttl_s; /* seconds left */
 	struct ep_seq_adjust seq; /* all zero when the affinity has none */
+	struct ep_interest interest; /* all zero when the affinity has none */
+	uint32_t stats_ip;           /* the forward IP it counts under (information flag), 0 = none */
 	uint64_t packets, bytes;
 	uint8_t origin;    /* enum ep_origin */
 	uint8_t tcp_state; /* enum ep_tcp_state */
@@ -177,6 +207,15 @@ int ep_affinity_add(const struct ep_flow_key *key, const struct ep_action *act, 
 /* The same with a sequence adjustment (TCP only; NULL = none). */
 int ep_affinity_add_seq(const struct ep_flow_key *key, const struct ep_action *act, uint32_t ttl_s,
 			const struct ep_seq_adjust *seq, struct ep_error *err);
+/* What a fixed affinity may carry besides its action. */
+struct ep_affinity_options {
+	const struct ep_seq_adjust *seq;    /* TCP only; NULL = none */
+	const struct ep_interest *interest; /* NULL or mask 0 = none (e.g. FIN/RST notification, SMFA-R25) */
+	uint32_t stats_ip; /* information flag (SMFA-R11): count packets and bytes under this forward IP; 0 = no */
+};
+/* The general form of the two above; opts NULL = none. */
+int ep_affinity_add_opts(const struct ep_flow_key *key, const struct ep_action *act, uint32_t ttl_s,
+			 const struct ep_affinity_options *opts, struct ep_error *err);
 /* Returns 1 when removed, 0 when absent. */
 int ep_affinity_del(const struct ep_flow_key *key);
 /* Copies up to max affinities into out (manager ones first, then learned flows when asked);
@@ -192,7 +231,9 @@ struct ep_wildcard {
 	uint32_t src_ip, src_mask, dst_ip, dst_mask; /* masks may be non-contiguous */
 	uint16_t src_port, dst_port;                 /* 0 = any */
 	uint32_t precedence;                         /* higher wins */
-	struct ep_action action;
+	uint32_t id;                                 /* the caller's name for it, reported in its punts */
+	struct ep_action action;                     /* what matching packets get (interesting ones: see ep_interest) */
+	struct ep_interest interest;                 /* mask 0 = none */
 	uint8_t src_ip6[16], src_mask6[16], dst_ip6[16], dst_mask6[16];
 };
 
@@ -322,6 +363,11 @@ struct ep_lcore_counters {
 	uint64_t manager_hits, learned_hits, wildcard_hits, misses;
 	uint64_t flows_created, flows_expired;
 	uint64_t punted;
+	/* interest criteria: matches sent up, of which copies (the original went on); packets held,
+	 * released when their affinity came, sent up because the hold buffer was full; copies lost for
+	 * want of an mbuf or room in the punt queue. Timed-out held packets are drops (hold_timeout). */
+	uint64_t interest_matches, interest_copies;
+	uint64_t held, hold_released, hold_overflows, interest_lost;
 };
 
 struct ep_port_counters {
@@ -351,14 +397,31 @@ int ep_port_counters(uint16_t port, struct ep_port_counters *out);
 uint32_t ep_server_counters(struct ep_server_counters *out, uint32_t max);
 uint64_t ep_injected_count(void);
 
+/* Per-forward-IP counters of affinities installed with the information flag (SMFA-R11), summed
+ * over workers; they outlive the affinities. Returns the number written. */
+#define EP_MAX_STATS_IPS 4096
+struct ep_forward_ip_counters {
+	uint32_t ip;
+	uint64_t packets, bytes;
+};
+uint32_t ep_forward_ip_counters(struct ep_forward_ip_counters *out, uint32_t max);
+
 /* ---- punt / inject ---- */
 
-enum ep_punt_reason { EP_PUNT_ACTION = 0, EP_PUNT_MISS = 1, EP_PUNT_HELD = 2 };
+enum ep_punt_reason { EP_PUNT_ACTION = 0, EP_PUNT_MISS = 1, EP_PUNT_HELD = 2, EP_PUNT_INTEREST = 3 };
+
+#define EP_INTEREST_F_PACKET 0x01 /* the manager wants the packet's bytes (data flag, or the original itself) */
+#define EP_INTEREST_F_COPY 0x02   /* a copy: the original went on through the affinity's action */
+#define EP_INTEREST_F_HELD 0x04   /* the original waits in the data plane for the flow's fixed affinity */
+#define EP_INTEREST_F_FIXED 0x08  /* a fixed affinity's criteria matched (else a wildcard's) */
 
 struct ep_punted {
 	uint16_t port;
 	uint8_t reason; /* enum ep_punt_reason */
+	uint8_t interest_flags; /* EP_PUNT_INTEREST: EP_INTEREST_F_* */
 	uint16_t unit;  /* EP_PUNT_HELD: the work unit it waits for */
+	uint16_t interest_reasons; /* EP_PUNT_INTEREST: the criteria's bits the packet showed */
+	uint32_t wildcard_id; /* punted by a wildcard (action or criteria): its ep_wildcard.id, else 0 */
 	uint32_t len;
 	uint8_t *data; /* caller's buffer of cap bytes; len may exceed cap (truncated copy) */
 	uint32_t cap;

@@ -66,6 +66,30 @@ ep_flow_key KeyFromBuffer(Napi::Env env, const Napi::Value &v) {
   return key;
 }
 
+// Interest criteria: {mask, data, copy, hold}, each a 16-bit set of interest bits.
+ep_interest InterestFromObject(Napi::Env env, const Napi::Value &v) {
+  if (!v.IsObject()) ThrowInvalid(env, "interest must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  ep_interest c{};
+  uint32_t fields[4] = {U32(o, "mask"), U32(o, "data"), U32(o, "copy"), U32(o, "hold")};
+  for (uint32_t f : fields)
+    if (f > 0xffff) ThrowInvalid(env, "interest bit sets are 16 bits");
+  c.mask = static_cast<uint16_t>(fields[0]);
+  c.data = static_cast<uint16_t>(fields[1]);
+  c.copy = static_cast<uint16_t>(fields[2]);
+  c.hold = static_cast<uint16_t>(fields[3]);
+  return c;
+}
+
+Napi::Object InterestToObject(Napi::Env env, const ep_interest &c) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("mask", c.mask);
+  o.Set("data", c.data);
+  o.Set("copy", c.copy);
+  o.Set("hold", c.hold);
+  return o;
+}
+
 ep_action ActionFromObject(Napi::Env env, const Napi::Value &v) {
   if (!v.IsObject()) ThrowInvalid(env, "action must be an object");
   Napi::Object o = v.As<Napi::Object>();
@@ -155,6 +179,8 @@ Napi::Value Create(const Napi::CallbackInfo &info) {
   if (!t.IsArray() || t.As<Napi::Array>().Length() != EP_TO__COUNT) ThrowInvalid(env, "timeouts must be 6 numbers");
   for (uint32_t i = 0; i < EP_TO__COUNT; i++)
     cfg.timeouts_s[i] = t.As<Napi::Array>().Get(i).As<Napi::Number>().Uint32Value();
+  cfg.hold_capacity_per_worker = U32(o, "holdCapacityPerWorker");
+  cfg.hold_timeout_ms = U32(o, "holdTimeoutMs");
   ep_error err{};
   Check(env, ep_create(&cfg, &err), err);
   return env.Undefined();
@@ -321,13 +347,24 @@ Napi::Value AffinityAdd(const Napi::CallbackInfo &info) {
   ep_flow_key key = KeyFromBuffer(env, info[0]);
   ep_action act = ActionFromObject(env, info[1]);
   ep_error err{};
+  ep_affinity_options opts{};
+  ep_seq_adjust seq{};
+  ep_interest interest{};
   if (info.Length() > 3 && info[3].IsObject()) {
     Napi::Object s = info[3].As<Napi::Object>();
-    ep_seq_adjust seq{U32(s, "seqDelta"), U32(s, "initialSeq"), U32(s, "ackDelta"), U32(s, "initialAck")};
-    Check(env, ep_affinity_add_seq(&key, &act, Arg32(info, 2, "ttl"), &seq, &err), err);
-  } else {
-    Check(env, ep_affinity_add(&key, &act, Arg32(info, 2, "ttl"), &err), err);
+    seq = {U32(s, "seqDelta"), U32(s, "initialSeq"), U32(s, "ackDelta"), U32(s, "initialAck")};
+    opts.seq = &seq;
   }
+  // extras: {interest?, statsIp?}
+  if (info.Length() > 4 && info[4].IsObject()) {
+    Napi::Object x = info[4].As<Napi::Object>();
+    if (x.Has("interest")) {
+      interest = InterestFromObject(env, x.Get("interest"));
+      opts.interest = &interest;
+    }
+    if (x.Has("statsIp")) opts.stats_ip = htonl(U32(x, "statsIp"));
+  }
+  Check(env, ep_affinity_add_opts(&key, &act, Arg32(info, 2, "ttl"), &opts, &err), err);
   return env.Undefined();
 }
 
@@ -358,6 +395,8 @@ Napi::Value AffinityList(const Napi::CallbackInfo &info) {
       s.Set("initialAck", r.seq.initial_ack);
       o.Set("seqAdjust", s);
     }
+    if (r.interest.mask) o.Set("interest", InterestToObject(env, r.interest));
+    if (r.stats_ip) o.Set("statsIp", ntohl(r.stats_ip));
     o.Set("packets", static_cast<double>(r.packets));
     o.Set("bytes", static_cast<double>(r.bytes));
     o.Set("origin", r.origin);
@@ -392,12 +431,14 @@ Napi::Value WildcardsCommit(const Napi::CallbackInfo &info) {
     w.src_port = htons(static_cast<uint16_t>(U32(o, "srcPort")));
     w.dst_port = htons(static_cast<uint16_t>(U32(o, "dstPort")));
     w.precedence = U32(o, "precedence");
+    w.id = U32(o, "id");
     w.action = ActionFromObject(env, o.Get("action"));
     if (!o.Get("family").IsUndefined()) w.family = static_cast<uint8_t>(U32(o, "family"));
     Addr6(o, "srcIp6", w.src_ip6);
     Addr6(o, "srcMask6", w.src_mask6);
     Addr6(o, "dstIp6", w.dst_ip6);
     Addr6(o, "dstMask6", w.dst_mask6);
+    if (o.Has("interest")) w.interest = InterestFromObject(env, o.Get("interest"));
   }
   ep_error err{};
   Check(env, ep_wildcards_commit(rules.data(), static_cast<uint32_t>(rules.size()), &err), err);
@@ -531,6 +572,14 @@ Napi::Value Stats(const Napi::CallbackInfo &info) {
   o.Set("flows", flows);
   o.Set("punted", static_cast<double>(total.punted));
   o.Set("injected", static_cast<double>(ep_injected_count()));
+  Napi::Object interest = Napi::Object::New(env);
+  interest.Set("matches", static_cast<double>(total.interest_matches));
+  interest.Set("copies", static_cast<double>(total.interest_copies));
+  interest.Set("held", static_cast<double>(total.held));
+  interest.Set("released", static_cast<double>(total.hold_released));
+  interest.Set("overflows", static_cast<double>(total.hold_overflows));
+  interest.Set("lost", static_cast<double>(total.interest_lost));
+  o.Set("interest", interest);
 
   std::vector<struct ep_server_counters> sc(EP_MAX_SERVERS * 4);
   uint32_t n = ep_server_counters(sc.data(), static_cast<uint32_t>(sc.size()));
@@ -572,11 +621,29 @@ Napi::Value Poll(const Napi::CallbackInfo &info) {
     o.Set("port", out[i].port);
     o.Set("reason", out[i].reason);
     o.Set("unit", out[i].unit);
+    o.Set("interestFlags", out[i].interest_flags);
+    o.Set("interestReasons", out[i].interest_reasons);
+    o.Set("wildcardId", out[i].wildcard_id);
     uint32_t len = out[i].len < out[i].cap ? out[i].len : out[i].cap;
     o.Set("frame", Napi::Buffer<uint8_t>::Copy(env, out[i].data, len));
     arr.Set(i, o);
   }
   return arr;
+}
+
+Napi::Value ForwardIpCounters(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::vector<struct ep_forward_ip_counters> rows(EP_MAX_STATS_IPS);
+  uint32_t n = ep_forward_ip_counters(rows.data(), EP_MAX_STATS_IPS);
+  Napi::Array out = Napi::Array::New(env, n);
+  for (uint32_t i = 0; i < n; i++) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("ip", ntohl(rows[i].ip));
+    o.Set("packets", static_cast<double>(rows[i].packets));
+    o.Set("bytes", static_cast<double>(rows[i].bytes));
+    out.Set(i, o);
+  }
+  return out;
 }
 
 Napi::Value Inject(const Napi::CallbackInfo &info) {
@@ -688,6 +755,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("affinityRemove", Napi::Function::New(env, AffinityRemove));
   exports.Set("affinityList", Napi::Function::New(env, AffinityList));
   exports.Set("affinityCount", Napi::Function::New(env, AffinityCount));
+  exports.Set("forwardIpCounters", Napi::Function::New(env, ForwardIpCounters));
   exports.Set("wildcardsCommit", Napi::Function::New(env, WildcardsCommit));
   exports.Set("serviceSet", Napi::Function::New(env, ServiceSet));
   exports.Set("serviceRemove", Napi::Function::New(env, ServiceRemove));

@@ -87,8 +87,14 @@ static int create_worker(uint32_t index, uint32_t lcore, struct ep_error *err)
 	w->server_handshakes = rte_zmalloc_socket(
 		"ep_srv_handshakes", sizeof(struct ep_counter_pair) * EP_MAX_SERVICES * EP_MAX_SERVERS,
 		RTE_CACHE_LINE_SIZE, socket);
-	if (!w->manager_counters || !w->server_counters || !w->server_flows || !w->server_handshakes)
+	w->stats_ip_counters = rte_zmalloc_socket("ep_stats_ip", sizeof(struct ep_counter_pair) * EP_MAX_STATS_IPS,
+						  RTE_CACHE_LINE_SIZE, socket);
+	if (!w->manager_counters || !w->server_counters || !w->server_flows || !w->server_handshakes ||
+	    !w->stats_ip_counters)
 		return ep_fail(err, EP_ENOMEM, "counters for worker %u", index);
+	if (ep_hold_init(&w->hold, ep_dp.cfg.hold_capacity_per_worker, socket) != 0)
+		return ep_fail(err, EP_ENOMEM, "hold buffer of %u packets for worker %u", ep_dp.cfg.hold_capacity_per_worker,
+			       index);
 	snprintf(name, sizeof(name), "ep_cmd_%u", index);
 	w->commands = rte_ring_create_elem(name, sizeof(struct ep_command), 1024, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
 	if (!w->commands)
@@ -128,6 +134,14 @@ int ep_create(const struct ep_config *cfg, struct ep_error *err)
 	if (cfg->miss_policy > EP_MISS_ROUTE)
 		return ep_fail(err, EP_EINVAL, "unknown miss policy %u", cfg->miss_policy);
 	ep_dp.cfg = *cfg;
+	if (ep_dp.cfg.hold_capacity_per_worker == 0)
+		ep_dp.cfg.hold_capacity_per_worker = 1024;
+	if (ep_dp.cfg.hold_capacity_per_worker > cfg->mbufs_per_worker / 2)
+		return ep_fail(err, EP_EINVAL, "hold capacity %u above half the worker's %u mbufs",
+			       ep_dp.cfg.hold_capacity_per_worker, cfg->mbufs_per_worker);
+	if (ep_dp.cfg.hold_timeout_ms == 0)
+		ep_dp.cfg.hold_timeout_ms = 2000;
+	ep_dp.hold_timeout_tsc = (uint64_t)ep_dp.cfg.hold_timeout_ms * ep_dp.tsc_hz / 1000;
 	for (int i = 0; i < EP_TO__COUNT; i++) {
 		if (cfg->timeouts_s[i] == 0)
 			return ep_fail(err, EP_EINVAL, "timeout %d is zero", i);
@@ -169,6 +183,10 @@ int ep_create(const struct ep_config *cfg, struct ep_error *err)
 	if (rc)
 		return ep_fail(err, EP_ENOMEM, "affinity table of %u entries: %s", cfg->affinity_capacity,
 			       rte_strerror(-rc));
+	ep_dp.manager_extra = rte_zmalloc("ep_manager_extra", sizeof(struct ep_manager_extra) * ep_dp.manager.capacity,
+					  RTE_CACHE_LINE_SIZE);
+	if (!ep_dp.manager_extra)
+		return ep_fail(err, EP_ENOMEM, "affinity interest criteria");
 
 	struct rte_lpm_config lpm = { .max_rules = 4096, .number_tbl8s = 256 };
 	ep_dp.lpm = rte_lpm_create("ep_routes", SOCKET_ID_ANY, &lpm);
@@ -357,6 +375,7 @@ void ep_shutdown(void)
 			ep_service_del(i, NULL);
 		ep_wildcard_free(ep_dp.wildcards);
 		ep_flow_table_free(&ep_dp.manager);
+		rte_free(ep_dp.manager_extra);
 		for (uint32_t i = 0; i < ep_dp.nworkers; i++) {
 			struct ep_worker *w = ep_dp.workers[i];
 			ep_flow_table_free(&w->learned);
@@ -364,6 +383,8 @@ void ep_shutdown(void)
 			rte_free(w->server_counters);
 			rte_free(w->server_flows);
 			rte_free(w->server_handshakes);
+			rte_free(w->stats_ip_counters);
+			ep_hold_free(&w->hold);
 			rte_ring_free(w->commands);
 			rte_mempool_free(w->pool);
 			rte_free(w);
@@ -415,6 +436,32 @@ int ep_affinity_add(const struct ep_flow_key *key, const struct ep_action *act, 
 int ep_affinity_add_seq(const struct ep_flow_key *key, const struct ep_action *act, uint32_t ttl_s,
 			const struct ep_seq_adjust *seq, struct ep_error *err)
 {
+	struct ep_affinity_options opts = { .seq = seq };
+	return ep_affinity_add_opts(key, act, ttl_s, &opts, err);
+}
+
+/* The counter slot of a forward IP, created on first use (slots are never reused: counters outlive
+ * affinities). Returns -1 when all are taken. */
+static int stats_slot(uint32_t ip)
+{
+	for (uint32_t i = 0; i < ep_dp.nstats_ips; i++)
+		if (ep_dp.stats_ips[i] == ip)
+			return (int)i;
+	if (ep_dp.nstats_ips == EP_MAX_STATS_IPS)
+		return -1;
+	ep_dp.stats_ips[ep_dp.nstats_ips] = ip;
+	return (int)ep_dp.nstats_ips++;
+}
+
+int ep_affinity_add_opts(const struct ep_flow_key *key, const struct ep_action *act, uint32_t ttl_s,
+			 const struct ep_affinity_options *opts, struct ep_error *err)
+{
+	static const struct ep_affinity_options no_opts;
+	if (!opts)
+		opts = &no_opts;
+	const struct ep_seq_adjust *seq = opts->seq;
+	static const struct ep_interest no_interest;
+	const struct ep_interest *interest = opts->interest ? opts->interest : &no_interest;
 	if (!ep_dp.created)
 		return ep_fail(err, EP_ESTATE, "data plane not created");
 	if (key->family != 4 && key->family != 6)
@@ -427,8 +474,18 @@ int ep_affinity_add_seq(const struct ep_flow_key *key, const struct ep_action *a
 		return -1;
 	if (seq && key->proto != IPPROTO_TCP)
 		return ep_fail(err, EP_EINVAL, "a sequence adjustment needs a TCP key");
+	if (interest->hold)
+		return ep_fail(err, EP_EINVAL, "the hold flag waits for a fixed affinity: wildcards only");
+	struct ep_manager_extra extra = { .interest = *interest };
+	if (opts->stats_ip) {
+		int slot = stats_slot(opts->stats_ip);
+		if (slot < 0)
+			return ep_fail(err, EP_EFULL, "per-forward-IP counters full (%d addresses)", EP_MAX_STATS_IPS);
+		extra.stats_slot = (uint16_t)slot;
+	}
 	struct ep_action prepared = *act;
-	prepared.flags2 = seq ? EP_ACT_F2_SEQ_ADJUST : 0;
+	prepared.flags2 = (uint16_t)((seq ? EP_ACT_F2_SEQ_ADJUST : 0) | (interest->mask ? EP_ACT_F2_INTEREST : 0) |
+				     (opts->stats_ip ? EP_ACT_F2_STATS_IP : 0));
 	ep_action_prepare_nat(&prepared, key);
 	act = &prepared;
 	static const struct ep_seq_adjust no_seq;
@@ -438,7 +495,9 @@ int ep_affinity_add_seq(const struct ep_flow_key *key, const struct ep_action *a
 	uint64_t expire = rte_rdtsc() + (uint64_t)ttl_s * ep_dp.tsc_hz;
 	int32_t pos = rte_hash_lookup_with_hash(t->hash, key, ep_key_hash(key));
 	if (pos >= 0 && memcmp(&t->flows[pos].act, act, sizeof(*act)) == 0 &&
-	    memcmp(&t->flows[pos].seq, seq, sizeof(*seq)) == 0) {
+	    memcmp(&t->flows[pos].seq, seq, sizeof(*seq)) == 0 &&
+	    memcmp(&ep_dp.manager_extra[pos].interest, interest, sizeof(*interest)) == 0 &&
+	    ep_dp.manager_extra[pos].stats_slot == extra.stats_slot) {
 		/* refresh: only the expiry moves, which workers read as one aligned word */
 		__atomic_store_n(&t->flows[pos].expire_tsc, expire, __ATOMIC_RELEASE);
 		t->flows[pos].ttl_s = ttl_s;
@@ -461,9 +520,12 @@ int ep_affinity_add_seq(const struct ep_flow_key *key, const struct ep_action *a
 	f->neigh_gen = 0;
 	f->has_server = 0;
 	f->reverse = 0;
+	ep_dp.manager_extra[pos] = extra;
 	for (uint32_t i = 0; i < ep_dp.nworkers; i++)
 		ep_dp.workers[i]->manager_counters[pos] = (struct ep_counter_pair){ 0, 0 };
 	__atomic_store_n(&f->in_use, 1, __ATOMIC_RELEASE);
+	/* packets held for this flow are released by their worker's next loop */
+	__atomic_fetch_add(&ep_dp.manager_gen, 1, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -502,6 +564,8 @@ static void describe_flow(struct ep_affinity_info *o, const struct ep_flow *f, u
 	o->seq = (f->act.flags2 & EP_ACT_F2_SEQ_ADJUST) ? f->seq : no_seq; /* learned IPv6 flows share its space */
 	o->origin = origin;
 	o->tcp_state = f->tcp_state;
+	o->interest = (struct ep_interest){ 0 };
+	o->stats_ip = 0;
 	o->packets = f->packets;
 	o->bytes = f->bytes;
 }
@@ -518,6 +582,10 @@ uint32_t ep_affinity_list(struct ep_affinity_info *out, uint32_t max, int includ
 			continue;
 		struct ep_affinity_info *o = &out[n++];
 		describe_flow(o, f, EP_ORIGIN_MANAGER, now);
+		if (f->act.flags2 & EP_ACT_F2_INTEREST)
+			o->interest = ep_dp.manager_extra[pos].interest;
+		if (f->act.flags2 & EP_ACT_F2_STATS_IP)
+			o->stats_ip = ep_dp.stats_ips[ep_dp.manager_extra[pos].stats_slot];
 		o->packets = o->bytes = 0; /* manager affinities count per worker */
 		for (uint32_t i = 0; i < ep_dp.nworkers; i++) {
 			o->packets += ep_dp.workers[i]->manager_counters[pos].packets;
@@ -730,6 +798,20 @@ uint64_t ep_injected_count(void)
 	return ep_dp.injected;
 }
 
+uint32_t ep_forward_ip_counters(struct ep_forward_ip_counters *out, uint32_t max)
+{
+	uint32_t n = 0;
+	for (uint32_t slot = 0; slot < ep_dp.nstats_ips && n < max; slot++) {
+		struct ep_forward_ip_counters *o = &out[n++];
+		*o = (struct ep_forward_ip_counters){ .ip = ep_dp.stats_ips[slot] };
+		for (uint32_t i = 0; i < ep_dp.nworkers; i++) {
+			o->packets += ep_dp.workers[i]->stats_ip_counters[slot].packets;
+			o->bytes += ep_dp.workers[i]->stats_ip_counters[slot].bytes;
+		}
+	}
+	return n;
+}
+
 /* ---- punt / inject ---- */
 
 int ep_queue_tx(struct rte_mbuf *m, uint16_t port)
@@ -753,8 +835,13 @@ uint32_t ep_poll(struct ep_punted *out, uint32_t max)
 	while (n < max && rte_ring_sc_dequeue(ep_dp.punt_ring, (void **)&m) == 0) {
 		struct ep_punted *p = &out[n++];
 		p->port = m->port;
-		p->reason = (uint8_t)(m->hash.usr >> 16);
-		p->unit = (uint16_t)(m->hash.usr & 0xffff);
+		/* the worker's punt() packed these into the (no longer needed) RSS/FDIR hash words */
+		p->reason = (uint8_t)(m->hash.fdir.lo >> 24);
+		p->interest_flags = (uint8_t)(m->hash.fdir.lo >> 16);
+		uint16_t low = (uint16_t)(m->hash.fdir.lo & 0xffff);
+		p->unit = p->reason == EP_PUNT_HELD ? low : 0;
+		p->interest_reasons = p->reason == EP_PUNT_INTEREST ? low : 0;
+		p->wildcard_id = m->hash.fdir.hi;
 		p->len = m->pkt_len;
 		uint32_t copy = p->len < p->cap ? p->len : p->cap;
 		const void *data = rte_pktmbuf_read(m, 0, copy, p->data);

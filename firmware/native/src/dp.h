@@ -20,6 +20,7 @@
 
 #include "edgeplane.h"
 #include "flow_key.h"
+#include "hold.h"
 
 #define EP_BURST 32
 #define EP_HASH_SEED 0x5eed1e55
@@ -90,12 +91,26 @@ struct ep_service_rt {
 	uint16_t *table;     /* slot index per entry, UINT16_MAX if no server */
 };
 
+/* What a wildcard carries besides its action, read only when the action says so (flags2). */
+struct ep_wildcard_extra {
+	uint32_t id;
+	struct ep_interest interest;
+};
+
 /* An immutable wildcard set: the ACL context plus the actions its userdata indexes. */
 struct ep_wildcard_set {
 	struct rte_acl_ctx *acl;
 	struct rte_acl_ctx *acl6; /* the IPv6 rules (wildcard6.c); userdata indexes the same actions */
 	uint32_t n;
+	struct ep_wildcard_extra *extra; /* [n], after the actions */
 	struct ep_action actions[];
+};
+
+/* What a manager affinity carries besides its action, by table position (flags2 says which). */
+struct ep_manager_extra {
+	struct ep_interest interest;
+	uint16_t stats_slot; /* index into the per-forward-IP counters */
+	uint8_t data_seen;   /* a payload went through (interest bit "first data") */
 };
 
 struct ep_route_nh {
@@ -190,6 +205,8 @@ struct ep_worker {
 	uint32_t sweep_cursor;
 	uint32_t miss_ip[8];
 	uint64_t miss_tsc[8];
+	struct ep_hold hold;                  /* packets waiting for their flow's fixed affinity */
+	struct ep_counter_pair *stats_ip_counters; /* [EP_MAX_STATS_IPS] per forward IP */
 	struct ep_lcore_counters c;
 } __rte_cache_aligned;
 
@@ -209,6 +226,11 @@ struct ep_dp {
 	struct ep_port_rt ports[EP_MAX_PORTS];
 
 	struct ep_flow_table manager;
+	struct ep_manager_extra *manager_extra; /* [affinity capacity] */
+	uint32_t manager_gen;                   /* bumped after every install: held packets look again */
+	uint64_t hold_timeout_tsc;
+	uint32_t stats_ips[EP_MAX_STATS_IPS];   /* forward IPs with counters, by slot (control thread) */
+	uint32_t nstats_ips;
 
 	struct ep_wildcard_set *wildcards; /* swapped atomically */
 	struct ep_service_rt *services[EP_MAX_SERVICES];

@@ -35,7 +35,8 @@
 	X(SERVER_FLUSHED, "server_flushed")     /* its server's connections were forgotten */ \
 	X(PUNT_LOOP, "punt_loop")               /* a frame the control application injected for processing would go back up */ \
 	X(FOREIGN_UNIT, "foreign_unit")         /* its work unit belongs to another cluster member */ \
-	X(NDP_IGNORED, "ndp_ignored")           /* neighbour discovery not for us, or invalid (after learning) */
+	X(NDP_IGNORED, "ndp_ignored")           /* neighbour discovery not for us, or invalid (after learning) */ \
+	X(HOLD_TIMEOUT, "hold_timeout")         /* held for a fixed affinity that did not come in time */
 
 enum ep_drop_reason {
 #define EP_DROP_ENUM(name, str) EP_DROP_##name,

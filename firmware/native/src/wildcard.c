@@ -45,13 +45,15 @@ struct ep_wildcard_set *ep_wildcard_build(const struct ep_wildcard *rules, uint3
 {
 	static uint32_t generation;
 	char name[32];
-	struct ep_wildcard_set *set =
-		rte_zmalloc("ep_wildcards", sizeof(*set) + sizeof(struct ep_action) * n, RTE_CACHE_LINE_SIZE);
+	struct ep_wildcard_set *set = rte_zmalloc(
+		"ep_wildcards", sizeof(*set) + (sizeof(struct ep_action) + sizeof(struct ep_wildcard_extra)) * n,
+		RTE_CACHE_LINE_SIZE);
 	if (!set) {
 		ep_fail(err, EP_ENOMEM, "no memory for %u wildcard actions", n);
 		return NULL;
 	}
 	set->n = n;
+	set->extra = (struct ep_wildcard_extra *)&set->actions[n];
 	uint32_t n4 = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct ep_wildcard *w = &rules[i];
@@ -67,6 +69,8 @@ struct ep_wildcard_set *ep_wildcard_build(const struct ep_wildcard *rules, uint3
 			goto fail;
 		}
 		set->actions[i] = w->action;
+		set->actions[i].flags2 = w->interest.mask ? EP_ACT_F2_INTEREST : 0;
+		set->extra[i] = (struct ep_wildcard_extra){ .id = w->id, .interest = w->interest };
 		n4 += w->family != 6;
 	}
 	if (ep_wildcard6_build(set, rules, n, err))

@@ -9,6 +9,7 @@
 #include <rte_prefetch.h>
 
 #include "dp.h"
+#include "interest.h"
 #include "packet.h"
 #include "packet6.h"
 #include "qos.h"
@@ -55,19 +56,34 @@ static void flush(struct ep_ctx *c)
 	}
 }
 
-static void punt(struct ep_ctx *c, struct rte_mbuf *m, enum ep_punt_reason reason, uint16_t unit)
+/* What ep_poll reports with a punted packet, in the RSS/FDIR hash words (no longer needed):
+ * reason, interest flags, and the work unit or the interest reasons; the wildcard id apart. */
+static inline uint32_t punt_word(enum ep_punt_reason reason, uint8_t flags, uint16_t low)
 {
-	m->hash.usr = (uint32_t)reason << 16 | unit; /* the RSS hash is no longer needed */
+	return (uint32_t)reason << 24 | (uint32_t)flags << 16 | low;
+}
+
+static inline int punt_enqueue(struct rte_mbuf *m, uint32_t word, uint32_t wildcard_id)
+{
+	m->hash.fdir.lo = word;
+	m->hash.fdir.hi = wildcard_id;
+	return rte_ring_mp_enqueue(ep_dp.punt_ring, m);
+}
+
+/* Returns 0 when the packet went up. */
+static int punt(struct ep_ctx *c, struct rte_mbuf *m, uint32_t word, uint32_t wildcard_id)
+{
 	if (c->from_control) {
 		drop(c, m, EP_DROP_PUNT_LOOP);
-		return;
+		return -1;
 	}
-	if (rte_ring_mp_enqueue(ep_dp.punt_ring, m) != 0) {
+	if (punt_enqueue(m, word, wildcard_id) != 0) {
 		drop(c, m, EP_DROP_PUNT_QUEUE_FULL);
-		return;
+		return -1;
 	}
 	c->w->c.actions[EP_AC_PUNT]++;
 	c->w->c.punted++;
+	return 0;
 }
 
 static void post_event(struct ep_ctx *c, uint8_t type, uint16_t port, uint32_t ip, const uint8_t *mac)
@@ -328,7 +344,7 @@ static void apply(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, co
 		forward(c, m, meta, a, f);
 		return;
 	case EP_ACT_PUNT:
-		punt(c, m, EP_PUNT_ACTION, 0);
+		punt(c, m, punt_word(EP_PUNT_ACTION, 0, 0), 0);
 		return;
 	default:
 		c->w->c.actions[EP_AC_DROP]++;
@@ -348,6 +364,99 @@ static inline void account_flow(struct ep_ctx *c, struct ep_flow *f, const struc
 	}
 }
 
+/* ---- interest criteria (SMFA-R15, R25) ---- */
+
+/* Tells the manager about m while m itself goes on or waits: a copy, whole when it asked for the
+ * bytes, else the headers that name the flow. */
+static void send_copy(struct ep_ctx *c, const struct rte_mbuf *m, const struct ep_meta *meta, uint8_t flags,
+		      uint16_t reasons, uint32_t wildcard_id)
+{
+	uint32_t len = (flags & EP_INTEREST_F_PACKET) || meta->payload_off == 0 ? UINT32_MAX : meta->payload_off;
+	struct rte_mbuf *up = rte_pktmbuf_copy(m, c->w->pool, 0, len);
+	if (!up || punt_enqueue(up, punt_word(EP_PUNT_INTEREST, flags, reasons), wildcard_id) != 0) {
+		rte_pktmbuf_free(up);
+		c->w->c.interest_lost++;
+		return;
+	}
+	c->w->c.interest_matches++;
+	c->w->c.interest_copies += (flags & EP_INTEREST_F_COPY) != 0;
+}
+
+static void hold(struct ep_ctx *c, struct rte_mbuf *m, const struct ep_meta *meta, hash_sig_t sig, uint16_t in_port)
+{
+	ep_hold_put(&c->w->hold, m, &meta->key, sig, in_port, c->now);
+	c->w->c.held++;
+}
+
+/* Carries out an interest verdict. Returns 1 when the packet left the pipeline (went up or waits). */
+static int interest_act(struct ep_ctx *c, struct rte_mbuf *m, const struct ep_meta *meta, struct ep_interest_verdict v,
+			uint32_t wildcard_id, hash_sig_t sig, uint16_t in_port)
+{
+	if (v.fate == EP_FATE_PASS)
+		return 0;
+	if (c->from_control) {
+		/* it has been up already: never again (SMFA-R9); it still takes the affinity's action */
+		if (v.fate == EP_FATE_COPY)
+			return 0;
+		drop(c, m, EP_DROP_PUNT_LOOP);
+		return 1;
+	}
+	if (v.fate == EP_FATE_HOLD && ep_hold_full(&c->w->hold)) {
+		/* it cannot be held: the original goes up instead (and the manager returns it) */
+		c->w->c.hold_overflows++;
+		v.fate = EP_FATE_UP;
+		v.flags = EP_INTEREST_F_PACKET;
+	}
+	if (v.fate == EP_FATE_UP) {
+		if (punt(c, m, punt_word(EP_PUNT_INTEREST, v.flags, v.reasons), wildcard_id) == 0)
+			c->w->c.interest_matches++;
+		return 1;
+	}
+	send_copy(c, m, meta, v.flags, v.reasons, wildcard_id);
+	if (v.fate == EP_FATE_COPY)
+		return 0;
+	hold(c, m, meta, sig, in_port);
+	return 1;
+}
+
+/* A wildcard with criteria matched. A packet of a flow whose earlier packets wait waits behind
+ * them, so the flow keeps its order. */
+static int interest_wildcard(struct ep_ctx *c, struct rte_mbuf *m, const struct ep_meta *meta,
+			     const struct ep_wildcard_extra *x, hash_sig_t sig, uint16_t in_port)
+{
+	struct ep_interest_verdict v = ep_interest_decide(&x->interest, ep_interest_bits(meta, 1));
+	struct ep_hold *h = &c->w->hold;
+	if (unlikely(h->count) && !c->from_control && !ep_hold_full(h) && ep_hold_has_flow(h, &meta->key, sig)) {
+		if (v.fate != EP_FATE_PASS)
+			send_copy(c, m, meta, (uint8_t)(EP_INTEREST_F_HELD | ((v.reasons & x->interest.data) ? EP_INTEREST_F_PACKET : 0)),
+				  v.reasons, x->id);
+		hold(c, m, meta, sig, in_port);
+		return 1;
+	}
+	return interest_act(c, m, meta, v, x->id, sig, in_port);
+}
+
+/* The rarer parts of a manager affinity: counters under its forward IP (information flag, SMFA-R11)
+ * and interest criteria (e.g. FIN/RST notices, SMFA-R25). Returns 1 when the packet went up. */
+static int manager_extras(struct ep_ctx *c, struct rte_mbuf *m, const struct ep_meta *meta, int32_t pos,
+			  const struct ep_flow *f)
+{
+	struct ep_manager_extra *x = &ep_dp.manager_extra[pos];
+	if (f->act.flags2 & EP_ACT_F2_STATS_IP) {
+		struct ep_counter_pair *s = &c->w->stats_ip_counters[x->stats_slot];
+		s->packets++;
+		s->bytes += m->pkt_len;
+	}
+	if (!(f->act.flags2 & EP_ACT_F2_INTEREST))
+		return 0;
+	uint16_t bits = ep_interest_bits(meta, !x->data_seen);
+	if ((bits & (1u << EP_INTEREST_DATA)) && !x->data_seen)
+		x->data_seen = 1;
+	struct ep_interest_verdict v = ep_interest_decide(&x->interest, bits);
+	v.flags |= EP_INTEREST_F_FIXED;
+	return interest_act(c, m, meta, v, 0, 0, 0);
+}
+
 static void hit_manager(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, int32_t pos)
 {
 	struct ep_flow *f = &ep_dp.manager.flows[pos];
@@ -363,6 +472,8 @@ static void hit_manager(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *me
 		if (closing < f->expire_tsc)
 			f->expire_tsc = closing;
 	}
+	if (unlikely(f->act.flags2 & (EP_ACT_F2_INTEREST | EP_ACT_F2_STATS_IP)) && manager_extras(c, m, meta, pos, f))
+		return;
 	apply(c, m, meta, &f->act, f);
 }
 
@@ -428,7 +539,7 @@ static inline int unit_is_mine(struct ep_ctx *c, struct rte_mbuf *m, uint16_t un
 	if (likely(state == EP_UNIT_OWNED))
 		return 1;
 	if (state == EP_UNIT_HOLD)
-		punt(c, m, EP_PUNT_HELD, unit);
+		punt(c, m, punt_word(EP_PUNT_HELD, 0, unit), 0);
 	else
 		drop(c, m, EP_DROP_FOREIGN_UNIT);
 	return 0;
@@ -894,7 +1005,7 @@ static void local_or_miss(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *
 	c->w->c.misses++;
 	switch (ep_dp.cfg.miss_policy) {
 	case EP_MISS_PUNT:
-		punt(c, m, EP_PUNT_MISS, 0);
+		punt(c, m, punt_word(EP_PUNT_MISS, 0, 0), 0);
 		return;
 	case EP_MISS_ROUTE: {
 		static const struct ep_action route = { .type = EP_ACT_FORWARD, .out_port = EP_PORT_ROUTE };
@@ -1012,9 +1123,14 @@ static void classify6(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta
 		return;
 	}
 	c->w->c.wildcard_hits++;
-	const struct ep_action *a = &set->actions[result - 1];
+	uint32_t rule = result - 1;
+	const struct ep_action *a = &set->actions[rule];
+	if (unlikely(a->flags2 & EP_ACT_F2_INTEREST) && interest_wildcard(c, m, meta, &set->extra[rule], sig, in_port))
+		return;
 	if (a->type == EP_ACT_SERVICE)
 		new_service_flow(c, m, meta, a->service_id, sig);
+	else if (a->type == EP_ACT_PUNT)
+		punt(c, m, punt_word(EP_PUNT_ACTION, 0, 0), set->extra[rule].id);
 	else
 		apply(c, m, meta, a, NULL);
 }
@@ -1156,9 +1272,15 @@ static void process_burst(struct ep_ctx *c, uint16_t in_port, struct rte_mbuf **
 			continue;
 		}
 		w->c.wildcard_hits++;
-		const struct ep_action *a = &set->actions[results[j] - 1];
+		uint32_t rule = results[j] - 1;
+		const struct ep_action *a = &set->actions[rule];
+		if (unlikely(a->flags2 & EP_ACT_F2_INTEREST) &&
+		    interest_wildcard(c, pkts[i], &meta[i], &set->extra[rule], wsigs[j], in_port))
+			continue;
 		if (a->type == EP_ACT_SERVICE)
 			new_service_flow(c, pkts[i], &meta[i], a->service_id, wsigs[j]);
+		else if (a->type == EP_ACT_PUNT)
+			punt(c, pkts[i], punt_word(EP_PUNT_ACTION, 0, 0), set->extra[rule].id);
 		else
 			apply(c, pkts[i], &meta[i], a, NULL);
 	}
@@ -1196,6 +1318,39 @@ static void process_injected(struct ep_ctx *c)
 		flush(c);
 	}
 	c->from_control = 0;
+}
+
+/* Held packets whose flow got its fixed affinity go through the pipeline in arrival order; those
+ * held longer than the hold timeout are dropped. Looks only when the manager table changed or the
+ * oldest packet's time is up. */
+static void release_held(struct ep_ctx *c)
+{
+	struct ep_hold *h = &c->w->hold;
+	uint32_t gen = __atomic_load_n(&ep_dp.manager_gen, __ATOMIC_ACQUIRE);
+	uint64_t expired_before = c->now > ep_dp.hold_timeout_tsc ? c->now - ep_dp.hold_timeout_tsc : 0;
+	if (gen == h->seen_gen && h->slots[h->head & h->mask].since_tsc >= expired_before)
+		return;
+	struct ep_held ready[EP_BURST];
+	uint64_t expired = 0;
+	uint32_t n = ep_hold_sweep(h, expired_before, ready, EP_BURST, &expired);
+	/* a full batch may have left ready packets behind: look again next loop */
+	h->seen_gen = n == EP_BURST ? gen - 1 : gen;
+	c->w->c.drops[EP_DROP_HOLD_TIMEOUT] += expired;
+	c->w->c.hold_released += n;
+	struct rte_mbuf *group[EP_BURST];
+	for (uint32_t start = 0; start < n;) {
+		uint16_t port = ready[start].port, k = 0;
+		uint64_t bytes = 0;
+		while (start < n && ready[start].port == port) {
+			bytes += ready[start].m->pkt_len;
+			group[k++] = ready[start++].m;
+		}
+		/* counted on arrival already */
+		c->w->c.port_rx_pkts[port] -= k;
+		c->w->c.port_rx_bytes[port] -= bytes;
+		process_burst(c, port, group, k);
+		flush(c);
+	}
 }
 
 /* Walks a slice of the learned table per loop so expiry costs a little every time. */
@@ -1238,6 +1393,8 @@ int ep_worker_main(void *arg)
 	while (__atomic_load_n(&ep_dp.running, __ATOMIC_ACQUIRE)) {
 		c.now = rte_rdtsc();
 		c.gen = __atomic_load_n(&ep_dp.neigh_gen, __ATOMIC_ACQUIRE);
+		if (unlikely(w->hold.count))
+			release_held(&c);
 		uint32_t got = 0;
 		for (uint16_t p = 0; p < ep_dp.nports; p++) {
 			if (!ep_dp.ports[p].started)

@@ -22,6 +22,7 @@
 
 #include "dp.h"
 #include "edgeplane.h"
+#include "interest.h"
 
 
 #include "packet.h"
@@ -92,6 +93,8 @@ static const struct ep_config dp_config = {
 	.flow_capacity_per_worker = 4096,
 	.mbufs_per_worker = 4096,
 	.miss_policy = EP_MISS_PUNT,
+	.hold_capacity_per_worker = 4, /* small, so the overflow test fills it */
+	.hold_timeout_ms = 300,
 	.timeouts_s = { [EP_TO_SYN] = 10, [EP_TO_ESTABLISHED] = 300, [EP_TO_FIN] = 30,
 			[EP_TO_RST] = 5, [EP_TO_UDP] = 60, [EP_TO_OTHER] = 20 },
 };
@@ -1504,6 +1507,235 @@ static void test_worker_drop_reasons(void)
 	EXPECT(npunted == 0, "a malformed frame was punted");
 }
 
+
+/* ---- interest criteria (SMFA-R15, R25) ---- */
+
+#define BIT(b) (uint16_t)(1u << (b))
+
+static void test_interest_bits_and_verdicts(void)
+{
+	uint8_t f[160];
+	struct ep_meta m;
+	uint32_t len = build_tcp(f, router_mac, client_mac, ip4(10, 1, 1, 1), 1000, ip4(10, 2, 2, 2), 80, EP_TCP_SYN, 64, 0);
+	EXPECT(ep_parse(f, len, &m) == EP_PKT_IPV4);
+	uint16_t bits = ep_interest_bits(&m, 1);
+	EXPECT(bits == (BIT(EP_INTEREST_SYN) | BIT(EP_INTEREST_ALL)), "SYN bits %04x", bits);
+	len = build_tcp(f, router_mac, client_mac, ip4(10, 1, 1, 1), 1000, ip4(10, 2, 2, 2), 80,
+			EP_TCP_PSH | EP_TCP_ACK | EP_TCP_FIN, 64, 30);
+	EXPECT(ep_parse(f, len, &m) == EP_PKT_IPV4);
+	bits = ep_interest_bits(&m, 1);
+	EXPECT(bits == (BIT(EP_INTEREST_FIN) | BIT(EP_INTEREST_PSH) | BIT(EP_INTEREST_ACK) | BIT(EP_INTEREST_DATA) |
+			BIT(EP_INTEREST_FIRST_DATA) | BIT(EP_INTEREST_ALL)), "data bits %04x", bits);
+	EXPECT(!(ep_interest_bits(&m, 0) & BIT(EP_INTEREST_FIRST_DATA)), "first data only when asked");
+	/* a first fragment (MF set) shows the fragment bit */
+	f[IP_OFF + 6] = 0x20;
+	EXPECT(ep_parse(f, len, &m) == EP_PKT_IPV4 && (ep_interest_bits(&m, 0) & BIT(EP_INTEREST_FRAGMENT)));
+
+	/* the verdicts: not in the mask passes; hold beats copy beats "the original goes up" */
+	struct ep_interest crit = { .mask = BIT(EP_INTEREST_SYN) | BIT(EP_INTEREST_FIN) | BIT(EP_INTEREST_RST),
+				    .data = BIT(EP_INTEREST_RST), .copy = BIT(EP_INTEREST_FIN), .hold = BIT(EP_INTEREST_SYN) };
+	struct ep_interest_verdict v = ep_interest_decide(&crit, BIT(EP_INTEREST_ACK) | BIT(EP_INTEREST_ALL));
+	EXPECT(v.fate == EP_FATE_PASS && v.reasons == 0 && v.flags == 0);
+	v = ep_interest_decide(&crit, BIT(EP_INTEREST_SYN) | BIT(EP_INTEREST_ALL));
+	EXPECT(v.fate == EP_FATE_HOLD && v.reasons == BIT(EP_INTEREST_SYN) && v.flags == EP_INTEREST_F_HELD);
+	v = ep_interest_decide(&crit, BIT(EP_INTEREST_FIN) | BIT(EP_INTEREST_ACK));
+	EXPECT(v.fate == EP_FATE_COPY && v.reasons == BIT(EP_INTEREST_FIN) && v.flags == EP_INTEREST_F_COPY,
+	       "a FIN notice carries no packet: flags %x", v.flags);
+	v = ep_interest_decide(&crit, BIT(EP_INTEREST_RST));
+	EXPECT(v.fate == EP_FATE_UP && v.flags == EP_INTEREST_F_PACKET);
+	crit.data = crit.mask;
+	v = ep_interest_decide(&crit, BIT(EP_INTEREST_SYN) | BIT(EP_INTEREST_FIN));
+	EXPECT(v.fate == EP_FATE_HOLD && v.flags == (EP_INTEREST_F_HELD | EP_INTEREST_F_PACKET) &&
+	       v.reasons == (BIT(EP_INTEREST_SYN) | BIT(EP_INTEREST_FIN)));
+	v = ep_interest_decide(&crit, BIT(EP_INTEREST_FIN));
+	EXPECT(v.fate == EP_FATE_COPY && v.flags == (EP_INTEREST_F_COPY | EP_INTEREST_F_PACKET));
+	struct ep_interest none = { 0 };
+	EXPECT(ep_interest_decide(&none, 0xffff).fate == EP_FATE_PASS);
+}
+
+/* A wildcard for the VIP that NATs to the backend and keeps SYNs (hold) and notices FINs (copy);
+ * a second wildcard on the backend address punts what comes back round the loop, so the
+ * forwarded bytes can be looked at. */
+static const uint32_t hold_vip_host = 0x0a0000c8;  /* 10.0.0.200 */
+static const uint32_t hold_backend_host = 0x0a1e0063; /* 10.30.0.99 */
+
+static void commit_hold_wildcards(void)
+{
+	uint32_t vip = htonl(hold_vip_host), backend = htonl(hold_backend_host);
+	struct ep_wildcard rules[2] = {
+		{ .proto = IPPROTO_TCP, .dst_ip = vip, .dst_mask = 0xffffffff, .dst_port = htons(80), .precedence = 10, .id = 77,
+		  .action = { .type = EP_ACT_FORWARD, .out_port = 0, .flags = EP_ACT_F_NEXT_HOP, .nat_dst_ip = backend,
+			      .nat_dst_port = htons(8080) },
+		  .interest = { .mask = BIT(EP_INTEREST_SYN) | BIT(EP_INTEREST_FIN), .hold = BIT(EP_INTEREST_SYN),
+				.copy = BIT(EP_INTEREST_FIN) } },
+		{ .proto = IPPROTO_TCP, .dst_ip = backend, .dst_mask = 0xffffffff, .precedence = 5, .id = 99,
+		  .action = punt_action() },
+	};
+	memcpy(rules[0].action.next_hop_mac, server_mac, 6);
+	struct ep_error err = { 0 };
+	if (ep_wildcards_commit(rules, 2, &err) != 0)
+		fail_at(__LINE__, "ep_wildcards_commit", "%s", err.msg);
+}
+
+static uint32_t send_to_vip(uint16_t sport, uint8_t flags, uint32_t payload)
+{
+	uint8_t f[160];
+	uint32_t len = build_tcp(f, router_mac, client_mac, ip4(10, 1, 1, 7), sport, htonl(hold_vip_host), 80, flags, 64,
+				 payload);
+	struct ep_error err = { 0 };
+	if (ep_inject(0, f, len, &err) != 0)
+		fail_at(__LINE__, "ep_inject", "%s", err.msg);
+	return len;
+}
+
+static const struct ep_punted *punted_with(uint8_t reason, uint32_t wildcard_id, uint16_t sport)
+{
+	for (uint32_t i = 0; i < npunted; i++)
+		if (punted[i].reason == reason && punted[i].wildcard_id == wildcard_id && get16(punted[i].data + L4_OFF) == sport)
+			return &punted[i];
+	return NULL;
+}
+
+static void test_worker_wildcard_interest_and_hold(void)
+{
+	commit_hold_wildcards();
+	EXPECT(!failure[0]);
+	uint32_t backend = htonl(hold_backend_host);
+	struct ep_lcore_counters before = totals();
+
+	/* not interesting: the wildcard's own NAT, nothing goes up from it */
+	reset_punted();
+	send_to_vip(50001, EP_TCP_ACK, 10);
+	POLL_UNTIL(npunted == 1);
+	const struct ep_punted *p = punted_with(EP_PUNT_ACTION, 99, 50001);
+	EXPECT(npunted == 1 && p, "the forwarded packet came back punted by wildcard 99");
+	EXPECT(memcmp(p->data + IP_OFF + 16, &backend, 4) == 0 && get16(p->data + L4_OFF + 2) == 8080);
+	EXPECT(totals().interest_matches == before.interest_matches);
+
+	/* FIN: a notice (copy, no payload asked) and the packet itself goes on */
+	reset_punted();
+	uint32_t fin_len = send_to_vip(50001, EP_TCP_FIN | EP_TCP_ACK, 20);
+	POLL_UNTIL(npunted == 2);
+	EXPECT(npunted == 2);
+	const struct ep_punted *notice = punted_with(EP_PUNT_INTEREST, 77, 50001);
+	EXPECT(notice && notice->interest_flags == EP_INTEREST_F_COPY && notice->interest_reasons == BIT(EP_INTEREST_FIN),
+	       "flags %x reasons %x", notice ? notice->interest_flags : 0, notice ? notice->interest_reasons : 0);
+	EXPECT(notice->len == fin_len - 20, "the notice has the headers only: %u of %u bytes", notice->len, fin_len);
+	EXPECT(punted_with(EP_PUNT_ACTION, 99, 50001), "the FIN itself was forwarded");
+
+	/* SYN: held, the manager hears of it; a later packet of the same flow waits behind it */
+	reset_punted();
+	send_to_vip(50002, EP_TCP_SYN, 0);
+	POLL_UNTIL(npunted == 1);
+	notice = punted_with(EP_PUNT_INTEREST, 77, 50002);
+	EXPECT(npunted == 1 && notice && notice->interest_flags == EP_INTEREST_F_HELD &&
+	       notice->interest_reasons == BIT(EP_INTEREST_SYN));
+	send_to_vip(50002, EP_TCP_ACK, 5);
+	POLL_UNTIL(totals().held - before.held == 2);
+	sleep_ms(20);
+	collect_punted();
+	struct ep_lcore_counters mid = totals();
+	EXPECT(npunted == 1 && mid.held - before.held == 2, "held %lu, punted %u", (unsigned long)(mid.held - before.held),
+	       npunted);
+
+	/* the fixed affinity arrives: both go through it, in order, without another trip up */
+	struct ep_flow_key k = tcp_key(ip4(10, 1, 1, 7), 50002, htonl(hold_vip_host), 80);
+	struct ep_action fixed = { .type = EP_ACT_FORWARD, .out_port = 0, .flags = EP_ACT_F_NEXT_HOP, .nat_dst_ip = backend,
+				   .nat_dst_port = htons(8081) };
+	memcpy(fixed.next_hop_mac, server_mac, 6);
+	reset_punted();
+	EXPECT_OK(ep_affinity_add(&k, &fixed, 60, err));
+	POLL_UNTIL(npunted == 2);
+	EXPECT(npunted == 2, "released %u", npunted);
+	EXPECT(punted[0].data[L4_OFF + 13] == EP_TCP_SYN && punted[1].data[L4_OFF + 13] == EP_TCP_ACK, "in order");
+	EXPECT(get16(punted[0].data + L4_OFF + 2) == 8081 && l4_checksum_valid(punted[0].data + IP_OFF), "by the fixed affinity");
+	struct ep_lcore_counters after = totals();
+	EXPECT(after.hold_released - before.hold_released == 2 && ep_dp.workers[0]->hold.count == 0);
+	EXPECT(ep_affinity_del(&k) == 1);
+
+	/* no affinity comes: dropped after the hold timeout, counted */
+	reset_punted();
+	send_to_vip(50003, EP_TCP_SYN, 0);
+	POLL_UNTIL(totals().drops[EP_DROP_HOLD_TIMEOUT] > after.drops[EP_DROP_HOLD_TIMEOUT]);
+	EXPECT(totals().drops[EP_DROP_HOLD_TIMEOUT] - after.drops[EP_DROP_HOLD_TIMEOUT] == 1 && ep_dp.workers[0]->hold.count == 0);
+
+	/* full (4 held): the fifth SYN goes up itself, whole, and is counted */
+	struct ep_lcore_counters full_before = totals();
+	reset_punted();
+	for (uint16_t sport = 50010; sport < 50015; sport++)
+		send_to_vip(sport, EP_TCP_SYN, 0);
+	POLL_UNTIL(npunted == 5);
+	EXPECT(npunted == 5);
+	p = punted_with(EP_PUNT_INTEREST, 77, 50014);
+	EXPECT(p && p->interest_flags == EP_INTEREST_F_PACKET, "the overflow went up as the original");
+	struct ep_lcore_counters full_after = totals();
+	EXPECT(full_after.held - full_before.held == 4 && full_after.hold_overflows - full_before.hold_overflows == 1);
+	POLL_UNTIL(ep_dp.workers[0]->hold.count == 0);
+	EXPECT(totals().drops[EP_DROP_HOLD_TIMEOUT] - full_before.drops[EP_DROP_HOLD_TIMEOUT] == 4);
+
+	/* a frame the agent hands back is never held or sent up again */
+	uint8_t f[160];
+	uint32_t len = build_tcp(f, router_mac, client_mac, ip4(10, 1, 1, 7), 50020, htonl(hold_vip_host), 80, EP_TCP_SYN, 64, 0);
+	struct ep_lcore_counters loop_before = totals();
+	EXPECT_OK(ep_inject_process(0, f, len, err));
+	POLL_UNTIL(totals().drops[EP_DROP_PUNT_LOOP] > loop_before.drops[EP_DROP_PUNT_LOOP]);
+	EXPECT(totals().held == loop_before.held && totals().drops[EP_DROP_PUNT_LOOP] - loop_before.drops[EP_DROP_PUNT_LOOP] == 1);
+	EXPECT_OK(ep_wildcards_commit(NULL, 0, err));
+}
+
+/* A fixed affinity that notices FIN and RST (SMFA-R25) and counts under its forward IP (SMFA-R11). */
+static void test_worker_fixed_interest_and_stats(void)
+{
+	commit_hold_wildcards();
+	EXPECT(!failure[0]);
+	uint32_t backend = htonl(hold_backend_host), forward_ip = ip4(10, 30, 0, 250);
+	struct ep_flow_key k = tcp_key(ip4(10, 1, 1, 7), 50100, htonl(hold_vip_host), 80);
+	struct ep_action fixed = { .type = EP_ACT_FORWARD, .out_port = 0, .flags = EP_ACT_F_NEXT_HOP, .nat_dst_ip = backend,
+				   .nat_dst_port = htons(8080) };
+	memcpy(fixed.next_hop_mac, server_mac, 6);
+	struct ep_interest notice = { .mask = BIT(EP_INTEREST_FIN) | BIT(EP_INTEREST_RST),
+				      .copy = BIT(EP_INTEREST_FIN) | BIT(EP_INTEREST_RST) };
+	struct ep_affinity_options opts = { .interest = &notice, .stats_ip = forward_ip };
+	EXPECT_OK(ep_affinity_add_opts(&k, &fixed, 60, &opts, err));
+	struct ep_interest holding = { .mask = BIT(EP_INTEREST_SYN), .hold = BIT(EP_INTEREST_SYN) };
+	struct ep_affinity_options bad = { .interest = &holding };
+	struct ep_error refused = { 0 };
+	EXPECT(ep_affinity_add_opts(&k, &fixed, 60, &bad, &refused) == -1 && refused.code == EP_EINVAL, "%s", refused.msg);
+	const struct ep_affinity_info *a = find_listed(&k);
+	EXPECT(a && a->interest.mask == notice.mask && a->interest.copy == notice.copy && a->stats_ip == forward_ip);
+
+	struct ep_forward_ip_counters fic[8];
+	uint64_t base_packets = 0, base_bytes = 0;
+	uint32_t n = ep_forward_ip_counters(fic, 8);
+	for (uint32_t i = 0; i < n; i++)
+		if (fic[i].ip == forward_ip)
+			base_packets = fic[i].packets, base_bytes = fic[i].bytes;
+	reset_punted();
+	uint32_t bytes = send_to_vip(50100, EP_TCP_ACK, 100);
+	POLL_UNTIL(npunted == 1);
+	EXPECT(npunted == 1 && punted_with(EP_PUNT_ACTION, 99, 50100), "data goes on, no notice");
+	bytes += send_to_vip(50100, EP_TCP_FIN | EP_TCP_ACK, 0);
+	POLL_UNTIL(npunted == 3);
+	const struct ep_punted *p = NULL;
+	for (uint32_t i = 0; i < npunted; i++)
+		if (punted[i].reason == EP_PUNT_INTEREST)
+			p = &punted[i];
+	EXPECT(npunted == 3 && p, "a FIN notice and the FIN itself");
+	EXPECT(p->interest_flags == (EP_INTEREST_F_COPY | EP_INTEREST_F_FIXED) && p->interest_reasons == BIT(EP_INTEREST_FIN) &&
+	       p->wildcard_id == 0);
+	n = ep_forward_ip_counters(fic, 8);
+	const struct ep_forward_ip_counters *c = NULL;
+	for (uint32_t i = 0; i < n; i++)
+		if (fic[i].ip == forward_ip)
+			c = &fic[i];
+	EXPECT(c && c->packets - base_packets == 2 && c->bytes - base_bytes == bytes, "%lu packets %lu bytes",
+	       c ? (unsigned long)(c->packets - base_packets) : 0, c ? (unsigned long)(c->bytes - base_bytes) : 0);
+	EXPECT(ep_affinity_del(&k) == 1);
+	/* the counters outlive the affinity */
+	EXPECT(ep_forward_ip_counters(fic, 8) == n);
+	EXPECT_OK(ep_wildcards_commit(NULL, 0, err));
+}
+
 struct test {
 	const char *name;
 	void (*run)(void);
@@ -1524,6 +1756,7 @@ static const struct test table_tests[] = {
 	{ "maglev: removing a server moves ~only its entries, slots stay", test_maglev_removal_disruption_and_slots },
 	{ "tcp: state transitions and timeouts", test_tcp_state_tracking },
 	{ "worker input: the flow key in struct ep_meta is 8-byte aligned for rte_hash_crc", test_meta_key_alignment },
+	{ "interest: the bits a packet shows, and hold / copy / data verdicts", test_interest_bits_and_verdicts },
 };
 
 static const struct test worker_tests[] = {
@@ -1538,6 +1771,8 @@ static const struct test worker_tests[] = {
 	{ "worker: sequence-number adjustment on a manager affinity", test_worker_seq_adjust },
 	{ "worker: IPv6 service, NAT66 and full NAT66 both directions, checksums, hop limit", test_worker_service6 },
 	{ "worker: ICMPv6 echo and neighbour solicitations answered for own and virtual addresses", test_worker_ndp_and_echo6 },
+	{ "worker: wildcard interest criteria: pass, copy, hold + release in order, timeout, overflow", test_worker_wildcard_interest_and_hold },
+	{ "worker: fixed affinity FIN notice and per-forward-IP counters", test_worker_fixed_interest_and_stats },
 };
 
 static int run(const struct test *tests, size_t n, size_t *number)
