@@ -84,17 +84,19 @@ export function dataplaneWildcard(update: AffinityUpdateWildcard, precedence: nu
 export function dataplaneFixed(update: AffinityUpdateFixed): DpFixed {
   const f = update.fixed;
   const key = { protocol: f.key.protocol, srcIp: f.key.srcIp, dstIp: f.key.dstIp, srcPort: f.key.srcPort, dstPort: f.key.dstPort };
-  if (f.forwardIp === UNSET_ADDRESS) return { key, ttlSeconds: f.ttlSeconds, action: { type: 'drop' } };
+  const interest = dpInterest(update.actions.interestCriteria);
+  // Criteria apply before the action: a dropped flow can still send notices.
+  const extras = interest ? { interest } : {};
+  if (f.forwardIp === UNSET_ADDRESS) return { key, ttlSeconds: f.ttlSeconds, action: { type: 'drop' }, ...extras };
   const action = dpNat(update.actions.nat);
   if (f.dispatch !== 'none') action.dispatch = { mode: DISPATCH[f.dispatch], forwardIp: f.forwardIp };
   const seq = update.actions.sequenceAdjust;
-  const interest = dpInterest(update.actions.interestCriteria);
   return {
     key,
     ttlSeconds: f.ttlSeconds,
     action,
     ...(seq ? { seqAdjust: { ...seq } } : {}),
-    ...(interest ? { interest } : {}),
+    ...extras,
     ...(f.information ? { statsIp: f.forwardIp } : {}),
   };
 }

@@ -183,6 +183,56 @@ describe('load-balancing manager with forwarding agents', () => {
     }
   });
 
+  it('echoes interest data both ways (SMFA-R16): a UDP wildcard sends the datagram up, a fixed affinity with a copy criterion sends notices', async () => {
+    const inbox: Message[] = [];
+    const manager = await SmfaTransport.open({
+      port: 0, ...GROUP, multicastInterface: '127.0.0.1', multicastTtl: 0, authenticator: authenticator(0x5a7), onMessage: (m) => inbox.push(m),
+    });
+    const all = 1 << 15;
+    const wildcard = {
+      type: 'affinity-update-wildcard' as const,
+      wildcard: { protocol: 17, srcIp: '0.0.0.0', srcMask: '0.0.0.0', dstIp: '10.9.9.9', dstMask: '255.255.255.255', srcPort: 0, dstPort: 9999, dispatch: 'none' as const, information: false, ttlSeconds: 30 },
+      actions: { interestCriteria: { ip: '0.0.0.0', port: 0, mask: all, data: all, copy: 0, hold: 0 } },
+      smInterestData: Buffer.from('c0ffee', 'hex'),
+    };
+    const send = (payload: string) =>
+      inNamespace(topology.client.namespace, '/usr/bin/python3', ['-c', `import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('${topology.client.ip}', 40999)); s.sendto(b'${payload}', ('10.9.9.9', 9999))`]);
+    try {
+      await manager.send(wildcard, '127.0.0.1', agent1.port);
+      await waitFor('the UDP wildcard', async () => (await agent1.request<AgentStats>('stats')).wildcards === 4);
+      await send('first');
+      const up = await waitFor('the datagram sent up', async () => inbox.find((m) => m.type === 'interest-match-wildcard'));
+      if (up.type !== 'interest-match-wildcard') throw new Error('unreachable');
+      expect(up.smInterestData?.toString('hex')).toBe('c0ffee');
+      expect(up.affinity.key).toEqual({ protocol: 17, srcIp: topology.client.ip, srcPort: 40999, dstIp: '10.9.9.9', dstPort: 9999 });
+      expect(up.ipPacket?.subarray(28).toString()).toBe('first');
+      expect(up.faInterestData).toHaveLength(2);
+
+      // The answer: drop the flow (forward IP 0) but tell me about every packet; its SM data must come back too.
+      await manager.send({
+        type: 'affinity-update-fixed',
+        fixed: { key: up.affinity.key, dispatch: 'none', information: false, forwardIp: '0.0.0.0', ttlSeconds: 30 },
+        actions: { interestCriteria: { ip: '0.0.0.0', port: 0, mask: all, data: 0, copy: all, hold: 0 } },
+        smInterestData: Buffer.from('beef', 'hex'),
+        faInterestData: up.faInterestData!,
+        ipPacket: up.ipPacket!,
+      }, '127.0.0.1', agent1.port);
+      await waitFor('the fixed affinity', async () => (await agent1.request<AgentStats>('stats')).affinities.some((a) => a.key.srcPort === 40999));
+      await send('second');
+      const notice = await waitFor('the fixed notice', async () => inbox.find((m) => m.type === 'interest-match-fixed'));
+      if (notice.type !== 'interest-match-fixed') throw new Error('unreachable');
+      expect(notice.smInterestData?.toString('hex')).toBe('beef');
+      expect(notice.affinity.key).toEqual(up.affinity.key);
+      expect(notice.affinity.interestReasons & all).toBe(all);
+      expect(notice.ipPacket).toBeUndefined();
+      expect(inbox.filter((m) => m.type === 'interest-match-wildcard')).toHaveLength(1);
+    } finally {
+      await manager.send({ ...wildcard, wildcard: { ...wildcard.wildcard, ttlSeconds: 0 } }, '127.0.0.1', agent1.port);
+      await waitFor('the UDP wildcard gone', async () => (await agent1.request<AgentStats>('stats')).wildcards === 3);
+      await manager.close();
+    }
+  });
+
   it('splits clients between managers by domain (non-contiguous mask, better precedence), holds packets at the agent for one, hands clients back with TTL-0 wildcards', async () => {
     const odd = await startChild(
       'manager-process.ts',
