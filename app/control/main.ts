@@ -152,7 +152,7 @@ async function main(): Promise<void> {
   }
   let management: ManagementServer | undefined;
   try {
-    management = await startManagement(appliance, config, logger, { logs, ...(cluster && clusterSettings ? { cluster: { settings: clusterSettings, source: cluster.source } } : {}) });
+    management = await startManagement(appliance, config, logger, { logs, services, ...(cluster && clusterSettings ? { cluster: { settings: clusterSettings, source: cluster.source } } : {}) });
   } catch (error) {
     logger.fatal({ err: error }, `cannot start the management API: ${(error as Error).message}`);
     await http.close();

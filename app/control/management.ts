@@ -7,10 +7,13 @@ import type { Logger } from 'pino';
 import { digestConfig } from '../mgmt/api-routes.js';
 import type { ClusterSource } from '../mgmt/cluster-source.js';
 import type { LogTail } from '../mgmt/log-tail.js';
+import { HttpError } from '../mgmt/server-changes.js';
+import type { ServerPools } from '../mgmt/server-pools.js';
 import { startManagementServer, type ManagementServer } from '../mgmt/server.js';
 import type { Appliance } from './appliance.js';
 import type { ClusterSettings } from './clustered.js';
 import type { ApplianceConfig } from './config.js';
+import { RefusedMessage, type ServiceManager } from './services.js';
 
 export interface ManagementCluster {
   settings: ClusterSettings;
@@ -21,7 +24,7 @@ export async function startManagement(
   appliance: Appliance,
   config: ApplianceConfig,
   logger: Logger,
-  options: { cluster?: ManagementCluster; logs?: LogTail } = {},
+  options: { cluster?: ManagementCluster; logs?: LogTail; services?: ServiceManager } = {},
 ): Promise<ManagementServer | undefined> {
   const settings = config.management;
   const { cluster } = options;
@@ -55,7 +58,26 @@ export async function startManagement(
       killSeconds: config.dataplane.timeouts.establishedSeconds + 1,
       ...(cluster ? { cluster: cluster.source, revokedSerials: cluster.settings.verified.revokedSerials } : {}),
       ...(options.logs ? { logs: options.logs } : {}),
+      ...(options.services ? { pools: managedPools(options.services) } : {}),
     },
     logger,
   );
+}
+
+/** Operator changes through the service manager, so its health checks and least-load weights
+ * keep them instead of pushing the configured pool over them. */
+function managedPools(services: ServiceManager): ServerPools {
+  const refused = (action: () => void) => {
+    try {
+      action();
+    } catch (error) {
+      if (error instanceof RefusedMessage) throw new HttpError(error.reason === 'not-registered' ? 404 : 409, error.message);
+      throw error;
+    }
+  };
+  return {
+    setWeight: (service, server, weight) => refused(() => services.setOperatorWeight({ service, address: server.ip, port: server.port }, weight)),
+    add: (service, server, weight) => refused(() => services.addStaticServer({ service, address: server.ip, port: server.port }, weight)),
+    remove: (service, server) => refused(() => services.removeServer({ service, address: server.ip, port: server.port })),
+  };
 }

@@ -72,6 +72,8 @@ interface ManagedServer {
   report?: { connections: number; cpu: number };
   health?: HealthChecker;
   drainDeadline?: number;
+  /** An operator's weight (management API; 0 drains): kept over health and load changes. */
+  operatorWeight?: number;
   /** Fixed affinities installed for its flow advertisements. */
   advertised: FlowKey[];
   /** Response metric bookkeeping: data plane totals at the last tick and the mean of the last window. */
@@ -213,6 +215,36 @@ export class ServiceManager {
     this.#logger.info({ agent: agentId, ...advertisement }, 'flow advertised');
   }
 
+  /** An operator's weight for a server (the management API's drain, undrain and weight): 0 takes
+   * it out of rotation; otherwise it replaces the configured weight (or an agent's capacity). */
+  setOperatorWeight(ref: ServerRef, weight: number): void {
+    const service = this.#service(ref.service);
+    const server = findServer(service, ref);
+    if (!server) throw new RefusedMessage('not-registered', `${describe(ref)} is not a server of the service`);
+    server.operatorWeight = weight;
+    this.#push(service);
+  }
+
+  /** A static server an operator adds (management API), health-checked like a configured one. */
+  addStaticServer(ref: ServerRef, weight: number): void {
+    const service = this.#service(ref.service);
+    if (findServer(service, ref)) throw new RefusedMessage('static-server', `${describe(ref)} is already a server of the service`);
+    const server = newServer(ref.address, ref.port, weight);
+    this.#watchHealth(service, server, ref.address);
+    service.servers.push(server);
+    server.health?.start();
+    this.#push(service);
+  }
+
+  /** Takes a server out of the pool now (management API); its established connections keep it. */
+  removeServer(ref: ServerRef): void {
+    const service = this.#service(ref.service);
+    const server = findServer(service, ref);
+    if (!server) throw new RefusedMessage('not-registered', `${describe(ref)} is not a server of the service`);
+    this.#remove(service, server, 'removed by an operator');
+    this.#push(service);
+  }
+
   /** Health expiry, drain deadlines, silent agents, least-load weights; pushes what changed. */
   tick(now = Date.now()): void {
     const stats = this.#plane.stats();
@@ -272,13 +304,13 @@ export class ServiceManager {
   }
 
   #effectiveWeights(service: ManagedService): number[] {
-    const inRotation = service.servers.map((s) => s.drainDeadline === undefined && (s.health?.healthy ?? true));
+    const inRotation = service.servers.map((s) => s.drainDeadline === undefined && (s.health?.healthy ?? true) && s.operatorWeight !== 0);
     if (service.settings.algorithm !== 'least-load') {
-      return service.servers.map((s, i) => (inRotation[i] ? s.configuredWeight : 0));
+      return service.servers.map((s, i) => (inRotation[i] ? (s.operatorWeight ?? s.configuredWeight) : 0));
     }
     return leastLoadWeights(
       service.servers.map((s, i) => ({
-        base: inRotation[i] ? (s.capacity ?? s.configuredWeight) : 0,
+        base: inRotation[i] ? (s.operatorWeight ?? s.capacity ?? s.configuredWeight) : 0,
         utilisation: utilisation(s.report, s.capacity),
         responseMs: s.responseMs,
       })),

@@ -11,6 +11,7 @@ import { filterFlows, killFlow, listFlows, splitEndpoint, type Flow, type FlowFi
 import type { LogTail } from './log-tail.js';
 import type { ManagedAppliance } from './managed-appliance.js';
 import type { Access, Operator } from './roles.js';
+import type { ServerPools } from './server-pools.js';
 import { applyServerChange, checkServerChange, HttpError, type ServerChange } from './server-changes.js';
 import { counterView, serviceViews, type ServiceView } from './views.js';
 
@@ -18,6 +19,8 @@ export { HttpError } from './server-changes.js';
 
 export interface ApiContext {
   appliance: ManagedAppliance;
+  /** Where server changes go: the service manager, or the data plane's pools directly. */
+  pools: ServerPools;
   unitId: string;
   startedAt: Date;
   /** Digest of the configuration the appliance started from. */

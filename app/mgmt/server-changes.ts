@@ -4,6 +4,7 @@
 import type { EventLog } from './event-log.js';
 import { splitEndpoint } from './flows.js';
 import type { ManagedAppliance } from './managed-appliance.js';
+import type { ServerPools } from './server-pools.js';
 import { serverId } from './views.js';
 
 export type ServerChange =
@@ -21,6 +22,8 @@ export class HttpError extends Error {
 
 export interface ChangeContext {
   appliance: ManagedAppliance;
+  /** Where the changes go (the service manager, or the data plane directly). */
+  pools: ServerPools;
   /** Weights as configured (or as added), by `service/address:port`: what undrain goes back to. */
   configured: Map<string, number>;
   events: EventLog;
@@ -42,21 +45,21 @@ export function applyServerChange(context: ChangeContext, change: ServerChange, 
   const via: Record<string, string> = origin ? { via: origin } : {};
   if (change.action === 'add') {
     if (existing) throw new HttpError(409, `service "${name}" already has server ${change.server}`);
-    context.appliance.replaceServers(name, [...definition.servers, { ip, port, weight: change.weight }]);
+    context.pools.add(name, { ip, port }, change.weight);
     context.configured.set(id, change.weight);
     context.events.record('server-add', by, { service: name, server: change.server, weight: change.weight, ...via });
     return;
   }
   if (!existing) throw new HttpError(404, `service "${name}" has no server ${change.server}`);
   if (change.action === 'remove') {
-    context.appliance.replaceServers(name, definition.servers.filter((s) => s !== existing));
+    context.pools.remove(name, { ip, port });
     context.configured.delete(id);
     context.events.record('server-remove', by, { service: name, server: change.server, ...via });
     return;
   }
   const configured = context.configured.get(id) ?? existing.weight;
   const next = change.action === 'drain' ? 0 : change.action === 'undrain' ? configured : 'weight' in change ? change.weight : configured;
-  context.appliance.setServerWeight(name, { ip, port }, next);
+  context.pools.setWeight(name, { ip, port }, next);
   context.events.record(change.action, by, { service: name, server: change.server, from: existing.weight, to: next, ...via });
 }
 

@@ -15,6 +15,7 @@ import { METRICS_PATH, OPENAPI_PATH, openApiDocument } from './openapi.js';
 import { registerClusterMetrics } from './cluster-metrics.js';
 import type { ClusterSource } from './cluster-source.js';
 import { PeerClient } from './peer-client.js';
+import { dataplanePools, type ServerPools } from './server-pools.js';
 import { roleAllows, type Access, type Operator } from './roles.js';
 import { configuredWeights } from './views.js';
 
@@ -47,6 +48,8 @@ export interface ManagementOptions {
   logs?: LogTail;
   /** On a cluster member: views become cluster-wide and changes go to every member. */
   cluster?: ClusterSource;
+  /** Where server changes go; default: straight into the data plane's pools. */
+  pools?: ServerPools;
 }
 
 export interface ManagementServer {
@@ -64,6 +67,7 @@ export async function startManagementServer(appliance: ManagedAppliance, options
   });
   const context: ApiContext = {
     appliance,
+    pools: options.pools ?? dataplanePools(appliance),
     unitId: options.unitId,
     startedAt: new Date(),
     configDigest: options.configDigest,

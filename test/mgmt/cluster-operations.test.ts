@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClusterLab, SERVER_IPS, VIP, type ClusterLab } from '../netns/cluster-lab.js';
+import { createClusterLab, LEAST_LOAD_PORT, SERVER_IPS, VIP, type ClusterLab } from '../netns/cluster-lab.js';
 import { BIG_FILE_URL_PATH, serverBody } from '../netns/nginx.js';
 import { inNamespace } from '../netns/run.js';
 
@@ -108,13 +108,13 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 }
 
 /** `count` requests through the VIP, one connection each; the bodies name the server that answered. */
-async function requests(count: number): Promise<string[]> {
-  const urls = Array.from({ length: count }, () => `http://${VIP}/`);
+async function requests(count: number, port = 80): Promise<string[]> {
+  const urls = Array.from({ length: count }, () => `http://${VIP}:${port}/`);
   const output = await inNamespace(lab.lan.client, 'curl', ['-sS', '--max-time', '20', '-H', 'Connection: close', ...urls], { timeoutMs: 90_000 });
   return output.match(/server [0-9.]+\n/g) ?? [];
 }
 
-const server = (rows: ServerRow[], id: string) => rows.find((row) => row.server === id);
+const server = (rows: ServerRow[], id: string, service = 'web') => rows.find((row) => row.service === service && row.server === id);
 
 beforeAll(async () => {
   // The root namespace gets an address on the management network too: Playwright's client
@@ -228,6 +228,24 @@ describe('operating a three-unit cluster of control applications', () => {
     ]);
   }, 120_000);
 
+  it('keeps a drain of a least-load server while the service manager recomputes its weights', async () => {
+    const drain = await cliJson<ServerRow>(['drain', 'web-ll', SERVER_2], { member: 2 });
+    expect(drain).toMatchObject({ service: 'web-ll', server: SERVER_2, weight: 0 });
+    // Every tick (500 ms) the service manager weighs the servers by their response times again;
+    // connections keep coming for four seconds and none may reach the drained server.
+    const bodies: string[] = [];
+    for (let round = 0; round < 8; round += 1) {
+      bodies.push(...(await requests(5, LEAST_LOAD_PORT)));
+      await sleep(500);
+    }
+    expect(bodies).toEqual(Array.from({ length: 40 }, () => serverBody(SERVER_IPS[0]!)));
+    const rows = await cliJson<ServerRow[]>(['servers', '--service', 'web-ll'], { member: 3 });
+    expect(server(rows, SERVER_2, 'web-ll')!.units.map((u) => u.weight)).toEqual([0, 0, 0]);
+    expect(server(rows, SERVER_1, 'web-ll')!.units.every((u) => u.weight > 0)).toBe(true);
+    const undrain = await cliJson<ServerRow>(['undrain', 'web-ll', SERVER_2], { member: 1 });
+    expect(undrain.weight).toBeGreaterThan(0);
+  }, 60_000);
+
   it('removes and adds a server on every member', async () => {
     const removed = await cli(['servers', 'remove', 'web', SERVER_2], { member: 3 });
     expect(removed.code, removed.stderr).toBe(0);
@@ -277,9 +295,9 @@ describe('operating a three-unit cluster of control applications', () => {
   }, 60_000);
 
   it("tells systemd its cluster role, members and work units in the status line", async () => {
-    expect(notified[0]).toMatch(/^READY=1\nSTATUS=ports up 2\/2, services 1, flows \d+; cluster (discovering|offering|master)/);
+    expect(notified[0]).toMatch(/^READY=1\nSTATUS=ports up 2\/2, services 2, flows \d+; cluster (discovering|offering|master)/);
     const status = await until('a watchdog status naming the three-member cluster', async () => notified.find((message) => /cluster master, master unit-1, 3 member\(s\), \d+ work unit\(s\) owned/.test(message)));
-    expect(status).toMatch(/^WATCHDOG=1\nSTATUS=ports up 2\/2, services 1, flows \d+; cluster master/);
+    expect(status).toMatch(/^WATCHDOG=1\nSTATUS=ports up 2\/2, services 2, flows \d+; cluster master/);
   });
 
   it("tails any member's log through another member", async () => {

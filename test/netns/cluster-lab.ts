@@ -20,6 +20,8 @@ import { inNamespace, run } from './run.js';
 export { CLIENT_IP, SERVER_IPS, VIP };
 
 export const MANAGEMENT_PORT = 8443;
+/** The VIP port of the least-load service (same servers, port 80). */
+export const LEAST_LOAD_PORT = 8080;
 const OPERATOR_ADDRESS = '10.77.0.2';
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -84,7 +86,12 @@ function unitConfig(prefix: string, slot: number, flashConfigDir: string): objec
       { device: 'net_af_packet0', address: '10.0.1.1', prefixLength: 24 },
       { device: 'net_af_packet1', address: '10.0.2.1', prefixLength: 24 },
     ],
-    services: [{ name: 'web', vip: VIP, port: 80, protocol: 'tcp', mode: 'nat', algorithm: 'maglev', servers: SERVER_IPS.map((address) => ({ address, port: 80 })) }],
+    services: [
+      { name: 'web', vip: VIP, port: 80, protocol: 'tcp', mode: 'nat', algorithm: 'maglev', servers: SERVER_IPS.map((address) => ({ address, port: 80 })) },
+      // The service manager recomputes least-load weights as response times move: an operator's
+      // drain must outlast that.
+      { name: 'web-ll', vip: VIP, port: LEAST_LOAD_PORT, protocol: 'tcp', mode: 'nat', algorithm: 'least-load', servers: SERVER_IPS.map((address) => ({ address, port: 80 })) },
+    ],
     http: { host: '127.0.0.1', port: 9180 },
     cluster: { flashConfigDir, managementPort: MANAGEMENT_PORT },
     log: { level: 'info' },
@@ -131,7 +138,10 @@ export async function createClusterLab(options: ClusterLabOptions): Promise<Clus
       {
         configVersion: 1,
         cluster: options.timing ?? DEFAULT_TIMING,
-        services: [{ name: 'web', vip: VIP, protocol: 'tcp', port: 80, algorithm: 'maglev', mode: 'nat', servers: SERVER_IPS.map((address) => ({ address, port: 80, weight: 1 })) }],
+        services: [
+          { name: 'web', vip: VIP, protocol: 'tcp', port: 80, algorithm: 'maglev', mode: 'nat', servers: SERVER_IPS.map((address) => ({ address, port: 80, weight: 1 })) },
+          { name: 'web-ll', vip: VIP, protocol: 'tcp', port: LEAST_LOAD_PORT, algorithm: 'least-load', mode: 'nat', servers: SERVER_IPS.map((address) => ({ address, port: 80, weight: 1 })) },
+        ],
       },
       null,
       2,
