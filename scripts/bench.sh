@@ -153,3 +153,6 @@ TESTPMD_MPPS_PER_CPU="$(median "${testpmd_cpu[@]}")" bash scripts/bench-lb.sh
 
 echo
 bash scripts/bench-smfa.sh
+
+echo
+bash scripts/bench-cluster.sh

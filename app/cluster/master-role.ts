@@ -43,6 +43,8 @@ export interface MasterContext {
   stepDown(reason: string): void;
   /** Resolves when what this unit knows of released units has reached the other members. */
   releaseBarrier(units: readonly number[]): Promise<void>;
+  /** We stay master after a tie-break with another master: announce the cluster addresses again. */
+  announce(reason: string): void;
 }
 
 /** State a new master inherits from the keepalives it saw as a member. */
@@ -321,6 +323,7 @@ export class MasterRole {
   private answerCompare(other: Params<'compare'>): Result<'compare'> {
     const mine = { memberCount: this.memberCount, address: this.ctx.selfAddress };
     if (outranks(other, mine)) setImmediate(() => this.ctx.stepDown(`other master ${other.address} has ${other.memberCount} members (we have ${mine.memberCount})`));
+    else setImmediate(() => this.ctx.announce(`won the tie-break against ${other.address}`));
     return mine;
   }
 
@@ -338,7 +341,9 @@ export class MasterRole {
           }
           const theirs = parseResult('compare', await channel.request('compare', mine, this.ctx.timing.requestTimeoutMs));
           this.ctx.log('info', 'other master exists', { other: otherId, theirs, mine });
-          if (outranks(theirs, mine) && !this.stopped) this.ctx.stepDown(`other master ${otherId} outranks us (${theirs.memberCount} vs ${mine.memberCount} members)`);
+          if (this.stopped) return;
+          if (outranks(theirs, mine)) this.ctx.stepDown(`other master ${otherId} outranks us (${theirs.memberCount} vs ${mine.memberCount} members)`);
+          else this.ctx.announce(`won the tie-break against ${otherId}`);
         } finally {
           channel.close('compare done');
         }

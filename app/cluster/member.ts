@@ -54,6 +54,7 @@ export class Member {
   private readonly log: ClusterLog;
   private readonly vetoes: JoinVeto[] = [];
   private readonly roleListeners: ((role: Role) => void)[] = [];
+  private readonly announceListeners: (() => void)[] = [];
   private readonly numberSpaces: Map<string, NumberSpace>;
   private transport: MulticastTransport | undefined;
   private server: Server | undefined;
@@ -132,6 +133,12 @@ export class Member {
   /** Role changes; on 'master' the data plane sends gratuitous ARP for the cluster addresses. */
   onRoleChange(listener: (role: Role) => void): void {
     this.roleListeners.push(listener);
+  }
+
+  /** Mastership taken, or kept by winning a split-brain tie-break: the data plane binding sends
+   * gratuitous ARP for the cluster addresses (CL-R2). */
+  onAnnounce(listener: () => void): void {
+    this.announceListeners.push(listener);
   }
 
   /** The data plane binding: a release is acknowledged only after this resolves (the units' flow
@@ -351,12 +358,19 @@ export class Member {
         loadSource: () => this.options.loadSource?.() ?? [],
         stepDown: (reason) => this.stepDown(reason),
         releaseBarrier: (units) => this.releaseBarrier(units),
+        announce: (reason) => this.announce(reason),
       },
       { owners: this.replicated.owners, leases: [...this.replicated.leases, ...this.myLeases], ownedUnits: this.view.owned() },
       now,
     );
     this.log('info', 'became master', { offeredForMs: now - this.roleSince });
     this.enter('master');
+    this.announce('became master');
+  }
+
+  private announce(reason: string): void {
+    this.log('info', 'announcing the cluster addresses', { reason });
+    for (const listener of this.announceListeners) listener();
   }
 
   private stepDown(reason: string): void {

@@ -14,6 +14,7 @@ import type { ClusterLog } from '../cluster/master-role.js';
 import { WORK_UNITS, type OwnershipChange, type UnitLoad } from '../cluster/work-units.js';
 import { FLOW_RECORD_BYTES, FlowBook, isDeletion, recordUnit, splitRecords } from './cluster-flow-book.js';
 import { FlowImporter } from './cluster-flow-import.js';
+import { gratuitousArp, type ClusterAddresses } from './cluster-garp.js';
 import { HoldQueue, type HeldPacket } from './cluster-hold-queue.js';
 
 export interface ClusterDataplaneOptions {
@@ -23,6 +24,8 @@ export interface ClusterDataplaneOptions {
   config: VerifiedFlashConfig;
   address: string;
   replication: { port: number; flushMs?: number };
+  /** Announced by gratuitous ARP whenever this member takes or keeps mastership (CL-R2). */
+  clusterAddresses?: ClusterAddresses[];
   log: ClusterLog;
 }
 
@@ -95,6 +98,7 @@ export class ClusterDataplane {
       this.applyStates();
     });
     member.setReleaseBarrier((units) => this.handedOver(units));
+    member.onAnnounce(() => this.announce());
     dp.onPunt((packet) => this.punted(packet));
     dp.enableReplication(true);
     await this.replication.start();
@@ -172,6 +176,13 @@ export class ClusterDataplane {
       injected += 1;
     }
     return injected;
+  }
+
+  private announce(): void {
+    for (const { port, mac, addresses } of this.options.clusterAddresses ?? []) {
+      for (const address of addresses) this.options.dp.inject(port, gratuitousArp(mac, address));
+      this.options.log('info', 'gratuitous arp sent', { port, mac, addresses });
+    }
   }
 
   /** A unit moving away is acknowledged to the master only when the peers hold its flows' latest

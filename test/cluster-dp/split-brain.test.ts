@@ -1,10 +1,14 @@
-/* Split brain on the data plane (cluster.md CL-R6, R9, R10): the cluster control network is cut so
+/* Split brain on the data plane (cluster.md CL-R2, R6, R9, R10): the cluster control network is cut so
  * that the master is alone and the two other units elect a master of their own, while every unit
  * still reaches the client and the servers. Both halves go on forwarding; healing the control
  * network must leave exactly one master (the half with more members wins, although the loner has
- * the lower address) and every long-lived connection intact across the partition and the heal. */
+ * the lower address) and every long-lived connection intact across the partition and the heal.
+ * Every mastership, and the tie-break win, shows as a gratuitous ARP for the VIP on the client's
+ * segment (captured with tcpdump). */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Capture } from './support/capture.js';
 import { DpCluster, sleep, waitFor } from './support/dp-cluster.js';
+import { SHARED_VIP_MAC, VIP } from './support/shared-lan.js';
 import type { ClusterUnit } from './support/unit-process.js';
 
 let bench: DpCluster;
@@ -19,10 +23,18 @@ afterAll(async () => {
 
 describe('cluster data plane: split brain', () => {
   it('a partition of the control network makes two masters; after healing one remains and 120 long-lived TCP connections are intact', async () => {
+    // Gratuitous ARP for the VIP at the shared cluster MAC, as the client's segment carries it.
+    const arp = new Capture(bench.lan.client, 'eth0', ['arp']);
+    await arp.started();
+    const announcements = (from: number, to = Infinity) =>
+      arp.lines.filter((line) => line.at >= from && line.at <= to && line.text.startsWith(`${SHARED_VIP_MAC} > ff:ff:ff:ff:ff:ff`) && line.text.includes(`Request who-has ${VIP} tell ${VIP}`));
+    const startedAt = Date.now();
     const list = await bench.startCluster([1, 2, 3]);
     const { ports } = await bench.openConnections(120, list);
     const [loner, ...majority] = list as [ClusterUnit, ...ClusterUnit[]];
     expect((await loner.state()).role).toBe('master');
+    const firstAnnouncement = await waitFor('the first master\'s gratuitous ARP on the client segment', () => announcements(startedAt)[0], 10_000);
+    console.log(`gratuitous ARP of the first master: ${firstAnnouncement.text}`);
     await sleep(1000);
 
     const beforeSplit = await bench.mark();
@@ -38,6 +50,10 @@ describe('cluster data plane: split brain', () => {
       },
       30_000,
     );
+    // The majority's new master announces the VIP (the loner was master all along).
+    await waitFor('the new master\'s gratuitous ARP', () => announcements(splitAt)[0], 10_000);
+    const majorityMaster = list.find((unit) => unit.unitId === split.restMaster.masterId) as ClusterUnit;
+    expect(majorityMaster.logged('gratuitous arp sent').some((e) => e.at >= splitAt)).toBe(true);
     console.log(`partitioned after ${Date.now() - splitAt} ms: masters ${loner.unitId} (alone) and ${split.restMaster.masterId} (with ${split.rest.length - 1} member)`);
     // Both halves see every packet on the shared segments, and each took over the other's units.
     await bench.receivingAgain(beforeSplit, 'every connection receiving during the partition');
@@ -74,6 +90,11 @@ describe('cluster data plane: split brain', () => {
     const settledMs = Date.now() - healedAt;
     expect(master?.masterId).toBe(split.restMaster.masterId); // two members beat one lower address
     expect(loner.logged('stepping down').some((e) => e.at >= healedAt)).toBe(true);
+    // The tie-break winner re-announces the VIP after the heal (CL-R2).
+    const reannounced = await waitFor('the winner\'s gratuitous ARP after the heal', () => announcements(healedAt)[0], 10_000);
+    expect(majorityMaster.logged('announcing the cluster addresses').some((e) => e.at >= healedAt && String(e.fields?.reason).startsWith('won the tie-break'))).toBe(true);
+    console.log(`gratuitous ARP after the heal, ${reannounced.at - healedAt} ms: ${reannounced.text}`);
+    arp.stop();
     await bench.receivingAgain(beforeHeal, 'every connection receiving after the heal');
     await sleep(2000);
     await bench.expectIntact(beforeHeal);

@@ -14,8 +14,9 @@ import { teardownTopology } from '../../netns/topology.js';
 export const CLIENT_IP = '10.0.1.2';
 export const SERVER_IPS = ['10.0.2.11', '10.0.2.12'];
 export const VIP = '10.0.1.100';
-const SHARED_VIP_MAC = '02:65:70:00:01:64';
-const SHARED_GATEWAY_MAC = '02:65:70:00:02:01';
+export const SHARED_VIP_MAC = '02:65:70:00:01:64';
+export const SERVER_GATEWAY = '10.0.2.1';
+export const SHARED_GATEWAY_MAC = '02:65:70:00:02:01';
 
 export interface SharedLan {
   client: string;
@@ -66,8 +67,8 @@ export async function createSharedLan(prefix: string): Promise<SharedLan> {
   for (const [i, server] of servers.entries()) {
     await namespace(server);
     await plug(sw, 'brs', `srv${i + 1}`, server, 'eth0', `${SERVER_IPS[i]}/24`);
-    await inNamespace(server, 'ip', ['route', 'add', 'default', 'via', '10.0.2.1']);
-    await inNamespace(server, 'ip', ['neigh', 'replace', '10.0.2.1', 'lladdr', SHARED_GATEWAY_MAC, 'dev', 'eth0', 'nud', 'permanent']);
+    await inNamespace(server, 'ip', ['route', 'add', 'default', 'via', SERVER_GATEWAY]);
+    await inNamespace(server, 'ip', ['neigh', 'replace', SERVER_GATEWAY, 'lladdr', SHARED_GATEWAY_MAC, 'dev', 'eth0', 'nud', 'permanent']);
   }
   return {
     client,

@@ -7,9 +7,10 @@ import { Appliance } from '../../../app/control/appliance.js';
 import { ClusterDataplane } from '../../../app/control/cluster-dataplane.js';
 import { parseConfig } from '../../../app/control/config.js';
 import { Member } from '../../../app/cluster/member.js';
-import { SERVER_IPS, VIP } from './shared-lan.js';
+import { SERVER_GATEWAY, SERVER_IPS, SHARED_GATEWAY_MAC, SHARED_VIP_MAC, VIP } from './shared-lan.js';
+import type { UnitSettings } from './unit-process.js';
 
-const settings = JSON.parse(process.env.CLUSTER_DP_UNIT ?? '{}') as { dir: string; address: string; slot: number; detectionMs?: number };
+const settings = JSON.parse(process.env.CLUSTER_DP_UNIT ?? '{}') as UnitSettings;
 const send = (message: object) => process.send?.({ at: Date.now(), ...message });
 const recent: string[] = [];
 const log = (level: 'info' | 'warn', event: string, fields: Record<string, unknown> = {}) => {
@@ -23,7 +24,7 @@ appliance.start(
   parseConfig(
     'cluster-dp unit',
     JSON.stringify({
-      eal: { lcores: [0, 1], memoryMb: 256, noHuge: true, filePrefix: `epcd-u${settings.slot}`, vdevs: ['net_af_packet0,iface=dc', 'net_af_packet1,iface=ds'] },
+      eal: { lcores: [0, 1], memoryMb: 256, noHuge: true, filePrefix: `${settings.prefix ?? 'epcd'}-u${settings.slot}`, vdevs: ['net_af_packet0,iface=dc', 'net_af_packet1,iface=ds'] },
       dataplane: { affinityCapacity: 1024, flowCapacityPerWorker: 16_384, missPolicy: 'drop' },
       ports: [
         { device: 'net_af_packet0', address: '10.0.1.1', prefixLength: 24 },
@@ -49,12 +50,26 @@ const member = new Member({
   loadSource: () => binding?.loadSource() ?? [],
   log,
 });
-binding = new ClusterDataplane({ member, dp, config, address: settings.address, replication: { port: 7958 }, log });
+const portId = (device: string) => appliance.portStatus().find((port) => port.device === device)?.id ?? -1;
+binding = new ClusterDataplane({
+  member,
+  dp,
+  config,
+  address: settings.address,
+  replication: { port: 7958 },
+  clusterAddresses: [
+    { port: portId('net_af_packet0'), mac: SHARED_VIP_MAC, addresses: [VIP] },
+    { port: portId('net_af_packet1'), mac: SHARED_GATEWAY_MAC, addresses: [SERVER_GATEWAY] },
+  ],
+  log,
+});
 await binding.start();
+// Off: the data plane records no flow events, so nothing is replicated (the benchmark's baseline).
+if (settings.replication === false) dp.enableReplication(false);
 member.onRoleChange((role) => send({ kind: 'role', role }));
 
 process.on('message', (raw) => {
-  const command = raw as { id: number; cmd: string; clients?: [string, number][]; units?: number[] };
+  const command = raw as { id: number; cmd: string; clients?: [string, number][]; units?: number[]; seconds?: number };
   const reply = (result: unknown) => send({ kind: 'reply', id: command.id, result });
   if (command.cmd === 'state') {
     const stats = dp.stats();
@@ -81,6 +96,8 @@ process.on('message', (raw) => {
     reply({ units: (command.units ?? []).map((unit) => ({ ...ownership[unit], held: binding?.held.heldUnits().includes(unit) })), logs: recent.slice(-40) });
   } else if (command.cmd === 'units') {
     reply((command.clients ?? []).map(([ip, port]) => dp.workUnitOf(ip, port)));
+  } else if (command.cmd === 'bench-replication') {
+    void benchReplication(command.seconds ?? 5).then(reply);
   } else if (command.cmd === 'stop') {
     void Promise.all([binding?.stop(), member.stop()]).finally(() => {
       appliance.stop();
@@ -90,3 +107,24 @@ process.on('message', (raw) => {
 });
 await member.start();
 send({ kind: 'started' });
+
+/** Benchmark: streams the flow records this unit knows (real ones, from its connections) to its
+ * peers over the replication links for `seconds`, at most WINDOW unacknowledged batches at a time;
+ * returns the records the peers acknowledged. */
+async function benchReplication(seconds: number): Promise<{ records: number; acked: number; batchRecords: number; ms: number; error?: string }> {
+  const WINDOW = 8;
+  const replication = binding?.replication;
+  const records = binding?.book.of(new Set(Array.from({ length: 1024 }, (_, unit) => unit))) ?? [];
+  if (!replication || records.length === 0) return { records: 0, acked: 0, batchRecords: 0, ms: 0, error: 'no flow records to replicate' };
+  const batch = Array.from({ length: 2048 }, (_, i) => records[i % records.length] as Buffer);
+  const start = { ...replication.stats };
+  const startedAt = Date.now();
+  while (Date.now() - startedAt < seconds * 1000) {
+    if (replication.stats.batchesSent - replication.stats.batchesAcked < WINDOW) replication.send(batch);
+    else await new Promise((resolve) => setImmediate(resolve));
+  }
+  await replication.delivered(10_000);
+  const ms = Date.now() - startedAt;
+  const acked = replication.stats.batchesAcked - start.batchesAcked;
+  return { records: acked * batch.length, acked, batchRecords: batch.length, ms };
+}

@@ -15,6 +15,18 @@ export interface UnitEvent {
   result?: unknown;
 }
 
+export interface UnitSettings {
+  dir: string;
+  address: string;
+  slot: number;
+  /** The failure detection interval D (default 500 ms). */
+  detectionMs?: number;
+  /** The DPDK file prefix's start (default 'epcd'). */
+  prefix?: string;
+  /** Flow-state replication (default on). */
+  replication?: boolean;
+}
+
 export interface UnitState {
   role: string;
   masterId?: string;
@@ -42,7 +54,7 @@ export class ClusterUnit {
   constructor(
     readonly unitId: string,
     namespace: string,
-    settings: { dir: string; address: string; slot: number; detectionMs?: number },
+    settings: UnitSettings,
   ) {
     this.child = spawn('ip', ['netns', 'exec', namespace, process.execPath, '--import', 'tsx', SCRIPT], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -59,10 +71,10 @@ export class ClusterUnit {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  private ask(cmd: string, extra: object = {}): Promise<unknown> {
+  private ask(cmd: string, extra: object = {}, timeoutMs = 30_000): Promise<unknown> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.unitId}: no answer to ${cmd}`)), 30_000);
+      const timer = setTimeout(() => reject(new Error(`${this.unitId}: no answer to ${cmd}`)), timeoutMs);
       this.waiting.set(id, (result) => {
         clearTimeout(timer);
         resolve(result);
@@ -83,6 +95,11 @@ export class ClusterUnit {
   /** Diagnostics: the member's view of these units and its recent log lines. */
   view(units: number[]): Promise<unknown> {
     return this.ask('view', { units });
+  }
+
+  /** Benchmark: records streamed to the peers and acknowledged in `seconds` (unit-main.ts). */
+  benchReplication(seconds: number): Promise<{ records: number; acked: number; batchRecords: number; ms: number; error?: string }> {
+    return this.ask('bench-replication', { seconds }, (seconds + 30) * 1000) as Promise<{ records: number; acked: number; batchRecords: number; ms: number; error?: string }>;
   }
 
   logged(event: string): UnitEvent[] {
