@@ -98,6 +98,15 @@ function unitConfig(prefix: string, slot: number, flashConfigDir: string): objec
   };
 }
 
+/** The root namespace's end of the management veth: the kernel removes it with the switch
+ * namespace, asynchronously; whatever is left after 5 s goes by hand. */
+async function removeHostLink(prefix: string): Promise<void> {
+  const link = `/sys/class/net/${prefix}-host`;
+  const deadline = Date.now() + 5000;
+  while (existsSync(link) && Date.now() < deadline) await sleep(50);
+  if (existsSync(link)) await run('ip', ['link', 'del', `${prefix}-host`]).catch(() => undefined);
+}
+
 /** A veth from the management bridge brm (in <prefix>-sw) to a namespace, or to the root namespace. */
 async function plugManagement(prefix: string, name: string, namespace: string | undefined, address: string): Promise<void> {
   const sw = `${prefix}-sw`;
@@ -107,7 +116,7 @@ async function plugManagement(prefix: string, name: string, namespace: string | 
     await inNamespace(namespace, 'ip', ['addr', 'add', `${address}/24`, 'dev', 'mgmt0']);
     await inNamespace(namespace, 'ip', ['link', 'set', 'mgmt0', 'up']);
   } else {
-    if (existsSync(`/sys/class/net/${outer}`)) await run('ip', ['link', 'del', outer]);
+    await removeHostLink(prefix);
     await inNamespace(sw, 'ip', ['link', 'add', name, 'type', 'veth', 'peer', 'name', outer, 'netns', '1']);
     await run('ip', ['addr', 'add', `${address}/24`, 'dev', outer]);
     await run('ip', ['link', 'set', outer, 'up']);
@@ -227,7 +236,7 @@ export async function createClusterLab(options: ClusterLabOptions): Promise<Clus
       await Promise.all(units.map((unit) => unit.stop()));
       for (const server of nginx) await server.stop();
       await lan.destroy();
-      if (existsSync(`/sys/class/net/${prefix}-host`)) await run('ip', ['link', 'del', `${prefix}-host`]);
+      await removeHostLink(prefix);
     },
   };
 }
