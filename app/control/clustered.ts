@@ -19,6 +19,8 @@ export interface ClusterSettings {
   joinPort: number;
   replicationPort: number;
   managementPort: number;
+  /** Cluster addresses announced by gratuitous ARP on mastership, by port device. */
+  announce: { device: string; mac: string; addresses: string[] }[];
 }
 
 const MEMBERSHIP_POLL_MS = 250;
@@ -33,6 +35,7 @@ export function clusterSettings(section: ClusterConfigSettings, verified: Verifi
     joinPort: section.joinPort ?? multicastPort + 1,
     replicationPort: section.replicationPort ?? multicastPort + 2,
     managementPort: section.managementPort,
+    announce: section.announce,
   };
 }
 
@@ -70,7 +73,16 @@ export async function startClusteredUnit(appliance: Appliance, settings: Cluster
     loadSource: () => binding?.loadSource() ?? [],
     log,
   });
-  binding = new ClusterDataplane({ member, dp, config: verified, address: settings.address, replication: { port: settings.replicationPort }, log });
+  const portIds = new Map(appliance.portStatus().map((port) => [port.device, port.id]));
+  binding = new ClusterDataplane({
+    member,
+    dp,
+    config: verified,
+    address: settings.address,
+    replication: { port: settings.replicationPort },
+    clusterAddresses: settings.announce.map(({ device, mac, addresses }) => ({ port: portIds.get(device)!, mac, addresses })),
+    log,
+  });
   await binding.start();
 
   const listeners: ((kind: ClusterEventKind, detail: Record<string, string | number>) => void)[] = [];

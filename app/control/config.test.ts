@@ -169,6 +169,19 @@ describe('cross-field rules', () => {
     ]);
   });
 
+  it('fills a cluster section from its flash config directory and checks what it announces', () => {
+    const config = parseConfig('cluster.json', JSON.stringify({ ...full, cluster: { flashConfigDir: '/flash-config' } }));
+    expect(config.cluster).toEqual({ flashConfigDir: '/flash-config', multicastGroup: '239.77.0.1', managementPort: 8443, announce: [] });
+    const bad = { ...full, cluster: { flashConfigDir: '/f', multicastGroup: '10.0.0.1', announce: [{ device: 'net_af_packet7', mac: '02:65:70', addresses: ['10.0.1.100'] }] } };
+    expect(problemsOf(bad)).toEqual([
+      'cluster.multicastGroup: must be an IPv4 multicast address (224.0.0.0/4)',
+      'cluster.announce[0].mac: must be a MAC address like 02:65:70:00:01:64',
+      'cluster.announce[0].device: "net_af_packet7" is not a configured port (ports: net_af_packet0, net_af_packet1)',
+    ]);
+    const unknownPort = { ...full, cluster: { flashConfigDir: '/f', announce: [{ device: 'net_af_packet7', mac: '02:65:70:00:01:64', addresses: ['10.0.1.100'] }] } };
+    expect(problemsOf(unknownPort)).toEqual(['cluster.announce[0].device: "net_af_packet7" is not a configured port (ports: net_af_packet0, net_af_packet1)']);
+  });
+
   it('rejects a gateway that is not on the port subnet', () => {
     const bad = { ...full, routes: [{ prefix: '0.0.0.0', length: 0, port: 'net_af_packet1', gateway: '10.0.9.1' }] };
     expect(problemsOf(bad)).toEqual([

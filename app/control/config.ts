@@ -178,6 +178,17 @@ const clusterSchema = z.strictObject({
   replicationPort: tcpPort.optional(),
   /** The management API's port, the same on every member (peers fan out to it). */
   managementPort: tcpPort.default(8443),
+  /** Cluster addresses a new master announces by gratuitous ARP (CL-R2): on which port, at which
+   * shared MAC (unicast-MAC delivery). */
+  announce: z
+    .array(
+      z.strictObject({
+        device: z.string().min(1),
+        mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i, 'must be a MAC address like 02:65:70:00:01:64'),
+        addresses: z.array(ipv4).min(1),
+      }),
+    )
+    .default([]),
 });
 
 /** The cluster section a unit started from its flash config runs with. */
@@ -298,6 +309,11 @@ function crossFieldProblems(config: ApplianceConfig): Problem[] {
       servers.add(key);
     });
     problems.push(...serviceProblems(service).map((p) => ({ path: ['services', i, ...p.path], message: p.message })));
+  });
+  config.cluster?.announce.forEach((entry, i) => {
+    if (!ports.has(entry.device)) {
+      problems.push({ path: ['cluster', 'announce', i, 'device'], message: `"${entry.device}" is not a configured port (ports: ${[...ports.keys()].join(', ')})` });
+    }
   });
   const agentIds = new Set<string>();
   config.agents?.keys.forEach((key, i) => {

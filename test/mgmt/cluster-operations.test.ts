@@ -4,7 +4,7 @@
  * network and talks to different members; the dashboard is loaded from a member in a real headless
  * Chromium while wrk loads the VIP. Screenshots go to out/screenshots/. */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -298,6 +298,9 @@ describe('operating a three-unit cluster of control applications', () => {
     expect(notified[0]).toMatch(/^READY=1\nSTATUS=ports up 2\/2, services 2, flows \d+; cluster (discovering|offering|master)/);
     const status = await until('a watchdog status naming the three-member cluster', async () => notified.find((message) => /cluster master, master unit-1, 3 member\(s\), \d+ work unit\(s\) owned/.test(message)));
     expect(status).toMatch(/^WATCHDOG=1\nSTATUS=ports up 2\/2, services 2, flows \d+; cluster master/);
+    // As the new master it announced the cluster addresses at the shared MACs (cluster.announce).
+    const announced = readFileSync(lab.units[0]!.log, 'utf8').split('\n').filter((line) => line.includes('"msg":"gratuitous arp sent"'));
+    expect(announced.map((line) => (JSON.parse(line) as { addresses: string[] }).addresses)).toEqual(expect.arrayContaining([[VIP], ['10.0.2.1']]));
   });
 
   it("tails any member's log through another member", async () => {

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runCli as flashConfig } from '../../flash-config/cli-program.js';
 import { issueOperatorCertificate, writeOperatorCredentials } from '../../app/mgmt/operator-certificate.js';
-import { CLIENT_IP, SERVER_IPS, VIP, createSharedLan, type SharedLan } from '../cluster-dp/support/shared-lan.js';
+import { CLIENT_IP, SERVER_GATEWAY, SERVER_IPS, SHARED_GATEWAY_MAC, SHARED_VIP_MAC, VIP, createSharedLan, type SharedLan } from '../cluster-dp/support/shared-lan.js';
 import { startNginx, type NginxServer } from './nginx.js';
 import { inNamespace, run } from './run.js';
 
@@ -93,7 +93,14 @@ function unitConfig(prefix: string, slot: number, flashConfigDir: string): objec
       { name: 'web-ll', vip: VIP, port: LEAST_LOAD_PORT, protocol: 'tcp', mode: 'nat', algorithm: 'least-load', servers: SERVER_IPS.map((address) => ({ address, port: 80 })) },
     ],
     http: { host: '127.0.0.1', port: 9180 },
-    cluster: { flashConfigDir, managementPort: MANAGEMENT_PORT },
+    cluster: {
+      flashConfigDir,
+      managementPort: MANAGEMENT_PORT,
+      announce: [
+        { device: 'net_af_packet0', mac: SHARED_VIP_MAC, addresses: [VIP] },
+        { device: 'net_af_packet1', mac: SHARED_GATEWAY_MAC, addresses: [SERVER_GATEWAY] },
+      ],
+    },
     log: { level: 'info' },
   };
 }
