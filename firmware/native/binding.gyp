@@ -4,6 +4,7 @@
       "target_name": "edgeplane",
       "sources": [
         "src/addon.cc",
+        "src/affinity_table.c",
         "src/checksum.c",
         "src/dataplane.c",
         "src/drop_reason.c",

@@ -134,6 +134,7 @@ enum ep_dispatch {
 #define EP_ACT_F2_SEQ_ADJUST 0x0001 /* internal: the affinity carries a sequence adjustment */
 #define EP_ACT_F2_INTEREST 0x0002   /* internal: the affinity carries interest criteria */
 #define EP_ACT_F2_STATS_IP 0x0004   /* internal: the affinity counts under a forward IP (information flag) */
+#define EP_ACT_F2_PLAIN 0x0008      /* internal: forwarding with at most a prepared NAT and a TTL decrement */
 
 /* TCP sequence-number adjustment (SMFA-R13): seq += seq_delta for seq at or after initial_seq,
  * ack += ack_delta for ack at or after initial_ack (wraparound-safe), TCP checksum fixed. Host order. */

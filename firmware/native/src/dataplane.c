@@ -179,7 +179,7 @@ int ep_create(const struct ep_config *cfg, struct ep_error *err)
 		if (create_worker(i++, lcore, err))
 			return -1;
 	}
-	int rc = ep_flow_table_create(&ep_dp.manager, "ep_manager", cfg->affinity_capacity, SOCKET_ID_ANY);
+	int rc = ep_affinity_table_create(&ep_dp.manager, cfg->affinity_capacity);
 	if (rc)
 		return ep_fail(err, EP_ENOMEM, "affinity table of %u entries: %s", cfg->affinity_capacity,
 			       rte_strerror(-rc));
@@ -374,7 +374,7 @@ void ep_shutdown(void)
 		for (uint32_t i = 0; i < EP_MAX_SERVICES; i++)
 			ep_service_del(i, NULL);
 		ep_wildcard_free(ep_dp.wildcards);
-		ep_flow_table_free(&ep_dp.manager);
+		ep_affinity_table_free(&ep_dp.manager);
 		rte_free(ep_dp.manager_extra);
 		for (uint32_t i = 0; i < ep_dp.nworkers; i++) {
 			struct ep_worker *w = ep_dp.workers[i];
@@ -486,14 +486,14 @@ int ep_affinity_add_opts(const struct ep_flow_key *key, const struct ep_action *
 	struct ep_action prepared = *act;
 	prepared.flags2 = (uint16_t)((seq ? EP_ACT_F2_SEQ_ADJUST : 0) | (interest->mask ? EP_ACT_F2_INTEREST : 0) |
 				     (opts->stats_ip ? EP_ACT_F2_STATS_IP : 0));
-	ep_action_prepare_nat(&prepared, key);
+	ep_action_prepare(&prepared, key);
 	act = &prepared;
 	static const struct ep_seq_adjust no_seq;
 	if (!seq)
 		seq = &no_seq;
-	struct ep_flow_table *t = &ep_dp.manager;
+	struct ep_affinity_table *t = &ep_dp.manager;
 	uint64_t expire = rte_rdtsc() + (uint64_t)ttl_s * ep_dp.tsc_hz;
-	int32_t pos = rte_hash_lookup_with_hash(t->hash, key, ep_key_hash(key));
+	int32_t pos = ep_affinity_table_find(t, key);
 	if (pos >= 0 && memcmp(&t->flows[pos].act, act, sizeof(*act)) == 0 &&
 	    memcmp(&t->flows[pos].seq, seq, sizeof(*seq)) == 0 &&
 	    memcmp(&ep_dp.manager_extra[pos].interest, interest, sizeof(*interest)) == 0 &&
@@ -504,8 +504,10 @@ int ep_affinity_add_opts(const struct ep_flow_key *key, const struct ep_action *
 		return 0;
 	}
 	if (pos >= 0)
-		ep_flow_table_del(t, key); /* a changed action gets a fresh slot; never rewrite one in use */
-	pos = ep_flow_table_put(t, key);
+		ep_affinity_table_del(t, key); /* a changed action gets a fresh slot; never rewrite one in use */
+	pos = ep_affinity_table_put(t, key);
+	if (pos == -EEXIST)
+		return ep_fail(err, EP_EFULL, "an installed affinity's key has this key's digest (see affinity_table.c)");
 	if (pos < 0)
 		return ep_fail(err, EP_EFULL, "affinity table full (%u entries)", t->capacity);
 	struct ep_flow *f = &t->flows[pos];
@@ -533,7 +535,7 @@ int ep_affinity_del(const struct ep_flow_key *key)
 {
 	if (!ep_dp.created)
 		return 0;
-	return ep_flow_table_del(&ep_dp.manager, key);
+	return ep_affinity_table_del(&ep_dp.manager, key);
 }
 
 uint32_t ep_affinity_count(void)
@@ -605,7 +607,7 @@ uint32_t ep_affinity_list(struct ep_affinity_info *out, uint32_t max, int includ
 static void expire_manager(uint32_t budget)
 {
 	static uint32_t cursor;
-	struct ep_flow_table *t = &ep_dp.manager;
+	struct ep_affinity_table *t = &ep_dp.manager;
 	uint64_t now = rte_rdtsc();
 	for (uint32_t k = 0; k < budget; k++) {
 		struct ep_flow *f = &t->flows[cursor];
@@ -613,7 +615,7 @@ static void expire_manager(uint32_t budget)
 			cursor = 0;
 		if (f->in_use && f->expire_tsc < now) {
 			struct ep_flow_key key = f->key;
-			if (ep_flow_table_del(t, &key))
+			if (ep_affinity_table_del(t, &key))
 				ep_dp.ctrl.flows_expired++;
 		}
 	}

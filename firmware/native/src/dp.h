@@ -72,6 +72,16 @@ struct ep_flow_table {
 	uint32_t live;
 };
 
+/* The manager's fixed affinities (affinity_table.c): one rte_hash of struct ep_key16, the key
+ * position indexing flows. */
+struct ep_affinity_table {
+	struct rte_hash *hash;
+	struct ep_flow *flows;
+	uint32_t capacity;
+	/* entries in use; rte_hash_count also counts deleted keys still waiting for RCU */
+	uint32_t live;
+};
+
 struct ep_counter_pair {
 	uint64_t packets, bytes;
 };
@@ -192,7 +202,7 @@ struct ep_worker {
 	uint32_t lcore;
 	struct rte_mempool *pool;
 	struct ep_flow_table learned;
-	struct ep_counter_pair *manager_counters; /* indexed by manager table position */
+	struct ep_counter_pair *manager_counters; /* indexed by affinity table position */
 	struct ep_counter_pair *server_counters;  /* [EP_MAX_SERVICES * EP_MAX_SERVERS] */
 	uint64_t *server_flows;                   /* [EP_MAX_SERVICES * EP_MAX_SERVERS] */
 	struct ep_counter_pair *server_handshakes; /* count, microseconds total */
@@ -225,7 +235,7 @@ struct ep_dp {
 	uint16_t nports;
 	struct ep_port_rt ports[EP_MAX_PORTS];
 
-	struct ep_flow_table manager;
+	struct ep_affinity_table manager;
 	struct ep_manager_extra *manager_extra; /* [affinity capacity] */
 	uint32_t manager_gen;                   /* bumped after every install: held packets look again */
 	uint64_t hold_timeout_tsc;
@@ -273,14 +283,19 @@ int ep_fail(struct ep_error *err, int code, const char *fmt, ...) __attribute__(
 /* flow_table.c */
 int ep_flow_table_create(struct ep_flow_table *t, const char *name, uint32_t capacity, int socket);
 void ep_flow_table_free(struct ep_flow_table *t);
+static inline uint32_t ep_key16_hash(const struct ep_key16 *k)
+{
+	return rte_hash_crc_8byte(k->rest, rte_hash_crc_8byte(k->addrs, EP_HASH_SEED));
+}
 /* The hash every flow table uses (also as rte_hash's own hash function, so both agree): IPv4 keys
- * hash their 13 meaningful bytes in two CRC steps instead of all 40. */
+ * hash their 13 meaningful bytes, as struct ep_key16 (so the affinity table's hash of them is the
+ * same value), instead of all 40. */
 static inline uint32_t ep_key_hash(const struct ep_flow_key *k)
 {
 	if (likely(k->family == 4)) {
-		uint64_t addrs = (uint64_t)ep_key_src4(k) << 32 | ep_key_dst4(k);
-		uint64_t rest = (uint64_t)k->sport << 48 | (uint64_t)k->dport << 32 | (uint32_t)k->proto << 8 | 4u;
-		return rte_hash_crc_8byte(rest, rte_hash_crc_8byte(addrs, EP_HASH_SEED));
+		struct ep_key16 k16;
+		ep_key16_of4(k, &k16);
+		return ep_key16_hash(&k16);
 	}
 	return rte_hash_crc(k, sizeof(*k), EP_HASH_SEED);
 }
@@ -289,15 +304,29 @@ static inline uint16_t ep_unit_of(uint32_t client_ip, uint16_t client_port)
 	return (uint16_t)(rte_hash_crc_8byte((uint64_t)client_ip << 16 | client_port, 0x0c1a57e5u) % EP_WORK_UNITS);
 }
 
-/* Precomputes an exact-match flow's NAT checksum deltas into its action (TCP/UDP over IPv4). */
-void ep_action_prepare_nat(struct ep_action *a, const struct ep_flow_key *k);
-/* The action as installed: undoes ep_action_prepare_nat for listing. */
+/* Prepares an exact-match flow's action for the worker's fast path: NAT checksum deltas (TCP/UDP
+ * over IPv4) and EP_ACT_F2_PLAIN. */
+void ep_action_prepare(struct ep_action *a, const struct ep_flow_key *k);
+/* The action as installed: undoes ep_action_prepare for listing. */
 void ep_action_public(struct ep_action *a);
 /* Returns the slot or a negative errno; refreshes an existing key. */
 int32_t ep_flow_table_put(struct ep_flow_table *t, const struct ep_flow_key *k);
 int ep_flow_table_del(struct ep_flow_table *t, const struct ep_flow_key *k);
 uint64_t ep_flow_timeout_tsc(const struct ep_flow *f, uint8_t proto);
 void ep_flow_track_tcp(struct ep_flow *f, uint8_t tcp_flags);
+
+/* affinity_table.c: put and del on the control thread; find (a lock-free lookup) on any */
+int ep_affinity_table_create(struct ep_affinity_table *t, uint32_t capacity);
+void ep_affinity_table_free(struct ep_affinity_table *t);
+/* The affinity table's key for k: ep_key16_of4 for IPv4, a digest of the whole key otherwise. */
+void ep_key16_of(const struct ep_flow_key *k, struct ep_key16 *out);
+/* The position of k, or a negative errno. */
+int32_t ep_affinity_table_find(const struct ep_affinity_table *t, const struct ep_flow_key *k);
+/* A position for k, which must not be in the table; or a negative errno: -ENOSPC when full, -EEXIST
+ * when another key has the same digest. */
+int32_t ep_affinity_table_put(struct ep_affinity_table *t, const struct ep_flow_key *k);
+/* 1 when k was there; its position is reused after an RCU grace period. */
+int ep_affinity_table_del(struct ep_affinity_table *t, const struct ep_flow_key *k);
 
 /* wildcard.c */
 struct ep_wildcard_set *ep_wildcard_build(const struct ep_wildcard *rules, uint32_t n, struct ep_error *err);

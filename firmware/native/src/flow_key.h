@@ -76,6 +76,21 @@ static inline int ep_addr6_is_zero(const uint8_t a[16])
 	return (w[0] | w[1]) == 0;
 }
 
+/* The 16 bytes the manager's affinity table is keyed by (rte_hash compares 16-byte keys with one
+ * vector instruction and stores them in 32 bytes): an IPv4 key as it is, in two words built in
+ * registers and hashed as they are; any other key as a digest of its 40 bytes, which a hit checks
+ * against the whole key (see affinity_table.c). The low byte of rest is the family either way. */
+struct ep_key16 {
+	uint64_t addrs; /* IPv4: source << 32 | destination (each as stored in the packet) */
+	uint64_t rest;  /* IPv4: sport << 48 | dport << 32 | proto << 8 | 4 */
+};
+
+static inline void ep_key16_of4(const struct ep_flow_key *k, struct ep_key16 *out)
+{
+	out->addrs = (uint64_t)ep_key_src4(k) << 32 | ep_key_dst4(k);
+	out->rest = (uint64_t)k->sport << 48 | (uint64_t)k->dport << 32 | (uint32_t)k->proto << 8 | 4u;
+}
+
 static inline void ep_key_reverse(const struct ep_flow_key *k, struct ep_flow_key *r)
 {
 	memcpy(r->src, k->dst, 16);

@@ -27,9 +27,20 @@ static int key_cmp(const void *a, const void *b, size_t len)
 	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) != 0;
 }
 
-void ep_action_prepare_nat(struct ep_action *a, const struct ep_flow_key *k)
+/* Sets EP_ACT_F2_PLAIN when a hit needs nothing beyond the worker's fast path: an IPv4 forward with
+ * at most a prepared NAT, a next hop and a TTL decrement (no QoS, tunnel or sequence adjustment). */
+static void mark_plain(struct ep_action *a, const struct ep_flow_key *k)
 {
-	a->flags &= (uint8_t)~EP_ACT_F_NAT_PREPARED;
+	int nat = (a->nat_src_ip | a->nat_dst_ip | a->nat_src_port | a->nat_dst_port) != 0;
+	int plain = k->family == 4 && a->type == EP_ACT_FORWARD &&
+		    (a->dispatch == EP_DISPATCH_NONE || a->dispatch == EP_DISPATCH_MAC) &&
+		    (a->flags & (uint8_t) ~(EP_ACT_F_NEXT_HOP | EP_ACT_F_NAT_PREPARED)) == 0 &&
+		    !(a->flags2 & EP_ACT_F2_SEQ_ADJUST) && (!nat || (a->flags & EP_ACT_F_NAT_PREPARED));
+	a->flags2 = (uint16_t)((a->flags2 & ~EP_ACT_F2_PLAIN) | (plain ? EP_ACT_F2_PLAIN : 0));
+}
+
+static void prepare_nat(struct ep_action *a, const struct ep_flow_key *k)
+{
 	a->nat_keep = 0;
 	int nat = (a->nat_src_ip | a->nat_dst_ip | a->nat_src_port | a->nat_dst_port) != 0;
 	if (!nat || k->family != 4 || (k->proto != IPPROTO_TCP && k->proto != IPPROTO_UDP))
@@ -48,6 +59,13 @@ void ep_action_prepare_nat(struct ep_action *a, const struct ep_flow_key *k)
 	ep_nat4_prepare(k, a->nat_src_ip, a->nat_src_port, a->nat_dst_ip, a->nat_dst_port, &a->nat_ip_delta,
 			&a->nat_l4_delta);
 	a->flags |= EP_ACT_F_NAT_PREPARED;
+}
+
+void ep_action_prepare(struct ep_action *a, const struct ep_flow_key *k)
+{
+	a->flags &= (uint8_t)~EP_ACT_F_NAT_PREPARED;
+	prepare_nat(a, k);
+	mark_plain(a, k);
 }
 
 void ep_action_public(struct ep_action *a)

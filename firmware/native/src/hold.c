@@ -60,7 +60,7 @@ int ep_hold_has_flow(const struct ep_hold *h, const struct ep_flow_key *k, hash_
 
 static int has_affinity(const struct ep_held *e)
 {
-	int32_t pos = rte_hash_lookup_with_hash(ep_dp.manager.hash, &e->key, e->sig);
+	int32_t pos = ep_affinity_table_find(&ep_dp.manager, &e->key);
 	return pos >= 0 && __atomic_load_n(&ep_dp.manager.flows[pos].in_use, __ATOMIC_ACQUIRE);
 }
 

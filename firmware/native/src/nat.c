@@ -191,30 +191,6 @@ void ep_nat4_prepare(const struct ep_flow_key *k, uint32_t new_src, uint16_t new
 	*l4_delta = fold(addr + ports);
 }
 
-void ep_nat4_prepared(uint8_t *frame, struct ep_meta *m, uint32_t new_src, uint16_t new_sport, uint32_t new_dst,
-		      uint16_t new_dport, uint16_t ip_delta, uint16_t l4_delta)
-{
-	uint8_t *ip = frame + m->l3_off;
-	uint8_t *l4 = frame + m->l4_off;
-	store32(ip + offsetof(struct rte_ipv4_hdr, src_addr), new_src);
-	store32(ip + offsetof(struct rte_ipv4_hdr, dst_addr), new_dst);
-	store16(l4 + offsetof(struct rte_tcp_hdr, src_port), new_sport); /* same offsets in UDP */
-	store16(l4 + offsetof(struct rte_tcp_hdr, dst_port), new_dport);
-	uint8_t *ip_csum_p = ip + offsetof(struct rte_ipv4_hdr, hdr_checksum);
-	store16(ip_csum_p, apply_delta(load16(ip_csum_p), ip_delta));
-	uint8_t *l4_csum_p = l4 + (m->key.proto == IPPROTO_TCP ? offsetof(struct rte_tcp_hdr, cksum)
-							       : offsetof(struct rte_udp_hdr, dgram_cksum));
-	uint16_t l4_csum = load16(l4_csum_p);
-	uint16_t fixed = apply_delta(l4_csum, l4_delta);
-	if (m->key.proto == IPPROTO_UDP)
-		fixed = l4_csum == 0 ? 0 : (fixed == 0 ? 0xffff : fixed);
-	store16(l4_csum_p, fixed);
-	memcpy(m->key.src, &new_src, 4);
-	memcpy(m->key.dst, &new_dst, 4);
-	m->key.sport = new_sport;
-	m->key.dport = new_dport;
-}
-
 void ep_ipv4_set_dscp(uint8_t *frame, const struct ep_meta *m, uint8_t dscp)
 {
 	/* TOS shares a checksummed 16-bit word with version/IHL; ECN (low 2 bits) is kept */

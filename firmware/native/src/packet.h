@@ -38,6 +38,7 @@ struct ep_meta {
 	uint8_t flags;      /* EP_META_* */
 	uint8_t tcp_flags;  /* EP_TCP_* for TCP, else 0 */
 	uint8_t mpls_depth; /* labels between the Ethernet header and l3_off */
+	uint8_t pad;        /* always zero: no implicit padding, so a meta compares as bytes */
 	uint16_t vlan_tci;  /* host order */
 	uint16_t l3_off;    /* offset of the IP (or ARP) header from the frame start */
 	uint16_t l4_off;    /* offset of the TCP/UDP/ICMP header; 0 when there is none */
@@ -76,12 +77,10 @@ int ep_nat4(uint8_t *frame, struct ep_meta *m, uint32_t new_src, uint16_t new_sp
 
 /* NAT of an exact-match TCP/UDP flow, split in two: ep_nat4_prepare folds the checksum changes
  * once, when the flow's affinity is installed (its key holds the old addresses and ports); every
- * packet then only stores the new values and adds the two prepared deltas. new_* are final values
- * (no "0 = keep"). The packet's key must equal the prepared key (TCP or UDP, not a fragment). */
+ * packet then only stores the new values and adds the two prepared deltas (ep_nat4_prepared in
+ * fast_path.h). new_* are final values (no "0 = keep"). */
 void ep_nat4_prepare(const struct ep_flow_key *k, uint32_t new_src, uint16_t new_sport, uint32_t new_dst,
 		     uint16_t new_dport, uint16_t *ip_delta, uint16_t *l4_delta);
-void ep_nat4_prepared(uint8_t *frame, struct ep_meta *m, uint32_t new_src, uint16_t new_sport, uint32_t new_dst,
-		      uint16_t new_dport, uint16_t ip_delta, uint16_t l4_delta);
 
 /* Adds seq_delta to the TCP sequence number when it is at or after initial_seq, ack_delta to the
  * acknowledgement number when at or after initial_ack (serial-number arithmetic), fixing the TCP

@@ -9,6 +9,7 @@
 #include <rte_prefetch.h>
 
 #include "dp.h"
+#include "fast_path.h"
 #include "interest.h"
 #include "packet.h"
 #include "packet6.h"
@@ -36,7 +37,6 @@ static inline void drop(struct ep_ctx *c, struct rte_mbuf *m, enum ep_drop_reaso
 static inline void emit(struct ep_ctx *c, uint16_t port, struct rte_mbuf *m)
 {
 	struct ep_txq *q = &c->txq[port];
-	c->w->c.port_tx_bytes[port] += m->pkt_len;
 	q->pkts[q->n++] = m;
 }
 
@@ -46,6 +46,11 @@ static void flush(struct ep_ctx *c)
 		struct ep_txq *q = &c->txq[p];
 		if (q->n == 0)
 			continue;
+		/* counted before the driver owns them; the unsent ones are taken back below */
+		uint64_t bytes = 0;
+		for (uint16_t i = 0; i < q->n; i++)
+			bytes += q->pkts[i]->pkt_len;
+		c->w->c.port_tx_bytes[p] += bytes;
 		uint16_t sent = rte_eth_tx_burst(p, (uint16_t)c->w->index, q->pkts, q->n);
 		c->w->c.port_tx_pkts[p] += sent;
 		for (uint16_t i = sent; i < q->n; i++) {
@@ -276,7 +281,9 @@ static void forward(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, 
 			memcpy(meta->key.dst, &a->nat_dst_ip, 4);
 	} else if (a->flags & EP_ACT_F_NAT_PREPARED) {
 		ep_nat4_prepared(frame, meta, a->nat_src_ip, a->nat_src_port, a->nat_dst_ip, a->nat_dst_port,
-				 a->nat_ip_delta, a->nat_l4_delta);
+				 a->nat_ip_delta, a->nat_l4_delta, 0);
+		/* the route and a tunnel's entropy below follow the translated packet */
+		ep_key_set4(&meta->key, meta->key.proto, a->nat_src_ip, a->nat_src_port, a->nat_dst_ip, a->nat_dst_port);
 	} else if (a->nat_src_ip | a->nat_dst_ip | a->nat_src_port | a->nat_dst_port) {
 		if (!is_v4 || ep_nat4(frame, meta, a->nat_src_ip, a->nat_src_port, a->nat_dst_ip, a->nat_dst_port)) {
 			drop(c, m, EP_DROP_NAT_UNSUPPORTED);
@@ -351,6 +358,58 @@ static void apply(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, co
 		drop(c, m, EP_DROP_ACTION_DROP);
 		return;
 	}
+}
+
+/* forward() for a plain action (EP_ACT_F2_PLAIN, IPv4 keys only) on a packet that is no fragment,
+ * when the next hop is known without a lookup: the NAT, the TTL decrement and the MACs in one
+ * pass. Returns 0, with the frame untouched, when it cannot finish (next hop to resolve, port down,
+ * TTL expiring): forward() then does it all and names the reason of a drop. */
+static inline int forward_plain(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, const struct ep_action *a,
+				const struct ep_flow *f)
+{
+	uint16_t port;
+	const uint8_t *mac;
+	if (a->flags & EP_ACT_F_NEXT_HOP) {
+		port = a->out_port;
+		mac = a->next_hop_mac;
+	} else if (f->neigh_gen == c->gen) {
+		port = f->tx_port;
+		mac = f->dst_mac;
+	} else {
+		return 0;
+	}
+	if (unlikely(meta->kind != EP_PKT_IPV4 || port >= ep_dp.nports || !ep_dp.ports[port].started))
+		return 0;
+	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
+	uint8_t *ip = frame + meta->l3_off;
+	uint32_t ttl_delta = 0;
+	if (a->dispatch != EP_DISPATCH_MAC) {
+		if (unlikely(ip[8] <= 1))
+			return 0;
+		uint16_t before = ep_load16(ip + 8); /* TTL and protocol: one checksummed word */
+		ip[8]--;
+		ttl_delta = ep_csum_delta16(before, ep_load16(ip + 8));
+	}
+	if (a->flags & EP_ACT_F_NAT_PREPARED)
+		ep_nat4_prepared(frame, meta, a->nat_src_ip, a->nat_src_port, a->nat_dst_ip, a->nat_dst_port,
+				 a->nat_ip_delta, a->nat_l4_delta, ttl_delta);
+	else if (ttl_delta)
+		ep_store16(ip + 10, ep_csum_apply_delta(ep_load16(ip + 10), ttl_delta));
+	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)frame;
+	memcpy(&eth->dst_addr, mac, 6);
+	rte_ether_addr_copy(&ep_dp.ports[port].mac, &eth->src_addr);
+	c->w->c.actions[EP_AC_FORWARD]++;
+	emit(c, port, m);
+	return 1;
+}
+
+/* apply() with the fast path of a plain forward first. */
+static inline void act(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, const struct ep_action *a,
+		       struct ep_flow *f)
+{
+	if (likely(a->flags2 & EP_ACT_F2_PLAIN) && !(meta->flags & EP_META_FRAGMENT) && forward_plain(c, m, meta, a, f))
+		return;
+	apply(c, m, meta, a, f);
 }
 
 static inline void account_flow(struct ep_ctx *c, struct ep_flow *f, const struct ep_meta *meta, uint32_t len)
@@ -457,13 +516,13 @@ static int manager_extras(struct ep_ctx *c, struct rte_mbuf *m, const struct ep_
 	return interest_act(c, m, meta, v, 0, 0, 0);
 }
 
-static void hit_manager(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, int32_t pos)
+/* A manager affinity's packet (the caller counts the hits per burst). */
+static inline void hit_manager(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, int32_t pos)
 {
 	struct ep_flow *f = &ep_dp.manager.flows[pos];
 	struct ep_counter_pair *cnt = &c->w->manager_counters[pos];
 	cnt->packets++;
 	cnt->bytes += m->pkt_len;
-	c->w->c.manager_hits++;
 	uint8_t before = f->tcp_state;
 	account_flow(c, f, meta, m->pkt_len);
 	if (f->tcp_state != before && (f->tcp_state == EP_TCPS_FIN || f->tcp_state == EP_TCPS_RST)) {
@@ -474,7 +533,7 @@ static void hit_manager(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *me
 	}
 	if (unlikely(f->act.flags2 & (EP_ACT_F2_INTEREST | EP_ACT_F2_STATS_IP)) && manager_extras(c, m, meta, pos, f))
 		return;
-	apply(c, m, meta, &f->act, f);
+	act(c, m, meta, &f->act, f);
 }
 
 /* The server's SYN-ACK on the reverse flow closes the handshake the client's SYN opened: the
@@ -560,7 +619,7 @@ static void hit_learned(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *me
 	if (unlikely(f->tcp_state != state_before) && replicating())
 		flow_event(c, f, EP_FLOW_UPDATED);
 	f->expire_tsc = c->now + ep_flow_timeout_tsc(f, meta->key.proto);
-	apply(c, m, meta, &f->act, f);
+	act(c, m, meta, &f->act, f);
 }
 
 static struct ep_flow *learn(struct ep_ctx *c, const struct ep_flow_key *key, const struct ep_flow *model)
@@ -576,7 +635,7 @@ static struct ep_flow *learn(struct ep_ctx *c, const struct ep_flow_key *key, co
 	}
 	*f = *model;
 	f->key = *key;
-	ep_action_prepare_nat(&f->act, key);
+	ep_action_prepare(&f->act, key);
 	f->packets = f->bytes = 0;
 	f->neigh_gen = 0;
 	f->expire_tsc = c->now + ep_flow_timeout_tsc(f, key->proto);
@@ -1143,43 +1202,55 @@ static void process_burst(struct ep_ctx *c, uint16_t in_port, struct rte_mbuf **
 	int32_t pos[EP_BURST];
 	uint16_t idx[EP_BURST];
 	uint16_t nlook = 0;
+	/* the same keys as the manager's affinity table takes them (IPv4: the same hash too) */
+	struct ep_key16 keys16[EP_BURST];
+	const void *look16[EP_BURST];
+	hash_sig_t sigs16[EP_BURST];
 	struct ep_worker *w = c->w;
 
+	uint64_t rx_bytes = 0;
 	for (uint16_t i = 0; i < n; i++) {
 		if (i + 3 < n)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 3], void *));
 		struct rte_mbuf *m = pkts[i];
-		w->c.port_rx_bytes[in_port] += m->pkt_len;
-		int kind = ep_parse(rte_pktmbuf_mtod(m, const uint8_t *), m->data_len, &meta[i]);
+		rx_bytes += m->pkt_len;
+		int kind = ep_parse_fast(rte_pktmbuf_mtod(m, const uint8_t *), m->data_len, &meta[i]);
 		if (unlikely(kind == EP_PKT_IPV4 && (meta[i].flags & EP_META_FRAGMENT)) &&
 		    !(meta[i].flags & EP_META_IP_OPTIONS) && !fragment_key(c, m, &meta[i]))
 			kind = EP_PKT_DROP; /* a later fragment of a datagram whose first fragment was not seen */
-		if (likely(kind == EP_PKT_IPV4 && !(meta[i].flags & EP_META_IP_OPTIONS)) ||
-		    (kind == EP_PKT_IPV6 && !ep_is_ndp(rte_pktmbuf_mtod(m, const uint8_t *), &meta[i]))) {
-			keys[nlook] = &meta[i].key;
+		if (likely(kind == EP_PKT_IPV4 && !(meta[i].flags & EP_META_IP_OPTIONS))) {
+			ep_key16_of4(&meta[i].key, &keys16[nlook]);
+			sigs[nlook] = sigs16[nlook] = ep_key16_hash(&keys16[nlook]);
+		} else if (kind == EP_PKT_IPV6 && !ep_is_ndp(rte_pktmbuf_mtod(m, const uint8_t *), &meta[i])) {
+			ep_key16_of(&meta[i].key, &keys16[nlook]);
+			sigs16[nlook] = ep_key16_hash(&keys16[nlook]);
 			sigs[nlook] = ep_key_hash(&meta[i].key);
-			idx[nlook++] = i;
+		} else {
+			pkts[i] = NULL;
+			switch (kind) {
+			case EP_PKT_ARP:
+				handle_arp(c, m, &meta[i], in_port);
+				break;
+			case EP_PKT_IPV6:
+				handle_ndp(c, m, &meta[i], in_port);
+				break;
+			case EP_PKT_IPV4:
+				drop(c, m, EP_DROP_IP_OPTIONS);
+				break;
+			case EP_PKT_OTHER:
+				drop(c, m, EP_DROP_UNSUPPORTED_L2);
+				break;
+			default:
+				drop(c, m, meta[i].kind == EP_PKT_DROP ? (enum ep_drop_reason)meta[i].drop : EP_DROP_FRAGMENT);
+			}
 			continue;
 		}
-		pkts[i] = NULL;
-		switch (kind) {
-		case EP_PKT_ARP:
-			handle_arp(c, m, &meta[i], in_port);
-			break;
-		case EP_PKT_IPV6:
-			handle_ndp(c, m, &meta[i], in_port);
-			break;
-		case EP_PKT_IPV4:
-			drop(c, m, EP_DROP_IP_OPTIONS);
-			break;
-		case EP_PKT_OTHER:
-			drop(c, m, EP_DROP_UNSUPPORTED_L2);
-			break;
-		default:
-			drop(c, m, meta[i].kind == EP_PKT_DROP ? (enum ep_drop_reason)meta[i].drop : EP_DROP_FRAGMENT);
-		}
+		look16[nlook] = &keys16[nlook];
+		keys[nlook] = &meta[i].key;
+		idx[nlook++] = i;
 	}
 	w->c.port_rx_pkts[in_port] += n;
+	w->c.port_rx_bytes[in_port] += rx_bytes;
 	if (nlook == 0)
 		return;
 
@@ -1188,23 +1259,30 @@ static void process_burst(struct ep_ctx *c, uint16_t in_port, struct rte_mbuf **
 	const void *mkeys[EP_BURST];
 	hash_sig_t msigs[EP_BURST];
 	uint16_t midx[EP_BURST];
-	if (__atomic_load_n(&ep_dp.manager.live, __ATOMIC_RELAXED) > 0) {
-		rte_hash_lookup_with_hash_bulk(ep_dp.manager.hash, keys, sigs, nlook, pos);
+	const struct ep_affinity_table *aff = &ep_dp.manager;
+	if (__atomic_load_n(&aff->live, __ATOMIC_RELAXED) > 0) {
+		rte_hash_lookup_with_hash_bulk(aff->hash, look16, sigs16, nlook, pos);
 		/* start every hit's memory loads before touching any, so the misses overlap */
 		for (uint16_t j = 0; j < nlook; j++)
 			if (pos[j] >= 0) {
-				rte_prefetch0(&ep_dp.manager.flows[pos[j]]);
-				rte_prefetch0(&c->w->manager_counters[pos[j]]);
+				rte_prefetch0(&aff->flows[pos[j]]);
+				rte_prefetch0(&w->manager_counters[pos[j]]);
 			}
+		uint32_t hits = 0;
 		for (uint16_t j = 0; j < nlook; j++) {
-			if (pos[j] >= 0 && __atomic_load_n(&ep_dp.manager.flows[pos[j]].in_use, __ATOMIC_ACQUIRE)) {
+			if (pos[j] >= 0 && __atomic_load_n(&aff->flows[pos[j]].in_use, __ATOMIC_ACQUIRE) &&
+			    /* a key other than IPv4 was found by its digest: the flow holds the whole key */
+			    (likely(meta[idx[j]].key.family == 4) ||
+			     memcmp(&aff->flows[pos[j]].key, keys[j], sizeof(struct ep_flow_key)) == 0)) {
 				hit_manager(c, pkts[idx[j]], &meta[idx[j]], pos[j]);
+				hits++;
 				continue;
 			}
 			mkeys[nmiss] = keys[j];
 			msigs[nmiss] = sigs[j];
 			midx[nmiss++] = idx[j];
 		}
+		w->c.manager_hits += hits;
 	} else {
 		memcpy(mkeys, keys, sizeof(keys[0]) * nlook);
 		memcpy(msigs, sigs, sizeof(sigs[0]) * nlook);

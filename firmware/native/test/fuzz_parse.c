@@ -1,4 +1,5 @@
-/* libFuzzer target: ep_parse on arbitrary bytes, then the rewriters on what it accepts.
+/* libFuzzer target: ep_parse (and the fast path, which must agree) on arbitrary bytes, then the
+ * rewriters on what it accepts.
  *
  * Beyond "no crash, no out-of-bounds access" it checks the parser's promises (offsets inside
  * the frame and ordered) and that NAT and TTL fix checksums exactly: the copy gets correct
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fast_path.h"
 #include "packet.h"
 #include "packet6.h"
 
@@ -182,6 +184,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int kind = ep_parse(frame, len, &m);
 	CHECK(kind == m.kind);
 	check_meta(&m, len);
+	struct ep_meta fast; /* the worker's fast path must agree on every frame */
+	CHECK(ep_parse_fast(frame, len, &fast) == kind && memcmp(&fast, &m, sizeof(m)) == 0);
 	CHECK(memcmp(frame, data, size) == 0);
 
 	if (kind == EP_PKT_IPV4) {

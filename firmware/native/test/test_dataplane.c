@@ -1,6 +1,7 @@
-/* Tests of the data plane itself (dataplane.c, flow_table.c, wildcard.c, service.c, neighbor.c,
- * worker.c) through the C API of edgeplane.h and, where a property is only visible inside, through
- * the internals of dp.h (Maglev tables, rte_acl classification, TCP state tracking).
+/* Tests of the data plane itself (dataplane.c, affinity_table.c, flow_table.c, wildcard.c,
+ * service.c, neighbor.c, worker.c) through the C API of edgeplane.h and, where a property is only
+ * visible inside, through the internals of dp.h (Maglev tables, rte_acl classification, TCP state
+ * tracking, the affinity table's digest check).
  *
  * One process, one EAL: --no-huge, a net_ring0 loopback port (what port 0 transmits it receives
  * again), main lcore 0 for this thread and one worker on lcore 1. Table tests run before the
@@ -103,6 +104,23 @@ static struct ep_flow_key tcp_key(uint32_t src, uint16_t sport, uint32_t dst, ui
 {
 	struct ep_flow_key k;
 	ep_key_set4(&k, IPPROTO_TCP, src, htons(sport), dst, htons(dport));
+	return k;
+}
+
+/* 2001:db8::<host>, port-numbered UDP: an IPv6 key, which the affinity table holds by digest. */
+static struct ep_flow_key udp6_key(uint8_t src_host, uint16_t sport, uint8_t dst_host, uint16_t dport)
+{
+	struct ep_flow_key k;
+	memset(&k, 0, sizeof(k));
+	const uint8_t prefix[4] = { 0x20, 0x01, 0x0d, 0xb8 };
+	memcpy(k.src, prefix, 4);
+	memcpy(k.dst, prefix, 4);
+	k.src[15] = src_host;
+	k.dst[15] = dst_host;
+	k.sport = htons(sport);
+	k.dport = htons(dport);
+	k.proto = IPPROTO_UDP;
+	k.family = 6;
 	return k;
 }
 
@@ -217,6 +235,29 @@ static uint32_t build_tcp(uint8_t *f, const uint8_t dst_mac[6], const uint8_t sr
 	return ETH_LEN + total;
 }
 
+/* An Ethernet + IPv6 + UDP frame of key k (checksum left 0: nothing on the way checks it). */
+static uint32_t build_udp6(uint8_t *f, const struct ep_flow_key *k, uint32_t payload_len)
+{
+	uint32_t udp_len = 8 + payload_len;
+	memset(f, 0, ETH_LEN + 40 + udp_len);
+	memcpy(f, router_mac, 6);
+	memcpy(f + 6, client_mac, 6);
+	put16(f + 12, 0x86dd);
+	uint8_t *ip = f + ETH_LEN, *udp = ip + 40;
+	ip[0] = 0x60;
+	put16(ip + 4, (uint16_t)udp_len);
+	ip[6] = IPPROTO_UDP;
+	ip[7] = 64;
+	memcpy(ip + 8, k->src, 16);
+	memcpy(ip + 24, k->dst, 16);
+	memcpy(udp, &k->sport, 2);
+	memcpy(udp + 2, &k->dport, 2);
+	put16(udp + 4, (uint16_t)udp_len);
+	for (uint32_t i = 0; i < payload_len; i++)
+		udp[8 + i] = (uint8_t)i;
+	return ETH_LEN + 40 + udp_len;
+}
+
 /* ---- affinity table through the API ---- */
 
 static void test_affinity_add_refresh_delete(void)
@@ -258,6 +299,33 @@ static void test_affinity_add_refresh_delete(void)
 	EXPECT(find_listed(&k) == NULL && find_listed(&other) != NULL);
 	EXPECT(ep_affinity_del(&other) == 1);
 	EXPECT(installed() == 0 && ep_affinity_list(listed, 64, 0) == 0);
+}
+
+/* IPv6 keys sit in the affinity table under a digest: distinct keys stay distinct, and an IPv4
+ * key whose bytes start alike is another key. */
+static void test_affinity_ipv6(void)
+{
+	struct ep_flow_key a = udp6_key(1, 1000, 2, 53), b = udp6_key(1, 1000, 3, 53);
+	struct ep_flow_key v4 = a;
+	v4.family = 4;
+	memset(v4.src + 4, 0, 12);
+	memset(v4.dst + 4, 0, 12);
+	struct ep_action drop_act = { .type = EP_ACT_DROP, .out_port = EP_PORT_ROUTE };
+	struct ep_action punt = punt_action();
+	EXPECT_OK(ep_affinity_add(&a, &punt, 10, err));
+	EXPECT_OK(ep_affinity_add(&b, &drop_act, 10, err));
+	EXPECT(installed() == 2 && ep_affinity_count() == 2);
+	const struct ep_affinity_info *la = find_listed(&a), *lb = find_listed(&b);
+	EXPECT(la && la->action.type == EP_ACT_PUNT && lb && lb->action.type == EP_ACT_DROP);
+	int32_t pa = ep_affinity_table_find(&ep_dp.manager, &a), pb = ep_affinity_table_find(&ep_dp.manager, &b);
+	EXPECT(pa >= 0 && pb >= 0 && pa != pb, "positions %d %d", pa, pb);
+	EXPECT(ep_affinity_table_find(&ep_dp.manager, &v4) < 0 && ep_affinity_del(&v4) == 0);
+	/* replacing the action keeps one entry */
+	EXPECT_OK(ep_affinity_add(&a, &drop_act, 10, err));
+	EXPECT(installed() == 2 && find_listed(&a)->action.type == EP_ACT_DROP);
+	EXPECT(ep_affinity_del(&a) == 1 && ep_affinity_del(&a) == 0);
+	EXPECT(find_listed(&a) == NULL && find_listed(&b) != NULL);
+	EXPECT(ep_affinity_del(&b) == 1 && installed() == 0);
 }
 
 /* ep_affinity_count is what the control application exports: it must follow adds and deletes. */
@@ -951,6 +1019,39 @@ static void test_worker_nat_forward(void)
 	EXPECT(a && a->packets == 1 && a->bytes == len);
 	EXPECT(ep_affinity_del(&in_key) == 1 && ep_affinity_del(&rewritten_key) == 1);
 	EXPECT(state_after_syn == EP_TCPS_SYN, "state %u after a SYN", state_after_syn);
+}
+
+/* An IPv6 frame hits its affinity (found by digest, checked against the whole key); when the flow
+ * at that position holds another key, as after a digest collision, the frame is a miss. */
+static void test_worker_ipv6_affinity(void)
+{
+	struct ep_flow_key k = udp6_key(7, 5353, 8, 53);
+	struct ep_action punt = punt_action();
+	EXPECT_OK(ep_affinity_add(&k, &punt, 60, err));
+	uint8_t f[128];
+	uint32_t len = build_udp6(f, &k, 10);
+	reset_punted();
+	struct ep_lcore_counters before = totals();
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(npunted == 1);
+	EXPECT(npunted == 1 && punted[0].reason == EP_PUNT_ACTION && punted[0].len == len, "%u punted", npunted);
+	struct ep_lcore_counters after = totals();
+	EXPECT(after.manager_hits - before.manager_hits == 1 && after.misses == before.misses);
+	const struct ep_affinity_info *a = find_listed(&k);
+	EXPECT(a && a->packets == 1 && a->bytes == len);
+
+	int32_t pos = ep_affinity_table_find(&ep_dp.manager, &k);
+	EXPECT(pos >= 0);
+	ep_dp.manager.flows[pos].key.dst[15] ^= 0x80; /* the flow now holds another key */
+	reset_punted();
+	before = totals();
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(npunted == 1);
+	after = totals();
+	ep_dp.manager.flows[pos].key.dst[15] ^= 0x80;
+	EXPECT(npunted == 1 && punted[0].reason == EP_PUNT_MISS, "%u punted", npunted);
+	EXPECT(after.misses - before.misses == 1 && after.manager_hits == before.manager_hits);
+	EXPECT(ep_affinity_del(&k) == 1);
 }
 
 /* A FIN on a manager affinity cuts its remaining life to the FIN timeout. */
@@ -1744,6 +1845,7 @@ struct test {
 static const struct test table_tests[] = {
 	{ "affinities: add, refresh, replace, list, delete", test_affinity_add_refresh_delete },
 	{ "affinities: ep_affinity_count follows deletes", test_affinity_count_follows_deletes },
+	{ "affinities: IPv6 keys by digest stay distinct from each other and from IPv4", test_affinity_ipv6 },
 	{ "affinities: invalid input is refused with a reason", test_affinity_invalid_input },
 	{ "affinities: a 1<<20 table takes 1,000,000 keys, then EP_EFULL", test_affinity_capacity },
 	{ "affinities: ttl 1 s expires through ep_poll, ttl 60 s stays", test_affinity_ttl_expiry },
@@ -1763,6 +1865,7 @@ static const struct test worker_tests[] = {
 	{ "worker: net_ring0 loops injected frames back, miss punts them intact", test_loopback_port },
 	{ "worker: fixed affinity NAT + forward, checksums, TTL, MACs, counters", test_worker_nat_forward },
 	{ "worker: FIN shortens a manager affinity to the FIN timeout", test_worker_fin_shortens_ttl },
+	{ "worker: an IPv6 frame hits its affinity; another key at its position is a miss", test_worker_ipv6_affinity },
 	{ "worker: virtual service DNAT to a server, reply SNAT to the VIP", test_worker_virtual_service },
 	{ "worker: malformed frames dropped by reason", test_worker_drop_reasons },
 	{ "worker: frames injected for processing follow affinities, never punt back up", test_worker_inject_process },

@@ -1,4 +1,5 @@
-/* Unit tests for the packet library (parse.c, checksum.c, nat.c, encap.c, local_reply.c).
+/* Unit tests for the packet library (parse.c, checksum.c, nat.c, encap.c, local_reply.c, and the
+ * worker's inline fast path in fast_path.h).
  *
  * Frames are written out byte by byte below; their checksums and the expected rewritten frames
  * were produced by scapy, so they do not depend on this library's checksum code. The property
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fast_path.h"
 #include "packet.h"
 
 /* ---- harness ---- */
@@ -749,6 +751,82 @@ static void test_nat_property(void)
 	}
 }
 
+/* Parses a copy of exactly len bytes with both parsers: the fast path must fill the same meta as
+ * ep_parse for every frame, the ones it takes and the ones it hands on. */
+static int parsers_agree(const uint8_t *frame, uint32_t len)
+{
+	struct ep_meta general, fast;
+	uint8_t *copy = malloc(len ? len : 1);
+	memcpy(copy, frame, len);
+	int kind_general = ep_parse(copy, len, &general);
+	int kind_fast = ep_parse_fast(copy, len, &fast);
+	free(copy);
+	return kind_general == kind_fast && memcmp(&general, &fast, sizeof(general)) == 0;
+}
+
+static void test_parse_fast_matches(void)
+{
+	const struct {
+		const uint8_t *frame;
+		uint32_t len;
+	} bases[] = {
+		{tcp_syn, sizeof(tcp_syn)}, {udp_abc, sizeof(udp_abc)}, {icmp_echo_request, sizeof(icmp_echo_request)},
+		{arp_request, sizeof(arp_request)}, {ipv6_ext_tcp, sizeof(ipv6_ext_tcp)},
+	};
+	for (size_t c = 0; c < sizeof(bases) / sizeof(bases[0]); c++)
+		for (uint32_t len = 0; len <= bases[c].len; len++)
+			EXPECT(parsers_agree(bases[c].frame, len), "base %zu cut to %u bytes", c, len);
+	enum { ROUNDS = 200000 };
+	for (int round = 0; round < ROUNDS; round++) {
+		struct built b;
+		build_random_ipv4(&b);
+		/* the fields the fast path checks (ethertype, IPv4 and L4 headers), damaged now and then */
+		uint32_t damage = rnd_below(4);
+		for (uint32_t d = 0; d < damage; d++)
+			b.frame[12 + rnd_below(48)] = (uint8_t)(rnd_below(2) ? rnd() : rnd_below(2) ? 0 : 0x45);
+		uint32_t len = rnd_below(8) == 0 ? rnd_below(b.len + 1) : b.len;
+		EXPECT(parsers_agree(b.frame, len), "round %d (len %u)", round, len);
+	}
+}
+
+/* The prepared NAT (deltas folded once per flow, a TTL decrement folded in) writes the same bytes
+ * as ep_nat4 followed by ep_ipv4_dec_ttl. */
+static void test_nat_prepared_matches(void)
+{
+	enum { ROUNDS = 50000 };
+	for (int round = 0; round < ROUNDS; round++) {
+		struct built b;
+		struct ep_meta m, general_meta;
+		do
+			build_random_ipv4(&b);
+		while (b.proto == IPPROTO_ICMP);
+		EXPECT(ep_parse(b.frame, b.len, &m) == EP_PKT_IPV4);
+		uint8_t general[sizeof(b.frame)];
+		memcpy(general, b.frame, sizeof(general));
+		general_meta = m;
+		uint32_t nsrc = rnd() | 1, ndst = rnd() | 1;
+		uint16_t nsport = (uint16_t)(1 + rnd_below(65535)), ndport = (uint16_t)(1 + rnd_below(65535));
+		int dec_ttl = rnd_below(2) && b.frame[b.l3 + 8] > 1;
+
+		EXPECT(ep_nat4(general, &general_meta, nsrc, nsport, ndst, ndport) == 0);
+		if (dec_ttl)
+			ep_ipv4_dec_ttl(general, &general_meta);
+
+		uint16_t ip_delta, l4_delta;
+		ep_nat4_prepare(&m.key, nsrc, nsport, ndst, ndport, &ip_delta, &l4_delta);
+		uint32_t ttl_delta = 0;
+		if (dec_ttl) {
+			uint8_t *ttl = b.frame + b.l3 + 8;
+			uint16_t before = ep_load16(ttl);
+			ttl[0]--;
+			ttl_delta = ep_csum_delta16(before, ep_load16(ttl));
+		}
+		ep_nat4_prepared(b.frame, &m, nsrc, nsport, ndst, ndport, ip_delta, l4_delta, ttl_delta);
+		EXPECT(memcmp(general, b.frame, b.len) == 0, "round %d: proto %u, TTL %s", round, b.proto,
+		       dec_ttl ? "decremented" : "kept");
+	}
+}
+
 /* A UDP checksum that becomes 0 must be sent as 0xffff (0 would mean "no checksum"). */
 static void test_nat_udp_checksum_becoming_zero(void)
 {
@@ -1110,6 +1188,8 @@ static const struct {
 	{"checksum vectors and incremental updates", test_checksum_vectors},
 	{"NAT TCP matches scapy bytes", test_nat_tcp_bytes},
 	{"NAT property: incremental == from scratch", test_nat_property},
+	{"fast-path parse fills the same meta as ep_parse", test_parse_fast_matches},
+	{"prepared NAT with TTL writes the same bytes as ep_nat4", test_nat_prepared_matches},
 	{"NAT UDP checksum becoming 0 is sent as 0xffff", test_nat_udp_checksum_becoming_zero},
 	{"NAT all-zero ICMP keeps checksum 0xffff", test_nat_icmp_all_zero},
 	{"NAT ICMP echo identifier", test_nat_icmp_identifier},
