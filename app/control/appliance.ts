@@ -173,6 +173,18 @@ export class Appliance {
     for (const server of servers) if (!known.has(server.ip)) this.#resolve(dp, server.ip);
   }
 
+  /** Narrows a full-NAT service's source ports to [portMin, portMax] (a cluster member's leased
+   * block, SR-R6): members of one cluster then never pick the same source port. */
+  setSnatPorts(serviceName: string, portMin: number, portMax: number): void {
+    const definition = this.#services.get(serviceName);
+    if (!definition) throw new ApplianceError(`service "${serviceName}" does not exist`);
+    if (!definition.snat) throw new ApplianceError(`service "${serviceName}" does not translate the source (not full NAT)`);
+    const updated = { ...definition, snat: { ...definition.snat, portMin, portMax } };
+    this.#running().setService(updated);
+    this.#services.set(serviceName, updated);
+    this.#logger.info({ service: serviceName, portMin, portMax }, 'full-NAT source ports set');
+  }
+
   #running(): Dataplane {
     if (this.#state !== 'running' || !this.#dp) throw new ApplianceError(`the data plane is ${this.#state}`);
     return this.#dp;

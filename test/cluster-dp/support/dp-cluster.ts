@@ -127,8 +127,9 @@ export class DpCluster {
       },
       30_000,
     );
-    // Non-owners drop silently.
-    for (const s of replicated) expect(s.drops.foreign_unit ?? 0).toBeGreaterThan(0);
+    // Non-owners drop silently (a member's count may still be 0: packets that arrived while it held
+    // a unit and were discarded when the unit went to another member are not drops).
+    expect(replicated.reduce((sum, s) => sum + (s.drops.foreign_unit ?? 0), 0)).toBeGreaterThan(0);
     console.log(
       `${count} connections: ${list.map((unit, u) => `${unit.unitId} (${replicated[u]?.role}) owns ${replicated[u]?.owned.length} units / ${ports.filter((_, i) => replicated[u]?.owned.includes(workUnits[i] as number)).length} connections, dropped ${replicated[u]?.drops.foreign_unit} foreign`).join('; ')}; ` +
         `replication batches sent/acked ${replicated.map((s) => `${s.replication.batchesSent}/${s.replication.batchesAcked}`).join(' ')}`,

@@ -17,6 +17,8 @@ export const VIP = '10.0.1.100';
 export const SHARED_VIP_MAC = '02:65:70:00:01:64';
 export const SERVER_GATEWAY = '10.0.2.1';
 export const SHARED_GATEWAY_MAC = '02:65:70:00:02:01';
+/** The source address full-NAT services give connections towards the servers. */
+export const FULLNAT_SOURCE = '10.0.2.100';
 
 export interface SharedLan {
   client: string;
@@ -69,6 +71,7 @@ export async function createSharedLan(prefix: string): Promise<SharedLan> {
     await plug(sw, 'brs', `srv${i + 1}`, server, 'eth0', `${SERVER_IPS[i]}/24`);
     await inNamespace(server, 'ip', ['route', 'add', 'default', 'via', SERVER_GATEWAY]);
     await inNamespace(server, 'ip', ['neigh', 'replace', SERVER_GATEWAY, 'lladdr', SHARED_GATEWAY_MAC, 'dev', 'eth0', 'nud', 'permanent']);
+    await inNamespace(server, 'ip', ['neigh', 'replace', FULLNAT_SOURCE, 'lladdr', SHARED_GATEWAY_MAC, 'dev', 'eth0', 'nud', 'permanent']);
   }
   return {
     client,

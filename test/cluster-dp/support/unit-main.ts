@@ -7,7 +7,8 @@ import { Appliance } from '../../../app/control/appliance.js';
 import { ClusterDataplane } from '../../../app/control/cluster-dataplane.js';
 import { parseConfig } from '../../../app/control/config.js';
 import { Member } from '../../../app/cluster/member.js';
-import { SERVER_GATEWAY, SERVER_IPS, SHARED_GATEWAY_MAC, SHARED_VIP_MAC, VIP } from './shared-lan.js';
+import { ClusterSnatPorts, FULLNAT_PORT_SPACE } from '../../../app/control/cluster-snat-ports.js';
+import { FULLNAT_SOURCE, SERVER_GATEWAY, SERVER_IPS, SHARED_GATEWAY_MAC, SHARED_VIP_MAC, VIP } from './shared-lan.js';
 import type { UnitSettings } from './unit-process.js';
 
 const settings = JSON.parse(process.env.CLUSTER_DP_UNIT ?? '{}') as UnitSettings;
@@ -32,7 +33,20 @@ appliance.start(
       ],
       // Round robin: a unit that had to pick a server again for a connection would pick another
       // one than its first owner did, so only replicated state keeps a moved connection alive.
-      services: [{ name: 'stream', vip: VIP, port: 80, protocol: 'tcp', mode: 'nat', algorithm: 'wrr', servers: SERVER_IPS.map((address) => ({ address, port: 80 })) }],
+      services: [
+        { name: 'stream', vip: VIP, port: 80, protocol: 'tcp', mode: 'nat', algorithm: 'wrr', servers: SERVER_IPS.map((address) => ({ address, port: 80 })) },
+        // Full NAT: the servers see FULLNAT_SOURCE and a source port from this member's leased block.
+        {
+          name: 'fullnat',
+          vip: VIP,
+          port: 81,
+          protocol: 'tcp',
+          mode: 'fullnat',
+          algorithm: 'wrr',
+          servers: SERVER_IPS.map((address) => ({ address, port: 80 })),
+          snat: { ip: FULLNAT_SOURCE, portMin: 1024, portMax: 65535 },
+        },
+      ],
       log: { level: 'warn' },
     }),
   ),
@@ -47,6 +61,7 @@ const member = new Member({
   multicast: { group: '239.77.0.2', port: 7956 },
   joinPort: 7957,
   timing: { keepaliveMs: 50, detectionMs: settings.detectionMs ?? 500, silenceMs: 100, rebalanceMs: 2000 },
+  numberSpaces: [{ name: FULLNAT_PORT_SPACE, first: 1024, last: 65535, blockSize: 4096 }],
   loadSource: () => binding?.loadSource() ?? [],
   log,
 });
@@ -64,6 +79,8 @@ binding = new ClusterDataplane({
   log,
 });
 await binding.start();
+const snatPorts = new ClusterSnatPorts(member, appliance, log);
+snatPorts.start();
 // Off: the data plane records no flow events, so nothing is replicated (the benchmark's baseline).
 if (settings.replication === false) dp.enableReplication(false);
 member.onRoleChange((role) => send({ kind: 'role', role }));
@@ -89,6 +106,7 @@ process.on('message', (raw) => {
       learnedFlows: dp.affinityCount().learned,
       eventsLost: dp.flowEventsLost(),
       drops: stats.drops,
+      snatLease: snatPorts.lease,
     });
   } else if (command.cmd === 'view') {
     // Diagnostics of stalled connections: how this member and its data plane see their units.

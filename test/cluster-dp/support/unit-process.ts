@@ -43,6 +43,8 @@ export interface UnitState {
   learnedFlows: number;
   eventsLost: number;
   drops: Record<string, number>;
+  /** The full-NAT source-port block this member leased. */
+  snatLease?: { start: number; size: number; holder: string };
 }
 
 export class ClusterUnit {
