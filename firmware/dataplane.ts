@@ -114,6 +114,7 @@ interface NativeAddon {
   serviceSet(svc: object): void;
   serviceRemove(id: number): void;
   serviceFlushServer(id: number, ip: number, port: number): void;
+  serviceFlushServer6(id: number, ip: Buffer, port: number): void;
   flowForget(key: Buffer): void;
   stats(): DataplaneStats;
   poll(max: number): { port: number; reason: number; unit: number; interestFlags: number; interestReasons: number; wildcardId: number; frame: Buffer }[];
@@ -573,7 +574,10 @@ export class Dataplane {
   /** Forgets every connection pinned to one server of a service ("reset on failure"): their next
    * packets are dropped, a new TCP SYN from the same client port picks a server again. */
   flushServer(serviceId: number, ip: string, port: number): void {
-    if (familyOf(ip, 'server ip') === 6) throw new InvalidRuleError('EINVAL', `flushing IPv6 server "${ip}" is not supported yet`);
+    if (familyOf(ip, 'server ip') === 6) {
+      call(() => this.#addon.serviceFlushServer6(serviceId, ipv6ToBuffer(ip, 'server ip'), checkPort(port, 'server port')));
+      return;
+    }
     call(() => this.#addon.serviceFlushServer(serviceId, ipv4ToNumber(ip, 'server ip'), checkPort(port, 'server port')));
   }
 

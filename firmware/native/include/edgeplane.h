@@ -291,6 +291,8 @@ int ep_service_del(uint32_t id, struct ep_error *err);
 /* Forgets every connection pinned to a server of a service: their next packet is dropped (a new
  * TCP SYN picks a server again) and both directions are deleted. For "reset on failure". */
 int ep_service_flush_server(uint32_t id, uint32_t ip, uint16_t port, struct ep_error *err);
+/* The same for a server of an IPv6 service. */
+int ep_service_flush_server6(uint32_t id, const uint8_t ip6[16], uint16_t port, struct ep_error *err);
 /* Forgets one learned connection (both directions) by either direction's key. Asynchronous:
  * workers apply it within a loop. Returns 0, or -1 when a worker's command queue is full. */
 int ep_flow_forget(const struct ep_flow_key *key, struct ep_error *err);

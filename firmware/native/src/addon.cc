@@ -490,6 +490,17 @@ Napi::Value ServiceRemove(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+Napi::Value ServiceFlushServer6(const Napi::CallbackInfo &info) {
+  ep_error err{};
+  uint32_t port = Arg32(info, 2, "server port");
+  if (port > 0xffff) ThrowInvalid(info.Env(), "server port above 65535");
+  Check(info.Env(),
+        ep_service_flush_server6(Arg32(info, 0, "service id"), ArgAddr6(info, 1, "server ip"),
+                                 htons(static_cast<uint16_t>(port)), &err),
+        err);
+  return info.Env().Undefined();
+}
+
 Napi::Value ServiceFlushServer(const Napi::CallbackInfo &info) {
   ep_error err{};
   uint32_t port = Arg32(info, 2, "server port");
@@ -760,6 +771,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("serviceSet", Napi::Function::New(env, ServiceSet));
   exports.Set("serviceRemove", Napi::Function::New(env, ServiceRemove));
   exports.Set("serviceFlushServer", Napi::Function::New(env, ServiceFlushServer));
+  exports.Set("serviceFlushServer6", Napi::Function::New(env, ServiceFlushServer6));
   exports.Set("flowForget", Napi::Function::New(env, FlowForget));
   exports.Set("stats", Napi::Function::New(env, Stats));
   exports.Set("poll", Napi::Function::New(env, Poll));

@@ -267,15 +267,29 @@ int ep_service_del(uint32_t id, struct ep_error *err)
 	return 0;
 }
 
-int ep_service_flush_server(uint32_t id, uint32_t ip, uint16_t port, struct ep_error *err)
+static int flush_server(uint32_t id, uint32_t ip, const uint8_t *ip6, uint16_t port, struct ep_error *err)
 {
+	static const uint8_t no_ip6[16];
 	const struct ep_service_rt *svc = id < EP_MAX_SERVICES ? ep_dp.services[id] : NULL;
 	if (!svc)
 		return ep_fail(err, EP_ENOENT, "service %u does not exist", id);
+	if (!ip6)
+		ip6 = no_ip6;
 	for (uint32_t s = 0; s < svc->nslots; s++)
-		if (svc->servers[s].present && svc->servers[s].srv.ip == ip && svc->servers[s].srv.port == port) {
+		if (svc->servers[s].present && svc->servers[s].srv.ip == ip && memcmp(svc->servers[s].srv.ip6, ip6, 16) == 0 &&
+		    svc->servers[s].srv.port == port) {
 			__atomic_fetch_add(&ep_dp.server_epochs[id * EP_MAX_SERVERS + s], 1, __ATOMIC_RELEASE);
 			return 0;
 		}
 	return ep_fail(err, EP_ENOENT, "service %u has no such server", id);
+}
+
+int ep_service_flush_server(uint32_t id, uint32_t ip, uint16_t port, struct ep_error *err)
+{
+	return flush_server(id, ip, NULL, port, err);
+}
+
+int ep_service_flush_server6(uint32_t id, const uint8_t ip6[16], uint16_t port, struct ep_error *err)
+{
+	return flush_server(id, 0, ip6, port, err);
 }

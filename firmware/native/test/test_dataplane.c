@@ -1213,6 +1213,17 @@ static void test_worker_service6(void)
 			if (sc[i].service_id == id && memcmp(sc[i].ip6, chosen, 16) == 0)
 				flows += (uint32_t)sc[i].flows;
 		EXPECT(flows == 1, "%u flows", flows);
+
+		/* flushing the server forgets the connection: the client's next segment is dropped */
+		struct ep_error e = { 0 };
+		EXPECT(ep_service_flush_server6(id, client, htons(8080), &e) != 0 && e.code == EP_ENOENT, "not a server");
+		EXPECT_OK(ep_service_flush_server6(id, chosen, htons(8080), err));
+		struct ep_lcore_counters before = totals();
+		len = build_tcp6(f, router_mac, client_mac, client, sport, vip, 80, EP_TCP_ACK, 64);
+		EXPECT_OK(ep_inject(0, f, len, err));
+		POLL_UNTIL(totals().drops[EP_DROP_SERVER_FLUSHED] > before.drops[EP_DROP_SERVER_FLUSHED]);
+		EXPECT(totals().drops[EP_DROP_SERVER_FLUSHED] - before.drops[EP_DROP_SERVER_FLUSHED] == 1);
+		EXPECT(ep_learned_count() == learned_before, "both directions forgotten");
 		EXPECT_OK(ep_wildcards_commit(NULL, 0, err));
 		EXPECT_OK(ep_service_del(id, err));
 	}
@@ -1872,7 +1883,7 @@ static const struct test worker_tests[] = {
 	{ "worker: port reuse re-picks a server, flush and forget drop connections", test_worker_reuse_flush_forget },
 	{ "worker: work units gate connections; replicated records re-create them", test_worker_units_and_replication },
 	{ "worker: sequence-number adjustment on a manager affinity", test_worker_seq_adjust },
-	{ "worker: IPv6 service, NAT66 and full NAT66 both directions, checksums, hop limit", test_worker_service6 },
+	{ "worker: IPv6 service, NAT66 and full NAT66 both directions, checksums, hop limit, flush", test_worker_service6 },
 	{ "worker: ICMPv6 echo and neighbour solicitations answered for own and virtual addresses", test_worker_ndp_and_echo6 },
 	{ "worker: wildcard interest criteria: pass, copy, hold + release in order, timeout, overflow", test_worker_wildcard_interest_and_hold },
 	{ "worker: fixed affinity FIN notice and per-forward-IP counters", test_worker_fixed_interest_and_stats },
