@@ -122,6 +122,7 @@ interface NativeAddon {
   injectProcess(port: number, frame: Buffer): void;
   workUnitsSet(states: Buffer): void;
   workUnit(clientIp: number, clientPort: number): number;
+  workUnit6(clientIp: Buffer, clientPort: number): number;
   replicationEnable(on: boolean): void;
   flowEvents(max: number): Buffer;
   flowImport(records: Buffer): number;
@@ -645,6 +646,7 @@ export class Dataplane {
 
   /** The work unit of a connection from clientIp:clientPort, the same on every member. */
   workUnitOf(clientIp: string, clientPort: number): number {
+    if (familyOf(clientIp, 'client ip') === 6) return this.#addon.workUnit6(ipv6ToBuffer(clientIp), checkPort(clientPort, 'client port'));
     return this.#addon.workUnit(ipv4ToNumber(clientIp, 'client ip'), checkPort(clientPort, 'client port'));
   }
 

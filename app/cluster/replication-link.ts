@@ -10,7 +10,7 @@ import { connectControl } from './tls-endpoints.js';
 
 export const FLOWS_METHOD = 'flows';
 const pause = () => new Promise((resolve) => setTimeout(resolve, 2));
-/** Records per batch: 2048 x 104 bytes in base64 stays well under the channel's 1 MiB frame. */
+/** Records per batch: 2048 x 136 bytes in base64 stays well under the channel's 1 MiB frame. */
 export const BATCH_RECORDS = 2048;
 
 export interface LinkStats {

@@ -5,7 +5,7 @@
 import { decodeFlowKey } from '../../firmware/addressing.js';
 import type { FlowKey } from '../../firmware/dataplane.js';
 
-export const FLOW_RECORD_BYTES = 104;
+export const FLOW_RECORD_BYTES = 136;
 const KEY_BYTES = 40;
 const FAMILY_OFFSET = 37;
 const UNIT_OFFSET = 96;
@@ -25,9 +25,10 @@ export function recordUnit(record: Buffer): number {
   return record.readUInt16LE(UNIT_OFFSET);
 }
 
-/** The connection direction a record is about, for forgetting it; undefined for non-IPv4 keys. */
+/** The connection direction a record is about, for forgetting it; undefined for a key of no family. */
 export function recordFlowKey(record: Buffer): FlowKey | undefined {
-  return record.readUInt8(FAMILY_OFFSET) === 4 ? decodeFlowKey(record.subarray(0, KEY_BYTES)) : undefined;
+  const family = record.readUInt8(FAMILY_OFFSET);
+  return family === 4 || family === 6 ? decodeFlowKey(record.subarray(0, KEY_BYTES)) : undefined;
 }
 
 export class FlowBook {

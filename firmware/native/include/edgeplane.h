@@ -311,6 +311,7 @@ enum ep_unit_state {
 /* The work unit of a connection: a hash of its client's address and port (both directions of a
  * translated flow carry their forward direction's unit). Identical on every member. */
 uint16_t ep_work_unit(uint32_t client_ip, uint16_t client_port);
+uint16_t ep_work_unit6(const uint8_t client_ip6[16], uint16_t client_port);
 /* Publishes a new ownership table of EP_WORK_UNITS enum ep_unit_state bytes (RCU swap). */
 int ep_work_units_set(const uint8_t *states, struct ep_error *err);
 
@@ -330,6 +331,8 @@ struct ep_flow_record {
 	uint8_t reverse;
 	uint8_t has_server;
 	uint8_t pad[2];
+	/* IPv6 flows: the translated addresses (the action has room for IPv4 ones only); zero otherwise */
+	uint8_t nat6_src[16], nat6_dst[16];
 };
 
 /* Load per work unit for rebalancing (CL-R8): packets since start and connections now. */

@@ -691,6 +691,12 @@ Napi::Value WorkUnit(const Napi::CallbackInfo &info) {
                            ep_work_unit(htonl(Arg32(info, 0, "client ip")), htons(static_cast<uint16_t>(port))));
 }
 
+Napi::Value WorkUnit6(const Napi::CallbackInfo &info) {
+  uint32_t port = Arg32(info, 1, "client port");
+  if (port > 0xffff) ThrowInvalid(info.Env(), "client port above 65535");
+  return Napi::Number::New(info.Env(), ep_work_unit6(ArgAddr6(info, 0, "client ip"), htons(static_cast<uint16_t>(port))));
+}
+
 Napi::Value ReplicationEnable(const Napi::CallbackInfo &info) {
   ep_replication_enable(info.Length() > 0 && info[0].ToBoolean().Value());
   return info.Env().Undefined();
@@ -779,6 +785,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("injectProcess", Napi::Function::New(env, InjectProcess));
   exports.Set("workUnitsSet", Napi::Function::New(env, WorkUnitsSet));
   exports.Set("workUnit", Napi::Function::New(env, WorkUnit));
+  exports.Set("workUnit6", Napi::Function::New(env, WorkUnit6));
   exports.Set("replicationEnable", Napi::Function::New(env, ReplicationEnable));
   exports.Set("flowEvents", Napi::Function::New(env, FlowEvents));
   exports.Set("flowImport", Napi::Function::New(env, FlowImport));

@@ -652,6 +652,11 @@ uint16_t ep_work_unit(uint32_t client_ip, uint16_t client_port)
 	return ep_unit_of(client_ip, client_port);
 }
 
+uint16_t ep_work_unit6(const uint8_t client_ip6[16], uint16_t client_port)
+{
+	return ep_unit_of(ep_addr6_fold(client_ip6), client_port);
+}
+
 int ep_work_units_set(const uint8_t *states, struct ep_error *err)
 {
 	if (!ep_dp.created)

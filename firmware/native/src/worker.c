@@ -565,8 +565,6 @@ static int unlearn(struct ep_ctx *c, const struct ep_flow_key *key)
 /* Replication: one record per direction per change, while the cluster asks for them. */
 static void flow_event(struct ep_ctx *c, const struct ep_flow *f, enum ep_flow_event_kind kind)
 {
-	if (unlikely(f->key.family != 4))
-		return; /* a record's action has no room for IPv6 translations: IPv6 flows are not replicated */
 	struct ep_flow_record r;
 	r.key = f->key;
 	r.action = f->act;
@@ -580,6 +578,12 @@ static void flow_event(struct ep_ctx *c, const struct ep_flow *f, enum ep_flow_e
 	r.reverse = f->reverse;
 	r.has_server = f->has_server;
 	r.pad[0] = r.pad[1] = 0;
+	if (unlikely(f->key.family == 6) && f->has_server) {
+		memcpy(r.nat6_src, f->nat6_src, 16);
+		memcpy(r.nat6_dst, f->nat6_dst, 16);
+	} else {
+		memset(r.nat6_src, 0, 32);
+	}
 	if (rte_ring_mp_enqueue_elem(ep_dp.flow_events, &r, sizeof(r)) != 0)
 		__atomic_fetch_add(&ep_dp.flow_events_lost, 1, __ATOMIC_RELAXED);
 }
@@ -748,6 +752,10 @@ static void import_flow(struct ep_ctx *c, const struct ep_flow_record *r)
 	model.reverse = r->reverse;
 	model.has_server = r->has_server && r->service_id < EP_MAX_SERVICES && r->server_slot < EP_MAX_SERVERS;
 	model.tcp_state = r->tcp_state <= EP_TCPS_RST ? r->tcp_state : EP_TCPS_NONE;
+	if (r->key.family == 6 && model.has_server) {
+		memcpy(model.nat6_src, r->nat6_src, 16);
+		memcpy(model.nat6_dst, r->nat6_dst, 16);
+	}
 	if (model.has_server)
 		model.server_epoch = __atomic_load_n(
 			&ep_dp.server_epochs[model.service_id * EP_MAX_SERVERS + model.server_slot], __ATOMIC_ACQUIRE);
@@ -880,16 +888,21 @@ static void new_service_flow6(struct ep_ctx *c, struct rte_mbuf *m, struct ep_me
 		}
 		model.reverse = 1;
 		model.syn_tsc = meta->key.proto == IPPROTO_TCP && (meta->tcp_flags & EP_TCP_SYN) ? c->now : 0;
-		if (!learn(c, &rkey, &model)) {
+		struct ep_flow *rev = learn(c, &rkey, &model);
+		if (!rev) {
 			unlearn(c, &meta->key);
 			drop(c, m, EP_DROP_FLOW_TABLE_FULL);
 			return;
 		}
+		if (replicating())
+			flow_event(c, rev, EP_FLOW_CREATED);
 	}
 	if (meta->key.proto == IPPROTO_TCP) {
 		ep_flow_track_tcp(fwd, meta->tcp_flags);
 		fwd->expire_tsc = c->now + ep_flow_timeout_tsc(fwd, IPPROTO_TCP);
 	}
+	if (replicating())
+		flow_event(c, fwd, EP_FLOW_CREATED);
 	c->w->c.flows_created++;
 	c->w->server_flows[service_id * EP_MAX_SERVERS + (uint32_t)slot]++;
 	hit_learned(c, m, meta, fwd);

@@ -1290,6 +1290,77 @@ static void test_worker_ndp_and_echo6(void)
 	EXPECT_OK(ep_port_configure6(0, none, 0, err));
 }
 
+/* IPv6 connections replicate like IPv4 ones: their records carry the 16-byte translations, and a
+ * member that imports them forwards the connection with the same translation (CL-R4 for IPv6). */
+static void test_worker_replication6(void)
+{
+	uint8_t client[16], vip[16], snat[16], srv6[16], zero[16] = { 0 }, server_net[16];
+	addr6(client, 1, 0x33);
+	addr6(vip, 1, 0x300);
+	addr6(snat, 20, 0xfb);
+	addr6(srv6, 20, 7);
+	addr6(server_net, 20, 0);
+	EXPECT_OK(ep_route6_add(server_net, 64, 0, zero, err));
+	EXPECT_OK(ep_route6_add(client, 64, 0, zero, err));
+	EXPECT_OK(ep_neighbor6_set(client, 0, client_mac, err));
+	EXPECT_OK(ep_neighbor6_set(srv6, 0, server_mac, err));
+	struct ep_server server = { .port = htons(8080), .weight = 1 };
+	memcpy(server.ip6, srv6, 16);
+	struct ep_service_conf conf = { .id = 44, .family = 6, .port = htons(80), .proto = IPPROTO_TCP, .table_size = 251,
+					.mode = EP_MODE_FULLNAT, .snat_port_min = 31000, .snat_port_max = 31099 };
+	memcpy(conf.vip6, vip, 16);
+	memcpy(conf.snat_ip6, snat, 16);
+	EXPECT_OK(ep_service_set(&conf, &server, 1, err));
+	struct ep_wildcard w = wildcard6(IPPROTO_TCP, vip, 128, 80, 10);
+	w.action = (struct ep_action){ .type = EP_ACT_SERVICE, .service_id = 44 };
+	EXPECT_OK(ep_wildcards_commit(&w, 1, err));
+	static struct ep_flow_record recs[64];
+	while (ep_flow_events(recs, 64) > 0)
+		;
+	ep_replication_enable(1);
+	uint32_t learned_before = ep_learned_count();
+
+	uint8_t f[256];
+	uint32_t len = build_tcp6(f, router_mac, client_mac, client, 52000, vip, 80, EP_TCP_SYN, 64);
+	reset_punted();
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(npunted == 1);
+	EXPECT(npunted == 1, "the SYN did not come back");
+	uint16_t lport = get16(punted[0].data + L4_OFF6);
+	uint32_t n = 0;
+	uint64_t until = rte_rdtsc() + rte_get_tsc_hz();
+	while (n < 2 && rte_rdtsc() < until)
+		n += ep_flow_events(recs + n, 64 - n);
+	EXPECT(n == 2, "%u records", n);
+	const struct ep_flow_record *fwd = recs[0].reverse ? &recs[1] : &recs[0], *rev = recs[0].reverse ? &recs[0] : &recs[1];
+	EXPECT(fwd->key.family == 6 && fwd->kind == EP_FLOW_CREATED && !fwd->reverse && rev->reverse);
+	EXPECT(memcmp(fwd->nat6_dst, srv6, 16) == 0 && memcmp(fwd->nat6_src, snat, 16) == 0, "forward translation");
+	EXPECT(memcmp(rev->nat6_src, vip, 16) == 0 && memcmp(rev->nat6_dst, client, 16) == 0, "reverse translation");
+	EXPECT(fwd->unit == ep_work_unit6(client, htons(52000)) && rev->unit == fwd->unit);
+	struct ep_flow_record imported[2] = { *fwd, *rev };
+
+	/* forgotten here, then taken over from the records */
+	EXPECT_OK(ep_flow_forget(&fwd->key, err));
+	POLL_UNTIL(ep_learned_count() == learned_before);
+	EXPECT(ep_learned_count() == learned_before);
+	EXPECT(ep_flow_import(imported, 2) == 2);
+	POLL_UNTIL(ep_learned_count() == learned_before + 2);
+	EXPECT(ep_learned_count() == learned_before + 2, "imported flows not installed");
+	len = build_tcp6(f, router_mac, server_mac, srv6, 8080, snat, lport, EP_TCP_SYN | EP_TCP_ACK, 64);
+	reset_punted();
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(npunted == 1);
+	EXPECT(npunted == 1, "the reply did not come back through the imported flow");
+	const uint8_t *ip = punted[0].data + IP_OFF, *tcp = punted[0].data + L4_OFF6;
+	EXPECT(memcmp(ip + 8, vip, 16) == 0 && get16(tcp) == 80 && memcmp(ip + 24, client, 16) == 0 && get16(tcp + 2) == 52000);
+	EXPECT(l4_checksum_valid6(ip));
+	ep_replication_enable(0);
+	while (ep_flow_events(recs, 64) > 0)
+		;
+	EXPECT_OK(ep_wildcards_commit(NULL, 0, err));
+	EXPECT_OK(ep_service_del(44, err));
+}
+
 /* A frame handed back for processing runs through the affinities like received traffic, and is
  * never punted up again (SMFA-R9): a punt decision drops it as punt_loop. */
 static void test_worker_inject_process(void)
@@ -1887,6 +1958,7 @@ static const struct test worker_tests[] = {
 	{ "worker: ICMPv6 echo and neighbour solicitations answered for own and virtual addresses", test_worker_ndp_and_echo6 },
 	{ "worker: wildcard interest criteria: pass, copy, hold + release in order, timeout, overflow", test_worker_wildcard_interest_and_hold },
 	{ "worker: fixed affinity FIN notice and per-forward-IP counters", test_worker_fixed_interest_and_stats },
+	{ "worker: IPv6 flows replicate with their translations; imported records forward the connection", test_worker_replication6 },
 };
 
 static int run(const struct test *tests, size_t n, size_t *number)
