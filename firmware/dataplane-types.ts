@@ -180,6 +180,9 @@ export interface WildcardAffinity {
   id?: number;
   action: Action;
   interest?: InterestCriteria;
+  /** Cascading (SMFA-R18, IPv4): after this rule's interest criteria, the best lower-precedence
+   * wildcard that does not cascade decides; when none matches, this rule's action. */
+  cascade?: boolean;
 }
 
 export interface ServiceServer {

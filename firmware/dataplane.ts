@@ -517,6 +517,7 @@ export class Dataplane {
         id: rule.id ?? 0,
         action: encodeAction(rule.action, `${where}.action`),
         ...(rule.interest ? { interest: checkInterest(rule.interest, `${where}.interest`) } : {}),
+        cascade: rule.cascade ?? false,
       };
     });
     call(() => this.#addon.wildcardsCommit(native));

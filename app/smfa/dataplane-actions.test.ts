@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { dataplaneFixed, unsupportedActions } from './dataplane-actions.js';
-import type { AffinityUpdateFixed } from './types.js';
+import { dataplaneFixed, dataplaneWildcard, unsupportedActions } from './dataplane-actions.js';
+import type { AffinityUpdateFixed, AffinityUpdateWildcard } from './types.js';
 import { SegmentTypeCode } from './wire-constants.js';
 
 const sequenceAdjust = { seqDelta: 1000, initialSeq: 5, ackDelta: 7, initialAck: 9 };
@@ -18,6 +18,23 @@ function fixedUpdate(actions: AffinityUpdateFixed['actions']): AffinityUpdateFix
     actions,
   };
 }
+
+describe('wildcard rules for the data plane', () => {
+  const watch = (actions: AffinityUpdateWildcard['actions']): AffinityUpdateWildcard => ({
+    type: 'affinity-update-wildcard',
+    wildcard: { protocol: 6, srcIp: '0.0.0.0', srcMask: '0.0.0.0', dstIp: '10.1.0.100', dstMask: '255.255.255.255', srcPort: 0, dstPort: 80, dispatch: 'none', information: false, ttlSeconds: 30 },
+    actions,
+  });
+  const criteria = { ip: '0.0.0.0', port: 0, mask: 3, data: 0, copy: 3, hold: 0 };
+
+  it('cascades a service that only watches (copies, no NAT) to the next one (SMFA-R18)', () => {
+    expect(dataplaneWildcard(watch({ interestCriteria: criteria }), 2, 7)).toMatchObject({ id: 7, precedence: 2, cascade: true, interest: { mask: 3, copy: 3 } });
+    expect(dataplaneWildcard(watch({ interestCriteria: { ...criteria, copy: 1 } }), 2, 7).cascade).toBeUndefined();
+    const nat = { srcIp: '0.0.0.0', srcPort: 0, dstIp: '10.2.0.11', dstPort: 0 };
+    expect(dataplaneWildcard(watch({ interestCriteria: criteria, nat }), 2, 7).cascade).toBeUndefined();
+    expect(dataplaneWildcard(watch({}), 2, 7).cascade).toBeUndefined();
+  });
+});
 
 describe('fixed affinity actions for the data plane', () => {
   it('carries a sequence adjustment to the data plane instead of denying it (SMFA-R13)', () => {

@@ -61,6 +61,13 @@ export function isIpv4Wildcard(update: AffinityUpdateWildcard): boolean {
   return !update.wildcard.srcIp.includes(':');
 }
 
+/** A service that only watches (every interesting packet is copied, none taken, no NAT) does not
+ * decide where packets go: the next service by precedence does (cascading, SMFA-R18). */
+function watchesOnly(update: AffinityUpdateWildcard): boolean {
+  const criteria = update.actions.interestCriteria;
+  return criteria !== undefined && criteria.mask !== 0 && (criteria.mask & ~criteria.copy) === 0 && !update.actions.nat;
+}
+
 /** `id` comes back with the packets the wildcard's interest criteria send up. */
 export function dataplaneWildcard(update: AffinityUpdateWildcard, precedence: number, id: number): DpWildcard {
   const w = update.wildcard;
@@ -77,6 +84,7 @@ export function dataplaneWildcard(update: AffinityUpdateWildcard, precedence: nu
     id,
     action: dpNat(update.actions.nat),
     ...(interest ? { interest } : {}),
+    ...(watchesOnly(update) ? { cascade: true } : {}),
   };
 }
 

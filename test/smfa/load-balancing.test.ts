@@ -233,6 +233,43 @@ describe('load-balancing manager with forwarding agents', () => {
     }
   });
 
+  it('cascades (SMFA-R18): a watching manager with a better precedence gets SYN notices while the load balancer still dispatches', async () => {
+    const inbox: Message[] = [];
+    const watcher = await SmfaTransport.open({
+      port: 0, ...GROUP, multicastInterface: '127.0.0.1', multicastTtl: 0, authenticator: authenticator(0x5a8), onMessage: (m) => inbox.push(m),
+    });
+    const syn = 1 << 1;
+    const watch = {
+      type: 'affinity-update-wildcard' as const,
+      wildcard: { protocol: 6, srcIp: '0.0.0.0', srcMask: '0.0.0.0', dstIp: VIP, dstMask: '255.255.255.255', srcPort: 0, dstPort: 80, dispatch: 'none' as const, information: false, ttlSeconds: 30 },
+      servicePrecedence: { searchOrder: 'lower-first' as const, value: 10 },
+      actions: { interestCriteria: { ip: '0.0.0.0', port: 0, mask: syn, data: 0, copy: syn, hold: 0 } },
+    };
+    try {
+      const before = await primary.request<ManagerStats>('stats');
+      await watcher.send(watch, '127.0.0.1', agent1.port);
+      await waitFor('the watching wildcard', async () => (await agent1.request<AgentStats>('stats')).wildcards === 4);
+      expect(await get(topology, 3)).toHaveLength(3);
+      const notices = await waitFor('three SYN notices', async () => {
+        const seen = inbox.filter((m) => m.type === 'interest-match-wildcard');
+        return seen.length >= 3 && seen;
+      });
+      expect(notices).toHaveLength(3);
+      for (const notice of notices) {
+        if (notice.type !== 'interest-match-wildcard') throw new Error('unreachable');
+        expect(notice.affinity.interestReasons).toBe(syn);
+        expect(notice.affinity.key.dstIp).toBe(VIP);
+        expect(notice.ipPacket).toBeUndefined();
+      }
+      // The load balancer below it made the three decisions, as if the watcher were not there.
+      expect((await primary.request<ManagerStats>('stats')).counters.decisions! - before.counters.decisions!).toBe(3);
+    } finally {
+      await watcher.send({ ...watch, wildcard: { ...watch.wildcard, ttlSeconds: 0 } }, '127.0.0.1', agent1.port);
+      await waitFor('the watching wildcard gone', async () => (await agent1.request<AgentStats>('stats')).wildcards === 3);
+      await watcher.close();
+    }
+  });
+
   it('splits clients between managers by domain (non-contiguous mask, better precedence), holds packets at the agent for one, hands clients back with TTL-0 wildcards', async () => {
     const odd = await startChild(
       'manager-process.ts',

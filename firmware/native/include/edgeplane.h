@@ -135,6 +135,7 @@ enum ep_dispatch {
 #define EP_ACT_F2_INTEREST 0x0002   /* internal: the affinity carries interest criteria */
 #define EP_ACT_F2_STATS_IP 0x0004   /* internal: the affinity counts under a forward IP (information flag) */
 #define EP_ACT_F2_PLAIN 0x0008      /* internal: forwarding with at most a prepared NAT and a TTL decrement */
+#define EP_ACT_F2_CASCADE 0x0010    /* internal: a wildcard after which a lower-precedence one decides */
 
 /* TCP sequence-number adjustment (SMFA-R13): seq += seq_delta for seq at or after initial_seq,
  * ack += ack_delta for ack at or after initial_ack (wraparound-safe), TCP checksum fixed. Host order. */
@@ -235,6 +236,9 @@ struct ep_wildcard {
 	uint32_t id;                                 /* the caller's name for it, reported in its punts */
 	struct ep_action action;                     /* what matching packets get (interesting ones: see ep_interest) */
 	struct ep_interest interest;                 /* mask 0 = none */
+	/* cascading (SMFA-R18, IPv4): after this rule's interest criteria, the best lower-precedence
+	 * wildcard without cascade that matches decides the packet; none: this rule's action */
+	uint8_t cascade;
 	uint8_t src_ip6[16], src_mask6[16], dst_ip6[16], dst_mask6[16];
 };
 

@@ -439,6 +439,7 @@ Napi::Value WildcardsCommit(const Napi::CallbackInfo &info) {
     Addr6(o, "dstIp6", w.dst_ip6);
     Addr6(o, "dstMask6", w.dst_mask6);
     if (o.Has("interest")) w.interest = InterestFromObject(env, o.Get("interest"));
+    w.cascade = o.Get("cascade").ToBoolean().Value() ? 1 : 0;
   }
   ep_error err{};
   Check(env, ep_wildcards_commit(rules.data(), static_cast<uint32_t>(rules.size()), &err), err);

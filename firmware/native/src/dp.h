@@ -111,6 +111,7 @@ struct ep_wildcard_extra {
 struct ep_wildcard_set {
 	struct rte_acl_ctx *acl;
 	struct rte_acl_ctx *acl6; /* the IPv6 rules (wildcard6.c); userdata indexes the same actions */
+	struct rte_acl_ctx *acl_final; /* the IPv4 rules without cascade, when some rule cascades */
 	uint32_t n;
 	struct ep_wildcard_extra *extra; /* [n], after the actions */
 	struct ep_action actions[];
@@ -333,6 +334,8 @@ struct ep_wildcard_set *ep_wildcard_build(const struct ep_wildcard *rules, uint3
 void ep_wildcard_free(struct ep_wildcard_set *set);
 void ep_wildcard_classify(const struct ep_wildcard_set *set, const uint8_t **data, uint32_t *results,
 			  uint32_t n);
+/* The best match among the rules without cascade (0 = none), for a packet a cascading rule matched. */
+uint32_t ep_wildcard_classify_final(const struct ep_wildcard_set *set, const uint8_t *data);
 /* The ACL input for a parsed IPv4 packet (network order fields, layout in wildcard.c). */
 struct ep_acl_input {
 	uint8_t proto;

@@ -41,10 +41,69 @@ static int check_action(const struct ep_action *a, uint32_t i, struct ep_error *
 	return 0;
 }
 
-struct ep_wildcard_set *ep_wildcard_build(const struct ep_wildcard *rules, uint32_t n, struct ep_error *err)
+/* An rte_acl context of the IPv4 rules (count of them), or of those without cascade. NULL with
+ * count 0 is not an error. */
+static struct rte_acl_ctx *build_acl4(const struct ep_wildcard *rules, uint32_t n, int finals_only, uint32_t count,
+				      struct ep_error *err)
 {
 	static uint32_t generation;
 	char name[32];
+	if (count == 0)
+		return NULL;
+	snprintf(name, sizeof(name), "ep_acl_%u", generation++);
+	struct rte_acl_param param = {
+		.name = name,
+		.socket_id = SOCKET_ID_ANY,
+		.rule_size = RTE_ACL_RULE_SZ(F__COUNT),
+		.max_rule_num = count,
+	};
+	struct rte_acl_ctx *acl = rte_acl_create(&param);
+	if (!acl) {
+		ep_fail(err, EP_EEAL, "rte_acl_create failed: %s", rte_strerror(rte_errno));
+		return NULL;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		const struct ep_wildcard *w = &rules[i];
+		if (w->family == 6 || (finals_only && w->cascade))
+			continue;
+		struct ep_acl_rule r;
+		memset(&r, 0, sizeof(r));
+		/* priority must be >= 1; userdata 0 means "no match" to rte_acl, so store index + 1 */
+		r.data.priority = (int32_t)w->precedence + 1;
+		r.data.category_mask = 1;
+		r.data.userdata = i + 1;
+		r.field[F_PROTO].value.u8 = w->proto;
+		r.field[F_PROTO].mask_range.u8 = w->proto ? 0xff : 0;
+		r.field[F_SRC].value.u32 = rte_be_to_cpu_32(w->src_ip & w->src_mask);
+		r.field[F_SRC].mask_range.u32 = rte_be_to_cpu_32(w->src_mask);
+		r.field[F_DST].value.u32 = rte_be_to_cpu_32(w->dst_ip & w->dst_mask);
+		r.field[F_DST].mask_range.u32 = rte_be_to_cpu_32(w->dst_mask);
+		uint16_t sport = rte_be_to_cpu_16(w->src_port), dport = rte_be_to_cpu_16(w->dst_port);
+		r.field[F_SPORT].value.u16 = sport;
+		r.field[F_SPORT].mask_range.u16 = sport ? sport : 0xffff;
+		r.field[F_DPORT].value.u16 = dport;
+		r.field[F_DPORT].mask_range.u16 = dport ? dport : 0xffff;
+		int rc = rte_acl_add_rules(acl, (const struct rte_acl_rule *)&r, 1);
+		if (rc) {
+			ep_fail(err, EP_ERULE, "wildcard %u: rte_acl_add_rules: %s", i, rte_strerror(-rc));
+			goto fail_acl;
+		}
+	}
+	struct rte_acl_config cfg = { .num_categories = 1, .num_fields = F__COUNT };
+	memcpy(cfg.defs, field_defs, sizeof(field_defs));
+	int rc = rte_acl_build(acl, &cfg);
+	if (rc) {
+		ep_fail(err, EP_ERULE, "rte_acl_build of %u wildcards failed: %s", count, rte_strerror(-rc));
+		goto fail_acl;
+	}
+	return acl;
+fail_acl:
+	rte_acl_free(acl);
+	return NULL;
+}
+
+struct ep_wildcard_set *ep_wildcard_build(const struct ep_wildcard *rules, uint32_t n, struct ep_error *err)
+{
 	struct ep_wildcard_set *set = rte_zmalloc(
 		"ep_wildcards", sizeof(*set) + (sizeof(struct ep_action) + sizeof(struct ep_wildcard_extra)) * n,
 		RTE_CACHE_LINE_SIZE);
@@ -69,7 +128,12 @@ struct ep_wildcard_set *ep_wildcard_build(const struct ep_wildcard *rules, uint3
 			goto fail;
 		}
 		set->actions[i] = w->action;
-		set->actions[i].flags2 = w->interest.mask ? EP_ACT_F2_INTEREST : 0;
+		if (w->cascade && w->family == 6) {
+			ep_fail(err, EP_EINVAL, "wildcard %u: cascading is IPv4 only", i);
+			goto fail;
+		}
+		set->actions[i].flags2 = (uint16_t)((w->interest.mask ? EP_ACT_F2_INTEREST : 0) |
+						    (w->cascade ? EP_ACT_F2_CASCADE : 0));
 		set->extra[i] = (struct ep_wildcard_extra){ .id = w->id, .interest = w->interest };
 		n4 += w->family != 6;
 	}
@@ -78,51 +142,16 @@ struct ep_wildcard_set *ep_wildcard_build(const struct ep_wildcard *rules, uint3
 	if (n4 == 0)
 		return set;
 
-	snprintf(name, sizeof(name), "ep_acl_%u", generation++);
-	struct rte_acl_param param = {
-		.name = name,
-		.socket_id = SOCKET_ID_ANY,
-		.rule_size = RTE_ACL_RULE_SZ(F__COUNT),
-		.max_rule_num = n,
-	};
-	set->acl = rte_acl_create(&param);
-	if (!set->acl) {
-		ep_fail(err, EP_EEAL, "rte_acl_create failed: %s", rte_strerror(rte_errno));
+	uint32_t ncascade = 0;
+	for (uint32_t i = 0; i < n; i++)
+		ncascade += rules[i].family != 6 && rules[i].cascade;
+	set->acl = build_acl4(rules, n, 0, n4, err);
+	if (!set->acl)
 		goto fail;
-	}
-	for (uint32_t i = 0; i < n; i++) {
-		const struct ep_wildcard *w = &rules[i];
-		if (w->family == 6)
-			continue;
-		struct ep_acl_rule r;
-		memset(&r, 0, sizeof(r));
-		/* priority must be >= 1; userdata 0 means "no match" to rte_acl, so store index + 1 */
-		r.data.priority = (int32_t)w->precedence + 1;
-		r.data.category_mask = 1;
-		r.data.userdata = i + 1;
-		r.field[F_PROTO].value.u8 = w->proto;
-		r.field[F_PROTO].mask_range.u8 = w->proto ? 0xff : 0;
-		r.field[F_SRC].value.u32 = rte_be_to_cpu_32(w->src_ip & w->src_mask);
-		r.field[F_SRC].mask_range.u32 = rte_be_to_cpu_32(w->src_mask);
-		r.field[F_DST].value.u32 = rte_be_to_cpu_32(w->dst_ip & w->dst_mask);
-		r.field[F_DST].mask_range.u32 = rte_be_to_cpu_32(w->dst_mask);
-		uint16_t sport = rte_be_to_cpu_16(w->src_port), dport = rte_be_to_cpu_16(w->dst_port);
-		r.field[F_SPORT].value.u16 = sport;
-		r.field[F_SPORT].mask_range.u16 = sport ? sport : 0xffff;
-		r.field[F_DPORT].value.u16 = dport;
-		r.field[F_DPORT].mask_range.u16 = dport ? dport : 0xffff;
-		int rc = rte_acl_add_rules(set->acl, (const struct rte_acl_rule *)&r, 1);
-		if (rc) {
-			ep_fail(err, EP_ERULE, "wildcard %u: rte_acl_add_rules: %s", i, rte_strerror(-rc));
+	if (ncascade) {
+		set->acl_final = build_acl4(rules, n, 1, n4 - ncascade, err);
+		if (!set->acl_final && n4 > ncascade)
 			goto fail;
-		}
-	}
-	struct rte_acl_config cfg = { .num_categories = 1, .num_fields = F__COUNT };
-	memcpy(cfg.defs, field_defs, sizeof(field_defs));
-	int rc = rte_acl_build(set->acl, &cfg);
-	if (rc) {
-		ep_fail(err, EP_ERULE, "rte_acl_build of %u wildcards failed: %s", n4, rte_strerror(-rc));
-		goto fail;
 	}
 	return set;
 fail:
@@ -136,6 +165,7 @@ void ep_wildcard_free(struct ep_wildcard_set *set)
 		return;
 	rte_acl_free(set->acl);
 	rte_acl_free(set->acl6);
+	rte_acl_free(set->acl_final);
 	rte_free(set);
 }
 
@@ -146,4 +176,12 @@ void ep_wildcard_classify(const struct ep_wildcard_set *set, const uint8_t **dat
 		return;
 	}
 	rte_acl_classify(set->acl, data, results, n, 1);
+}
+
+uint32_t ep_wildcard_classify_final(const struct ep_wildcard_set *set, const uint8_t *data)
+{
+	uint32_t result = 0;
+	if (set->acl_final)
+		rte_acl_classify(set->acl_final, &data, &result, 1, 1);
+	return result;
 }

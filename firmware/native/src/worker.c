@@ -1182,6 +1182,30 @@ static int fragment_key(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *me
 	return 0;
 }
 
+/* A wildcard matched: its interest criteria, then (cascading, SMFA-R18) the best lower-precedence
+ * rule that does not cascade, or else its own action. acl_input: the packet's IPv4 ACL input. */
+static void wildcard_hit(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, const struct ep_wildcard_set *set,
+			 uint32_t rule, hash_sig_t sig, uint16_t in_port, const uint8_t *acl_input)
+{
+	c->w->c.wildcard_hits++;
+	const struct ep_action *a = &set->actions[rule];
+	if (unlikely(a->flags2 & (EP_ACT_F2_INTEREST | EP_ACT_F2_CASCADE))) {
+		if ((a->flags2 & EP_ACT_F2_INTEREST) && interest_wildcard(c, m, meta, &set->extra[rule], sig, in_port))
+			return;
+		uint32_t next = (a->flags2 & EP_ACT_F2_CASCADE) ? ep_wildcard_classify_final(set, acl_input) : 0;
+		if (next != 0) {
+			wildcard_hit(c, m, meta, set, next - 1, sig, in_port, acl_input); /* a final rule: no deeper */
+			return;
+		}
+	}
+	if (a->type == EP_ACT_SERVICE)
+		new_service_flow(c, m, meta, a->service_id, sig);
+	else if (a->type == EP_ACT_PUNT)
+		punt(c, m, punt_word(EP_PUNT_ACTION, 0, 0), set->extra[rule].id);
+	else
+		apply(c, m, meta, a, NULL);
+}
+
 /* The IPv6 wildcard step, one packet at a time (IPv4 classifies the burst in bulk). */
 static void classify6(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, uint16_t in_port, hash_sig_t sig)
 {
@@ -1194,17 +1218,7 @@ static void classify6(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta
 		local_or_miss(c, m, meta, in_port);
 		return;
 	}
-	c->w->c.wildcard_hits++;
-	uint32_t rule = result - 1;
-	const struct ep_action *a = &set->actions[rule];
-	if (unlikely(a->flags2 & EP_ACT_F2_INTEREST) && interest_wildcard(c, m, meta, &set->extra[rule], sig, in_port))
-		return;
-	if (a->type == EP_ACT_SERVICE)
-		new_service_flow(c, m, meta, a->service_id, sig);
-	else if (a->type == EP_ACT_PUNT)
-		punt(c, m, punt_word(EP_PUNT_ACTION, 0, 0), set->extra[rule].id);
-	else
-		apply(c, m, meta, a, NULL);
+	wildcard_hit(c, m, meta, set, result - 1, sig, in_port, NULL); /* IPv6 rules never cascade */
 }
 
 static void process_burst(struct ep_ctx *c, uint16_t in_port, struct rte_mbuf **pkts, uint16_t n)
@@ -1362,18 +1376,7 @@ static void process_burst(struct ep_ctx *c, uint16_t in_port, struct rte_mbuf **
 			local_or_miss(c, pkts[i], &meta[i], in_port);
 			continue;
 		}
-		w->c.wildcard_hits++;
-		uint32_t rule = results[j] - 1;
-		const struct ep_action *a = &set->actions[rule];
-		if (unlikely(a->flags2 & EP_ACT_F2_INTEREST) &&
-		    interest_wildcard(c, pkts[i], &meta[i], &set->extra[rule], wsigs[j], in_port))
-			continue;
-		if (a->type == EP_ACT_SERVICE)
-			new_service_flow(c, pkts[i], &meta[i], a->service_id, wsigs[j]);
-		else if (a->type == EP_ACT_PUNT)
-			punt(c, pkts[i], punt_word(EP_PUNT_ACTION, 0, 0), set->extra[rule].id);
-		else
-			apply(c, pkts[i], &meta[i], a, NULL);
+		wildcard_hit(c, pkts[i], &meta[i], set, results[j] - 1, wsigs[j], in_port, acl_data[j]);
 	}
 }
 

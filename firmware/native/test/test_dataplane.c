@@ -1919,6 +1919,53 @@ static void test_worker_fixed_interest_and_stats(void)
 	EXPECT_OK(ep_wildcards_commit(NULL, 0, err));
 }
 
+/* Cascading (SMFA-R18): a watching service's wildcard (SYN notices by copy, cascade) above a
+ * dispatching one: the packet gives the first its notice and takes the second's NAT. Without a
+ * lower match the cascading rule's own action applies. */
+static void test_worker_wildcard_cascade(void)
+{
+	uint32_t watched = ip4(10, 0, 0, 210), backend = htonl(hold_backend_host);
+	struct ep_wildcard rules[3] = {
+		{ .proto = IPPROTO_TCP, .dst_ip = watched, .dst_mask = 0xffffffff, .precedence = 20, .id = 5, .cascade = 1,
+		  .action = { .type = EP_ACT_DROP, .out_port = EP_PORT_ROUTE },
+		  .interest = { .mask = BIT(EP_INTEREST_SYN), .copy = BIT(EP_INTEREST_SYN) } },
+		{ .proto = IPPROTO_TCP, .dst_ip = ip4(10, 0, 0, 0), .dst_mask = htonl(0xffffff00), .precedence = 10, .id = 6,
+		  .action = { .type = EP_ACT_FORWARD, .out_port = 0, .flags = EP_ACT_F_NEXT_HOP, .nat_dst_ip = backend,
+			      .nat_dst_port = htons(8080) } },
+		{ .proto = IPPROTO_TCP, .dst_ip = backend, .dst_mask = 0xffffffff, .precedence = 5, .id = 99,
+		  .action = punt_action() },
+	};
+	memcpy(rules[1].action.next_hop_mac, server_mac, 6);
+	EXPECT_OK(ep_wildcards_commit(rules, 3, err));
+	uint8_t f[160];
+	uint32_t len = build_tcp(f, router_mac, client_mac, ip4(10, 1, 1, 7), 50200, watched, 80, EP_TCP_SYN, 64, 0);
+	reset_punted();
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(npunted == 2);
+	EXPECT(npunted == 2, "%u punts", npunted);
+	const struct ep_punted *notice = punted_with(EP_PUNT_INTEREST, 5, 50200);
+	EXPECT(notice && notice->interest_flags == EP_INTEREST_F_COPY && notice->interest_reasons == BIT(EP_INTEREST_SYN));
+	const struct ep_punted *onward = punted_with(EP_PUNT_ACTION, 99, 50200);
+	EXPECT(onward && memcmp(onward->data + IP_OFF + 16, &backend, 4) == 0 && get16(onward->data + L4_OFF + 2) == 8080,
+	       "the lower-precedence rule dispatched it");
+
+	/* alone, the cascading rule's own action (drop) applies after its notice */
+	struct ep_wildcard alone[2] = { rules[0], rules[2] };
+	EXPECT_OK(ep_wildcards_commit(alone, 2, err));
+	struct ep_lcore_counters before = totals();
+	reset_punted();
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(npunted == 1 && totals().drops[EP_DROP_ACTION_DROP] > before.drops[EP_DROP_ACTION_DROP]);
+	EXPECT(npunted == 1 && punted_with(EP_PUNT_INTEREST, 5, 50200));
+	EXPECT(totals().drops[EP_DROP_ACTION_DROP] - before.drops[EP_DROP_ACTION_DROP] == 1);
+
+	struct ep_wildcard six = rules[0];
+	six.family = 6;
+	struct ep_error refused = { 0 };
+	EXPECT(ep_wildcards_commit(&six, 1, &refused) == -1 && refused.code == EP_EINVAL, "%s", refused.msg);
+	EXPECT_OK(ep_wildcards_commit(NULL, 0, err));
+}
+
 struct test {
 	const char *name;
 	void (*run)(void);
@@ -1959,6 +2006,7 @@ static const struct test worker_tests[] = {
 	{ "worker: wildcard interest criteria: pass, copy, hold + release in order, timeout, overflow", test_worker_wildcard_interest_and_hold },
 	{ "worker: fixed affinity FIN notice and per-forward-IP counters", test_worker_fixed_interest_and_stats },
 	{ "worker: IPv6 flows replicate with their translations; imported records forward the connection", test_worker_replication6 },
+	{ "worker: cascading wildcards: a watching rule's notice, then the lower rule's dispatch", test_worker_wildcard_cascade },
 };
 
 static int run(const struct test *tests, size_t n, size_t *number)
