@@ -3,6 +3,7 @@
 #
 #   tunnel-setup.sh --mode dsr|ipip|gre|gue --vip A.B.C.D [--gue-port 6080] [--dev IFACE] [--decap auto|kernel|bpf]
 #   tunnel-setup.sh --undo --vip A.B.C.D [--dev IFACE]
+#   (an IPv6 VIP works with --mode dsr only: there are no IPv6 tunnels yet)
 #
 # Every mode: the VIP on lo (/32), so the server accepts packets for it and answers from it straight
 # to the client; arp_ignore=1 / arp_announce=2 so the server never answers ARP for the VIP nor uses
@@ -53,12 +54,18 @@ while (($#)); do
 	*) usage ;;
 	esac
 done
-[[ $VIP =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || usage
+FAMILY=4
+[[ $VIP == *:* ]] && FAMILY=6
+[[ $VIP =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ || ($FAMILY == 6 && $VIP =~ ^[0-9A-Fa-f:.]+$) ]] || usage
 ((UNDO)) || [[ $MODE =~ ^(dsr|ipip|gre|gue)$ ]] || usage
+if ((FAMILY == 6 && !UNDO)) && [[ $MODE != dsr ]]; then
+	echo "tunnel-setup: an IPv6 VIP works with --mode dsr only (the appliance has no IPv6 tunnels)" >&2
+	exit 2
+fi
 [[ $DECAP =~ ^(auto|kernel|bpf)$ ]] || usage
 [[ $GUE_PORT =~ ^[0-9]+$ ]] && ((GUE_PORT > 0 && GUE_PORT < 65536)) || usage
 if [[ -z $DEV ]]; then
-	DEV=$(ip -o route show default | awk '{ for (i = 1; i < NF; i++) if ($i == "dev") { print $(i + 1); exit } }')
+	DEV=$(ip "-$FAMILY" -o route show default | awk '{ for (i = 1; i < NF; i++) if ($i == "dev") { print $(i + 1); exit } }')
 	[[ -n $DEV ]] || { echo "tunnel-setup: no default route; name the interface with --dev" >&2; exit 1; }
 fi
 
@@ -96,6 +103,27 @@ remove_decap_except() {
 		say "removed the BPF decapsulator $name from $DEV ingress"
 	fi
 }
+
+# IPv6 (dsr): the VIP on lo is all. Neighbour discovery only answers for addresses of the interface
+# a solicitation arrives on, so there is no arp_ignore / arp_announce counterpart to set.
+if ((FAMILY == 6)); then
+	if ((UNDO)); then
+		if [[ -n $(ip -6 -o address show dev lo to "$VIP/128") ]]; then
+			ip -6 address del "$VIP/128" dev lo
+			say "removed $VIP/128 from lo"
+		fi
+		say "undone"
+		exit 0
+	fi
+	set_sysctl net.ipv6.conf.lo.disable_ipv6 0
+	if [[ -z $(ip -6 -o address show dev lo to "$VIP/128") ]]; then
+		ip -6 address add "$VIP/128" dev lo
+		say "added $VIP/128 to lo"
+	fi
+	ip link set dev lo up
+	say "dsr ready: $VIP on lo, frames for it arrive on $DEV with this server's MAC"
+	exit 0
+fi
 
 if ((UNDO)); then
 	if [[ $(ip -o address show dev lo) == *" $VIP/32 "* ]]; then

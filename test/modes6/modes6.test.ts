@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Dataplane, type ForwardingMode, type WildcardAffinity } from '../../firmware/dataplane.js';
@@ -18,6 +19,7 @@ import { CLIENT_GATEWAY, SERVER_GATEWAY, addDirectReturnPath, buildTopology, tea
 import { CLIENT6, CLIENT_GATEWAY6, SERVERS6, SERVER_GATEWAY6, addIpv6 } from '../netns/topology6.js';
 
 const PREFIX = 'epmode6';
+const TUNNEL_SETUP = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../app/server-agent/tunnel-setup.sh');
 const REQUESTS = 20;
 const DOWNLOAD_BYTES = 10 * 1024 * 1024;
 const SNAT6 = { ip: 'fd00:2::250', portMin: 20000, portMax: 29999 };
@@ -115,9 +117,12 @@ describe('IPv6 virtual services end to end', () => {
     describe(mode, () => {
       beforeAll(async () => {
         if (!directReturn) return;
-        // The VIP on lo: the servers accept packets for it and answer from it. Unlike ARP, IPv6
-        // neighbour discovery never answers for an address of another interface, so nothing else is needed.
-        for (const server of topology.servers) await inNamespace(server.namespace, 'ip', ['-6', 'address', 'add', `${vip}/128`, 'dev', 'lo']);
+        // The VIP on lo: the servers accept packets for it and answer from it.
+        for (const server of topology.servers) {
+          const output = await inNamespace(server.namespace, TUNNEL_SETUP, ['--mode', 'dsr', '--vip', vip]);
+          expect(output).toContain(`added ${vip}/128 to lo`);
+          expect(output).toContain('dsr ready');
+        }
       });
 
       it('answers from both servers, one flow per connection, the servers see the right client', async () => {
@@ -162,6 +167,17 @@ describe('IPv6 virtual services end to end', () => {
         else expect(served(after) - served(before)).toBeGreaterThan(DOWNLOAD_BYTES);
         expect(after.flows.created - before.flows.created).toBe(1);
       }, 90_000);
+
+      if (directReturn) {
+        it('stops answering once tunnel-setup.sh --undo took the VIP off the servers', async () => {
+          for (const server of topology.servers) {
+            expect(await inNamespace(server.namespace, TUNNEL_SETUP, ['--mode', 'dsr', '--vip', vip])).not.toContain('added');
+            const output = await inNamespace(server.namespace, TUNNEL_SETUP, ['--undo', '--vip', vip]);
+            expect(output).toContain(`removed ${vip}/128 from lo`);
+          }
+          await expect(inNamespace(topology.client.namespace, 'curl', ['-6', '-g', '-sS', '--max-time', '2', `http://${urlHost(vip)}/`])).rejects.toThrow(/timed out/i);
+        });
+      }
     });
   });
 });
