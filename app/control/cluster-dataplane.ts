@@ -30,6 +30,8 @@ export interface ClusterDataplaneOptions {
 }
 
 const REPORT_AGAIN_MS = 250;
+/** How long a unit moving away waits for the workers' bursts in flight before its last flush. */
+const IN_FLIGHT_MS = 25;
 
 export function unitState(entry: OwnershipChange): UnitState {
   if (entry.state === 'owned') return 'owned';
@@ -189,6 +191,11 @@ export class ClusterDataplane {
    * records: the next owner then continues every connection, including ones opened just now. */
   private async handedOver(units: readonly number[]): Promise<void> {
     if (units.length === 0) return;
+    // A worker may be in a burst that passed the unit check before the table said "not ours": the
+    // flows it creates show up a moment later. Wait out such a burst (generously: a loaded host
+    // deschedules the worker), then ship what it produced.
+    this.flush();
+    await new Promise((resolve) => setTimeout(resolve, IN_FLIGHT_MS));
     this.flush();
     const delivered = await this.replication.delivered(this.options.member.timing.requestTimeoutMs / 2);
     if (!delivered) this.options.log('warn', 'release before the flow state was acknowledged', { units: units.length });
