@@ -62,6 +62,14 @@ interface NativeAction {
   qos?: QosAction;
 }
 
+interface AffinityExtras {
+  interest?: InterestCriteria;
+  statsIp?: number;
+  /** An IPv6 key's new addresses (the action's IPv4 NAT addresses stay 0). */
+  nat6Src?: Buffer;
+  nat6Dst?: Buffer;
+}
+
 interface NativeAffinity {
   key: Buffer;
   action: NativeAction;
@@ -69,6 +77,8 @@ interface NativeAffinity {
   seqAdjust?: SeqAdjust;
   interest?: InterestCriteria;
   statsIp?: number;
+  nat6Src?: Buffer;
+  nat6Dst?: Buffer;
   packets: number;
   bytes: number;
   origin: number;
@@ -105,7 +115,7 @@ interface NativeAddon {
   start(): void;
   stop(): void;
   shutdown(): void;
-  affinityAdd(key: Buffer, action: NativeAction, ttlSeconds: number, seq?: SeqAdjust, extras?: { interest?: InterestCriteria; statsIp?: number }): void;
+  affinityAdd(key: Buffer, action: NativeAction, ttlSeconds: number, seq?: SeqAdjust, extras?: AffinityExtras): void;
   affinityRemove(key: Buffer): boolean;
   affinityList(max: number, includeLearned: boolean): NativeAffinity[];
   affinityCount(): { manager: number; learned: number };
@@ -271,6 +281,15 @@ function checkQos(qos: QosAction, where: string): QosAction {
     }
   }
   return qos;
+}
+
+/** An IPv6 affinity's translated addresses, listed beside its action, put back into it. */
+function withNat6(action: Action, nat6Src: Buffer | undefined, nat6Dst: Buffer | undefined): Action {
+  if (action.type !== 'forward' || (!nat6Src && !nat6Dst)) return action;
+  return {
+    ...action,
+    nat: { ...action.nat, ...(nat6Src ? { srcIp: bufferToIpv6(nat6Src) } : {}), ...(nat6Dst ? { dstIp: bufferToIpv6(nat6Dst) } : {}) },
+  };
 }
 
 function decodeAction(native: NativeAction): Action {
@@ -452,7 +471,16 @@ export class Dataplane {
     if (affinity.action.type === 'service') {
       throw new InvalidRuleError('EINVAL', 'a fixed affinity cannot have a service action (wildcards only)');
     }
-    const action = encodeAction(affinity.action, 'action');
+    const extras: AffinityExtras = {};
+    let actionToEncode = affinity.action;
+    if (affinity.action.type === 'forward' && affinity.action.nat && familyOf(affinity.key.srcIp, 'key.srcIp') === 6) {
+      // IPv6 addresses do not fit the action: they travel beside it.
+      const { srcIp, dstIp, ...ports } = affinity.action.nat;
+      if (srcIp !== undefined) extras.nat6Src = ipv6ToBuffer(srcIp, 'action.nat.srcIp (IPv6 key)');
+      if (dstIp !== undefined) extras.nat6Dst = ipv6ToBuffer(dstIp, 'action.nat.dstIp (IPv6 key)');
+      actionToEncode = { ...affinity.action, nat: ports };
+    }
+    const action = encodeAction(actionToEncode, 'action');
     const seq = affinity.seqAdjust;
     if (seq) {
       for (const field of ['seqDelta', 'initialSeq', 'ackDelta', 'initialAck'] as const) {
@@ -462,7 +490,6 @@ export class Dataplane {
         }
       }
     }
-    const extras: { interest?: InterestCriteria; statsIp?: number } = {};
     if (affinity.interest) extras.interest = checkInterest(affinity.interest, 'interest');
     if (affinity.statsIp !== undefined) extras.statsIp = ipv4ToNumber(affinity.statsIp, 'statsIp');
     call(() => this.#addon.affinityAdd(key, action, affinity.ttlSeconds, seq, extras));
@@ -482,7 +509,7 @@ export class Dataplane {
     const rows = call(() => this.#addon.affinityList(options.max ?? 10_000, options.includeLearned ?? true));
     return rows.map((row) => ({
       key: decodeFlowKey(row.key),
-      action: decodeAction(row.action),
+      action: withNat6(decodeAction(row.action), row.nat6Src, row.nat6Dst),
       ttlSeconds: row.ttlSeconds,
       ...(row.seqAdjust ? { seqAdjust: row.seqAdjust } : {}),
       ...(row.interest ? { interest: row.interest } : {}),

@@ -1,24 +1,28 @@
-/* Wildcard matching (SMFA-R3): (mask & rule) == (mask & packet) per address, port 0 and protocol 0 match any. */
-import { isIPv4 } from 'node:net';
+/* Wildcard matching (SMFA-R3): (mask & rule) == (mask & packet) per address, port 0 and protocol 0
+ * match any. IPv4 and IPv6 alike: a rule matches only keys of its own family. */
+import { isIP } from 'node:net';
+import { addressToBytes, type AddressFamily } from './ip-address.js';
 import type { AffinityKey, WildcardAffinity } from './types.js';
 
-export function ipv4Number(ip: string): number {
-  if (!isIPv4(ip)) throw new RangeError(`"${ip}" is not an IPv4 address`);
-  return ip.split('.').reduce((acc, octet) => acc * 256 + Number(octet), 0);
+function family(ip: string): AddressFamily | undefined {
+  const f = isIP(ip);
+  return f === 4 || f === 6 ? f : undefined;
 }
 
-function masked(ip: string, mask: string): number {
-  return (ipv4Number(ip) & ipv4Number(mask)) >>> 0;
+function maskedEqual(ruleIp: string, mask: string, ip: string, f: AddressFamily): boolean {
+  const [rule, m, value] = [ruleIp, mask, ip].map((a) => addressToBytes(a, f, 'address'));
+  return rule!.every((byte, i) => (byte & m![i]!) === (value![i]! & m![i]!));
 }
 
 export function wildcardMatches(w: WildcardAffinity, key: AffinityKey): boolean {
-  if (!isIPv4(key.srcIp) || !isIPv4(w.srcIp)) return false;
+  const f = family(key.srcIp);
+  if (f === undefined || family(w.srcIp) !== f || family(key.dstIp) !== f) return false;
   return (
     (w.protocol === 0 || w.protocol === key.protocol) &&
     (w.srcPort === 0 || w.srcPort === key.srcPort) &&
     (w.dstPort === 0 || w.dstPort === key.dstPort) &&
-    masked(w.srcIp, w.srcMask) === masked(key.srcIp, w.srcMask) &&
-    masked(w.dstIp, w.dstMask) === masked(key.dstIp, w.dstMask)
+    maskedEqual(w.srcIp, w.srcMask, key.srcIp, f) &&
+    maskedEqual(w.dstIp, w.dstMask, key.dstIp, f)
   );
 }
 

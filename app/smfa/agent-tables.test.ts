@@ -30,6 +30,19 @@ describe('wildcard matching (SMFA-R3)', () => {
     expect(wildcardMatches(odd, key)).toBe(true);
     expect(wildcardMatches(odd, { ...key, srcIp: '10.0.1.2' })).toBe(false);
   });
+
+  it('matches IPv6 keys against IPv6 rules only, masks over all 128 bits', () => {
+    const v6 = { ...base, srcIp: '::', srcMask: '::', dstIp: 'fd00:1::100', dstMask: 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff' };
+    const key6 = { ...key, srcIp: 'fd00:1::2', dstIp: 'fd00:1::100' };
+    expect(wildcardMatches(v6, key6)).toBe(true);
+    expect(wildcardMatches(v6, { ...key6, dstIp: 'fd00:1::101' })).toBe(false);
+    expect(wildcardMatches(base, key6)).toBe(false);
+    expect(wildcardMatches(v6, key)).toBe(false);
+    // Odd interface identifiers only (a non-contiguous mask in the last byte).
+    const odd6 = { ...v6, srcIp: '::1', srcMask: '::1' };
+    expect(wildcardMatches(odd6, { ...key6, srcIp: 'fd00:1::3' })).toBe(true);
+    expect(wildcardMatches(odd6, key6)).toBe(false);
+  });
 });
 
 describe('precedence (SMFA-R18)', () => {

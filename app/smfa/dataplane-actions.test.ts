@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dataplaneFixed, dataplaneWildcard, unsupportedActions } from './dataplane-actions.js';
+import { dataplaneFixed, dataplaneWildcard, unsupportedActions, unsupportedFixed } from './dataplane-actions.js';
 import type { AffinityUpdateFixed, AffinityUpdateWildcard } from './types.js';
 import { SegmentTypeCode } from './wire-constants.js';
 
@@ -57,5 +57,39 @@ describe('fixed affinity actions for the data plane', () => {
   it('denies the hold flag on a fixed affinity: there is no affinity left to wait for', () => {
     const update = fixedUpdate({ interestCriteria: { ip: '10.9.9.9', port: 7801, mask: 1, data: 0, copy: 0, hold: 1 } });
     expect(unsupportedActions(update, { advertise: false })).toEqual([{ segmentType: SegmentTypeCode['interest-criteria'], required: true }]);
+  });
+});
+
+describe('IPv6 affinities', () => {
+  const wildcard6 = (actions: AffinityUpdateWildcard['actions']): AffinityUpdateWildcard => ({
+    type: 'affinity-update-wildcard',
+    wildcard: { protocol: 6, srcIp: '::', srcMask: '::', dstIp: 'fd00:1::100', dstMask: 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', srcPort: 0, dstPort: 80, dispatch: 'none', information: false, ttlSeconds: 30 },
+    actions,
+  });
+  const fixed6 = (): AffinityUpdateFixed => ({
+    type: 'affinity-update-fixed',
+    fixed: { key: { protocol: 6, srcIp: 'fd00:1::2', dstIp: 'fd00:1::100', srcPort: 40000, dstPort: 80 }, dispatch: 'none', information: false, forwardIp: 'fd00:2::11', ttlSeconds: 30 },
+    actions: { nat: { srcIp: '::', srcPort: 0, dstIp: 'fd00:2::11', dstPort: 8080 } },
+  });
+
+  it('installs interest criteria on IPv6 wildcards; denies what the data plane does on IPv4 only (wildcard NAT, cascading, advertise)', () => {
+    const all = { ip: '0.0.0.0', port: 0, mask: 1 << 15, data: 1 << 15, copy: 0, hold: 0 };
+    expect(unsupportedActions(wildcard6({ interestCriteria: all }), { advertise: true })).toEqual([]);
+    expect(dataplaneWildcard(wildcard6({ interestCriteria: all }), 1, 3)).toMatchObject({ srcIp: '::', dstIp: 'fd00:1::100', interest: { mask: 1 << 15 } });
+    const nat = { srcIp: '::', srcPort: 0, dstIp: 'fd00:2::11', dstPort: 0 };
+    expect(unsupportedActions(wildcard6({ nat }), { advertise: true })).toEqual([{ segmentType: SegmentTypeCode.nat, required: true }]);
+    const watching = { ...all, data: 0, copy: 1 << 15 };
+    expect(unsupportedActions(wildcard6({ interestCriteria: watching }), { advertise: true })).toEqual([{ segmentType: SegmentTypeCode['interest-criteria'], required: true }]);
+    expect(unsupportedActions(wildcard6({ advertise: { address: 'fd00:1::100' } }), { advertise: true })).toEqual([{ segmentType: SegmentTypeCode.advertise, required: true }]);
+  });
+
+  it('translates IPv6 fixed affinities ("::" leaves a field), denies their dispatch and information flag', () => {
+    const update = fixed6();
+    expect(unsupportedActions(update, { advertise: false })).toEqual([]);
+    expect(unsupportedFixed(update)).toBeUndefined();
+    expect(dataplaneFixed(update).action).toEqual({ type: 'forward', nat: { dstIp: 'fd00:2::11', dstPort: 8080 } });
+    expect(unsupportedFixed({ ...update, fixed: { ...update.fixed, information: true } })).toMatch(/information/);
+    expect(unsupportedFixed({ ...update, fixed: { ...update.fixed, dispatch: 'mac-rewrite' } })).toMatch(/dispatch/);
+    expect(dataplaneFixed({ ...update, fixed: { ...update.fixed, forwardIp: '::' } }).action).toEqual({ type: 'drop' });
   });
 });

@@ -7,7 +7,15 @@ import type { ActionListEntry, AffinityUpdateFixed, AffinityUpdateWildcard, Fixe
 import { SegmentTypeCode, type DispatchMethod } from './wire-constants.js';
 
 const DISPATCH: Record<Exclude<DispatchMethod, 'none'>, DispatchMode> = { 'mac-rewrite': 'mac', 'ip-in-ip': 'ipip', gre: 'gre', gue: 'gue' };
-const UNSET_ADDRESS = '0.0.0.0';
+
+/** The all-zero address of either family: "leave unchanged" in NAT, "drop" as a forward IP. */
+function isUnset(ip: string): boolean {
+  return ip === '0.0.0.0' || ip === '::';
+}
+
+function isIpv6(ip: string): boolean {
+  return ip.includes(':');
+}
 
 export interface Capabilities {
   /** Advertise needs a routing daemon (an Advertiser). */
@@ -18,8 +26,8 @@ function dpNat(nat: Nat | undefined): Action & { type: 'forward' } {
   const action: Action & { type: 'forward' } = { type: 'forward' };
   if (!nat) return action;
   action.nat = {};
-  if (nat.srcIp !== UNSET_ADDRESS) action.nat.srcIp = nat.srcIp;
-  if (nat.dstIp !== UNSET_ADDRESS) action.nat.dstIp = nat.dstIp;
+  if (!isUnset(nat.srcIp)) action.nat.srcIp = nat.srcIp;
+  if (!isUnset(nat.dstIp)) action.nat.dstIp = nat.dstIp;
   if (nat.srcPort) action.nat.srcPort = nat.srcPort;
   if (nat.dstPort) action.nat.dstPort = nat.dstPort;
   return action;
@@ -48,6 +56,13 @@ export function unsupportedActions(update: AffinityUpdateWildcard | AffinityUpda
   const wanted = new Set([...presentActions(update.actions), ...announced]);
   // Hold waits for a fixed affinity: on a fixed affinity there is nothing to wait for.
   if (update.type === 'affinity-update-fixed' && (update.actions.interestCriteria?.hold ?? 0) !== 0) supported.delete(SegmentTypeCode['interest-criteria']);
+  if (update.type === 'affinity-update-wildcard' && isIpv6(update.wildcard.srcIp)) {
+    // The data plane translates IPv6 addresses on exact flows only, cascades IPv4 wildcards only,
+    // and the route advertiser's bird configuration is IPv4.
+    supported.delete(SegmentTypeCode.nat);
+    supported.delete(SegmentTypeCode.advertise);
+    if (watchesOnly(update)) supported.delete(SegmentTypeCode['interest-criteria']);
+  }
   return [...wanted].filter((type) => !supported.has(type)).map((segmentType) => ({ segmentType, required: true }));
 }
 
@@ -56,9 +71,14 @@ function dpInterest(criteria: InterestCriteria | undefined): DpInterest | undefi
   return { mask: criteria.mask, data: criteria.data & criteria.mask, copy: criteria.copy & criteria.mask, hold: criteria.hold & criteria.mask };
 }
 
-/** IPv4 only: the data plane's wildcard table is IPv4. */
-export function isIpv4Wildcard(update: AffinityUpdateWildcard): boolean {
-  return !update.wildcard.srcIp.includes(':');
+/** Why the data plane cannot take this fixed affinity although it can do its actions, if it cannot:
+ * an IPv6 flow is neither dispatched (its tunnels and MAC rewrite take IPv4 forward IPs) nor
+ * counted per forward IP (the counters are keyed by IPv4 address). */
+export function unsupportedFixed(update: AffinityUpdateFixed): string | undefined {
+  if (!isIpv6(update.fixed.key.srcIp)) return undefined;
+  if (update.fixed.dispatch !== 'none') return 'dispatch of an IPv6 flow';
+  if (update.fixed.information) return 'information flag on an IPv6 flow';
+  return undefined;
 }
 
 /** A service that only watches (every interesting packet is copied, none taken, no NAT) does not
@@ -95,7 +115,7 @@ export function dataplaneFixed(update: AffinityUpdateFixed): DpFixed {
   const interest = dpInterest(update.actions.interestCriteria);
   // Criteria apply before the action: a dropped flow can still send notices.
   const extras = interest ? { interest } : {};
-  if (f.forwardIp === UNSET_ADDRESS) return { key, ttlSeconds: f.ttlSeconds, action: { type: 'drop' }, ...extras };
+  if (isUnset(f.forwardIp)) return { key, ttlSeconds: f.ttlSeconds, action: { type: 'drop' }, ...extras };
   const action = dpNat(update.actions.nat);
   if (f.dispatch !== 'none') action.dispatch = { mode: DISPATCH[f.dispatch], forwardIp: f.forwardIp };
   const seq = update.actions.sequenceAdjust;

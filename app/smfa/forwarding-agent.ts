@@ -5,7 +5,7 @@
 import type { RemoteInfo } from 'node:dgram';
 import type { Dataplane, PuntedPacket } from '../../firmware/dataplane.js';
 import { parseMac } from '../../firmware/addressing.js';
-import { dataplaneFixed, dataplaneWildcard, isIpv4Wildcard, unsupportedActions } from './dataplane-actions.js';
+import { dataplaneFixed, dataplaneWildcard, unsupportedActions, unsupportedFixed } from './dataplane-actions.js';
 import { FixedOwners, type FixedNotice } from './fixed-owners.js';
 import { frameOfIpPacket, ipPacketOfFrame, keyText, parseIpPacket } from './ip-packet.js';
 import { precedenceOf } from './precedence.js';
@@ -42,10 +42,13 @@ export interface AgentCounters {
   fixedShadowed: number;
   deniesSent: number;
   deniedNoWildcard: number;
+  /** Fixed updates whose actions the data plane can do, but not for that flow (IPv6 dispatch or information flag). */
+  deniedFlow: number;
   deniesReceived: number;
   /** Packets the data plane sent up (interest matches of wildcards and fixed affinities). */
   punted: number;
-  notIpv4: number;
+  /** Sent up but neither IPv4 nor IPv6. */
+  notIp: number;
   /** Sent up by a wildcard the agent no longer has (replaced or expired meanwhile). */
   withoutWildcard: number;
   /** Sent up by a fixed affinity whose criteria the agent no longer knows. */
@@ -68,8 +71,8 @@ const PENDING_LIMIT_MS = 10_000;
 export class ForwardingAgent {
   readonly counters: AgentCounters = {
     wildcardsAdded: 0, wildcardsRefreshed: 0, wildcardsDeleted: 0, wildcardsExpired: 0,
-    fixedInstalled: 0, fixedDeleted: 0, fixedShadowed: 0, deniesSent: 0, deniedNoWildcard: 0, deniesReceived: 0,
-    punted: 0, notIpv4: 0, withoutWildcard: 0, withoutFixed: 0, interestMatchesSent: 0, fixedMatchesSent: 0, held: 0,
+    fixedInstalled: 0, fixedDeleted: 0, fixedShadowed: 0, deniesSent: 0, deniedNoWildcard: 0, deniedFlow: 0, deniesReceived: 0,
+    punted: 0, notIp: 0, withoutWildcard: 0, withoutFixed: 0, interestMatchesSent: 0, fixedMatchesSent: 0, held: 0,
     packetsReturned: 0, ipPacketOnly: 0, unexpected: 0, dataplaneErrors: 0,
   };
   /** Microseconds from sending a packet up to getting it back with its affinity (SYN round trip). */
@@ -145,7 +148,7 @@ export class ForwardingAgent {
 
   #wildcardUpdate(update: AffinityUpdateWildcard, manager: string, from: RemoteInfo): void {
     const unsupported = unsupportedActions(update, { advertise: this.options.advertiser !== undefined });
-    if (unsupported.length > 0 || !isIpv4Wildcard(update)) {
+    if (unsupported.length > 0) {
       return this.#deny(unsupported, { kind: 'wildcard', affinity: update.wildcard }, update.smInterestData, from);
     }
     const reply = replyTarget(update.actions.interestCriteria, from);
@@ -160,6 +163,10 @@ export class ForwardingAgent {
     const unsupported = unsupportedActions(update, { advertise: false });
     const original: OriginalAffinity = { kind: 'fixed', affinity: update.fixed };
     if (unsupported.length > 0) return this.#deny(unsupported, original, update.smInterestData, from);
+    if (unsupportedFixed(update)) {
+      this.counters.deniedFlow++;
+      return this.#deny([], original, update.smInterestData, from);
+    }
     const key = update.fixed.key;
     if (!this.#wildcards.coveredBy(manager, key)) {
       this.counters.deniedNoWildcard++;
@@ -218,7 +225,7 @@ export class ForwardingAgent {
     const packet = ipPacketOfFrame(pkt.frame);
     const parsed = packet && parseIpPacket(packet);
     if (!packet || !parsed) {
-      this.counters.notIpv4++;
+      this.counters.notIp++;
       return;
     }
     if (interest.held) this.counters.held++;
@@ -314,7 +321,7 @@ export class ForwardingAgent {
 
 /** Interest matches go to the criteria's address, or back to the manager when it names none. */
 function replyTarget(criteria: InterestCriteria | undefined, from: RemoteInfo): { address: string; port: number } {
-  return criteria && criteria.ip !== '0.0.0.0' ? { address: criteria.ip, port: criteria.port } : { address: from.address, port: from.port };
+  return criteria && criteria.ip !== '0.0.0.0' && criteria.ip !== '::' ? { address: criteria.ip, port: criteria.port } : { address: from.address, port: from.port };
 }
 
 function prefixOf(advertise: { address: string; mask?: string }): string {

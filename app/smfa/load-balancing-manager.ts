@@ -6,6 +6,7 @@
  * ask the agents for a notice of FIN and RST, so the manager learns when connections end and keeps
  * their decision only for the sticky time after that. */
 import type { RemoteInfo } from 'node:dgram';
+import { addressFromBytes, addressToBytes, familyOf, type AddressFamily } from './ip-address.js';
 import { ALL_PACKETS, InterestBit, interestReasons } from './interest.js';
 import { PROTOCOL_TCP, parseIpPacket } from './ip-packet.js';
 import { FlowDecisions } from './flow-decisions.js';
@@ -64,12 +65,33 @@ interface Classified {
   sourceServer?: Server;
 }
 
-const ANY = '0.0.0.0';
+/** Per address family: the unset address (any client; NAT leaves the field) and a host mask. */
+const ANY: Record<AddressFamily, string> = { 4: '0.0.0.0', 6: '::' };
+const HOST: Record<AddressFamily, string> = { 4: '255.255.255.255', 6: 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff' };
 const TCP_REASONS = (1 << InterestBit.fin) | (1 << InterestBit.syn) | (1 << InterestBit.rst) | (1 << InterestBit.ack);
 const CLOSING = (1 << InterestBit.fin) | (1 << InterestBit.rst);
 /** On fixed affinities: the packet goes on to its server, a copy of its headers tells the manager. */
-const CLOSING_NOTICE = { ip: ANY, port: 0, mask: CLOSING, data: 0, copy: CLOSING, hold: 0 };
-const HOST = '255.255.255.255';
+const CLOSING_NOTICE = { ip: ANY[4], port: 0, mask: CLOSING, data: 0, copy: CLOSING, hold: 0 };
+
+/** The canonical text of an address (what decoded keys carry), so keys and services compare as strings. */
+function canonical(ip: string): string {
+  return addressFromBytes(addressToBytes(ip, familyOf(ip, 'address'), 'address'));
+}
+
+/** Services with canonical addresses; a client domain must be of each service's family. */
+function checkedServices(options: LoadBalancingManagerOptions): VirtualService[] {
+  return options.services.map((service) => {
+    const family = familyOf(service.vip, 'vip');
+    for (const server of service.servers) {
+      if (familyOf(server.ip, 'server ip') !== family) throw new RangeError(`server ${server.ip} is not IPv${family} like the VIP ${service.vip}`);
+    }
+    const domain = options.clientDomain;
+    if (domain && (familyOf(domain.ip, 'clientDomain.ip') !== family || familyOf(domain.mask, 'clientDomain.mask') !== family)) {
+      throw new RangeError(`clientDomain ${domain.ip}/${domain.mask} is not IPv${family} like the VIP ${service.vip}`);
+    }
+    return { ...service, vip: canonical(service.vip), servers: service.servers.map((s) => ({ ...s, ip: canonical(s.ip) })) };
+  });
+}
 
 export class LoadBalancingManager {
   readonly counters: ManagerCounters = {
@@ -78,12 +100,14 @@ export class LoadBalancingManager {
   readonly denies: Message[] = [];
   readonly #decisions: FlowDecisions;
   readonly #precedence: ServicePrecedence;
+  readonly #services: VirtualService[];
   #transport!: SmfaTransport;
   #refresh: NodeJS.Timeout | undefined;
 
   private constructor(private readonly options: LoadBalancingManagerOptions) {
     this.#decisions = new FlowDecisions((options.decisionSeconds ?? 300) * 1000, (options.stickySeconds ?? 10) * 1000);
     this.#precedence = { searchOrder: 'lower-first', value: options.servicePrecedence ?? 100 };
+    this.#services = checkedServices(options);
   }
 
   static async start(options: LoadBalancingManagerOptions): Promise<LoadBalancingManager> {
@@ -131,32 +155,36 @@ export class LoadBalancingManager {
   }
 
   #wildcards(ttlSeconds: number): AffinityUpdateWildcard[] {
-    const domain = this.options.clientDomain ?? { ip: ANY, mask: ANY };
     // Every packet of an unknown flow; the TCP bits make the reasons say what the packet was.
     const mask = ALL_PACKETS | TCP_REASONS;
     const hold = this.options.holdPackets ?? false;
-    const interestCriteria = { ip: ANY, port: 0, mask, data: hold ? 0 : mask, copy: 0, hold: hold ? mask : 0 };
+    const interestCriteria = { ip: ANY[4], port: 0, mask, data: hold ? 0 : mask, copy: 0, hold: hold ? mask : 0 };
     const common = { dispatch: 'none' as const, information: false, ttlSeconds };
-    const envelope = (wildcard: AffinityUpdateWildcard['wildcard'], advertise?: string): AffinityUpdateWildcard => {
+    const envelope = (wildcard: AffinityUpdateWildcard['wildcard'], advertise?: { address: string; mask: string }): AffinityUpdateWildcard => {
       const update: AffinityUpdateWildcard = {
         type: 'affinity-update-wildcard',
         wildcard,
         servicePrecedence: this.#precedence,
         backupPrecedence: this.options.backupPrecedence ?? 0,
-        actions: advertise ? { interestCriteria, advertise: { address: advertise, mask: HOST } } : { interestCriteria },
+        actions: advertise ? { interestCriteria, advertise } : { interestCriteria },
       };
       if (this.options.identity) update.identity = this.options.identity;
       return update;
     };
-    return this.options.services.flatMap((service) => [
-      envelope(
-        { ...common, protocol: service.protocol, srcIp: domain.ip, srcMask: domain.mask, srcPort: 0, dstIp: service.vip, dstMask: HOST, dstPort: service.port },
-        service.advertise ? service.vip : undefined,
-      ),
-      ...service.servers.map((server) =>
-        envelope({ ...common, protocol: service.protocol, srcIp: server.ip, srcMask: HOST, srcPort: server.port, dstIp: domain.ip, dstMask: domain.mask, dstPort: 0 }),
-      ),
-    ]);
+    return this.#services.flatMap((service) => {
+      const family = familyOf(service.vip, 'vip');
+      const domain = this.options.clientDomain ?? { ip: ANY[family], mask: ANY[family] };
+      const host = HOST[family];
+      return [
+        envelope(
+          { ...common, protocol: service.protocol, srcIp: domain.ip, srcMask: domain.mask, srcPort: 0, dstIp: service.vip, dstMask: host, dstPort: service.port },
+          service.advertise ? { address: service.vip, mask: host } : undefined,
+        ),
+        ...service.servers.map((server) =>
+          envelope({ ...common, protocol: service.protocol, srcIp: server.ip, srcMask: host, srcPort: server.port, dstIp: domain.ip, dstMask: domain.mask, dstPort: 0 }),
+        ),
+      ];
+    });
   }
 
   #receive(message: Message, from: RemoteInfo): void {
@@ -169,7 +197,7 @@ export class LoadBalancingManager {
   }
 
   #classify(key: AffinityKey): Classified | undefined {
-    for (const service of this.options.services) {
+    for (const service of this.#services) {
       if (key.protocol !== service.protocol) continue;
       if (key.dstIp === service.vip && key.dstPort === service.port) return { service, clientKey: key, toServer: true };
       const sourceServer = service.servers.find((s) => s.ip === key.srcIp && s.port === key.srcPort);
@@ -225,11 +253,12 @@ export class LoadBalancingManager {
     const { service } = flow;
     const information = this.options.statistics ?? false;
     const notice = client.protocol === PROTOCOL_TCP ? { interestCriteria: CLOSING_NOTICE } : {};
+    const any = ANY[familyOf(service.vip, 'vip')];
     const fixed: AffinityUpdateFixed = flow.toServer
       ? {
           type: 'affinity-update-fixed',
           fixed: { key: client, dispatch: 'none', information, forwardIp: server.ip, ttlSeconds: this.#fixedTtl },
-          actions: { nat: { srcIp: ANY, srcPort: 0, dstIp: server.ip, dstPort: server.port }, ...notice },
+          actions: { nat: { srcIp: any, srcPort: 0, dstIp: server.ip, dstPort: server.port }, ...notice },
         }
       : {
           type: 'affinity-update-fixed',
@@ -237,7 +266,7 @@ export class LoadBalancingManager {
             key: { protocol: client.protocol, srcIp: server.ip, srcPort: server.port, dstIp: client.srcIp, dstPort: client.srcPort },
             dispatch: 'none', information, forwardIp: client.srcIp, ttlSeconds: this.#fixedTtl,
           },
-          actions: { nat: { srcIp: service.vip, srcPort: service.port, dstIp: ANY, dstPort: 0 }, ...notice },
+          actions: { nat: { srcIp: service.vip, srcPort: service.port, dstIp: any, dstPort: 0 }, ...notice },
         };
     fixed.servicePrecedence = this.#precedence;
     fixed.backupPrecedence = this.options.backupPrecedence ?? 0;

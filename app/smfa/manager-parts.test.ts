@@ -17,6 +17,20 @@ describe('IP packets', () => {
     const frame = frameOfIpPacket(SYN, Buffer.alloc(6, 0xaa));
     expect(ipPacketOfFrame(Buffer.concat([frame, Buffer.alloc(6)]))).toEqual(SYN);
   });
+
+  it('parses IPv6 (canonical addresses, payload length from the header) and frames it with its own ethertype', () => {
+    // IPv6 + TCP SYN-ACK fd00:2::11:80 -> fd00:1::2:40000 with 3 payload bytes.
+    const header = Buffer.from('6000000000170640' + 'fd000002000000000000000000000011' + 'fd000001000000000000000000000002', 'hex');
+    const tcp = Buffer.from('00509c40' + '00000001' + '00000000' + '5012ffff' + '00000000' + '616263', 'hex');
+    const packet = Buffer.concat([header, tcp]);
+    const parsed = parseIpPacket(packet)!;
+    expect(parsed.key).toEqual({ protocol: 6, srcIp: 'fd00:2::11', dstIp: 'fd00:1::2', srcPort: 80, dstPort: 40000 });
+    expect(parsed.tcpFlags).toBe(0x12);
+    expect(parsed.payloadLength).toBe(3);
+    const frame = frameOfIpPacket(packet, Buffer.alloc(6, 0xaa));
+    expect(frame.readUInt16BE(12)).toBe(0x86dd);
+    expect(ipPacketOfFrame(Buffer.concat([frame, Buffer.alloc(6)]))).toEqual(packet);
+  });
 });
 
 describe('interest criteria (SMFA-R15)', () => {

@@ -8,7 +8,7 @@ import { authenticator } from './security.js';
 export interface AgentConfig {
   filePrefix: string;
   vdevs: string[];
-  ports: { address: string; prefixLength: number }[];
+  ports: { address: string; prefixLength: number; address6?: string; prefixLength6?: number }[];
   localAddresses: { port: number; ip: string }[];
   routes: { prefix: string; length: number; port: number }[];
   neighbors: { ip: string; port: number; mac: string }[];

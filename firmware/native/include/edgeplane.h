@@ -136,6 +136,7 @@ enum ep_dispatch {
 #define EP_ACT_F2_STATS_IP 0x0004   /* internal: the affinity counts under a forward IP (information flag) */
 #define EP_ACT_F2_PLAIN 0x0008      /* internal: forwarding with at most a prepared NAT and a TTL decrement */
 #define EP_ACT_F2_CASCADE 0x0010    /* internal: a wildcard after which a lower-precedence one decides */
+#define EP_ACT_F2_NAT6 0x0020       /* internal: a manager affinity translating IPv6 addresses (the flow's nat6_*) */
 
 /* TCP sequence-number adjustment (SMFA-R13): seq += seq_delta for seq at or after initial_seq,
  * ack += ack_delta for ack at or after initial_ack (wraparound-safe), TCP checksum fixed. Host order. */
@@ -198,6 +199,7 @@ struct ep_affinity_info {
 	struct ep_seq_adjust seq; /* all zero when the affinity has none */
 	struct ep_interest interest; /* all zero when the affinity has none */
 	uint32_t stats_ip;           /* the forward IP it counts under (information flag), 0 = none */
+	uint8_t nat6_src[16], nat6_dst[16]; /* an IPv6 affinity's new addresses, all zero = unchanged */
 	uint64_t packets, bytes;
 	uint8_t origin;    /* enum ep_origin */
 	uint8_t tcp_state; /* enum ep_tcp_state */
@@ -214,6 +216,9 @@ struct ep_affinity_options {
 	const struct ep_seq_adjust *seq;    /* TCP only; NULL = none */
 	const struct ep_interest *interest; /* NULL or mask 0 = none (e.g. FIN/RST notification, SMFA-R25) */
 	uint32_t stats_ip; /* information flag (SMFA-R11): count packets and bytes under this forward IP; 0 = no */
+	/* NAT of an IPv6 key's addresses (the action's nat_*_ip are IPv4 and must stay 0 for one);
+	 * NULL or all zero = unchanged. The action's nat_*_port apply as for IPv4. */
+	const uint8_t *nat6_src, *nat6_dst;
 };
 /* The general form of the two above; opts NULL = none. */
 int ep_affinity_add_opts(const struct ep_flow_key *key, const struct ep_action *act, uint32_t ttl_s,

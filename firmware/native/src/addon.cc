@@ -350,12 +350,13 @@ Napi::Value AffinityAdd(const Napi::CallbackInfo &info) {
   ep_affinity_options opts{};
   ep_seq_adjust seq{};
   ep_interest interest{};
+  uint8_t nat6_src[16] = {0}, nat6_dst[16] = {0};
   if (info.Length() > 3 && info[3].IsObject()) {
     Napi::Object s = info[3].As<Napi::Object>();
     seq = {U32(s, "seqDelta"), U32(s, "initialSeq"), U32(s, "ackDelta"), U32(s, "initialAck")};
     opts.seq = &seq;
   }
-  // extras: {interest?, statsIp?}
+  // extras: {interest?, statsIp?, nat6Src?, nat6Dst?}
   if (info.Length() > 4 && info[4].IsObject()) {
     Napi::Object x = info[4].As<Napi::Object>();
     if (x.Has("interest")) {
@@ -363,6 +364,10 @@ Napi::Value AffinityAdd(const Napi::CallbackInfo &info) {
       opts.interest = &interest;
     }
     if (x.Has("statsIp")) opts.stats_ip = htonl(U32(x, "statsIp"));
+    Addr6(x, "nat6Src", nat6_src);
+    Addr6(x, "nat6Dst", nat6_dst);
+    opts.nat6_src = nat6_src;
+    opts.nat6_dst = nat6_dst;
   }
   Check(env, ep_affinity_add_opts(&key, &act, Arg32(info, 2, "ttl"), &opts, &err), err);
   return env.Undefined();
@@ -397,6 +402,9 @@ Napi::Value AffinityList(const Napi::CallbackInfo &info) {
     }
     if (r.interest.mask) o.Set("interest", InterestToObject(env, r.interest));
     if (r.stats_ip) o.Set("statsIp", ntohl(r.stats_ip));
+    static const uint8_t unchanged6[16] = {0};
+    if (memcmp(r.nat6_src, unchanged6, 16)) o.Set("nat6Src", Napi::Buffer<uint8_t>::Copy(env, r.nat6_src, 16));
+    if (memcmp(r.nat6_dst, unchanged6, 16)) o.Set("nat6Dst", Napi::Buffer<uint8_t>::Copy(env, r.nat6_dst, 16));
     o.Set("packets", static_cast<double>(r.packets));
     o.Set("bytes", static_cast<double>(r.bytes));
     o.Set("origin", r.origin);

@@ -476,6 +476,17 @@ int ep_affinity_add_opts(const struct ep_flow_key *key, const struct ep_action *
 		return ep_fail(err, EP_EINVAL, "a sequence adjustment needs a TCP key");
 	if (interest->hold)
 		return ep_fail(err, EP_EINVAL, "the hold flag waits for a fixed affinity: wildcards only");
+	static const uint8_t unchanged6[16];
+	const uint8_t *nat6_src = opts->nat6_src ? opts->nat6_src : unchanged6;
+	const uint8_t *nat6_dst = opts->nat6_dst ? opts->nat6_dst : unchanged6;
+	int nat6 = !ep_addr6_is_zero(nat6_src) || !ep_addr6_is_zero(nat6_dst);
+	if (key->family == 6 && (act->nat_src_ip | act->nat_dst_ip))
+		return ep_fail(err, EP_EINVAL, "an IPv6 key's NAT addresses must be IPv6 (nat6_src/nat6_dst)");
+	if (key->family != 6 && nat6)
+		return ep_fail(err, EP_EINVAL, "IPv6 NAT addresses need an IPv6 key");
+	if (key->family == 6 && act->dispatch != EP_DISPATCH_NONE)
+		return ep_fail(err, EP_EINVAL, "dispatch to an IPv4 forward IP is not available for an IPv6 key");
+	nat6 = nat6 || (key->family == 6 && (act->nat_src_port | act->nat_dst_port));
 	struct ep_manager_extra extra = { .interest = *interest };
 	if (opts->stats_ip) {
 		int slot = stats_slot(opts->stats_ip);
@@ -485,7 +496,7 @@ int ep_affinity_add_opts(const struct ep_flow_key *key, const struct ep_action *
 	}
 	struct ep_action prepared = *act;
 	prepared.flags2 = (uint16_t)((seq ? EP_ACT_F2_SEQ_ADJUST : 0) | (interest->mask ? EP_ACT_F2_INTEREST : 0) |
-				     (opts->stats_ip ? EP_ACT_F2_STATS_IP : 0));
+				     (opts->stats_ip ? EP_ACT_F2_STATS_IP : 0) | (nat6 ? EP_ACT_F2_NAT6 : 0));
 	ep_action_prepare(&prepared, key);
 	act = &prepared;
 	static const struct ep_seq_adjust no_seq;
@@ -496,6 +507,7 @@ int ep_affinity_add_opts(const struct ep_flow_key *key, const struct ep_action *
 	int32_t pos = ep_affinity_table_find(t, key);
 	if (pos >= 0 && memcmp(&t->flows[pos].act, act, sizeof(*act)) == 0 &&
 	    memcmp(&t->flows[pos].seq, seq, sizeof(*seq)) == 0 &&
+	    memcmp(t->flows[pos].nat6_src, nat6_src, 16) == 0 && memcmp(t->flows[pos].nat6_dst, nat6_dst, 16) == 0 &&
 	    memcmp(&ep_dp.manager_extra[pos].interest, interest, sizeof(*interest)) == 0 &&
 	    ep_dp.manager_extra[pos].stats_slot == extra.stats_slot) {
 		/* refresh: only the expiry moves, which workers read as one aligned word */
@@ -515,6 +527,8 @@ int ep_affinity_add_opts(const struct ep_flow_key *key, const struct ep_action *
 	t->live++;
 	f->act = *act;
 	f->seq = *seq;
+	memcpy(f->nat6_src, nat6_src, 16);
+	memcpy(f->nat6_dst, nat6_dst, 16);
 	f->key = *key;
 	f->ttl_s = ttl_s;
 	f->expire_tsc = expire;
@@ -568,6 +582,9 @@ static void describe_flow(struct ep_affinity_info *o, const struct ep_flow *f, u
 	o->tcp_state = f->tcp_state;
 	o->interest = (struct ep_interest){ 0 };
 	o->stats_ip = 0;
+	int nat6 = f->key.family == 6 && (f->has_server || (f->act.flags2 & EP_ACT_F2_NAT6));
+	memcpy(o->nat6_src, nat6 ? f->nat6_src : (const uint8_t[16]){ 0 }, 16);
+	memcpy(o->nat6_dst, nat6 ? f->nat6_dst : (const uint8_t[16]){ 0 }, 16);
 	o->packets = f->packets;
 	o->bytes = f->bytes;
 }

@@ -43,19 +43,23 @@ struct ep_flow {
 	uint8_t dst_mac[6];
 	/* second line: what a learned-flow hit also writes */
 	uint64_t expire_tsc;
-	uint64_t packets, bytes; /* learned flows only: manager counters are per worker */
-	uint64_t syn_tsc;        /* reverse NAT flows: when the client's first packet was seen */
 	union {
+		struct {
+			uint64_t packets, bytes; /* learned flows: manager counters are per worker */
+		};
 		struct ep_seq_adjust seq; /* manager affinities: act.flags2 & EP_ACT_F2_SEQ_ADJUST */
-		uint8_t nat6_src[16];     /* learned IPv6 flows: new source address, all zero = kept */
 	};
+	uint64_t syn_tsc; /* reverse NAT flows: when the client's first packet was seen */
+	/* IPv6 flows: new source address, all zero = kept (learned service flows, and manager
+	 * affinities with EP_ACT_F2_NAT6) */
+	uint8_t nat6_src[16];
 	uint16_t service_id;
 	uint16_t server_slot;
 	uint16_t server_epoch; /* the server's epoch when the flow was pinned (see ep_dp.server_epochs) */
 	uint16_t unit;         /* work unit: of the client, for both directions */
 	uint32_t ttl_s; /* manager: the ttl it was installed with */
 	struct ep_flow_key key;
-	/* learned IPv6 flows: new destination address (NAT modes) or the server (DSR); all zero = kept.
+	/* IPv6 flows: new destination address (NAT modes) or the server (learned DSR); all zero = kept.
 	 * IPv6 addresses do not fit the action, so they live here, in space the IPv4 layout pads. */
 	uint8_t nat6_dst[16];
 } __rte_cache_aligned;

@@ -206,12 +206,14 @@ static void forward6(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta,
 		     struct ep_flow *f)
 {
 	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
-	const int service_flow = f && f->has_server; /* only learned service flows carry nat6_* */
-	if (a->nat_src_ip | a->nat_dst_ip || (!service_flow && (a->nat_src_port | a->nat_dst_port))) {
+	const int service_flow = f && f->has_server;
+	/* learned service flows and manager affinities with IPv6 NAT carry nat6_* */
+	const int flow_nat6 = service_flow || (f && (a->flags2 & EP_ACT_F2_NAT6));
+	if (a->nat_src_ip | a->nat_dst_ip || (!flow_nat6 && (a->nat_src_port | a->nat_dst_port))) {
 		drop(c, m, EP_DROP_NAT_UNSUPPORTED);
 		return;
 	}
-	if (service_flow && a->dispatch == EP_DISPATCH_NONE) {
+	if (flow_nat6 && a->dispatch == EP_DISPATCH_NONE) {
 		const uint8_t *src = ep_addr6_is_zero(f->nat6_src) ? NULL : f->nat6_src;
 		const uint8_t *dst = ep_addr6_is_zero(f->nat6_dst) ? NULL : f->nat6_dst;
 		if ((src || dst || a->nat_src_port || a->nat_dst_port) &&

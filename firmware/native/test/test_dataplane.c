@@ -1229,6 +1229,81 @@ static void test_worker_service6(void)
 	}
 }
 
+/* Manager affinities for IPv6 flows (SMFA over IPv6): NAT66 of the addresses beside the action,
+ * ports in it, a sequence adjustment in the same flow (the two share no space), listing shows the
+ * addresses; an IPv4 NAT address on an IPv6 key, IPv6 NAT on an IPv4 key and dispatch on an IPv6
+ * key are refused. */
+static void test_worker_manager_nat66(void)
+{
+	uint8_t client[16], vip[16], server[16], zero[16] = { 0 };
+	addr6(client, 31, 2);
+	addr6(vip, 31, 0x100);
+	addr6(server, 32, 11);
+	EXPECT_OK(ep_route6_add(client, 64, 0, zero, err));
+	EXPECT_OK(ep_route6_add(server, 64, 0, zero, err));
+	EXPECT_OK(ep_neighbor6_set(client, 0, client_mac, err));
+	EXPECT_OK(ep_neighbor6_set(server, 0, server_mac, err));
+	struct ep_flow_key in, back;
+	ep_key_set6(&in, IPPROTO_TCP, client, htons(41000), vip, htons(80));
+	ep_key_set6(&back, IPPROTO_TCP, server, htons(8080), client, htons(41000));
+	struct ep_action to_server = { .type = EP_ACT_FORWARD, .out_port = EP_PORT_ROUTE, .nat_dst_port = htons(8080) };
+	struct ep_action to_client = { .type = EP_ACT_FORWARD, .out_port = EP_PORT_ROUTE, .nat_src_port = htons(80) };
+	struct ep_seq_adjust seq = { .seq_delta = 1000, .initial_seq = 0, .ack_delta = 0, .initial_ack = 0 };
+	struct ep_affinity_options in_opts = { .seq = &seq, .nat6_dst = server };
+	struct ep_affinity_options back_opts = { .nat6_src = vip };
+	EXPECT_OK(ep_affinity_add_opts(&in, &to_server, 60, &in_opts, err));
+	EXPECT_OK(ep_affinity_add_opts(&back, &to_client, 60, &back_opts, err));
+
+	uint8_t f[256];
+	uint32_t len = build_tcp6(f, router_mac, client_mac, client, 41000, vip, 80, EP_TCP_SYN, 64);
+	reset_punted();
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(npunted == 1);
+	EXPECT(npunted == 1, "the DNATed SYN did not come back");
+	const uint8_t *o = punted[0].data, *ip = o + IP_OFF, *tcp = o + L4_OFF6;
+	EXPECT(memcmp(ip + 8, client, 16) == 0 && memcmp(ip + 24, server, 16) == 0, "client -> server");
+	EXPECT(get16(tcp) == 41000 && get16(tcp + 2) == 8080 && memcmp(o, server_mac, 6) == 0 && ip[7] == 63);
+	uint32_t got_seq = (uint32_t)get16(tcp + 4) << 16 | get16(tcp + 6);
+	uint32_t sent_seq = (uint32_t)get16(f + L4_OFF6 + 4) << 16 | get16(f + L4_OFF6 + 6);
+	EXPECT(got_seq == sent_seq + 1000, "seq %08x, sent %08x", got_seq, sent_seq);
+	EXPECT(l4_checksum_valid6(ip), "TCP checksum after NAT66 and sequence adjust");
+
+	len = build_tcp6(f, router_mac, server_mac, server, 8080, client, 41000, EP_TCP_SYN | EP_TCP_ACK, 64);
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(npunted == 2);
+	EXPECT(npunted == 2, "the SNATed SYN-ACK did not come back");
+	o = punted[1].data;
+	ip = o + IP_OFF;
+	tcp = o + L4_OFF6;
+	EXPECT(memcmp(ip + 8, vip, 16) == 0 && get16(tcp) == 80, "source is VIP:80");
+	EXPECT(memcmp(ip + 24, client, 16) == 0 && get16(tcp + 2) == 41000 && memcmp(o, client_mac, 6) == 0);
+	EXPECT(l4_checksum_valid6(ip), "TCP checksum after NAT66");
+
+	const struct ep_affinity_info *a = find_listed(&in);
+	EXPECT(a && memcmp(a->nat6_dst, server, 16) == 0 && memcmp(a->nat6_src, zero, 16) == 0 &&
+	       a->seq.seq_delta == 1000 && a->packets == 1 && a->action.nat_dst_port == htons(8080));
+	a = find_listed(&back);
+	EXPECT(a && memcmp(a->nat6_src, vip, 16) == 0 && a->packets == 1);
+	/* the same again refreshes in place (the counters stay) */
+	EXPECT_OK(ep_affinity_add_opts(&back, &to_client, 60, &back_opts, err));
+	a = find_listed(&back);
+	EXPECT(a && a->packets == 1, "refreshed in place");
+
+	struct ep_error refused = { 0 };
+	struct ep_action v4_nat = { .type = EP_ACT_FORWARD, .out_port = EP_PORT_ROUTE, .nat_dst_ip = htonl(0x0a000001) };
+	EXPECT(ep_affinity_add_opts(&in, &v4_nat, 60, NULL, &refused) == -1 && refused.code == EP_EINVAL, "IPv4 NAT on IPv6");
+	struct ep_flow_key v4 = tcp_key(ip4(10, 1, 1, 9), 1000, ip4(10, 1, 1, 10), 80);
+	refused = (struct ep_error){ 0 };
+	EXPECT(ep_affinity_add_opts(&v4, &to_server, 60, &back_opts, &refused) == -1 && refused.code == EP_EINVAL, "IPv6 NAT on IPv4");
+	struct ep_action dispatch = { .type = EP_ACT_FORWARD, .out_port = EP_PORT_ROUTE, .dispatch = EP_DISPATCH_IPIP,
+				      .forward_ip = htonl(0x0a000001) };
+	refused = (struct ep_error){ 0 };
+	EXPECT(ep_affinity_add_opts(&in, &dispatch, 60, NULL, &refused) == -1 && refused.code == EP_EINVAL, "dispatch on IPv6");
+	EXPECT(ep_affinity_del(&in) == 1 && ep_affinity_del(&back) == 1);
+	EXPECT_OK(ep_route6_del(client, 64, err));
+	EXPECT_OK(ep_route6_del(server, 64, err));
+}
+
 /* The unit's own IPv6 address and a VIP answer ICMPv6 echo; a neighbour solicitation for them
  * is answered with an advertisement (which comes back on the ring and teaches its target: proof
  * it is valid), and the solicitor is learned from its source link-layer option. */
@@ -2001,6 +2076,7 @@ static const struct test worker_tests[] = {
 	{ "worker: port reuse re-picks a server, flush and forget drop connections", test_worker_reuse_flush_forget },
 	{ "worker: work units gate connections; replicated records re-create them", test_worker_units_and_replication },
 	{ "worker: sequence-number adjustment on a manager affinity", test_worker_seq_adjust },
+	{ "worker: manager affinities NAT66 both directions with a sequence adjustment", test_worker_manager_nat66 },
 	{ "worker: IPv6 service, NAT66 and full NAT66 both directions, checksums, hop limit, flush", test_worker_service6 },
 	{ "worker: ICMPv6 echo and neighbour solicitations answered for own and virtual addresses", test_worker_ndp_and_echo6 },
 	{ "worker: wildcard interest criteria: pass, copy, hold + release in order, timeout, overflow", test_worker_wildcard_interest_and_hold },
