@@ -5,10 +5,19 @@ import { keyText } from './ip-packet.js';
 import type { Server } from './server-choice.js';
 import type { AffinityKey } from './types.js';
 
+/** An agent that got one direction's fixed affinity (need to know): a change must reach it. */
+export interface Holder {
+  address: string;
+  port: number;
+  toServer: boolean;
+}
+
 interface Decision {
+  clientKey: AffinityKey;
   server: Server;
   expiresAt: number;
   closing: boolean;
+  holders: Map<string, Holder>;
 }
 
 export class FlowDecisions {
@@ -21,7 +30,25 @@ export class FlowDecisions {
   }
 
   record(clientKey: AffinityKey, server: Server, now: number): void {
-    this.#decisions.set(keyText(clientKey), { server, expiresAt: now + this.keepMs, closing: false });
+    this.#decisions.set(keyText(clientKey), { clientKey, server, expiresAt: now + this.keepMs, closing: false, holders: new Map() });
+  }
+
+  /** Notes that an agent got the fixed affinity of one direction of the flow. */
+  addHolder(clientKey: AffinityKey, holder: Holder): void {
+    this.#decisions.get(keyText(clientKey))?.holders.set(`${holder.address}:${holder.port}:${holder.toServer}`, holder);
+  }
+
+  /** The decided flows of a server, with the agents holding their affinities. */
+  flowsOf(server: Server): { clientKey: AffinityKey; holders: Holder[] }[] {
+    return [...this.#decisions.values()]
+      .filter((d) => d.server.ip === server.ip && d.server.port === server.port)
+      .map((d) => ({ clientKey: d.clientKey, holders: [...d.holders.values()] }));
+  }
+
+  /** The flow goes to another server from now on; the agents holding the old affinities are the caller's to update. */
+  change(clientKey: AffinityKey, server: Server): void {
+    const decision = this.#decisions.get(keyText(clientKey));
+    if (decision) decision.server = server;
   }
 
   /** A packet of the flow was seen: keep the decision (a closing flow keeps only its sticky time). */

@@ -55,6 +55,9 @@ export interface ManagerCounters {
   connectionNotices: number;
   /** Connections whose decision went from kept to sticky on the first FIN or RST seen. */
   connectionsClosing: number;
+  /** Decided flows moved to another server (removeServer): TTL-0 deletes sent, then the new affinities (SMFA-R24). */
+  flowsMoved: number;
+  fixedDeletesSent: number;
 }
 
 interface Classified {
@@ -95,7 +98,7 @@ function checkedServices(options: LoadBalancingManagerOptions): VirtualService[]
 
 export class LoadBalancingManager {
   readonly counters: ManagerCounters = {
-    decisions: 0, needToKnow: 0, adopted: 0, notOurs: 0, fixedSent: 0, announcements: 0, deniesReceived: 0, connectionNotices: 0, connectionsClosing: 0,
+    decisions: 0, needToKnow: 0, adopted: 0, notOurs: 0, fixedSent: 0, announcements: 0, deniesReceived: 0, connectionNotices: 0, connectionsClosing: 0, flowsMoved: 0, fixedDeletesSent: 0,
   };
   readonly denies: Message[] = [];
   readonly #decisions: FlowDecisions;
@@ -147,6 +150,35 @@ export class LoadBalancingManager {
   async withdraw(): Promise<void> {
     clearInterval(this.#refresh);
     await this.announce(0);
+  }
+
+  /** Takes a server out of every service: its decided flows move to the server the hash picks among the
+   * others. Each agent that holds one of their affinities gets a TTL-0 delete first, then the new
+   * affinity (SMFA-R24: an agent never holds two answers for one flow); then the server's return
+   * wildcard is cancelled. Returns the number of flows moved. */
+  async removeServer(removed: Server): Promise<number> {
+    const server = { ip: canonical(removed.ip), port: removed.port };
+    const same = (s: Server): boolean => s.ip === server.ip && s.port === server.port;
+    const affected = this.#services.filter((service) => service.servers.some(same));
+    const cancelled = this.#wildcards(0).filter((w) => w.wildcard.srcIp === server.ip && w.wildcard.srcPort === server.port);
+    let moved = 0;
+    for (const service of affected) {
+      service.servers = service.servers.filter((s) => !same(s));
+      for (const { clientKey, holders } of this.#decisions.flowsOf(server)) {
+        if (this.#classify(clientKey)?.service !== service) continue;
+        const next = service.servers.length > 0 ? chooseServer(service.servers, clientKey) : undefined;
+        for (const holder of holders) {
+          await this.#send(this.#fixedUpdate(service, clientKey, server, holder.toServer, 0), holder);
+          this.counters.fixedDeletesSent++;
+          if (next) await this.#send(this.#fixedUpdate(service, clientKey, next, holder.toServer, this.#fixedTtl), holder);
+        }
+        if (next) this.#decisions.change(clientKey, next);
+        moved++;
+      }
+    }
+    for (const wildcard of cancelled) await this.#transport.sendToGroup(wildcard);
+    this.counters.flowsMoved += moved;
+    return moved;
   }
 
   async stop(): Promise<void> {
@@ -249,34 +281,43 @@ export class LoadBalancingManager {
   }
 
   #sendFixed(flow: Classified, server: Server, match: InterestMatch, to: RemoteInfo): void {
-    const client = flow.clientKey;
-    const { service } = flow;
+    const fixed = this.#fixedUpdate(flow.service, flow.clientKey, server, flow.toServer, this.#fixedTtl);
+    if (match.faInterestData) fixed.faInterestData = match.faInterestData;
+    if (match.ipPacket) fixed.ipPacket = match.ipPacket;
+    this.#decisions.addHolder(flow.clientKey, { address: to.address, port: to.port, toServer: flow.toServer });
+    this.#send(fixed, to).catch(() => {
+      // Lost: the agent sends the flow's next packet up again.
+    });
+  }
+
+  async #send(fixed: AffinityUpdateFixed, to: { address: string; port: number }): Promise<void> {
+    this.counters.fixedSent++;
+    await this.#transport.send(fixed, to.address, to.port);
+  }
+
+  /** Fixed affinity #1 (client -> VIP, DNAT to the server) or #2 (server -> client, SNAT to the VIP). */
+  #fixedUpdate(service: VirtualService, client: AffinityKey, server: Server, toServer: boolean, ttlSeconds: number): AffinityUpdateFixed {
     const information = this.options.statistics ?? false;
     const notice = client.protocol === PROTOCOL_TCP ? { interestCriteria: CLOSING_NOTICE } : {};
     const any = ANY[familyOf(service.vip, 'vip')];
-    const fixed: AffinityUpdateFixed = flow.toServer
+    const fixed: AffinityUpdateFixed = toServer
       ? {
           type: 'affinity-update-fixed',
-          fixed: { key: client, dispatch: 'none', information, forwardIp: server.ip, ttlSeconds: this.#fixedTtl },
+          fixed: { key: client, dispatch: 'none', information, forwardIp: server.ip, ttlSeconds },
           actions: { nat: { srcIp: any, srcPort: 0, dstIp: server.ip, dstPort: server.port }, ...notice },
         }
       : {
           type: 'affinity-update-fixed',
           fixed: {
             key: { protocol: client.protocol, srcIp: server.ip, srcPort: server.port, dstIp: client.srcIp, dstPort: client.srcPort },
-            dispatch: 'none', information, forwardIp: client.srcIp, ttlSeconds: this.#fixedTtl,
+            dispatch: 'none', information, forwardIp: client.srcIp, ttlSeconds,
           },
           actions: { nat: { srcIp: service.vip, srcPort: service.port, dstIp: any, dstPort: 0 }, ...notice },
         };
     fixed.servicePrecedence = this.#precedence;
     fixed.backupPrecedence = this.options.backupPrecedence ?? 0;
-    if (match.faInterestData) fixed.faInterestData = match.faInterestData;
-    if (match.ipPacket) fixed.ipPacket = match.ipPacket;
     if (this.options.identity) fixed.identity = this.options.identity;
-    this.counters.fixedSent++;
-    this.#transport.send(fixed, to.address, to.port).catch(() => {
-      // Lost: the agent sends the flow's next packet up again.
-    });
+    return fixed;
   }
 
   get #fixedTtl(): number {

@@ -24,7 +24,7 @@ interface AgentStats {
   agent: Record<string, number>;
   wildcards: number;
   unicast: { accepted: number; rejected: Record<string, number> };
-  affinities: { key: { srcIp: string; dstIp: string; srcPort: number; dstPort: number } }[];
+  affinities: { key: { srcIp: string; dstIp: string; srcPort: number; dstPort: number }; action: { nat?: { dstIp?: string } } }[];
   dataplane: { interest: Record<string, number>; drops: Record<string, number> };
   forwardIps: { ip: string; packets: number; bytes: number }[];
 }
@@ -65,6 +65,7 @@ describe('load-balancing manager with forwarding agents', () => {
   let agent1: Child;
   let agent2: Child;
   let primary: Child;
+  let backup: Child;
 
   beforeAll(async () => {
     await removeSecondAgentPath(PREFIX);
@@ -305,7 +306,7 @@ describe('load-balancing manager with forwarding agents', () => {
   });
 
   it('fails over to a backup manager: new connections are served once the primary\'s wildcards expire, established flows untouched', async () => {
-    const backup = await startChild('manager-process.ts', webManager(topology, GROUP, { wildcardTtlSeconds: 3, backupPrecedence: 1, senderId: 0x5a2 }));
+    backup = await startChild('manager-process.ts', webManager(topology, GROUP, { wildcardTtlSeconds: 3, backupPrecedence: 1, senderId: 0x5a2, stickySeconds: 1 }));
     children.push(backup);
     for (const agent of [agent1, agent2]) await waitFor('backup wildcards', async () => (await agent.request<AgentStats>('stats')).wildcards === 6);
     const bytes = 6_000_000;
@@ -332,4 +333,42 @@ describe('load-balancing manager with forwarding agents', () => {
     // The download's packets never went up to the backup: its affinities from the dead primary stayed in place.
     expect(stats.counters.adopted).toBe(0);
   }, 90_000);
+
+  it('moves a removed server\'s flows delete-before-change (SMFA-R24): each agent holding an affinity gets TTL 0, then the new one', async () => {
+    const LOCAL_PORT = 45123;
+    // The earlier connections' decisions are gone after their sticky second: the download is the only flow to move.
+    await waitFor('earlier decisions forgotten', async () => (await backup.request<ManagerStats>('stats')).decisions === 0);
+    const download = inNamespace(
+      topology.client.namespace,
+      'curl',
+      ['-sS', '--local-port', String(LOCAL_PORT), '--max-time', '20', '--limit-rate', '200K', '-o', '/dev/null', `http://${VIP}${BIG_FILE_URL_PATH}`],
+      { timeoutMs: 30_000 },
+    ).catch((e: Error) => e);
+    const held = (stats: AgentStats) => stats.affinities.filter((a) => a.key.srcPort === LOCAL_PORT || a.key.dstPort === LOCAL_PORT);
+    const before = await waitFor('both agents hold the download\'s affinities', async () => {
+      const [one, two] = [await agent1.request<AgentStats>('stats'), await agent2.request<AgentStats>('stats')];
+      return held(one).length === 1 && held(two).length === 1 && { one, two };
+    });
+    const removed = held(before.one)[0]!.action.nat!.dstIp!;
+    const other = topology.servers.map((s) => s.ip).find((ip) => ip !== removed)!;
+    expect(held(before.two)[0]!.key.srcIp).toBe(removed);
+
+    const moved = await backup.request<number>('removeServer', { ip: removed, port: 80 });
+    expect(moved).toBe(1);
+    const after = await waitFor('the download\'s affinities on the other server', async () => {
+      const [one, two] = [await agent1.request<AgentStats>('stats'), await agent2.request<AgentStats>('stats')];
+      const [a1, a2] = [held(one), held(two)];
+      return a1.length === 1 && a1[0]!.action.nat?.dstIp === other && a2.length === 1 && a2[0]!.key.srcIp === other && { one, two };
+    });
+    // Each agent deleted the old affinity (TTL 0) before installing the new one: one delete each.
+    expect(after.one.agent.fixedDeleted! - before.one.agent.fixedDeleted!).toBe(1);
+    expect(after.two.agent.fixedDeleted! - before.two.agent.fixedDeleted!).toBe(1);
+    const stats = await backup.request<ManagerStats>('stats');
+    expect(stats.counters.fixedDeletesSent).toBe(2);
+    // New connections go to the remaining server only; its return wildcard is all that is left of the removed one's.
+    const bodies = await get(topology, 4);
+    expect(bodies).toEqual(Array(4).fill(serverBody(other)));
+    // The download itself cannot survive a change of server mid-stream (the other server resets it).
+    expect(await download).toBeInstanceOf(Error);
+  }, 60_000);
 });

@@ -27,6 +27,7 @@ serveRequests(
   {
     stats: () => ({ counters: manager.counters, decisions: manager.decisionCount, denies: manager.denies, transport: manager.transport.counters }),
     withdraw: () => manager.withdraw(),
+    removeServer: (server) => manager.removeServer(server as { ip: string; port: number }),
   },
   () => manager.stop(),
 );
