@@ -13,7 +13,8 @@ packages=(
   clang libclang-rt-14-dev valgrind                  # sanitizers and fuzzing of the C parsers
   dosfstools mtools e2fsprogs                        # flash-config partition images
   chromium                                           # dashboard tests (playwright-core drives /usr/bin/chromium)
-  mmdebstrap qemu-system-x86 qemu-utils ovmf sbsigntool fdisk openssl # image build + QEMU boot tests (image/)
+  bird2                                              # BGP speaker and peer of the SMFA advertise test
+  mmdebstrap qemu-system-x86 qemu-utils ovmf sbsigntool fdisk openssl cpio xz-utils socat # image build + QEMU boot tests (image/)
 )
 missing=()
 for pkg in "${packages[@]}"; do
