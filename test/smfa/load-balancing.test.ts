@@ -209,6 +209,19 @@ describe('load-balancing manager with forwarding agents', () => {
       expect(up.ipPacket?.subarray(28).toString()).toBe('first');
       expect(up.faInterestData).toHaveLength(2);
 
+      // The same datagram as an IP-packet-only message (SMFA-R9): processed once, and since it matches
+      // the wildcard that sends packets up, dropped (punt_loop) instead of going up again.
+      const before = await agent1.request<AgentStats>('stats');
+      await manager.send({ type: 'ip-packet-only', ipPacket: up.ipPacket! }, '127.0.0.1', agent1.port);
+      const looped = await waitFor('the IP-packet-only message processed', async () => {
+        const stats = await agent1.request<AgentStats>('stats');
+        return stats.dataplane.drops.punt_loop! > before.dataplane.drops.punt_loop! && stats;
+      });
+      expect(looped.agent.ipPacketOnly! - before.agent.ipPacketOnly!).toBe(1);
+      expect(looped.dataplane.drops.punt_loop! - before.dataplane.drops.punt_loop!).toBe(1);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(inbox.filter((m) => m.type === 'interest-match-wildcard')).toHaveLength(1);
+
       // The answer: drop the flow (forward IP 0) but tell me about every packet; its SM data must come back too.
       await manager.send({
         type: 'affinity-update-fixed',
