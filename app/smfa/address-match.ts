@@ -9,7 +9,16 @@ function family(ip: string): AddressFamily | undefined {
   return f === 4 || f === 6 ? f : undefined;
 }
 
+function ipv4Number(ip: string): number {
+  return ip.split('.').reduce((acc, octet) => acc * 256 + Number(octet), 0);
+}
+
 function maskedEqual(ruleIp: string, mask: string, ip: string, f: AddressFamily): boolean {
+  if (f === 4) {
+    // Once per fixed update and wildcard of its manager: arithmetic, not address objects.
+    const m = ipv4Number(mask);
+    return ((ipv4Number(ruleIp) & m) >>> 0) === ((ipv4Number(ip) & m) >>> 0);
+  }
   const [rule, m, value] = [ruleIp, mask, ip].map((a) => addressToBytes(a, f, 'address'));
   return rule!.every((byte, i) => (byte & m![i]!) === (value![i]! & m![i]!));
 }
