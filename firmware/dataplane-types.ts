@@ -89,7 +89,7 @@ export type DispatchMode = 'mac' | 'ipip' | 'gre' | 'gue';
 
 /** Layer-2/3 marks applied on the way out (SR-R5). */
 export interface QosAction {
-  /** IPv4 DSCP, 0-63 (ECN bits kept). */
+  /** DSCP, 0-63 (IPv4 TOS or IPv6 traffic class; ECN bits kept). */
   dscp?: number;
   /** 802.1p priority 0-7 of the pushed or present VLAN tag. */
   pcp?: number;
@@ -212,6 +212,10 @@ export interface ServiceDefinition {
   snat?: { ip: string; portMin: number; portMax: number };
   /** GUE mode: the servers' GUE port (default 6080). */
   guePort?: number;
+  /** QoS marks (SR-R5) on the service's packets towards its servers (tunnel modes: DSCP on both headers). */
+  qosToServer?: QosAction;
+  /** QoS marks on the replies towards clients: nat and fullnat only (other modes' replies bypass the unit). */
+  qosToClient?: QosAction;
 }
 
 export interface PortStats {

@@ -591,6 +591,8 @@ export class Dataplane {
         snatPortMin: service.snat ? checkPort(service.snat.portMin, 'snat.portMin') : 0,
         snatPortMax: service.snat ? checkPort(service.snat.portMax, 'snat.portMax') : 0,
         guePort: checkPort(service.guePort ?? DEFAULT_GUE_PORT, 'guePort'),
+        ...(service.qosToServer ? { qosToServer: checkQos(service.qosToServer, 'qosToServer') } : {}),
+        ...(service.qosToClient ? { qosToClient: checkQos(service.qosToClient, 'qosToClient') } : {}),
         servers,
       }),
     );

@@ -8,6 +8,7 @@ import {
   type FlowKey,
   type InstalledAffinity,
   type PortInfo,
+  type QosAction,
   type ServiceDefinition,
   type ServiceServer,
   type UnitState,
@@ -15,7 +16,7 @@ import {
 } from '../../firmware/dataplane.js';
 import { WORK_UNITS } from '../cluster/work-units.js';
 import { familyOf } from '../../firmware/addressing.js';
-import { inSubnet, type ApplianceConfig } from './config.js';
+import { inSubnet, type ApplianceConfig, type QosMarks } from './config.js';
 
 export type ApplianceState = 'idle' | 'starting' | 'running' | 'stopped' | 'failed';
 
@@ -230,6 +231,8 @@ export class Appliance {
         algorithm: service.algorithm === 'wrr' ? 'wrr' : 'maglev',
         ...(service.snat ? { snat: service.snat } : {}),
         ...(service.guePort ? { guePort: service.guePort } : {}),
+        ...(service.qos?.toServer ? { qosToServer: qosAction(service.qos.toServer) } : {}),
+        ...(service.qos?.toClient ? { qosToClient: qosAction(service.qos.toClient) } : {}),
       };
       dp.setService(definition);
       this.#services.set(service.name, definition);
@@ -275,4 +278,17 @@ export class Appliance {
 
 function describePort(info: PortInfo): string {
   return `${info.name} (port ${info.id}, ${info.driver}, ${info.mac})`;
+}
+
+/** A service's QoS marks from the config (VLAN id) as the data plane's action fields (the pushed tag's
+ * TCI carries the id; pcp sets its priority bits, or the pushed MPLS label's traffic class). */
+function qosAction(marks: QosMarks): QosAction {
+  return {
+    ...(marks.dscp !== undefined ? { dscp: marks.dscp } : {}),
+    ...(marks.pcp !== undefined ? { pcp: marks.pcp } : {}),
+    ...(marks.vlan !== undefined ? { vlanPush: marks.vlan } : {}),
+    ...(marks.vlanPop ? { vlanPop: true } : {}),
+    ...(marks.mplsLabel !== undefined ? { mplsPush: marks.mplsLabel } : {}),
+    ...(marks.mplsPop ? { mplsPop: true } : {}),
+  };
 }

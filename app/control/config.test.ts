@@ -275,6 +275,26 @@ describe('service modes, algorithms and health checks', () => {
     ]);
   });
 
+  it('takes QoS marks per direction and names what is wrong with them', () => {
+    const qos = { toServer: { dscp: 46, vlan: 100, pcp: 5 }, toClient: { dscp: 10, mplsLabel: 1000, pcp: 3 } };
+    const [service] = parseConfig('t', JSON.stringify(withService({ qos }))).services;
+    expect(service!.qos).toEqual(qos);
+    expect(problemsOf(withService({ qos: { toServer: { dscp: 64, vlan: 4095, mplsLabel: 15 } } }))).toEqual([
+      'services[0].qos.toServer.dscp: Too big: expected number to be <=63',
+      'services[0].qos.toServer.vlan: Too big: expected number to be <=4094',
+      'services[0].qos.toServer.mplsLabel: Too small: expected number to be >=16',
+    ]);
+    expect(problemsOf(withService({ qos: { toServer: { dscp: 1 }, toClient: { tos: 1 } } }))).toEqual([
+      'services[0].qos.toClient: unknown field(s) "tos"',
+    ]);
+    expect(problemsOf(withService({ qos: { toServer: { pcp: 5 } } }))).toEqual([
+      'services[0].qos.toServer.pcp: a priority needs a tag to carry it: give vlan (802.1p) or mplsLabel (traffic class)',
+    ]);
+    expect(problemsOf(withService({ mode: 'dsr', qos: { toClient: { dscp: 46 } } }, [{ address: '10.0.2.11', port: 80 }]))).toEqual([
+      'services[0].qos.toClient: replies of mode "dsr" go from the servers to the clients past the unit: only nat and fullnat mark them',
+    ]);
+  });
+
   it('needs at least one agent key, each agent once', () => {
     expect(problemsOf({ ...full, agents: { keys: [] } })).toEqual(['agents.keys: agents need at least one key']);
     const twice = { ...full, agents: { keys: [{ id: 'a', keyFile: '/k' }, { id: 'a', keyFile: '/k2' }] } };

@@ -108,6 +108,29 @@ const snatSchema = z.strictObject({
   portMax: tcpPort,
 });
 
+/** QoS marks (SR-R5) the data plane puts on a service's packets in one direction. */
+const qosMarksSchema = z.strictObject({
+  /** DSCP written into the IPv4 TOS / IPv6 traffic class (ECN kept); tunnel modes mark the outer header too. */
+  dscp: z.int().min(0).max(63).optional(),
+  /** 802.1p priority of the pushed VLAN tag (with mplsLabel and no vlan: the label's traffic class). */
+  pcp: z.int().min(0).max(7).optional(),
+  /** Push an 802.1Q tag with this VLAN id. */
+  vlan: z.int().min(1).max(4094).optional(),
+  /** Remove the 802.1Q tag the packet arrived with. */
+  vlanPop: z.boolean().optional(),
+  /** Push an MPLS label (0-15 are reserved). */
+  mplsLabel: z.int().min(16).max(1_048_575).optional(),
+  /** Remove the top MPLS label the packet arrived with. */
+  mplsPop: z.boolean().optional(),
+});
+
+const qosSchema = z.strictObject({
+  /** Packets of the service's connections towards the servers. */
+  toServer: qosMarksSchema.optional(),
+  /** Replies towards the clients (nat and fullnat: other modes' replies bypass the unit). */
+  toClient: qosMarksSchema.optional(),
+});
+
 const serviceSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, ".", "_" or "-"'),
   /** IPv4 or IPv6; an IPv6 service has IPv6 servers (and snat.ip) and forwards by nat, fullnat or dsr. */
@@ -119,6 +142,7 @@ const serviceSchema = z.strictObject({
   mode: z.enum(['nat', 'fullnat', 'dsr', 'ipip', 'gre', 'gue']).default('nat'),
   snat: snatSchema.optional(),
   guePort: tcpPort.optional(),
+  qos: qosSchema.optional(),
   /** Static servers; agents add more at run time (docs/services.md). */
   servers: z.array(serverSchema).default([]),
   healthCheck: healthCheckSchema.optional(),
@@ -220,6 +244,7 @@ export const configSchema = z
 export type ApplianceConfig = z.output<typeof configSchema>;
 export type PortSettings = ApplianceConfig['ports'][number];
 export type ServiceSettings = ApplianceConfig['services'][number];
+export type QosMarks = z.infer<typeof qosMarksSchema>;
 export type ServerSettings = ServiceSettings['servers'][number];
 export type HealthCheckSettings = NonNullable<ServiceSettings['healthCheck']>;
 export type AgentSettings = NonNullable<ApplianceConfig['agents']>;
@@ -353,6 +378,15 @@ function serviceProblems(service: ServiceSettings): Problem[] {
   }
   if (service.mode !== 'gue' && service.guePort !== undefined) {
     problems.push({ path: ['guePort'], message: `only mode "gue" uses a GUE port (mode is "${service.mode}")` });
+  }
+  for (const direction of ['toServer', 'toClient'] as const) {
+    const marks = service.qos?.[direction];
+    if (marks?.pcp !== undefined && marks.vlan === undefined && marks.mplsLabel === undefined) {
+      problems.push({ path: ['qos', direction, 'pcp'], message: 'a priority needs a tag to carry it: give vlan (802.1p) or mplsLabel (traffic class)' });
+    }
+  }
+  if (service.qos?.toClient && DIRECT_RETURN_MODES.has(service.mode)) {
+    problems.push({ path: ['qos', 'toClient'], message: `replies of mode "${service.mode}" go from the servers to the clients past the unit: only nat and fullnat mark them` });
   }
   service.servers.forEach((server, j) => {
     if (DIRECT_RETURN_MODES.has(service.mode) && server.port !== 0 && server.port !== service.port) {

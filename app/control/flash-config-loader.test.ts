@@ -159,12 +159,20 @@ describe('loadFlashConfig', () => {
     await expect(refused).rejects.toThrow(/names 2 data address\(es\) but 1 data NIC\(s\) are bound to vfio-pci \(0000:00:06\.0\)/);
   });
 
-  it('refuses what the data plane cannot do: IPv6 data addresses, DSCP marking', async () => {
-    const withDscp = { ...policy, services: [{ ...policy.services[0], dscp: 46 }] };
-    const dir = await provision({ policy: withDscp, dataAddresses: ['198.51.100.1', '2001:db8::1'] });
+  it('refuses what the data plane cannot do: IPv6 data addresses', async () => {
+    const dir = await provision({ dataAddresses: ['198.51.100.1', '2001:db8::1'] });
     const refused = loadFlashConfig(dir, { pciDevices: NICS });
     await expect(refused).rejects.toThrow(/unit\.dataAddresses\[1\]: 2001:db8::1 is IPv6/);
-    await expect(refused).rejects.toThrow(/services\[0\]\.dscp: DSCP marking is not supported/);
+  });
+
+  it("turns a service's DSCP into QoS marks on both legs through the unit (one leg in direct-return modes)", async () => {
+    const [web, api, dns] = policy.services;
+    const withDscp = { ...policy, services: [{ ...web, dscp: 46 }, api, { ...dns, dscp: 10 }] };
+    const dir = await provision({ policy: withDscp });
+    const { config } = await loadFlashConfig(dir, { pciDevices: NICS });
+    expect(config.services[0]!.qos).toEqual({ toServer: { dscp: 46 }, toClient: { dscp: 46 } });
+    expect(config.services[1]!.qos).toBeUndefined();
+    expect(config.services[2]!.qos).toEqual({ toServer: { dscp: 10 } });
   });
 });
 

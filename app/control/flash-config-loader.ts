@@ -99,7 +99,6 @@ function serviceFrom(
   problems: string[],
 ): Record<string, unknown> {
   const at = `policy.json services[${index}]`;
-  if (service.dscp !== undefined) problems.push(`${at}.dscp: DSCP marking is not supported by this control application yet`);
   const converted: Record<string, unknown> = {
     name: service.name,
     vip: service.vip,
@@ -110,6 +109,11 @@ function serviceFrom(
     mode: service.mode === 'tunnel' ? 'ipip' : service.mode,
     servers: service.servers.map((server) => ({ address: server.address, port: server.port, weight: server.weight })),
   };
+  if (service.dscp !== undefined) {
+    // The service's traffic class on both legs that pass the unit (replies of direct-return modes do not).
+    const marks = { dscp: service.dscp };
+    converted['qos'] = service.mode === 'nat' || service.mode === 'fullnat' ? { toServer: marks, toClient: marks } : { toServer: marks };
+  }
   if (service.mode === 'fullnat') {
     // The servers see the unit's own address on their subnet as the client.
     const first = service.servers[0]?.address ?? '';

@@ -359,7 +359,8 @@ function updateResponseTimes(service: ManagedService, stats: DataplaneStats): vo
 
 /** The fixed affinities that send one advertised flow to its server, both ways where NAT needs it. */
 function flowAffinities(service: ManagedService, server: ManagedServer, flow: FlowAdvertisement['flow']): FixedAffinity[] {
-  const { vip, port: servicePort, mode = 'nat', guePort } = service.definition;
+  const { vip, port: servicePort, mode = 'nat', guePort, qosToServer, qosToClient } = service.definition;
+  const toServerQos = qosToServer ? { qos: qosToServer } : {};
   const dstPort = servicePort || flow.dstPort;
   if (dstPort === 0) throw new RefusedMessage('unsupported', `service "${service.settings.name}" listens on every port: the flow needs dstPort`);
   const toService: FlowKey = { protocol: flow.protocol, srcIp: flow.srcIp, srcPort: flow.srcPort, dstIp: vip, dstPort };
@@ -367,10 +368,10 @@ function flowAffinities(service: ManagedService, server: ManagedServer, flow: Fl
   if (mode === 'nat') {
     const serverPort = server.port || dstPort;
     return [
-      { key: toService, action: { type: 'forward', nat: { dstIp: server.address, dstPort: serverPort } }, ttlSeconds },
+      { key: toService, action: { type: 'forward', nat: { dstIp: server.address, dstPort: serverPort }, ...toServerQos }, ttlSeconds },
       {
         key: { protocol: flow.protocol, srcIp: server.address, srcPort: serverPort, dstIp: flow.srcIp, dstPort: flow.srcPort },
-        action: { type: 'forward', nat: { srcIp: vip, srcPort: dstPort } },
+        action: { type: 'forward', nat: { srcIp: vip, srcPort: dstPort }, ...(qosToClient ? { qos: qosToClient } : {}) },
         ttlSeconds,
       },
     ];
@@ -379,5 +380,5 @@ function flowAffinities(service: ManagedService, server: ManagedServer, flow: Fl
     throw new RefusedMessage('unsupported', 'flow advertisements are not supported in fullnat mode (the source port comes from the data plane\'s pool)');
   }
   const dispatch = mode === 'dsr' ? { mode: 'mac' as const, forwardIp: server.address } : { mode, forwardIp: server.address, ...(guePort ? { guePort } : {}) };
-  return [{ key: toService, action: { type: 'forward', dispatch }, ttlSeconds }];
+  return [{ key: toService, action: { type: 'forward', dispatch, ...toServerQos }, ttlSeconds }];
 }

@@ -3,7 +3,6 @@
  * app/server-agent/tunnel-setup.sh, curl from the client. NAT modes answer through the appliance;
  * DSR and the tunnel modes answer the client directly over the topology's direct return path.
  * What each mode puts on the wire is read back from captures and logs on the servers. */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_GUE_PORT, Dataplane, type ForwardingMode, type WildcardAffinity } from '../../firmware/dataplane.js';
+import { capture } from '../netns/capture.js';
 import { BIG_FILE_URL_PATH, bigFile, serverBody, startNginx, type NginxServer } from '../netns/nginx.js';
 import { inNamespace } from '../netns/run.js';
 import { CLIENT_GATEWAY, SERVER_GATEWAY, addDirectReturnPath, buildTopology, teardownTopology, type Topology } from '../netns/topology.js';
@@ -39,45 +39,6 @@ const TUNNEL_CAPTURE_FILTER: Partial<Record<ForwardingMode, string>> = {
 
 function ipv4(bytes: Buffer, at: number): string {
   return [...bytes.subarray(at, at + 4)].join('.');
-}
-
-/** The frames of a classic little-endian pcap file (what tcpdump -w writes). */
-function readPcap(file: string): Buffer[] {
-  const data = readFileSync(file);
-  if (data.length < 24) return [];
-  expect(data.readUInt32LE(0)).toBe(0xa1b2c3d4);
-  const frames: Buffer[] = [];
-  for (let at = 24; at + 16 <= data.length; ) {
-    const captured = data.readUInt32LE(at + 8);
-    frames.push(data.subarray(at + 16, at + 16 + captured));
-    at += 16 + captured;
-  }
-  return frames;
-}
-
-/** Runs action while tcpdump captures the first bytes of matching frames on a namespace's interface. */
-async function capture<T>(dir: string, namespace: string, iface: string, filter: string, action: () => Promise<T>): Promise<{ result: T; frames: Buffer[] }> {
-  const file = path.join(dir, `${namespace}-${iface}-${Date.now()}.pcap`);
-  const tcpdump = spawn('ip', ['netns', 'exec', namespace, 'tcpdump', '-i', iface, '-nn', '--immediate-mode', '-U', '-Z', 'root', '-s', '200', '-w', file, filter], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const exited = new Promise<void>((resolve) => tcpdump.once('exit', () => resolve()));
-  let stderr = '';
-  await new Promise<void>((resolve, reject) => {
-    tcpdump.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-      if (stderr.includes('listening on')) resolve();
-    });
-    tcpdump.once('exit', (code) => reject(new Error(`tcpdump exited with ${code}: ${stderr}`)));
-  });
-  try {
-    const result = await action();
-    tcpdump.kill('SIGINT');
-    await exited;
-    return { result, frames: readPcap(file) };
-  } finally {
-    tcpdump.kill('SIGKILL');
-  }
 }
 
 async function sha256(file: string, bytes?: number): Promise<string> {

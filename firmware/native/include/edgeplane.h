@@ -278,6 +278,18 @@ enum ep_algorithm {
 	EP_ALG_WRR = 1,    /* smooth weighted round robin; least-load feeds it load-derived weights */
 };
 
+/* QoS marks (SR-R5) a service puts on what it forwards: the EP_ACT_F_DSCP, _PCP, _VLAN_PUSH,
+ * _VLAN_POP, _MPLS_PUSH and _MPLS_POP flags with their values, as in struct ep_action. Applied at TX
+ * after translation (tunnel modes: DSCP on the inner and the outer header). */
+#define EP_QOS_FLAGS (EP_ACT_F_DSCP | EP_ACT_F_PCP | EP_ACT_F_VLAN_PUSH | EP_ACT_F_VLAN_POP | EP_ACT_F_MPLS_PUSH | EP_ACT_F_MPLS_POP)
+struct ep_qos {
+	uint8_t flags;       /* EP_QOS_FLAGS bits only; 0 = no marks */
+	uint8_t dscp;        /* 0..63 (IPv4 TOS / IPv6 traffic class, ECN kept) */
+	uint8_t pcp;         /* 0..7: priority of the pushed (or present) 802.1Q tag, or the pushed MPLS TC */
+	uint16_t vlan_tci;   /* host order (VID + PCP bits) */
+	uint32_t mpls_label; /* 20 bits, host order */
+};
+
 struct ep_service_conf {
 	uint32_t id; /* < EP_MAX_SERVICES */
 	uint32_t vip;
@@ -292,6 +304,8 @@ struct ep_service_conf {
 	uint8_t family;      /* 0 or 4: vip, snat_ip and the servers' ip; 6: vip6, snat_ip6, ip6 */
 	uint8_t vip6[16];
 	uint8_t snat_ip6[16];
+	struct ep_qos qos_to_server; /* packets of the service's connections towards the servers */
+	struct ep_qos qos_to_client; /* replies towards clients (nat and fullnat: they pass the unit) */
 };
 
 int ep_service_set(const struct ep_service_conf *svc, const struct ep_server *servers, uint32_t n,

@@ -90,6 +90,25 @@ Napi::Object InterestToObject(Napi::Env env, const ep_interest &c) {
   return o;
 }
 
+// QoS marks {dscp?, pcp?, vlanPush?, vlanPop?, mplsPush?, mplsPop?} as EP_ACT_F_* flags and values.
+ep_qos QosFromObject(Napi::Env env, const Napi::Value &v) {
+  ep_qos q{};
+  if (v.IsUndefined()) return q;
+  if (!v.IsObject()) ThrowInvalid(env, "qos must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  auto has = [&](const char *name) { return o.Get(name).IsNumber(); };
+  uint32_t dscp = has("dscp") ? U32(o, "dscp") : 0, pcp = has("pcp") ? U32(o, "pcp") : 0;
+  uint32_t tci = has("vlanPush") ? U32(o, "vlanPush") : 0;
+  if (dscp > 63 || pcp > 7 || tci > 0xffff) ThrowInvalid(env, "qos: dscp 0-63, pcp 0-7, vlanPush a 16-bit TCI");
+  if (has("dscp")) q.flags |= EP_ACT_F_DSCP, q.dscp = static_cast<uint8_t>(dscp);
+  if (has("pcp")) q.flags |= EP_ACT_F_PCP, q.pcp = static_cast<uint8_t>(pcp);
+  if (has("vlanPush")) q.flags |= EP_ACT_F_VLAN_PUSH, q.vlan_tci = static_cast<uint16_t>(tci);
+  if (o.Get("vlanPop").ToBoolean().Value()) q.flags |= EP_ACT_F_VLAN_POP;
+  if (has("mplsPush")) q.flags |= EP_ACT_F_MPLS_PUSH, q.mpls_label = U32(o, "mplsPush");
+  if (o.Get("mplsPop").ToBoolean().Value()) q.flags |= EP_ACT_F_MPLS_POP;
+  return q;
+}
+
 ep_action ActionFromObject(Napi::Env env, const Napi::Value &v) {
   if (!v.IsObject()) ThrowInvalid(env, "action must be an object");
   Napi::Object o = v.As<Napi::Object>();
@@ -475,6 +494,8 @@ Napi::Value ServiceSet(const Napi::CallbackInfo &info) {
   if (!o.Get("family").IsUndefined()) conf.family = static_cast<uint8_t>(U32(o, "family"));
   Addr6(o, "vip6", conf.vip6);
   Addr6(o, "snatIp6", conf.snat_ip6);
+  conf.qos_to_server = QosFromObject(env, o.Get("qosToServer"));
+  conf.qos_to_client = QosFromObject(env, o.Get("qosToClient"));
   Napi::Value sv = o.Get("servers");
   if (!sv.IsArray()) ThrowInvalid(env, "servers must be an array");
   Napi::Array arr = sv.As<Napi::Array>();

@@ -144,6 +144,17 @@ int ep_nat6(uint8_t *frame, struct ep_meta *m, const uint8_t *new_src, uint16_t 
 	return 0;
 }
 
+void ep_ipv6_set_dscp(uint8_t *frame, const struct ep_meta *m, uint8_t dscp)
+{
+	/* traffic class = the 8 bits after the 4-bit version; its low 2 bits (ECN) are kept. IPv6 has
+	 * no header checksum and TCP/UDP's pseudo header leaves the traffic class out. */
+	uint8_t *ip = frame + m->l3_off;
+	uint8_t tc = (uint8_t)((ip[0] & 0x0f) << 4 | ip[1] >> 4);
+	tc = (uint8_t)(dscp << 2 | (tc & 0x03));
+	ip[0] = (uint8_t)((ip[0] & 0xf0) | tc >> 4);
+	ip[1] = (uint8_t)((ip[1] & 0x0f) | (tc & 0x0f) << 4);
+}
+
 uint8_t ep_ipv6_dec_hop_limit(uint8_t *frame, const struct ep_meta *m)
 {
 	uint8_t *hop = frame + m->l3_off + IP6_HOP_LIMIT;

@@ -28,6 +28,8 @@ uint16_t ep_ipv6_l4_csum(const uint8_t *ip6, const uint8_t *l4, uint32_t l4_len,
 int ep_nat6(uint8_t *frame, struct ep_meta *m, const uint8_t *new_src, uint16_t new_sport, const uint8_t *new_dst,
 	    uint16_t new_dport);
 
+/* Sets the traffic class's DSCP (ECN kept). */
+void ep_ipv6_set_dscp(uint8_t *frame, const struct ep_meta *m, uint8_t dscp);
 /* Decrements the IPv6 hop limit; returns the new value (0 means the packet must die). */
 uint8_t ep_ipv6_dec_hop_limit(uint8_t *frame, const struct ep_meta *m);
 

@@ -204,6 +204,16 @@ static int check_family(const struct ep_service_conf *conf, const struct ep_serv
 	return 0;
 }
 
+static int check_qos(const struct ep_qos *q, const char *direction, struct ep_error *err)
+{
+	if (q->flags & ~EP_QOS_FLAGS)
+		return ep_fail(err, EP_EINVAL, "QoS %s: unknown flags 0x%x", direction, q->flags & ~EP_QOS_FLAGS);
+	if (((q->flags & EP_ACT_F_DSCP) && q->dscp > 63) || ((q->flags & EP_ACT_F_PCP) && q->pcp > 7) ||
+	    ((q->flags & EP_ACT_F_MPLS_PUSH) && q->mpls_label > 0xfffff))
+		return ep_fail(err, EP_EINVAL, "QoS %s: value out of range (DSCP 0-63, PCP 0-7, MPLS label 20 bits)", direction);
+	return 0;
+}
+
 int ep_service_set(const struct ep_service_conf *conf, const struct ep_server *servers, uint32_t n,
 		   struct ep_error *err)
 {
@@ -224,6 +234,10 @@ int ep_service_set(const struct ep_service_conf *conf, const struct ep_server *s
 	if (conf->mode == EP_MODE_FULLNAT &&
 	    ((conf->family == 6 ? ep_addr6_is_zero(conf->snat_ip6) : conf->snat_ip == 0) || conf->snat_port_min == 0 || conf->snat_port_max < conf->snat_port_min))
 		return ep_fail(err, EP_EINVAL, "full NAT needs a source address and a port range min..max");
+	if (check_qos(&conf->qos_to_server, "towards servers", err) || check_qos(&conf->qos_to_client, "towards clients", err))
+		return -1;
+	if (conf->qos_to_client.flags && conf->mode != EP_MODE_NAT && conf->mode != EP_MODE_FULLNAT)
+		return ep_fail(err, EP_EINVAL, "QoS towards clients needs mode nat or fullnat (other modes' replies bypass the unit)");
 	if (conf->mode == EP_MODE_GUE && conf->gue_port == 0)
 		return ep_fail(err, EP_EINVAL, "GUE needs a destination port");
 	if (conf->mode != EP_MODE_NAT && conf->mode != EP_MODE_FULLNAT)

@@ -157,6 +157,8 @@ static int encapsulate(struct rte_mbuf *m, struct ep_meta *meta, const struct ep
 		ep_encap4_header(start + meta->l3_off, a->dispatch == EP_DISPATCH_GRE ? EP_ENCAP_GRE : EP_ENCAP_IPIP, src,
 				 a->forward_ip, meta->l3_len);
 	}
+	if (a->flags & EP_ACT_F_DSCP) /* the path to the server sees only the outer header */
+		ep_ipv4_set_dscp(start, meta, a->qos_dscp);
 	return 0;
 }
 
@@ -201,7 +203,7 @@ static enum ep_drop_reason next_hop6(struct ep_ctx *c, struct ep_flow *f, const 
 }
 
 /* IPv6: NAT66 from the flow's own addresses (service flows), routing by LPM6 and NDP-learned
- * neighbours, hop limit decremented except for DSR's MAC rewrite. No tunnels or DSCP over IPv6. */
+ * neighbours, hop limit decremented except for DSR's MAC rewrite. No tunnels over IPv6. */
 static void forward6(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, const struct ep_action *a,
 		     struct ep_flow *f)
 {
@@ -224,8 +226,8 @@ static void forward6(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta,
 	}
 	if (unlikely(a->flags2 & EP_ACT_F2_SEQ_ADJUST) && f)
 		ep_tcp_seq_adjust(frame, meta, f->seq.seq_delta, f->seq.initial_seq, f->seq.ack_delta, f->seq.initial_ack);
-	if (a->dispatch >= EP_DISPATCH_IPIP || (a->flags & EP_ACT_F_DSCP)) {
-		drop(c, m, a->dispatch >= EP_DISPATCH_IPIP ? EP_DROP_NAT_UNSUPPORTED : EP_DROP_QOS_UNSUPPORTED);
+	if (a->dispatch >= EP_DISPATCH_IPIP) {
+		drop(c, m, EP_DROP_NAT_UNSUPPORTED);
 		return;
 	}
 	uint16_t port;
@@ -249,6 +251,8 @@ static void forward6(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta,
 		drop(c, m, EP_DROP_TTL_EXCEEDED);
 		return;
 	}
+	if (a->flags & EP_ACT_F_DSCP)
+		ep_ipv6_set_dscp(frame, meta, a->qos_dscp);
 	if (a->flags & (EP_ACT_F_VLAN_POP | EP_ACT_F_VLAN_PUSH | EP_ACT_F_PCP | EP_ACT_F_MPLS_PUSH | EP_ACT_F_MPLS_POP)) {
 		enum ep_drop_reason why = ep_apply_l2_qos(m, a);
 		if (why != EP_DROP_NONE) {
@@ -822,6 +826,16 @@ static int snat_port6(struct ep_ctx *c, const struct ep_service_rt *svc, const u
 	return -1;
 }
 
+/* A service's QoS marks (SR-R5) go into its flows' actions, applied by forward()/forward6() at TX. */
+static inline void mark_qos(struct ep_action *a, const struct ep_qos *q)
+{
+	a->flags |= q->flags;
+	a->qos_dscp = q->dscp;
+	a->qos_pcp = q->pcp;
+	a->qos_vlan_tci = q->vlan_tci;
+	a->qos_mpls_label = q->mpls_label;
+}
+
 /* new_service_flow for an IPv6 service: the same two directions, with the translated addresses
  * in the flows' nat6_* fields (forward: server and full-NAT source; reverse: VIP and client). */
 static void new_service_flow6(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta,
@@ -868,6 +882,7 @@ static void new_service_flow6(struct ep_ctx *c, struct rte_mbuf *m, struct ep_me
 			model.act.nat_src_port = lport;
 		}
 	}
+	mark_qos(&model.act, &svc->conf.qos_to_server);
 	struct ep_flow *fwd = learn(c, &meta->key, &model);
 	if (!fwd) {
 		drop(c, m, EP_DROP_FLOW_TABLE_FULL);
@@ -888,6 +903,7 @@ static void new_service_flow6(struct ep_ctx *c, struct rte_mbuf *m, struct ep_me
 			memcpy(model.nat6_dst, meta->key.src, 16);
 			model.act.nat_dst_port = meta->key.sport;
 		}
+		mark_qos(&model.act, &svc->conf.qos_to_client);
 		model.reverse = 1;
 		model.syn_tsc = meta->key.proto == IPPROTO_TCP && (meta->tcp_flags & EP_TCP_SYN) ? c->now : 0;
 		struct ep_flow *rev = learn(c, &rkey, &model);
@@ -978,6 +994,7 @@ static void new_service_flow(struct ep_ctx *c, struct rte_mbuf *m, struct ep_met
 	}
 	model.server_epoch = __atomic_load_n(&ep_dp.server_epochs[service_id * EP_MAX_SERVERS + (uint32_t)slot],
 					     __ATOMIC_ACQUIRE);
+	mark_qos(&model.act, &svc->conf.qos_to_server);
 	struct ep_flow *fwd = learn(c, &meta->key, &model);
 	if (!fwd) {
 		drop(c, m, EP_DROP_FLOW_TABLE_FULL);
@@ -998,6 +1015,7 @@ static void new_service_flow(struct ep_ctx *c, struct rte_mbuf *m, struct ep_met
 			model.act.nat_dst_ip = client_ip;
 			model.act.nat_dst_port = meta->key.sport;
 		}
+		mark_qos(&model.act, &svc->conf.qos_to_client);
 		model.reverse = 1;
 		model.syn_tsc = meta->key.proto == IPPROTO_TCP && (meta->tcp_flags & EP_TCP_SYN) ? c->now : 0;
 		struct ep_flow *rev = learn(c, &rkey, &model);

@@ -1143,6 +1143,69 @@ static void test_worker_virtual_service(void)
 	EXPECT_OK(ep_service_del(3, err));
 }
 
+/* A service's QoS marks (SR-R5) on its flows: towards the server DSCP 46 and an 802.1Q tag (VLAN
+ * 100, priority 5); the reply towards the client DSCP 10 under MPLS label 1000 (traffic class 3). The
+ * IP checksum stays valid and the translated packet is otherwise what NAT alone makes. */
+static void test_worker_service_qos(void)
+{
+	uint32_t client = ip4(10, 1, 1, 9), vip = ip4(10, 0, 0, 51);
+	struct ep_service_conf conf = { .id = 4, .vip = vip, .port = htons(80), .proto = IPPROTO_TCP, .table_size = 251 };
+	conf.qos_to_server = (struct ep_qos){ .flags = EP_ACT_F_DSCP | EP_ACT_F_VLAN_PUSH | EP_ACT_F_PCP, .dscp = 46,
+					      .pcp = 5, .vlan_tci = 100 };
+	conf.qos_to_client = (struct ep_qos){ .flags = EP_ACT_F_DSCP | EP_ACT_F_MPLS_PUSH | EP_ACT_F_PCP, .dscp = 10,
+					      .pcp = 3, .mpls_label = 1000 };
+	struct ep_server srv = server(1, 1);
+	struct ep_error err = { 0 };
+
+	/* refused: values out of range, flags that are no QoS mark, replies marked in a direct-return mode */
+	struct ep_service_conf bad = conf;
+	bad.qos_to_server.dscp = 64;
+	EXPECT(ep_service_set(&bad, &srv, 1, &err) != 0 && strstr(err.msg, "DSCP 0-63"), "%s", err.msg);
+	bad = conf;
+	bad.qos_to_client.flags |= EP_ACT_F_NEXT_HOP;
+	EXPECT(ep_service_set(&bad, &srv, 1, &err) != 0 && strstr(err.msg, "unknown flags"), "%s", err.msg);
+	bad = conf;
+	bad.mode = EP_MODE_DSR;
+	srv.port = htons(80);
+	EXPECT(ep_service_set(&bad, &srv, 1, &err) != 0 && strstr(err.msg, "towards clients needs mode nat"), "%s", err.msg);
+	srv = server(1, 1);
+
+	EXPECT_OK(ep_service_set(&conf, &srv, 1, err));
+	struct ep_wildcard w = wildcard(IPPROTO_TCP, 0, 0, vip, 0xffffffffu, 0, 80, 10);
+	w.action = (struct ep_action){ .type = EP_ACT_SERVICE, .service_id = 4 };
+	EXPECT_OK(ep_wildcards_commit(&w, 1, err));
+	EXPECT_OK(ep_route_add(ip4(10, 20, 0, 0), 16, 0, 0, err));
+	EXPECT_OK(ep_route_add(ip4(10, 1, 1, 0), 24, 0, 0, err));
+	EXPECT_OK(ep_neighbor_set(srv.ip, 0, server_mac, err));
+	EXPECT_OK(ep_neighbor_set(client, 0, client_mac, err));
+
+	uint8_t f[128];
+	uint32_t len = build_tcp(f, router_mac, client_mac, client, 50001, vip, 80, EP_TCP_SYN, 64, 0);
+	reset_punted();
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(npunted == 1);
+	EXPECT(npunted == 1, "the marked SYN did not come back");
+	const uint8_t *o = punted[0].data;
+	const uint32_t tagged_ip = IP_OFF + 4;
+	EXPECT(memcmp(o, server_mac, 6) == 0 && get16(o + 12) == 0x8100, "802.1Q tag pushed (type %04x)", get16(o + 12));
+	EXPECT(get16(o + 14) == (5 << 13 | 100) && get16(o + 16) == 0x0800, "TCI %04x", get16(o + 14));
+	EXPECT(o[tagged_ip + 1] >> 2 == 46 && ip_header_valid(o + tagged_ip), "DSCP %u", o[tagged_ip + 1] >> 2);
+	EXPECT(memcmp(o + tagged_ip + 16, &srv.ip, 4) == 0 && l4_checksum_valid(o + tagged_ip), "DNAT kept");
+
+	len = build_tcp(f, router_mac, server_mac, srv.ip, 8080, client, 50001, EP_TCP_SYN | EP_TCP_ACK, 64, 4);
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(npunted == 2);
+	EXPECT(npunted == 2, "the marked reply did not come back");
+	o = punted[1].data;
+	EXPECT(memcmp(o, client_mac, 6) == 0 && get16(o + 12) == 0x8847, "MPLS pushed (type %04x)", get16(o + 12));
+	uint32_t entry = (uint32_t)get16(o + 14) << 16 | get16(o + 16);
+	EXPECT(entry >> 12 == 1000 && (entry >> 9 & 7) == 3 && (entry >> 8 & 1) == 1, "label entry %08x", entry);
+	EXPECT(o[tagged_ip + 1] >> 2 == 10 && ip_header_valid(o + tagged_ip), "DSCP %u", o[tagged_ip + 1] >> 2);
+	EXPECT(memcmp(o + tagged_ip + 12, &vip, 4) == 0 && l4_checksum_valid(o + tagged_ip), "SNAT to the VIP kept");
+	EXPECT_OK(ep_wildcards_commit(NULL, 0, err));
+	EXPECT_OK(ep_service_del(4, err));
+}
+
 /* An IPv6 service in NAT and full NAT: the client's SYN leaves DNATed (NAT66) to a server with a
  * from-scratch valid TCP checksum and the hop limit decremented, the server's SYN-ACK leaves
  * translated back to VIP:80 -> client. Everything goes out on net_ring0 and comes back as a miss. */
@@ -2071,6 +2134,7 @@ static const struct test worker_tests[] = {
 	{ "worker: FIN shortens a manager affinity to the FIN timeout", test_worker_fin_shortens_ttl },
 	{ "worker: an IPv6 frame hits its affinity; another key at its position is a miss", test_worker_ipv6_affinity },
 	{ "worker: virtual service DNAT to a server, reply SNAT to the VIP", test_worker_virtual_service },
+	{ "worker: service QoS marks, DSCP + 802.1Q to the server, DSCP + MPLS to the client", test_worker_service_qos },
 	{ "worker: malformed frames dropped by reason", test_worker_drop_reasons },
 	{ "worker: frames injected for processing follow affinities, never punt back up", test_worker_inject_process },
 	{ "worker: port reuse re-picks a server, flush and forget drop connections", test_worker_reuse_flush_forget },
