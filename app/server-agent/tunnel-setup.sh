@@ -203,9 +203,21 @@ bpf_decap() {
 #define PROTO_GRE 47
 #define PROTO_UDP 17
 
+#if DECAP_PROTO == PROTO_GRE
+#define OUTER_LEN (20 + 4)
+#elif DECAP_PROTO == PROTO_UDP
+#define OUTER_LEN (20 + 8 + 4)
+#else
+#define OUTER_LEN 20
+#endif
+
 SEC("tc")
 int decap(struct __sk_buff *skb)
 {
+	/* Senders such as AF_PACKET rings (the appliance's net_af_packet) leave all but the first bytes
+	 * of a frame in page fragments, beyond data_end: bring the outer headers into the linear area. */
+	if (skb->len < ETH_HLEN + OUTER_LEN || bpf_skb_pull_data(skb, ETH_HLEN + OUTER_LEN) != 0)
+		return TC_ACT_OK;
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);

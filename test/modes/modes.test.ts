@@ -120,12 +120,8 @@ describe('forwarding modes end to end', () => {
   MODES.forEach(({ mode, vip }, i) => {
     const serviceId = i + 1;
     const directReturn = mode !== 'nat' && mode !== 'fullnat';
-    // This kernel has no gre/fou modules, and tunnel-setup.sh's BPF decapsulation of GRE and GUE
-    // still drops the inner packet on the server (the appliance's frames are right on the wire:
-    // see the pcap replay test for GRE). Skipped, not passed, until the server side works.
-    const serverDecapsulates = mode !== 'gre' && mode !== 'gue';
 
-    describe.skipIf(!serverDecapsulates)(mode, () => {
+    describe(mode, () => {
       beforeAll(async () => {
         if (!directReturn) return;
         for (const server of topology.servers) {
