@@ -231,6 +231,7 @@ export class Appliance {
         algorithm: service.algorithm === 'wrr' ? 'wrr' : 'maglev',
         ...(service.snat ? { snat: service.snat } : {}),
         ...(service.guePort ? { guePort: service.guePort } : {}),
+        ...(service.tableSize ? { tableSize: service.tableSize } : {}),
         ...(service.qos?.toServer ? { qosToServer: qosAction(service.qos.toServer) } : {}),
         ...(service.qos?.toClient ? { qosToClient: qosAction(service.qos.toClient) } : {}),
       };

@@ -275,6 +275,11 @@ describe('service modes, algorithms and health checks', () => {
     ]);
   });
 
+  it('takes a prime Maglev table size for large pools', () => {
+    expect(parseConfig('t', JSON.stringify(withService({ tableSize: 655373 }))).services[0]!.tableSize).toBe(655373);
+    expect(problemsOf(withService({ tableSize: 655371 }))).toEqual(['services[0].tableSize: 655371 is not a prime (e.g. 65537, 655373)']);
+  });
+
   it('takes QoS marks per direction and names what is wrong with them', () => {
     const qos = { toServer: { dscp: 46, vlan: 100, pcp: 5 }, toClient: { dscp: 10, mplsLabel: 1000, pcp: 3 } };
     const [service] = parseConfig('t', JSON.stringify(withService({ qos }))).services;

@@ -139,6 +139,9 @@ const serviceSchema = z.strictObject({
   port: z.int().min(0).max(65535),
   protocol: z.enum(['tcp', 'udp']),
   algorithm: z.enum(['maglev', 'wrr', 'least-load']).default('maglev'),
+  /** Maglev lookup table entries, a prime; the data plane's default 65537 suits pools up to ~650
+   * servers (Maglev wants M >= 100 N): larger pools move fewer flows with e.g. 655373. */
+  tableSize: z.int().min(7).max(1_000_003).optional(),
   mode: z.enum(['nat', 'fullnat', 'dsr', 'ipip', 'gre', 'gue']).default('nat'),
   snat: snatSchema.optional(),
   guePort: tcpPort.optional(),
@@ -351,6 +354,12 @@ function crossFieldProblems(config: ApplianceConfig): Problem[] {
 const DIRECT_RETURN_MODES = new Set(['dsr', 'ipip', 'gre', 'gue']);
 const IPV6_MODES = new Set(['nat', 'fullnat', 'dsr']);
 
+function isPrime(n: number): boolean {
+  if (n < 2) return false;
+  for (let d = 2; d * d <= n; d++) if (n % d === 0) return false;
+  return true;
+}
+
 /** Rules between a service's mode, addresses and health check; paths are relative to the service. */
 function serviceProblems(service: ServiceSettings): Problem[] {
   const problems: Problem[] = [];
@@ -375,6 +384,9 @@ function serviceProblems(service: ServiceSettings): Problem[] {
   }
   if (service.snat && service.snat.portMax < service.snat.portMin) {
     problems.push({ path: ['snat', 'portMax'], message: `${service.snat.portMax} is below portMin ${service.snat.portMin}` });
+  }
+  if (service.tableSize !== undefined && !isPrime(service.tableSize)) {
+    problems.push({ path: ['tableSize'], message: `${service.tableSize} is not a prime (e.g. 65537, 655373)` });
   }
   if (service.mode !== 'gue' && service.guePort !== undefined) {
     problems.push({ path: ['guePort'], message: `only mode "gue" uses a GUE port (mode is "${service.mode}")` });
