@@ -18,6 +18,7 @@
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
+#include "affinity_table.h"
 #include "edgeplane.h"
 #include "flow_key.h"
 #include "hold.h"
@@ -69,16 +70,6 @@ _Static_assert(offsetof(struct ep_flow, expire_tsc) <= RTE_CACHE_LINE_SIZE,
 _Static_assert(sizeof(struct ep_flow) == 3 * RTE_CACHE_LINE_SIZE, "IPv6 translations must not grow a flow");
 
 struct ep_flow_table {
-	struct rte_hash *hash;
-	struct ep_flow *flows;
-	uint32_t capacity;
-	/* entries in use; rte_hash_count also counts deleted keys still waiting for RCU */
-	uint32_t live;
-};
-
-/* The manager's fixed affinities (affinity_table.c): one rte_hash of struct ep_key16, the key
- * position indexing flows. */
-struct ep_affinity_table {
 	struct rte_hash *hash;
 	struct ep_flow *flows;
 	uint32_t capacity;

@@ -1251,7 +1251,6 @@ static void process_burst(struct ep_ctx *c, uint16_t in_port, struct rte_mbuf **
 	uint16_t nlook = 0;
 	/* the same keys as the manager's affinity table takes them (IPv4: the same hash too) */
 	struct ep_key16 keys16[EP_BURST];
-	const void *look16[EP_BURST];
 	hash_sig_t sigs16[EP_BURST];
 	struct ep_worker *w = c->w;
 
@@ -1292,7 +1291,6 @@ static void process_burst(struct ep_ctx *c, uint16_t in_port, struct rte_mbuf **
 			}
 			continue;
 		}
-		look16[nlook] = &keys16[nlook];
 		keys[nlook] = &meta[i].key;
 		idx[nlook++] = i;
 	}
@@ -1308,7 +1306,7 @@ static void process_burst(struct ep_ctx *c, uint16_t in_port, struct rte_mbuf **
 	uint16_t midx[EP_BURST];
 	const struct ep_affinity_table *aff = &ep_dp.manager;
 	if (__atomic_load_n(&aff->live, __ATOMIC_RELAXED) > 0) {
-		rte_hash_lookup_with_hash_bulk(aff->hash, look16, sigs16, nlook, pos);
+		ep_affinity_table_lookup_bulk(aff, keys16, sigs16, nlook, pos);
 		/* start every hit's memory loads before touching any, so the misses overlap */
 		for (uint16_t j = 0; j < nlook; j++)
 			if (pos[j] >= 0) {

@@ -441,6 +441,57 @@ static void test_affinity_capacity(void)
 	EXPECT(ep_affinity_del(&one_more) == 1);
 }
 
+/* A small table whose keys all share one home bucket: they spill into the following buckets and
+ * are all found; deleting some leaves the others found and the spill counts back at 0 once all are
+ * gone; the table is full at its capacity, and deleted positions come back. */
+static void test_affinity_table_spills(void)
+{
+	struct ep_affinity_table t;
+	const uint32_t capacity = 8;
+	EXPECT(ep_affinity_table_create(&t, capacity) == 0);
+	struct ep_flow_key keys[8];
+	uint32_t n = 0, home = 0;
+	for (uint32_t i = 0; n < capacity && i < 100000; i++) {
+		struct ep_flow_key k = numbered_key(i);
+		struct ep_key16 k16;
+		ep_key16_of(&k, &k16);
+		uint32_t b = ep_key16_hash(&k16) & t.bucket_mask;
+		if (n == 0)
+			home = b;
+		if (b == home)
+			keys[n++] = k;
+	}
+	EXPECT(n == capacity, "%u keys with one home bucket", n);
+	int32_t pos[8];
+	for (uint32_t i = 0; i < n; i++) {
+		pos[i] = ep_affinity_table_put(&t, &keys[i]);
+		EXPECT(pos[i] >= 0 && (uint32_t)pos[i] < capacity, "key %u: %d", i, pos[i]);
+		t.flows[pos[i]].in_use = 1;
+		t.live++;
+	}
+	EXPECT(t.buckets[home].spill == n - EP_AFF_SLOTS, "spill %u", t.buckets[home].spill);
+	struct ep_flow_key extra = numbered_key(200000);
+	EXPECT(ep_affinity_table_put(&t, &extra) == -ENOSPC);
+	for (uint32_t i = 0; i < n; i++)
+		EXPECT(ep_affinity_table_find(&t, &keys[i]) == pos[i], "key %u", i);
+	/* out of the home bucket and of the first spill bucket */
+	EXPECT(ep_affinity_table_del(&t, &keys[1]) == 1 && ep_affinity_table_del(&t, &keys[4]) == 1);
+	EXPECT(ep_affinity_table_find(&t, &keys[1]) < 0 && ep_affinity_table_find(&t, &keys[4]) < 0);
+	for (uint32_t i = 0; i < n; i++)
+		EXPECT(i == 1 || i == 4 || ep_affinity_table_find(&t, &keys[i]) == pos[i], "key %u", i);
+	int32_t again = ep_affinity_table_put(&t, &extra); /* a deleted position, after a grace period */
+	EXPECT(again == pos[1] || again == pos[4], "%d", again);
+	EXPECT(ep_affinity_table_find(&t, &extra) == again);
+	EXPECT(ep_affinity_table_del(&t, &extra) == 1);
+	for (uint32_t i = 0; i < n; i++)
+		ep_affinity_table_del(&t, &keys[i]);
+	uint32_t spilled = 0;
+	for (uint32_t b = 0; b <= t.bucket_mask; b++)
+		spilled += t.buckets[b].spill;
+	EXPECT(t.live == 0 && spilled == 0, "live %u, spill total %u", t.live, spilled);
+	ep_affinity_table_free(&t);
+}
+
 static void test_affinity_ttl_expiry(void)
 {
 	struct ep_flow_key short_lived = tcp_key(ip4(10, 9, 0, 1), 5000, ip4(10, 9, 0, 2), 80);
@@ -2115,6 +2166,7 @@ static const struct test table_tests[] = {
 	{ "affinities: IPv6 keys by digest stay distinct from each other and from IPv4", test_affinity_ipv6 },
 	{ "affinities: invalid input is refused with a reason", test_affinity_invalid_input },
 	{ "affinities: a 1<<20 table takes 1,000,000 keys, then EP_EFULL", test_affinity_capacity },
+	{ "affinities: keys of one home bucket spill into the next ones and are found, deleted, reused", test_affinity_table_spills },
 	{ "affinities: ttl 1 s expires through ep_poll, ttl 60 s stays", test_affinity_ttl_expiry },
 	{ "wildcards: non-contiguous masks, port 0 = any, higher precedence wins", test_wildcard_match_and_precedence },
 	{ "wildcards: invalid rules refused, commit swaps sets", test_wildcard_invalid_rules },
