@@ -4,7 +4,10 @@
 # measured in the same run; plus affinity inserts per second. Method: docs/benchmarks.md.
 #
 # Environment: BENCH_ROUNDS (default 3; medians are reported), BENCH_SECONDS (measured seconds per
-# run, default 5), BENCH_WARMUP (seconds before measuring, default 1).
+# run, default 5), BENCH_WARMUP (seconds before measuring, default 1), BENCH_MEMORY (the EAL memory
+# modes to measure, default "no-huge huge": no-huge = 4 KiB pages, huge = 2 MiB hugepages, reserved
+# for the run and given back after; huge is skipped, saying so, where none can be reserved). Both
+# sides of a comparison always run in the same mode.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -28,6 +31,37 @@ if ((${#missing[@]})); then
 fi
 
 make -s -C firmware/native/bench
+
+# EAL memory: 4 KiB pages (--no-huge, as the tests run) and 2 MiB hugepages (as the appliance runs:
+# image/rootfs reserves them). net_ring does no I/O, so TLB misses on mbufs weigh heavily in the
+# baseline's ~11 ns a packet on 4 KiB pages; both modes are shown. The pipeline takes ~600 MB with
+# 1M affinities, testpmd less; they run one after the other. Pages this script adds are given back.
+HUGEPAGES_WANTED=1024
+HUGEPAGES_NR=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
+HUGEPAGES_FREE=/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages
+hugepages_before=
+give_back_hugepages() {
+	[[ -n "$hugepages_before" ]] && echo "$hugepages_before" >"$HUGEPAGES_NR" 2>/dev/null || true
+	hugepages_before=
+}
+# Makes HUGEPAGES_WANTED 2 MiB pages free (idempotent: adds only the missing ones); 1 if it cannot.
+reserve_hugepages() {
+	[[ -r "$HUGEPAGES_FREE" ]] || return 1
+	local free missing
+	free=$(cat "$HUGEPAGES_FREE")
+	((free >= HUGEPAGES_WANTED)) && return 0
+	[[ -w "$HUGEPAGES_NR" ]] || return 1
+	hugepages_before=$(cat "$HUGEPAGES_NR")
+	trap give_back_hugepages EXIT
+	missing=$((HUGEPAGES_WANTED - free))
+	echo $((hugepages_before + missing)) >"$HUGEPAGES_NR" 2>/dev/null || true
+	(($(cat "$HUGEPAGES_FREE") >= HUGEPAGES_WANTED))
+}
+# BENCH_MEMORY: the modes to measure, each with both sides in it
+MODES=${BENCH_MEMORY:-no-huge huge}
+for mode in $MODES; do
+	[[ "$mode" == huge || "$mode" == no-huge ]] || { echo "bench: BENCH_MEMORY takes no-huge and/or huge" >&2; exit 2; }
+done
 
 LOG_DIR=$(mktemp -d /tmp/edgeplane-bench.XXXXXX)
 echo "bench: logs in $LOG_DIR"
@@ -53,12 +87,12 @@ worker_cpu_ns() {
 	done
 }
 
-# run_pipeline WALK LOG: prints Mpps, Mpps per worker CPU-second, the worker's CPU share and
+# run_pipeline WALK LOG MODE: prints Mpps, Mpps per worker CPU-second, the worker's CPU share and
 # affinity inserts/s.
 run_pipeline() {
-	local walk=$1 log=$2
+	local walk=$1 log=$2 mode=$3
 	if ! "$BENCH_BIN" --walk "$walk" --in-flight "$IN_FLIGHT" --seconds "$MEASURE_S" --warmup "$WARMUP_S" \
-		--file-prefix "bench-pipeline-$$" >"$log" 2>&1; then
+		--memory "$mode" --file-prefix "bench-pipeline-$$" >"$log" 2>&1; then
 		echo "bench: bench_pipeline --walk $walk failed:" >&2
 		tail -n 20 "$log" >&2
 		return 1
@@ -67,15 +101,16 @@ run_pipeline() {
 		"$(result "$log" affinity_inserts_per_s)"
 }
 
-# run_testpmd LOG: prints macswap Mpps, Mpps per worker CPU-second and the worker's CPU share.
+# run_testpmd LOG MODE: prints macswap Mpps, Mpps per worker CPU-second and the worker's CPU share.
 # Interactive mode lets the loop be primed with as many
 # frames as the pipeline has in flight ("start tx_first N"); testpmd's own "Throughput (since last
 # show)" over the measured interval is the figure.
 run_testpmd() {
-	local log=$1 fifo
+	local log=$1 mode=$2 fifo memory=(--no-huge -m 1024)
+	[[ "$mode" == huge ]] && memory=(--in-memory) # hugepages from memfd, no hugetlbfs mount needed
 	fifo=$(mktemp -u "$LOG_DIR/testpmd-stdin.XXXXXX")
 	mkfifo "$fifo"
-	dpdk-testpmd -l 0,1 --no-huge -m 1024 --no-pci --file-prefix="bench-testpmd-$$" --vdev=net_ring0 -- \
+	dpdk-testpmd -l 0,1 "${memory[@]}" --no-pci --file-prefix="bench-testpmd-$$" --vdev=net_ring0 -- \
 		-i --forward-mode=macswap --port-topology=loop --nb-cores=1 --burst="$BURST" --txpkts=64 \
 		<"$fifo" >"$log" 2>&1 &
 	local pid=$!
@@ -122,34 +157,59 @@ run_testpmd() {
 		'BEGIN { printf "%.3f %.3f %.3f\n", pps / 1e6, n / cpu * 1e3, cpu / 1e9 / '"$MEASURE_S"' }'
 }
 
-testpmd=() testpmd_cpu=() cycle=() cycle_cpu=() pairs=() pairs_cpu=() inserts=()
-for ((round = 1; round <= ROUNDS; round++)); do
-	read -r t tc tshare < <(run_testpmd "$LOG_DIR/testpmd-$round.log")
-	read -r c cc cshare ci < <(run_pipeline cycle "$LOG_DIR/pipeline-cycle-$round.log")
-	read -r p pc pshare pi < <(run_pipeline pairs "$LOG_DIR/pipeline-pairs-$round.log")
-	[[ -n "${t:-}" && -n "${c:-}" && -n "${p:-}" ]] || exit 1
-	echo "bench: round $round/$ROUNDS (Mpps wall / per worker CPU-s / worker CPU share):" \
-		"testpmd $t / $tc / $tshare, cycle $c / $cc / $cshare, pairs $p / $pc / $pshare; inserts/s $ci $pi"
-	testpmd+=("$t") testpmd_cpu+=("$tc") cycle+=("$c") cycle_cpu+=("$cc") pairs+=("$p") pairs_cpu+=("$pc")
-	inserts+=("$ci" "$pi")
+# measure MODE: the rounds and their medians with both sides in memory mode MODE. The ratios are
+# medians of each round's ratio (its runs follow each other within seconds, so they share the
+# load of the moment), next to the ratio of the medians.
+measure() {
+	local mode=$1 round t tc tshare c cc cshare ci p pc pshare pi
+	local testpmd=() testpmd_cpu=() cycle=() cycle_cpu=() pairs=() pairs_cpu=() inserts=() cycle_ratio=() pairs_ratio=()
+	for ((round = 1; round <= ROUNDS; round++)); do
+		read -r t tc tshare < <(run_testpmd "$LOG_DIR/testpmd-$mode-$round.log" "$mode")
+		read -r c cc cshare ci < <(run_pipeline cycle "$LOG_DIR/pipeline-cycle-$mode-$round.log" "$mode")
+		read -r p pc pshare pi < <(run_pipeline pairs "$LOG_DIR/pipeline-pairs-$mode-$round.log" "$mode")
+		[[ -n "${t:-}" && -n "${c:-}" && -n "${p:-}" ]] || exit 1
+		cycle_ratio+=("$(awk -v a="$cc" -v b="$tc" 'BEGIN { printf "%.3f", a / b }')")
+		pairs_ratio+=("$(awk -v a="$pc" -v b="$tc" 'BEGIN { printf "%.3f", a / b }')")
+		echo "bench: $mode round $round/$ROUNDS (Mpps wall / per worker CPU-s / worker CPU share):" \
+			"testpmd $t / $tc / $tshare, cycle $c / $cc / $cshare, pairs $p / $pc / $pshare;" \
+			"per CPU-s ratios cycle ${cycle_ratio[-1]}, pairs ${pairs_ratio[-1]}; inserts/s $ci $pi"
+		testpmd+=("$t") testpmd_cpu+=("$tc") cycle+=("$c") cycle_cpu+=("$cc") pairs+=("$p") pairs_cpu+=("$pc")
+		inserts+=("$ci" "$pi")
+	done
+	echo
+	echo "Medians of $ROUNDS rounds, ${MEASURE_S} s each, 64-byte frames, $IN_FLIGHT in flight, one worker core," \
+		"memory $mode on both sides:"
+	awk -v t="$(median "${testpmd[@]}")" -v tc="$(median "${testpmd_cpu[@]}")" \
+		-v c="$(median "${cycle[@]}")" -v cc="$(median "${cycle_cpu[@]}")" -v cr="$(median "${cycle_ratio[@]}")" \
+		-v p="$(median "${pairs[@]}")" -v pc="$(median "${pairs_cpu[@]}")" -v pr="$(median "${pairs_ratio[@]}")" \
+		-v i="$(median "${inserts[@]}")" -v crs="${cycle_ratio[*]}" -v prs="${pairs_ratio[*]}" 'BEGIN {
+		f = "%-50s %10s %7s %14s %7s %s\n"
+		g = "%-50s %10.3f %7.3f %14.3f %7.3f %s\n"
+		printf f, "figure", "Mpps", "ratio", "Mpps/CPU-s", "ratio", "median of round ratios (rounds)"
+		printf g, "testpmd macswap (baseline)", t, 1, tc, 1, ""
+		printf g, "pipeline, 1M flows, every packet another flow", c, c / t, cc, cc / tc, sprintf("%.3f (%s)", cr, crs)
+		printf g, "pipeline, 1M flows installed, 1024 active", p, p / t, pc, pc / tc, sprintf("%.3f (%s)", pr, prs)
+		printf "%-50s %10.0f\n", "affinity inserts/s (table of 1M)", i
+	}'
+	[[ "$mode" == no-huge ]] && TESTPMD_NO_HUGE_MPPS_PER_CPU=$(median "${testpmd_cpu[@]}")
+	return 0
+}
+
+TESTPMD_NO_HUGE_MPPS_PER_CPU=
+for mode in $MODES; do
+	if [[ "$mode" == huge ]] && ! reserve_hugepages; then
+		give_back_hugepages
+		echo "bench: no $HUGEPAGES_WANTED free 2 MiB hugepages to be had here: memory mode huge skipped"
+		continue
+	fi
+	measure "$mode"
+	give_back_hugepages
+	echo
 done
 
 echo
-echo "Medians of $ROUNDS rounds, ${MEASURE_S} s each, 64-byte frames, $IN_FLIGHT in flight, one worker core:"
-awk -v t="$(median "${testpmd[@]}")" -v tc="$(median "${testpmd_cpu[@]}")" \
-	-v c="$(median "${cycle[@]}")" -v cc="$(median "${cycle_cpu[@]}")" \
-	-v p="$(median "${pairs[@]}")" -v pc="$(median "${pairs_cpu[@]}")" -v i="$(median "${inserts[@]}")" 'BEGIN {
-	f = "%-50s %10s %7s %14s %7s\n"
-	g = "%-50s %10.3f %7.3f %14.3f %7.3f\n"
-	printf f, "figure", "Mpps", "ratio", "Mpps/CPU-s", "ratio"
-	printf g, "testpmd macswap (baseline)", t, 1, tc, 1
-	printf g, "pipeline, 1M flows, every packet another flow", c, c / t, cc, cc / tc
-	printf g, "pipeline, 1M flows installed, 1024 active", p, p / t, pc, pc / tc
-	printf "%-50s %10.0f\n", "affinity inserts/s (table of 1M)", i
-}'
-
-echo
-TESTPMD_MPPS_PER_CPU="$(median "${testpmd_cpu[@]}")" bash scripts/bench-lb.sh
+# bench-lb's programs run on 4 KiB pages: their baseline is testpmd's in that mode
+TESTPMD_MPPS_PER_CPU="$TESTPMD_NO_HUGE_MPPS_PER_CPU" bash scripts/bench-lb.sh
 
 echo
 bash scripts/bench-smfa.sh

@@ -54,6 +54,7 @@ struct options {
 	double seconds;
 	double warmup_seconds;
 	enum walk walk;
+	int hugepages; /* EAL memory from 2 MiB hugepages (--in-memory), else 4 KiB pages (--no-huge) */
 	const char *file_prefix;
 };
 
@@ -66,7 +67,7 @@ static void usage(const char *prog)
 {
 	fprintf(stderr,
 		"usage: %s [--flows N] [--capacity N] [--in-flight N] [--seconds S] [--warmup S]\n"
-		"          [--walk cycle|pairs] [--file-prefix NAME]\n",
+		"          [--walk cycle|pairs] [--memory huge|no-huge] [--file-prefix NAME]\n",
 		prog);
 	exit(2);
 }
@@ -77,7 +78,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "flows", required_argument, NULL, 'f' },   { "capacity", required_argument, NULL, 'c' },
 		{ "in-flight", required_argument, NULL, 'i' }, { "seconds", required_argument, NULL, 's' },
 		{ "warmup", required_argument, NULL, 'w' },  { "walk", required_argument, NULL, 'k' },
-		{ "file-prefix", required_argument, NULL, 'p' }, { NULL, 0, NULL, 0 },
+		{ "file-prefix", required_argument, NULL, 'p' }, { "memory", required_argument, NULL, 'm' },
+		{ NULL, 0, NULL, 0 },
 	};
 	*o = (struct options){ .flows = 1000000, .capacity = 1u << 20, .in_flight = 512, .seconds = 5,
 			       .warmup_seconds = 1, .walk = WALK_CYCLE, .file_prefix = "bench-pipeline" };
@@ -98,6 +100,14 @@ static void parse_options(int argc, char **argv, struct options *o)
 				usage(argv[0]);
 			break;
 		case 'p': o->file_prefix = optarg; break;
+		case 'm':
+			if (strcmp(optarg, "huge") == 0)
+				o->hugepages = 1;
+			else if (strcmp(optarg, "no-huge") == 0)
+				o->hugepages = 0;
+			else
+				usage(argv[0]);
+			break;
 		default: usage(argv[0]);
 		}
 	}
@@ -295,10 +305,13 @@ int main(int argc, char **argv)
 
 	char prefix_arg[128];
 	snprintf(prefix_arg, sizeof(prefix_arg), "--file-prefix=%s", o.file_prefix);
-	char *eal_argv[] = { argv[0], "-l", "0,1", "--no-huge", "-m", "2048", "--no-pci", prefix_arg,
-			     "--vdev=net_ring0" };
+	/* hugepages: taken as needed from those reserved, no hugetlbfs mount (memfd) */
+	char *huge_argv[] = { argv[0], "-l", "0,1", "--in-memory", "--no-pci", prefix_arg, "--vdev=net_ring0" };
+	char *no_huge_argv[] = { argv[0], "-l", "0,1", "--no-huge", "-m", "2048", "--no-pci", prefix_arg,
+				 "--vdev=net_ring0" };
 	struct ep_error err;
-	if (ep_eal_init((int)RTE_DIM(eal_argv), eal_argv, &err))
+	if (o.hugepages ? ep_eal_init((int)RTE_DIM(huge_argv), huge_argv, &err)
+			: ep_eal_init((int)RTE_DIM(no_huge_argv), no_huge_argv, &err))
 		die("ep_eal_init", &err);
 	struct ep_config cfg = {
 		.affinity_capacity = o.capacity,
@@ -366,8 +379,8 @@ int main(int argc, char **argv)
 	uint32_t bad_checksums;
 	uint32_t returned = check_frames(loop, &bad_checksums);
 
-	printf("result: walk=%s in_flight=%u seconds=%.3f\n", o.walk == WALK_CYCLE ? "cycle" : "pairs", o.in_flight,
-	       elapsed);
+	printf("result: walk=%s in_flight=%u seconds=%.3f memory=%s\n", o.walk == WALK_CYCLE ? "cycle" : "pairs",
+	       o.in_flight, elapsed, o.hugepages ? "huge" : "no-huge");
 	printf("result: total_rx_pkts=%" PRIu64 " total_tx_pkts=%" PRIu64 " total_manager_hits=%" PRIu64
 	       " misses=%" PRIu64 " drops=%" PRIu64 "\n",
 	       total.rx_pkts, total.tx_pkts, total.manager_hits, total.misses, drops);
