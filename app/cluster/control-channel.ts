@@ -20,6 +20,11 @@ export class RequestRefused extends Error {
   }
 }
 
+/** No answer in time: the peer may still have carried the request out. */
+export class RequestTimedOut extends Error {
+  override readonly name = 'RequestTimedOut';
+}
+
 export type RequestHandler = (method: string, params: unknown) => Promise<unknown>;
 
 export class ControlChannel {
@@ -53,7 +58,7 @@ export class ControlChannel {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new Error(`${method}: no answer within ${timeoutMs} ms`));
+        reject(new RequestTimedOut(`${method}: no answer within ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
       this.send({ req: id, method, params });

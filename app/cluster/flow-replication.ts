@@ -5,7 +5,7 @@
 import type { Server } from 'node:tls';
 import { z } from 'zod';
 import type { VerifiedFlashConfig } from '../../flash-config/index.js';
-import type { ClusterLog } from './master-role.js';
+import type { ClusterLog, PeerAddress } from './master-role.js';
 import { FLOWS_METHOD, ReplicationLink, type LinkStats } from './replication-link.js';
 import { startControlServer } from './tls-endpoints.js';
 
@@ -23,7 +23,7 @@ export interface FlowReplicationOptions {
   /** TCP port of every member's replication server. */
   port: number;
   /** The current other members. */
-  peers: () => { id: string; address: string }[];
+  peers: () => PeerAddress[];
   snapshot: () => Buffer[];
   /** A peer's records, in the order it produced them; the batch is acknowledged after this returns. */
   receive: (from: string, records: Buffer) => void;
@@ -36,6 +36,9 @@ export class FlowReplication {
   private readonly links = new Map<string, ReplicationLink>();
   /** Per sending unit: its current session and the next sequence number expected. */
   private readonly sessions = new Map<string, { session: string; expected: number }>();
+  /** Next owners of units being handed over that this member's view of the membership may not
+   * list yet (the master admitted them a moment ago): linked until the deadline all the same. */
+  private readonly pinned = new Map<string, { peer: PeerAddress; until: number }>();
   private server: Server | undefined;
 
   constructor(private readonly options: FlowReplicationOptions) {}
@@ -52,7 +55,10 @@ export class FlowReplication {
 
   /** Follows membership: links to new peers (they get the snapshot), closes links to gone ones. */
   syncPeers(): void {
+    const now = Date.now();
+    for (const [id, { until }] of this.pinned) if (until <= now) this.pinned.delete(id);
     const peers = this.options.peers();
+    for (const { peer } of this.pinned.values()) if (!peers.some((known) => known.id === peer.id)) peers.push(peer);
     for (const [id, link] of this.links) {
       if (!peers.some((peer) => peer.id === id)) {
         link.close();
@@ -80,6 +86,17 @@ export class FlowReplication {
   send(records: readonly Buffer[]): void {
     if (records.length === 0) return;
     for (const link of this.links.values()) link.send(records);
+  }
+
+  /** Records for one peer only (the next owner of units handed over: their whole state), on its
+   * link after what was sent to it before; the link comes up first if it is not up yet. */
+  async sendTo(peer: PeerAddress, records: readonly Buffer[], timeoutMs: number): Promise<boolean> {
+    this.pinned.set(peer.id, { peer, until: Date.now() + 3 * this.options.requestTimeoutMs });
+    this.syncPeers();
+    const link = this.links.get(peer.id);
+    if (!link || !(await link.up(Date.now() + timeoutMs))) return false;
+    link.send(records);
+    return true;
   }
 
   /** Whether every current peer, a new one included once its link is up, acknowledged everything

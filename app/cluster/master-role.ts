@@ -3,7 +3,7 @@
  * keepalives, sends master keepalives with the member list, table and leases, assigns and
  * rebalances work units, leases numbers, and settles split brain with another master. */
 import type { CertifiedUnit, VerifiedFlashConfig } from '../../flash-config/index.js';
-import { FinalRefusal, type ControlChannel } from './control-channel.js';
+import { FinalRefusal, RequestTimedOut, type ControlChannel } from './control-channel.js';
 import { outranks } from './election.js';
 import { LossEstimate, MIN_INTERVALS } from './keepalive-loss.js';
 import type { ClusterMessage, Lease } from './messages.js';
@@ -25,6 +25,15 @@ export interface JoinCandidate {
 /** An application's say on a join: a reason refuses it. */
 export type JoinVeto = (candidate: JoinCandidate) => string | undefined | Promise<string | undefined>;
 
+/** How many request timeouts a unit move step may take before the master gives it up. */
+const MOVE_STEP_ATTEMPTS = 3;
+
+/** A member as the replication links reach it. */
+export interface PeerAddress {
+  id: string;
+  address: string;
+}
+
 export interface MasterContext {
   config: VerifiedFlashConfig;
   selfId: string;
@@ -41,8 +50,9 @@ export interface MasterContext {
   loadSource(): UnitLoad[];
   /** Lost the tie-break to another master: step down and rejoin. */
   stepDown(reason: string): void;
-  /** Resolves when what this unit knows of released units has reached the other members. */
-  releaseBarrier(units: readonly number[]): Promise<void>;
+  /** Resolves true when what this unit knows of released units has reached the other members, and
+   * all of their flow state the next owner; false when that did not happen in time (the units stay). */
+  releaseBarrier(units: readonly number[], next?: PeerAddress): Promise<boolean>;
   /** We stay master after a tie-break with another master: announce the cluster addresses again. */
   announce(reason: string): void;
 }
@@ -83,7 +93,7 @@ export class MasterRole {
     this.authority = new WorkUnitAuthority(
       {
         hold: (member, units) => this.exchange(member, 'hold-units', units),
-        release: (member, units) => this.exchange(member, 'release-units', units),
+        release: (member, units, next) => this.exchange(member, 'release-units', units, next),
         assign: (member, units) => this.exchange(member, 'assign-units', units),
       },
       (units) => this.refreshView(units),
@@ -309,15 +319,28 @@ export class MasterRole {
     );
   }
 
-  private async exchange(member: string, method: 'hold-units' | 'release-units' | 'assign-units', units: number[]): Promise<number[]> {
+  private async exchange(member: string, method: 'hold-units' | 'release-units' | 'assign-units', units: number[], nextId?: string): Promise<number[]> {
+    const nextAddress = nextId === undefined ? undefined : nextId === this.ctx.selfId ? this.ctx.selfAddress : this.members.get(nextId)?.address;
+    const next = nextId !== undefined && nextAddress !== undefined ? { id: nextId, address: nextAddress } : undefined;
     if (member === this.ctx.selfId) {
       // The master's own view already holds busy units; a release waits for its flow state.
-      if (method === 'release-units') await this.ctx.releaseBarrier(units);
+      if (method === 'release-units' && !(await this.ctx.releaseBarrier(units, next))) return [];
       return units;
     }
-    const record = this.members.get(member);
-    if (!record) return [];
-    return parseResult(method, await record.channel.request(method, { units }, this.ctx.timing.requestTimeoutMs)).units;
+    // A step without an answer may still have been carried out (a starved member answers late): ask
+    // again - the steps are idempotent - rather than guess, or the member and the table would
+    // disagree on who owns the units (two owners after a lost assign answer).
+    const deadline = Date.now() + MOVE_STEP_ATTEMPTS * this.ctx.timing.requestTimeoutMs;
+    for (;;) {
+      const record = this.members.get(member);
+      if (!record) return [];
+      try {
+        return parseResult(method, await record.channel.request(method, next ? { units, next } : { units }, this.ctx.timing.requestTimeoutMs)).units;
+      } catch (error) {
+        this.ctx.log('warn', 'unit move step failed', { member, method, units: units.length, error: (error as Error).message });
+        if (!(error instanceof RequestTimedOut) || this.stopped || this.members.get(member) !== record || Date.now() >= deadline) throw error;
+      }
+    }
   }
 
   private answerCompare(other: Params<'compare'>): Result<'compare'> {

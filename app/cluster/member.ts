@@ -13,7 +13,7 @@ import { FinalRefusal, RequestRefused, type ControlChannel } from './control-cha
 import { outranks } from './election.js';
 import { encodeEnvelope } from './envelope.js';
 import { MIN_INTERVALS } from './keepalive-loss.js';
-import { MasterRole, type ClusterLog, type JoinVeto } from './master-role.js';
+import { MasterRole, type ClusterLog, type JoinVeto, type PeerAddress } from './master-role.js';
 import { MessageGuard, type ReceivedMessage } from './message-guard.js';
 import { AUTHENTICATED, encodeBody, MESSAGE_TYPES, type ClusterMessage, type Lease, type MessageBody } from './messages.js';
 import type { NumberSpace } from './numbering.js';
@@ -75,7 +75,10 @@ export class Member {
   private lastLoadReport = 0;
   /** Units the master told us to hold for a move to us, until when (keepalives leave them alone). */
   private readonly incoming = new Map<number, number>();
-  private releaseBarrier: (units: readonly number[]) => Promise<void> = () => Promise.resolve();
+  /** Releases whose barrier is still running, per unit: a repeated release (the master got no
+   * answer in time) is answered only when the first one's flow state is delivered. */
+  private readonly releasing = new Map<number, Promise<boolean>>();
+  private releaseBarrier: (units: readonly number[], next?: PeerAddress) => Promise<boolean> = () => Promise.resolve(true);
   /** Why the last join was refused, as the master (and we) said it. */
   lastRefusal: string | undefined;
 
@@ -142,8 +145,9 @@ export class Member {
   }
 
   /** The data plane binding: a release is acknowledged only after this resolves (the units' flow
-   * state has reached the other members), so the next owner continues their connections. */
-  setReleaseBarrier(barrier: (units: readonly number[]) => Promise<void>): void {
+   * state has reached the other members, and all of it the next owner when the master names it),
+   * so the next owner continues their connections. */
+  setReleaseBarrier(barrier: (units: readonly number[], next?: PeerAddress) => Promise<boolean>): void {
     this.releaseBarrier = barrier;
   }
 
@@ -357,7 +361,7 @@ export class Member {
         log: this.log,
         loadSource: () => this.options.loadSource?.() ?? [],
         stepDown: (reason) => this.stepDown(reason),
-        releaseBarrier: (units) => this.releaseBarrier(units),
+        releaseBarrier: (units, next) => this.releaseBarrier(units, next),
         announce: (reason) => this.announce(reason),
       },
       { owners: this.replicated.owners, leases: [...this.replicated.leases, ...this.myLeases], ownedUnits: this.view.owned() },
@@ -448,12 +452,23 @@ export class Member {
       return { units };
     }
     if (method === 'release-units') {
-      const { units } = parseParams('release-units', params);
+      const { units, next } = parseParams('release-units', params);
       const wasOwned = units.filter((unit) => this.view.get(unit).state === 'owned');
       for (const unit of units) this.incoming.delete(unit);
       this.view.update(units.map((unit) => ({ unit, owner: null, state: 'foreign' as const })));
-      await this.releaseBarrier(wasOwned);
-      return { units };
+      const barrier = this.releaseBarrier(wasOwned, next);
+      for (const unit of wasOwned) this.releasing.set(unit, barrier);
+      let delivered: boolean[];
+      try {
+        delivered = await Promise.all(units.map((unit) => this.releasing.get(unit) ?? barrier));
+      } finally {
+        for (const unit of wasOwned) if (this.releasing.get(unit) === barrier) this.releasing.delete(unit);
+      }
+      // A unit whose flow state did not reach the next owner in time stays here (taken back, its held
+      // packets forwarded in order): handing it over would reset its connections.
+      const kept = units.filter((unit, i) => !delivered[i] && this.view.get(unit).owner === null);
+      this.view.update(kept.map((unit) => ({ unit, owner: this.id, state: 'owned' as const })));
+      return { units: units.filter((unit) => this.view.get(unit).state !== 'owned') };
     }
     if (method === 'assign-units') {
       const { units } = parseParams('assign-units', params);

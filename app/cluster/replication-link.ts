@@ -78,6 +78,16 @@ export class ReplicationLink {
     for (let i = 0; i < records.length; i += BATCH_RECORDS) this.sendBatch(Buffer.concat(records.slice(i, i + BATCH_RECORDS)));
   }
 
+  /** Resolves true once the link is up (its resync sent), false at the deadline or on close. */
+  async up(deadline: number): Promise<boolean> {
+    while (!this.channel) {
+      if (this.closed || Date.now() >= deadline) return false;
+      this.ensureConnected();
+      await pause();
+    }
+    return true;
+  }
+
   /** Resolves true once the link is up and every batch sent on it so far (after a reconnection:
    * the resent batches and the resync) is acknowledged; false at the deadline or on close. */
   async delivered(deadline: number): Promise<boolean> {

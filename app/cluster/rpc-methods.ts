@@ -25,7 +25,8 @@ export const rpc = {
   lease: { params: z.strictObject({ space: z.string().max(32) }), result: leaseSchema },
   'release-lease': { params: z.strictObject({ space: z.string().max(32), start: z.int().min(0) }), result: z.null() },
   'hold-units': { params: z.strictObject({ units }), result: z.strictObject({ units }) },
-  'release-units': { params: z.strictObject({ units }), result: z.strictObject({ units }) },
+  /** `next`: the member the units go to, which must hold their flow state before the release is acknowledged. */
+  'release-units': { params: z.strictObject({ units, next: z.strictObject({ id: z.string().max(64), address: z.string().max(64) }).optional() }), result: z.strictObject({ units }) },
   'assign-units': { params: z.strictObject({ units }), result: z.strictObject({ units }) },
   'exit-cluster': { params: z.strictObject({ reason: z.string().max(500) }), result: z.null() },
   compare: {

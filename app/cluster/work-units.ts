@@ -51,7 +51,8 @@ export function decodeTable(table: string, members: readonly string[]): (string 
 export interface UnitExchange {
   /** The next owner holds the units' packets from now on (every member sees every packet). */
   hold(member: string, units: number[]): Promise<number[]>;
-  release(member: string, units: number[]): Promise<number[]>;
+  /** `next`: the member the units go to (none when the next owner only stops holding them). */
+  release(member: string, units: number[], next?: string): Promise<number[]>;
   assign(member: string, units: number[]): Promise<number[]>;
 }
 
@@ -187,7 +188,7 @@ export class WorkUnitAuthority {
         this.changed(units);
         const acknowledged = async (step: Promise<number[]>, of: readonly number[]) => (await step.catch(() => [] as number[])).filter((unit) => of.includes(unit));
         const holding = await acknowledged(this.exchange.hold(to, units), units);
-        const released = holding.length > 0 ? await acknowledged(this.exchange.release(from, holding), holding) : [];
+        const released = holding.length > 0 ? await acknowledged(this.exchange.release(from, holding, to), holding) : [];
         units.forEach((unit) => this.busy.delete(unit));
         for (const unit of released) this.owners[unit] = null;
         this.changed(units);

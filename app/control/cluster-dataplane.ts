@@ -10,7 +10,7 @@ import type { VerifiedFlashConfig } from '../../flash-config/index.js';
 import { TableFullError, type Dataplane, type PuntedPacket, type UnitState } from '../../firmware/dataplane.js';
 import type { Member } from '../cluster/member.js';
 import { FlowReplication } from '../cluster/flow-replication.js';
-import type { ClusterLog } from '../cluster/master-role.js';
+import type { ClusterLog, PeerAddress } from '../cluster/master-role.js';
 import { WORK_UNITS, type OwnershipChange, type UnitLoad } from '../cluster/work-units.js';
 import { FLOW_RECORD_BYTES, FlowBook, isDeletion, recordUnit, splitRecords } from './cluster-flow-book.js';
 import { FlowImporter } from './cluster-flow-import.js';
@@ -55,6 +55,9 @@ export class ClusterDataplane {
    * not own are dropped, not held (the members forward them; holding them all would only flood the
    * hold queue and this process). */
   private inCluster = false;
+  /** Units this member is releasing: its flow state for them is still its to send (a link that
+   * comes up now must carry them in its resync, though the units are no longer owned here). */
+  private readonly handingOver = new Set<number>();
   private readonly reported = new Map<number, number>();
   private lastPackets = new Float64Array(WORK_UNITS);
   private timer: NodeJS.Timeout | undefined;
@@ -70,7 +73,7 @@ export class ClusterDataplane {
       address: options.address,
       port: options.replication.port,
       peers: () => member.peers(),
-      snapshot: () => this.book.of(new Set(member.ownership().filter((entry) => entry.state === 'owned').map((entry) => entry.unit))),
+      snapshot: () => this.book.of(new Set([...member.ownership().filter((entry) => entry.state === 'owned').map((entry) => entry.unit), ...this.handingOver])),
       receive: (_from, records) => this.install(records),
       requestTimeoutMs: member.timing.requestTimeoutMs,
       log: options.log,
@@ -99,7 +102,7 @@ export class ClusterDataplane {
       this.inCluster = true;
       this.applyStates();
     });
-    member.setReleaseBarrier((units) => this.handedOver(units));
+    member.setReleaseBarrier((units, next) => this.handedOver(units, next));
     member.onAnnounce(() => this.announce());
     dp.onPunt((packet) => this.punted(packet));
     dp.enableReplication(true);
@@ -188,22 +191,37 @@ export class ClusterDataplane {
   }
 
   /** A unit moving away is acknowledged to the master only when the peers hold its flows' latest
-   * records: the next owner then continues every connection, including ones opened just now. */
-  private async handedOver(units: readonly number[]): Promise<void> {
-    if (units.length === 0) return;
-    // A worker may be in a burst that passed the unit check before the table said "not ours": the
-    // flows it creates show up a moment later. Wait out such a burst (generously: a loaded host
-    // deschedules the worker), then ship what it produced.
-    this.flush();
-    await new Promise((resolve) => setTimeout(resolve, IN_FLIGHT_MS));
-    this.flush();
-    const delivered = await this.replication.delivered(this.options.member.timing.requestTimeoutMs / 2);
-    if (!delivered) this.options.log('warn', 'release before the flow state was acknowledged', { units: units.length });
+   * records, and the next owner all of them: it then continues every connection, including ones
+   * opened just now and ones older than its replication link from here (a link that came up while
+   * the unit was on its way here or away carries no resync of it). */
+  private async handedOver(units: readonly number[], next?: PeerAddress): Promise<boolean> {
+    if (units.length === 0) return true;
+    for (const unit of units) this.handingOver.add(unit);
+    try {
+      // A worker may be in a burst that passed the unit check before the table said "not ours": the
+      // flows it creates show up a moment later. Wait out such a burst (generously: a loaded host
+      // deschedules the worker), then ship what it produced.
+      this.flush();
+      await new Promise((resolve) => setTimeout(resolve, IN_FLIGHT_MS));
+      this.flush();
+      // One budget for both steps: the master's request waits requestTimeoutMs for the answer.
+      const deadline = Date.now() + this.options.member.timing.requestTimeoutMs / 2;
+      const resynced = next === undefined || next.address === this.options.address || (await this.replication.sendTo(next, this.book.of(new Set(units)), deadline - Date.now()));
+      const delivered = await this.replication.delivered(Math.max(0, deadline - Date.now()));
+      if (resynced && delivered) return true;
+      this.options.log('warn', 'release refused: the flow state was not acknowledged in time', { units: units.length, next: next?.id, resynced, delivered });
+      return false;
+    } finally {
+      for (const unit of units) this.handingOver.delete(unit);
+    }
   }
 
   private punted(packet: PuntedPacket): void {
     if (packet.reason !== 'held') return;
     const unit = packet.unit;
+    // Punted before the unit went to another member: that member forwards it (held now, it would be
+    // replayed, long stale, if the unit ever came back here).
+    if (this.states[unit] === 'foreign') return;
     // A packet punted just before the table said "owned" is not held again: it goes through now
     // (or waits behind the unit's held packets if the data plane's queue is full).
     const held = { port: packet.port, frame: packet.frame };

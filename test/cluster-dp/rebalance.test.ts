@@ -101,9 +101,6 @@ describe('cluster data plane: rebalancing', () => {
     const owners = new Map<number, number>();
     for (const s of after) for (const unit of s.owned) owners.set(unit, (owners.get(unit) ?? 0) + 1);
     expect([...owners.values()].filter((count) => count > 1)).toEqual([]);
-    // Known defect (docs/cluster.md "Missing"): about one run in five, wrk reports 1-3 read errors
-    // (connections reset around a move) - cause not found yet. One retry keeps the suite usable;
-    // vitest reports the retry, and a retried pass is not a clean pass.
-  }, { timeout: 300_000, retry: 1 });
+  }, 300_000);
 });
 

@@ -626,9 +626,11 @@ static void hit_learned(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *me
 	c->w->c.learned_hits++;
 	uint8_t state_before = f->tcp_state;
 	account_flow(c, f, meta, m->pkt_len);
+	f->expire_tsc = c->now + ep_flow_timeout_tsc(f, meta->key.proto);
+	/* after the refresh: the record carries the new state's timeout (a peer's copy of an
+	 * established connection must not expire on the handshake's short timer) */
 	if (unlikely(f->tcp_state != state_before) && replicating())
 		flow_event(c, f, EP_FLOW_UPDATED);
-	f->expire_tsc = c->now + ep_flow_timeout_tsc(f, meta->key.proto);
 	act(c, m, meta, &f->act, f);
 }
 

@@ -1698,6 +1698,18 @@ static void test_worker_units_and_replication(void)
 		EXPECT(rec[i].ttl_ms > 0 && rec[i].ttl_ms <= 10000, "ttl %u ms (SYN timeout 10 s)", rec[i].ttl_ms);
 	}
 	EXPECT(seen_fwd && seen_rev, "records describe both directions and the translation");
+	/* the handshake completes: the update carries the established timeout, not what was left of the
+	 * SYN timeout (a peer's copy would expire 10 s after the handshake however busy the connection) */
+	EXPECT(through_service(client, 53000, vip, EP_TCP_ACK) == servers[0].ip);
+	struct ep_flow_record upd[8];
+	uint32_t nu = 0;
+	until = rte_rdtsc() + rte_get_tsc_hz();
+	while (nu < 1 && rte_rdtsc() < until)
+		nu += ep_flow_events(upd + nu, 8 - nu);
+	EXPECT(nu == 1 && upd[0].kind == EP_FLOW_UPDATED && upd[0].tcp_state == EP_TCPS_ESTABLISHED &&
+		       memcmp(&upd[0].key, &fwd, sizeof(fwd)) == 0,
+	       "%u records after the handshake", nu);
+	EXPECT(upd[0].ttl_ms > 290000 && upd[0].ttl_ms <= 300000, "ttl %u ms (established timeout 300 s)", upd[0].ttl_ms);
 	/* the unit's load: the connection's two directions and its first packet */
 	static struct ep_unit_load loads[EP_WORK_UNITS];
 	ep_unit_loads(loads);
