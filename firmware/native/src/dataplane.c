@@ -674,19 +674,6 @@ uint16_t ep_work_unit6(const uint8_t client_ip6[16], uint16_t client_port)
 	return ep_unit_of(ep_addr6_fold(client_ip6), client_port);
 }
 
-/* Waits (bounded) until the workers took every queued command: a cluster member imports a moved
- * unit's connections and then takes the unit, and its first packet must find them. A worker applies
- * what it dequeued before its next receive burst. */
-#define COMMAND_DRAIN_MS 200
-static void commands_drain(void)
-{
-	const uint64_t deadline = rte_get_timer_cycles() + rte_get_timer_hz() * COMMAND_DRAIN_MS / 1000;
-	for (uint32_t i = 0; i < ep_dp.nworkers; i++)
-		while (__atomic_load_n(&ep_dp.running, __ATOMIC_ACQUIRE) && !rte_ring_empty(ep_dp.workers[i]->commands) &&
-		       rte_get_timer_cycles() < deadline)
-			rte_delay_us_sleep(20);
-}
-
 int ep_work_units_set(const uint8_t *states, struct ep_error *err)
 {
 	if (!ep_dp.created)
@@ -698,7 +685,6 @@ int ep_work_units_set(const uint8_t *states, struct ep_error *err)
 	if (!next)
 		return ep_fail(err, EP_ENOMEM, "work unit table");
 	memcpy(next, states, EP_WORK_UNITS);
-	commands_drain();
 	uint8_t *old = __atomic_exchange_n(&ep_dp.unit_states, next, __ATOMIC_ACQ_REL);
 	ep_rcu_wait();
 	rte_free(old);
