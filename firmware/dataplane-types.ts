@@ -180,8 +180,11 @@ export interface WildcardAffinity {
   id?: number;
   action: Action;
   interest?: InterestCriteria;
-  /** Cascading (SMFA-R18, IPv4): after this rule's interest criteria, the best lower-precedence
-   * wildcard that does not cascade decides; when none matches, this rule's action. */
+  /** Cascading (SMFA-R18, IPv4): after this rule's interest criteria, every lower-precedence
+   * cascading rule that matches applies its own, then the best lower-precedence wildcard that does
+   * not cascade decides; when none matches, the last cascading rule's action. A packet such a rule
+   * sends up continues after it when its manager returns it (`injectForProcessing`'s
+   * `afterWildcard`). Its criteria cannot hold packets. */
   cascade?: boolean;
 }
 

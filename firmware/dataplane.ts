@@ -129,7 +129,7 @@ interface NativeAddon {
   stats(): DataplaneStats;
   poll(max: number): { port: number; reason: number; unit: number; interestFlags: number; interestReasons: number; wildcardId: number; frame: Buffer }[];
   inject(port: number, frame: Buffer): void;
-  injectProcess(port: number, frame: Buffer): void;
+  injectProcess(port: number, frame: Buffer, afterWildcardId?: number): void;
   workUnitsSet(states: Buffer): void;
   workUnit(clientIp: number, clientPort: number): number;
   workUnit6(clientIp: Buffer, clientPort: number): number;
@@ -639,9 +639,11 @@ export class Dataplane {
   }
 
   /** Runs a frame through the pipeline as if it had arrived on `port` (affinities, NAT, routing
-   * apply). It is never punted again: a punt decision drops it, counted as `punt_loop`. */
-  injectForProcessing(port: number, frame: Buffer): void {
-    call(() => this.#addon.injectProcess(port, frame));
+   * apply). It is never punted again: a punt decision drops it, counted as `punt_loop`.
+   * With `afterWildcard` (an IPv4 packet the manager of that cascading wildcard returned), it goes on
+   * after that rule instead: the rules below it may still send it up to their managers (SMFA-R18). */
+  injectForProcessing(port: number, frame: Buffer, afterWildcard?: number): void {
+    call(() => this.#addon.injectProcess(port, frame, afterWildcard));
   }
 
   #drain(): void {

@@ -91,6 +91,22 @@ describe('WildcardTable (SMFA-R7, R17, R19)', () => {
     expect(table.coveredBy('primary', key)).toBeUndefined();
     expect(table.coveredBy('backup', key)).toBeDefined();
   });
+
+  it('keeps a backup out of the active set while its primary lives; other services and filters stay in', () => {
+    const table = new WildcardTable();
+    const service = (value: number, backup: number, wildcard: Partial<WildcardAffinity> = {}) => {
+      const u = update(wildcard, backup);
+      u.servicePrecedence = { searchOrder: 'lower-first', value };
+      return u;
+    };
+    table.apply(entry('backup', service(10, 1)), 0);
+    table.apply(entry('primary', service(10, 0, { ttlSeconds: 3 })), 0);
+    table.apply(entry('balancer', service(100, 0)), 0);
+    table.apply(entry('backup', service(10, 1, { dstPort: 443 })), 0);
+    expect(table.active().map((e) => `${e.manager}:${e.update.wildcard.dstPort}`)).toEqual(['primary:80', 'backup:443', 'balancer:80']);
+    table.expire(4000);
+    expect(table.active().map((e) => `${e.manager}:${e.update.wildcard.dstPort}`)).toEqual(['backup:80', 'backup:443', 'balancer:80']);
+  });
 });
 
 describe('FixedOwners (SMFA-R8, R19)', () => {

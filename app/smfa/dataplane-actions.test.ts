@@ -34,6 +34,13 @@ describe('wildcard rules for the data plane', () => {
     expect(dataplaneWildcard(watch({ interestCriteria: criteria, nat }), 2, 7).cascade).toBeUndefined();
     expect(dataplaneWildcard(watch({}), 2, 7).cascade).toBeUndefined();
   });
+
+  it('sends up the originals of the bits a cascading service also holds: its returned packet goes on after it', () => {
+    const holding = dataplaneWildcard(watch({ interestCriteria: { ...criteria, data: 1, hold: 2 } }), 2, 7);
+    expect(holding).toMatchObject({ cascade: true, interest: { mask: 3, data: 1, copy: 1, hold: 0 } });
+    // A deciding service keeps its hold.
+    expect(dataplaneWildcard(watch({ interestCriteria: { ...criteria, copy: 0, hold: 3 } }), 2, 7)).toMatchObject({ interest: { copy: 0, hold: 3 } });
+  });
 });
 
 describe('fixed affinity actions for the data plane', () => {

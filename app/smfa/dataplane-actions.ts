@@ -61,7 +61,7 @@ export function unsupportedActions(update: AffinityUpdateWildcard | AffinityUpda
     // and the route advertiser's bird configuration is IPv4.
     supported.delete(SegmentTypeCode.nat);
     supported.delete(SegmentTypeCode.advertise);
-    if (watchesOnly(update)) supported.delete(SegmentTypeCode['interest-criteria']);
+    if (cascades(update)) supported.delete(SegmentTypeCode['interest-criteria']);
   }
   return [...wanted].filter((type) => !supported.has(type)).map((segmentType) => ({ segmentType, required: true }));
 }
@@ -81,9 +81,11 @@ export function unsupportedFixed(update: AffinityUpdateFixed): string | undefine
   return undefined;
 }
 
-/** A service that only watches (every interesting packet is copied, none taken, no NAT) does not
- * decide where packets go: the next service by precedence does (cascading, SMFA-R18). */
-function watchesOnly(update: AffinityUpdateWildcard): boolean {
+/** A service that only watches (every interesting packet is copied, no NAT) does not decide where
+ * packets go: the next services by precedence do (cascading, SMFA-R18). Bits it also holds send the
+ * original up instead - nothing of its own ends a wait in the data plane (the seed's fallback when
+ * a packet cannot be held) - and the packet it returns continues after it. */
+export function cascades(update: AffinityUpdateWildcard): boolean {
   const criteria = update.actions.interestCriteria;
   return criteria !== undefined && criteria.mask !== 0 && (criteria.mask & ~criteria.copy) === 0 && !update.actions.nat;
 }
@@ -91,7 +93,9 @@ function watchesOnly(update: AffinityUpdateWildcard): boolean {
 /** `id` comes back with the packets the wildcard's interest criteria send up. */
 export function dataplaneWildcard(update: AffinityUpdateWildcard, precedence: number, id: number): DpWildcard {
   const w = update.wildcard;
-  const interest = dpInterest(update.actions.interestCriteria);
+  const cascading = cascades(update);
+  let interest = dpInterest(update.actions.interestCriteria);
+  if (interest && cascading) interest = { ...interest, copy: interest.copy & ~interest.hold, hold: 0 };
   return {
     protocol: w.protocol === 0 ? 'any' : w.protocol,
     srcIp: w.srcIp,
@@ -104,7 +108,7 @@ export function dataplaneWildcard(update: AffinityUpdateWildcard, precedence: nu
     id,
     action: dpNat(update.actions.nat),
     ...(interest ? { interest } : {}),
-    ...(watchesOnly(update) ? { cascade: true } : {}),
+    ...(cascading ? { cascade: true } : {}),
   };
 }
 

@@ -7,6 +7,7 @@ import type { Dataplane, PuntedPacket } from '../../firmware/dataplane.js';
 import { parseMac } from '../../firmware/addressing.js';
 import { dataplaneFixed, dataplaneWildcard, unsupportedActions, unsupportedFixed } from './dataplane-actions.js';
 import { FixedOwners, type FixedNotice } from './fixed-owners.js';
+import { wildcardMatches } from './address-match.js';
 import { frameOfIpPacket, ipPacketOfFrame, keyText, parseIpPacket } from './ip-packet.js';
 import { precedenceOf } from './precedence.js';
 import type { ActionListEntry, AffinityKey, AffinityUpdateFixed, AffinityUpdateWildcard, Identity, InterestCriteria, Message, OriginalAffinity } from './types.js';
@@ -44,6 +45,8 @@ export interface AgentCounters {
   deniedNoWildcard: number;
   /** Fixed updates whose actions the data plane can do, but not for that flow (IPv6 dispatch or information flag). */
   deniedFlow: number;
+  /** Fixed affinities (TTL > 0) from the manager of a cascading service: they would take the flow from the services below it. */
+  deniedCascading: number;
   deniesReceived: number;
   /** Packets the data plane sent up (interest matches of wildcards and fixed affinities). */
   punted: number;
@@ -58,6 +61,8 @@ export interface AgentCounters {
   /** Interest matches for packets the data plane holds until the fixed affinity comes. */
   held: number;
   packetsReturned: number;
+  /** Returned packets that went on after their cascading service's wildcard (SMFA-R18). */
+  cascadeResumed: number;
   ipPacketOnly: number;
   unexpected: number;
   /** Data plane calls that failed (e.g. a full affinity table): the message is dropped. */
@@ -71,9 +76,9 @@ const PENDING_LIMIT_MS = 10_000;
 export class ForwardingAgent {
   readonly counters: AgentCounters = {
     wildcardsAdded: 0, wildcardsRefreshed: 0, wildcardsDeleted: 0, wildcardsExpired: 0,
-    fixedInstalled: 0, fixedDeleted: 0, fixedShadowed: 0, deniesSent: 0, deniedNoWildcard: 0, deniedFlow: 0, deniesReceived: 0,
+    fixedInstalled: 0, fixedDeleted: 0, fixedShadowed: 0, deniesSent: 0, deniedNoWildcard: 0, deniedFlow: 0, deniedCascading: 0, deniesReceived: 0,
     punted: 0, notIp: 0, withoutWildcard: 0, withoutFixed: 0, interestMatchesSent: 0, fixedMatchesSent: 0, held: 0,
-    packetsReturned: 0, ipPacketOnly: 0, unexpected: 0, dataplaneErrors: 0,
+    packetsReturned: 0, cascadeResumed: 0, ipPacketOnly: 0, unexpected: 0, dataplaneErrors: 0,
   };
   /** Microseconds from sending a packet up to getting it back with its affinity (SYN round trip). */
   readonly roundTripsMicros: number[] = [];
@@ -82,6 +87,8 @@ export class ForwardingAgent {
   readonly #pendingSince = new Map<string, bigint>();
   readonly #portMacs: Buffer[];
   #installed = '';
+  /** The cascading wildcards in the data plane, best first (usually none). */
+  #cascading: StoredWildcard[] = [];
   #advertised = '';
   #advertising: Promise<void> = Promise.resolve();
   #transport!: SmfaTransport;
@@ -135,9 +142,9 @@ export class ForwardingAgent {
       case 'affinity-update-fixed':
         return this.#fixedUpdate(message, manager, from);
       case 'ip-packet-only':
-        // Already been to the manager: processed here, never sent up again (SMFA-R9).
+        // Already been to the manager: processed here, never sent up to it again (SMFA-R9).
         this.counters.ipPacketOnly++;
-        return this.#process(message.ipPacket, 0);
+        return this.#process(message.ipPacket, 0, manager);
       case 'affinity-update-deny':
         this.counters.deniesReceived++;
         return;
@@ -172,6 +179,21 @@ export class ForwardingAgent {
       this.counters.deniedNoWildcard++;
       return this.#deny([], original, update.smInterestData, from);
     }
+    const port = update.faInterestData?.length === FA_DATA_BYTES ? update.faInterestData.readUInt16BE(0) : 0;
+    if (this.#cascadingWildcard(manager, key)) {
+      // A cascading service answers with TTL 0 (do not cache) and the packet, which goes on after it:
+      // one flow has one fixed affinity here, which would take the flow from the services below.
+      if (update.fixed.ttlSeconds > 0) {
+        this.counters.deniedCascading++;
+        this.#deny([], original, update.smInterestData, from);
+      }
+      this.#noteRoundTrip(keyText(key));
+      if (update.ipPacket) {
+        this.counters.packetsReturned++;
+        this.#process(update.ipPacket, port, manager);
+      }
+      return;
+    }
     const precedence = precedenceOf(update.servicePrecedence, update.backupPrecedence);
     const criteria = update.actions.interestCriteria;
     const notice: FixedNotice | undefined = criteria && criteria.mask !== 0
@@ -196,15 +218,25 @@ export class ForwardingAgent {
     this.#noteRoundTrip(flow);
     if (update.ipPacket) {
       this.counters.packetsReturned++;
-      this.#process(update.ipPacket, update.faInterestData?.length === FA_DATA_BYTES ? update.faInterestData.readUInt16BE(0) : 0);
+      this.#process(update.ipPacket, port, manager);
     }
     // Packets the data plane holds for this flow go through the new affinity there, in order.
   }
 
-  /** The data plane runs the packet through its pipeline; a punt verdict there drops it (no loop). */
-  #process(packet: Buffer, port: number): void {
+  /** The manager's best cascading wildcard in force that covers the key. */
+  #cascadingWildcard(manager: string, key: AffinityKey): StoredWildcard | undefined {
+    return this.#cascading.find((entry) => entry.manager === manager && wildcardMatches(entry.update.wildcard, key));
+  }
+
+  /** The data plane runs a packet the manager returned through its pipeline. From a cascading
+   * service it goes on after that service's wildcard (SMFA-R18); otherwise a punt verdict drops it
+   * (it has been up: no loop). */
+  #process(packet: Buffer, port: number, manager: string): void {
     const mac = this.#portMacs[port] ?? this.#portMacs[0]!;
-    this.options.dataplane.injectForProcessing(this.#portMacs[port] ? port : 0, frameOfIpPacket(packet, mac));
+    const key = parseIpPacket(packet)?.key;
+    const cascading = key && this.#cascadingWildcard(manager, key);
+    if (cascading) this.counters.cascadeResumed++;
+    this.options.dataplane.injectForProcessing(this.#portMacs[port] ? port : 0, frameOfIpPacket(packet, mac), cascading ? cascading.id : undefined);
   }
 
   #deny(actionList: ActionListEntry[], originalAffinity: OriginalAffinity, smInterestData: Buffer | undefined, to: RemoteInfo): void {
@@ -299,8 +331,9 @@ export class ForwardingAgent {
 
   /** Pushes the merged active set, best first, to the data plane, and the advertised prefixes to routing. */
   #publish(): void {
-    const ordered = this.#wildcards.ordered();
+    const ordered = this.#wildcards.active();
     const rules = ordered.map((entry, i) => dataplaneWildcard(entry.update, ordered.length - i, entry.id));
+    this.#cascading = ordered.filter((entry, i) => rules[i]!.cascade);
     const signature = JSON.stringify(rules);
     if (signature !== this.#installed) {
       this.options.dataplane.setWildcards(rules);

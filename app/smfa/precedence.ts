@@ -15,8 +15,9 @@ export function precedenceOf(service: ServicePrecedence | undefined, backup: num
   return { service: service ?? DEFAULT_SERVICE_PRECEDENCE, backup: backup ?? 0 };
 }
 
-/** Service precedence as "smaller is better", comparable across search orders (higher-first values are mirrored). */
-function serviceRank(p: Precedence): number {
+/** Service precedence as "smaller is better", comparable across search orders (higher-first values
+ * are mirrored); equal for a primary and its backups. */
+export function serviceRank(p: Precedence): number {
   return p.service.searchOrder === 'lower-first' ? p.service.value : U32 - 1 - p.service.value;
 }
 

@@ -1,7 +1,7 @@
 /* The agent's wildcard affinities, per manager (SMFA-R1, R7, R17, R18, R19): an identical wildcard
  * from the same manager refreshes the stored one, TTL 0 deletes, expiry = arrival + TTL. */
 import { filterText, wildcardMatches } from './address-match.js';
-import { comparePrecedence, type Precedence } from './precedence.js';
+import { comparePrecedence, serviceRank, type Precedence } from './precedence.js';
 import type { AffinityKey, AffinityUpdateWildcard } from './types.js';
 
 export interface StoredWildcard {
@@ -64,6 +64,19 @@ export class WildcardTable {
   /** Every stored wildcard, best first: the order the data plane and the agent search in. */
   ordered(): StoredWildcard[] {
     return [...this.#entries.values()].sort((a, b) => comparePrecedence(a.precedence, b.precedence));
+  }
+
+  /** The wildcards in force, best first: a backup's wildcard stays out while a better one with the
+   * same filter and service precedence lives (SMFA-R19) - it would never decide, and a cascading one
+   * would watch beside its primary. */
+  active(): StoredWildcard[] {
+    const taken = new Set<string>();
+    return this.ordered().filter((entry) => {
+      const service = `${serviceRank(entry.precedence)}#${filterText(entry.update.wildcard)}`;
+      if (taken.has(service)) return false;
+      taken.add(service);
+      return true;
+    });
   }
 
   /** Whether a manager has any wildcard covering this key (a fixed update needs one, SMFA-R8). */

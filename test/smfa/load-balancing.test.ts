@@ -247,27 +247,65 @@ describe('load-balancing manager with forwarding agents', () => {
     }
   });
 
-  it('cascades (SMFA-R18): a watching manager with a better precedence gets SYN notices while the load balancer still dispatches', async () => {
-    const inbox: Message[] = [];
-    const watcher = await SmfaTransport.open({
-      port: 0, ...GROUP, multicastInterface: '127.0.0.1', multicastTtl: 0, authenticator: authenticator(0x5a8), onMessage: (m) => inbox.push(m),
-    });
+  it('cascades (SMFA-R18): two watching managers above the load balancer each see the SYNs in precedence order, the first takes and returns them, the balancer decides', async () => {
     const syn = 1 << 1;
-    const watch = {
+    const watch = (value: number, criteria: { data: number; copy: number; hold: number }) => ({
       type: 'affinity-update-wildcard' as const,
       wildcard: { protocol: 6, srcIp: '0.0.0.0', srcMask: '0.0.0.0', dstIp: VIP, dstMask: '255.255.255.255', srcPort: 0, dstPort: 80, dispatch: 'none' as const, information: false, ttlSeconds: 30 },
-      servicePrecedence: { searchOrder: 'lower-first' as const, value: 10 },
-      actions: { interestCriteria: { ip: '0.0.0.0', port: 0, mask: syn, data: 0, copy: syn, hold: 0 } },
-    };
+      servicePrecedence: { searchOrder: 'lower-first' as const, value },
+      actions: { interestCriteria: { ip: '0.0.0.0', port: 0, mask: syn, ...criteria } },
+    });
+    // The first watches by copy and hold: a cascading service cannot hold (nothing of its own ends the
+    // wait), so the original SYN comes up and continues after it once returned.
+    const first = watch(10, { data: syn, copy: syn, hold: syn });
+    const second = watch(20, { data: 0, copy: syn, hold: 0 });
+    const upToFirst: Message[] = [];
+    const toSecond: Message[] = [];
+    let answering = false;
+    let answered = 0;
+    const firstManager: SmfaTransport = await SmfaTransport.open({
+      port: 0, ...GROUP, multicastInterface: '127.0.0.1', multicastTtl: 0, authenticator: authenticator(0x5a8),
+      onMessage: (m, from) => {
+        upToFirst.push(m);
+        if (!answering || m.type !== 'interest-match-wildcard' || !m.ipPacket) return;
+        // Alternately a fixed update "do not cache" (TTL 0) with the packet and an IP-packet-only message.
+        const reply: Message = answered++ % 2 === 0
+          ? { type: 'affinity-update-fixed', fixed: { key: m.affinity.key, dispatch: 'none', information: false, forwardIp: VIP, ttlSeconds: 0 }, actions: {}, faInterestData: m.faInterestData!, ipPacket: m.ipPacket }
+          : { type: 'ip-packet-only', ipPacket: m.ipPacket };
+        void firstManager.send(reply, from.address, from.port);
+      },
+    });
+    const secondManager = await SmfaTransport.open({
+      port: 0, ...GROUP, multicastInterface: '127.0.0.1', multicastTtl: 0, authenticator: authenticator(0x5aa), onMessage: (m) => toSecond.push(m),
+    });
     try {
       const before = await primary.request<ManagerStats>('stats');
-      await watcher.send(watch, '127.0.0.1', agent1.port);
-      await waitFor('the watching wildcard', async () => (await agent1.request<AgentStats>('stats')).wildcards === 4);
+      await firstManager.send(first, '127.0.0.1', agent1.port);
+      await secondManager.send(second, '127.0.0.1', agent1.port);
+      await waitFor('the watching wildcards', async () => (await agent1.request<AgentStats>('stats')).wildcards === 5);
+
+      // While the first does not return its SYNs, nothing below it sees them.
+      expect(await get(topology, 1, 2).catch(() => [])).toHaveLength(0);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(upToFirst.length).toBeGreaterThanOrEqual(1);
+      expect(toSecond).toHaveLength(0);
+      expect((await primary.request<ManagerStats>('stats')).counters.decisions).toBe(before.counters.decisions);
+
+      answering = true;
+      const taken = upToFirst.length;
+      const resumedBefore = (await agent1.request<AgentStats>('stats')).agent.cascadeResumed!;
       expect(await get(topology, 3)).toHaveLength(3);
-      const notices = await waitFor('three SYN notices', async () => {
-        const seen = inbox.filter((m) => m.type === 'interest-match-wildcard');
+      const originals = upToFirst.slice(taken);
+      const notices = await waitFor('three SYN notices below the first', async () => {
+        const seen = toSecond.filter((m) => m.type === 'interest-match-wildcard');
         return seen.length >= 3 && seen;
       });
+      expect(originals).toHaveLength(3);
+      for (const original of originals) {
+        if (original.type !== 'interest-match-wildcard') throw new Error('unreachable');
+        expect(original.affinity.interestReasons).toBe(syn);
+        expect(original.ipPacket).toBeDefined();
+      }
       expect(notices).toHaveLength(3);
       for (const notice of notices) {
         if (notice.type !== 'interest-match-wildcard') throw new Error('unreachable');
@@ -275,12 +313,18 @@ describe('load-balancing manager with forwarding agents', () => {
         expect(notice.affinity.key.dstIp).toBe(VIP);
         expect(notice.ipPacket).toBeUndefined();
       }
-      // The load balancer below it made the three decisions, as if the watcher were not there.
+      const agent = await agent1.request<AgentStats>('stats');
+      expect(agent.agent.cascadeResumed! - resumedBefore).toBe(3);
+      // The load balancer below them made the three decisions, as if the watchers were not there.
       expect((await primary.request<ManagerStats>('stats')).counters.decisions! - before.counters.decisions!).toBe(3);
+      console.log(`cascade: first watcher took and returned ${originals.length} SYNs, second got ${notices.length} notices, balancer decided 3`);
     } finally {
-      await watcher.send({ ...watch, wildcard: { ...watch.wildcard, ttlSeconds: 0 } }, '127.0.0.1', agent1.port);
-      await waitFor('the watching wildcard gone', async () => (await agent1.request<AgentStats>('stats')).wildcards === 3);
-      await watcher.close();
+      for (const [manager, update] of [[firstManager, first], [secondManager, second]] as const) {
+        await manager.send({ ...update, wildcard: { ...update.wildcard, ttlSeconds: 0 } }, '127.0.0.1', agent1.port);
+      }
+      await waitFor('the watching wildcards gone', async () => (await agent1.request<AgentStats>('stats')).wildcards === 3);
+      await firstManager.close();
+      await secondManager.close();
     }
   });
 

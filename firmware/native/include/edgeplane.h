@@ -241,8 +241,10 @@ struct ep_wildcard {
 	uint32_t id;                                 /* the caller's name for it, reported in its punts */
 	struct ep_action action;                     /* what matching packets get (interesting ones: see ep_interest) */
 	struct ep_interest interest;                 /* mask 0 = none */
-	/* cascading (SMFA-R18, IPv4): after this rule's interest criteria, the best lower-precedence
-	 * wildcard without cascade that matches decides the packet; none: this rule's action */
+	/* cascading (SMFA-R18, IPv4): after this rule's interest criteria, every lower-precedence
+	 * cascading rule that matches applies its own, down to the best lower-precedence wildcard
+	 * without cascade that matches, which decides the packet; none: the last cascading rule's
+	 * action. Its criteria cannot hold (no fixed affinity of its service ends the wait). */
 	uint8_t cascade;
 	uint8_t src_ip6[16], src_mask6[16], dst_ip6[16], dst_mask6[16];
 };
@@ -464,6 +466,12 @@ int ep_inject(uint16_t port, const uint8_t *frame, uint32_t len, struct ep_error
 /* Runs a frame through the pipeline as if it had arrived on port (e.g. a packet a manager returned
  * with a new affinity). A punt decision for it drops it instead (punt_loop): it has already been up. */
 int ep_inject_process(uint16_t port, const uint8_t *frame, uint32_t len, struct ep_error *err);
+/* The same for an IPv4 packet the manager of a cascading wildcard (wildcard_id) returned: it goes on
+ * after that rule (SMFA-R18) - fixed affinities first, then the cascading rules below it and the rule
+ * that decides, which may still send it up to their own managers. Without that rule in the current
+ * set it is processed as by ep_inject_process. */
+int ep_inject_process_after(uint16_t port, const uint8_t *frame, uint32_t len, uint32_t wildcard_id,
+			    struct ep_error *err);
 
 #ifdef __cplusplus
 }

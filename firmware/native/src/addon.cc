@@ -698,10 +698,16 @@ Napi::Value Inject(const Napi::CallbackInfo &info) {
 
 Napi::Value InjectProcess(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[1].IsBuffer()) ThrowInvalid(env, "injectProcess(port, Buffer)");
+  if (info.Length() < 2 || !info[1].IsBuffer()) ThrowInvalid(env, "injectProcess(port, Buffer[, afterWildcardId])");
   auto buf = info[1].As<Napi::Buffer<uint8_t>>();
   ep_error err{};
-  Check(env, ep_inject_process(ArgPort(info, 0), buf.Data(), static_cast<uint32_t>(buf.Length()), &err), err);
+  auto len = static_cast<uint32_t>(buf.Length());
+  if (info.Length() > 2 && !info[2].IsUndefined()) {
+    if (!info[2].IsNumber()) ThrowInvalid(env, "afterWildcardId must be a number");
+    Check(env, ep_inject_process_after(ArgPort(info, 0), buf.Data(), len, info[2].As<Napi::Number>().Uint32Value(), &err), err);
+  } else {
+    Check(env, ep_inject_process(ArgPort(info, 0), buf.Data(), len, &err), err);
+  }
   return env.Undefined();
 }
 

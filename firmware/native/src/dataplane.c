@@ -876,6 +876,8 @@ uint32_t ep_poll(struct ep_punted *out, uint32_t max)
 	return n;
 }
 
+static int queue_for_processing(struct rte_mbuf *m, struct ep_error *err);
+
 static int control_frame(uint16_t port, const uint8_t *frame, uint32_t len, struct rte_mbuf **out, struct ep_error *err)
 {
 	if (!ep_dp.running)
@@ -891,6 +893,7 @@ static int control_frame(uint16_t port, const uint8_t *frame, uint32_t len, stru
 	memcpy(rte_pktmbuf_mtod(m, void *), frame, len);
 	m->data_len = m->pkt_len = len;
 	m->port = port;
+	m->hash.fdir.lo = m->hash.fdir.hi = 0; /* not a resumed cascade (see ep_inject_process_after) */
 	*out = m;
 	return 0;
 }
@@ -911,6 +914,24 @@ int ep_inject_process(uint16_t port, const uint8_t *frame, uint32_t len, struct 
 	struct rte_mbuf *m = NULL;
 	if (control_frame(port, frame, len, &m, err))
 		return -1;
+	return queue_for_processing(m, err);
+}
+
+int ep_inject_process_after(uint16_t port, const uint8_t *frame, uint32_t len, uint32_t wildcard_id,
+			    struct ep_error *err)
+{
+	if (len >= RTE_ETHER_HDR_LEN && (frame[12] << 8 | frame[13]) != RTE_ETHER_TYPE_IPV4)
+		return ep_fail(err, EP_EINVAL, "only IPv4 packets cascade (ethertype 0x%04x)", frame[12] << 8 | frame[13]);
+	struct rte_mbuf *m = NULL;
+	if (control_frame(port, frame, len, &m, err))
+		return -1;
+	m->hash.fdir.lo = EP_INJECT_RESUME;
+	m->hash.fdir.hi = wildcard_id;
+	return queue_for_processing(m, err);
+}
+
+static int queue_for_processing(struct rte_mbuf *m, struct ep_error *err)
+{
 	if (rte_ring_sp_enqueue(ep_dp.process_ring, m) != 0) {
 		rte_pktmbuf_free(m);
 		return ep_fail(err, EP_EFULL, "process queue full");

@@ -30,6 +30,8 @@
 #define EP_MAX_NEIGHBORS 4096
 #define EP_EVENT_RING_SIZE 4096
 #define EP_PUNT_RING_SIZE 4096
+/* hash.fdir.lo of an injected frame that resumes a cascade after the wildcard in hash.fdir.hi */
+#define EP_INJECT_RESUME 0x52534d31u
 
 /* A fixed affinity's per-flow state; the slot index is the rte_hash key position. */
 struct ep_flow {
@@ -99,7 +101,19 @@ struct ep_service_rt {
 /* What a wildcard carries besides its action, read only when the action says so (flags2). */
 struct ep_wildcard_extra {
 	uint32_t id;
+	uint32_t precedence;
+	uint32_t cascade_pos; /* a cascading rule's position in the set's cascade list */
 	struct ep_interest interest;
+};
+
+/* A cascading IPv4 rule with its match fields (network order, addresses masked): a packet that
+ * cascades walks these linearly, best precedence first - few rules cascade. */
+struct ep_cascade_rule {
+	uint32_t rule; /* index into actions and extra */
+	uint32_t precedence;
+	uint32_t src, src_mask, dst, dst_mask;
+	uint16_t sport, dport; /* 0 = any */
+	uint8_t proto;         /* 0 = any */
 };
 
 /* An immutable wildcard set: the ACL context plus the actions its userdata indexes. */
@@ -108,6 +122,8 @@ struct ep_wildcard_set {
 	struct rte_acl_ctx *acl6; /* the IPv6 rules (wildcard6.c); userdata indexes the same actions */
 	struct rte_acl_ctx *acl_final; /* the IPv4 rules without cascade, when some rule cascades */
 	uint32_t n;
+	uint32_t ncascade;
+	struct ep_cascade_rule *cascade; /* [ncascade] best precedence first, after extra */
 	struct ep_wildcard_extra *extra; /* [n], after the actions */
 	struct ep_action actions[];
 };
@@ -340,6 +356,14 @@ struct ep_acl_input {
 	uint16_t sport;
 	uint16_t dport;
 };
+static inline int ep_cascade_rule_matches(const struct ep_cascade_rule *r, const struct ep_acl_input *in)
+{
+	return (!r->proto || r->proto == in->proto) && (in->src & r->src_mask) == r->src &&
+	       (in->dst & r->dst_mask) == r->dst && (!r->sport || r->sport == in->sport) &&
+	       (!r->dport || r->dport == in->dport);
+}
+/* The index + 1 of the cascading rule named id (0 = none in this set). */
+uint32_t ep_wildcard_cascading(const struct ep_wildcard_set *set, uint32_t id);
 
 /* wildcard6.c: the IPv6 rules of a set (family 6) into set->acl6 */
 int ep_wildcard6_build(struct ep_wildcard_set *set, const struct ep_wildcard *rules, uint32_t n, struct ep_error *err);

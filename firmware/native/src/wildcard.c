@@ -102,10 +102,39 @@ fail_acl:
 	return NULL;
 }
 
+/* Keeps the cascade list in precedence order (best first; ties in rule order) as rules come. */
+static void add_cascading(struct ep_wildcard_set *set, const struct ep_wildcard *w, uint32_t rule)
+{
+	uint32_t at = set->ncascade;
+	while (at > 0 && set->cascade[at - 1].precedence < w->precedence) {
+		set->cascade[at] = set->cascade[at - 1];
+		set->extra[set->cascade[at].rule].cascade_pos = at;
+		at--;
+	}
+	set->cascade[at] = (struct ep_cascade_rule){
+		.rule = rule,
+		.precedence = w->precedence,
+		.src = w->src_ip & w->src_mask,
+		.src_mask = w->src_mask,
+		.dst = w->dst_ip & w->dst_mask,
+		.dst_mask = w->dst_mask,
+		.sport = w->src_port,
+		.dport = w->dst_port,
+		.proto = w->proto,
+	};
+	set->extra[rule].cascade_pos = at;
+	set->ncascade++;
+}
+
 struct ep_wildcard_set *ep_wildcard_build(const struct ep_wildcard *rules, uint32_t n, struct ep_error *err)
 {
+	uint32_t ncascade = 0;
+	for (uint32_t i = 0; i < n; i++)
+		ncascade += rules[i].cascade != 0;
 	struct ep_wildcard_set *set = rte_zmalloc(
-		"ep_wildcards", sizeof(*set) + (sizeof(struct ep_action) + sizeof(struct ep_wildcard_extra)) * n,
+		"ep_wildcards",
+		sizeof(*set) + (sizeof(struct ep_action) + sizeof(struct ep_wildcard_extra)) * n +
+			sizeof(struct ep_cascade_rule) * ncascade,
 		RTE_CACHE_LINE_SIZE);
 	if (!set) {
 		ep_fail(err, EP_ENOMEM, "no memory for %u wildcard actions", n);
@@ -113,6 +142,7 @@ struct ep_wildcard_set *ep_wildcard_build(const struct ep_wildcard *rules, uint3
 	}
 	set->n = n;
 	set->extra = (struct ep_wildcard_extra *)&set->actions[n];
+	set->cascade = (struct ep_cascade_rule *)&set->extra[n];
 	uint32_t n4 = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct ep_wildcard *w = &rules[i];
@@ -132,9 +162,16 @@ struct ep_wildcard_set *ep_wildcard_build(const struct ep_wildcard *rules, uint3
 			ep_fail(err, EP_EINVAL, "wildcard %u: cascading is IPv4 only", i);
 			goto fail;
 		}
+		if (w->cascade && (w->interest.hold & w->interest.mask)) {
+			/* its service installs no fixed affinity the packet could wait for */
+			ep_fail(err, EP_EINVAL, "wildcard %u: a cascading rule cannot hold packets", i);
+			goto fail;
+		}
 		set->actions[i].flags2 = (uint16_t)((w->interest.mask ? EP_ACT_F2_INTEREST : 0) |
 						    (w->cascade ? EP_ACT_F2_CASCADE : 0));
-		set->extra[i] = (struct ep_wildcard_extra){ .id = w->id, .interest = w->interest };
+		set->extra[i] = (struct ep_wildcard_extra){ .id = w->id, .precedence = w->precedence, .interest = w->interest };
+		if (w->cascade)
+			add_cascading(set, w, i);
 		n4 += w->family != 6;
 	}
 	if (ep_wildcard6_build(set, rules, n, err))
@@ -142,9 +179,6 @@ struct ep_wildcard_set *ep_wildcard_build(const struct ep_wildcard *rules, uint3
 	if (n4 == 0)
 		return set;
 
-	uint32_t ncascade = 0;
-	for (uint32_t i = 0; i < n; i++)
-		ncascade += rules[i].family != 6 && rules[i].cascade;
 	set->acl = build_acl4(rules, n, 0, n4, err);
 	if (!set->acl)
 		goto fail;
@@ -184,4 +218,12 @@ uint32_t ep_wildcard_classify_final(const struct ep_wildcard_set *set, const uin
 	if (set->acl_final)
 		rte_acl_classify(set->acl_final, &data, &result, 1, 1);
 	return result;
+}
+
+uint32_t ep_wildcard_cascading(const struct ep_wildcard_set *set, uint32_t id)
+{
+	for (uint32_t i = 0; set && i < set->ncascade; i++)
+		if (set->extra[set->cascade[i].rule].id == id)
+			return set->cascade[i].rule + 1;
+	return 0;
 }

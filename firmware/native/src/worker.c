@@ -26,6 +26,9 @@ struct ep_ctx {
 	uint64_t now;
 	uint32_t gen;
 	uint8_t from_control; /* the burst was injected for processing: never punt it back up */
+	/* the burst is a packet a cascading rule's manager returned: index + 1 of that rule in resume_set */
+	uint32_t resume_rule;
+	const struct ep_wildcard_set *resume_set;
 };
 
 static inline void drop(struct ep_ctx *c, struct rte_mbuf *m, enum ep_drop_reason reason)
@@ -1204,28 +1207,85 @@ static int fragment_key(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *me
 	return 0;
 }
 
-/* A wildcard matched: its interest criteria, then (cascading, SMFA-R18) the best lower-precedence
- * rule that does not cascade, or else its own action. acl_input: the packet's IPv4 ACL input. */
-static void wildcard_hit(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, const struct ep_wildcard_set *set,
-			 uint32_t rule, hash_sig_t sig, uint16_t in_port, const uint8_t *acl_input)
+/* A wildcard's own action, after its interest criteria. */
+static void wildcard_action(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, const struct ep_wildcard_set *set,
+			    uint32_t rule, hash_sig_t sig)
 {
-	c->w->c.wildcard_hits++;
 	const struct ep_action *a = &set->actions[rule];
-	if (unlikely(a->flags2 & (EP_ACT_F2_INTEREST | EP_ACT_F2_CASCADE))) {
-		if ((a->flags2 & EP_ACT_F2_INTEREST) && interest_wildcard(c, m, meta, &set->extra[rule], sig, in_port))
-			return;
-		uint32_t next = (a->flags2 & EP_ACT_F2_CASCADE) ? ep_wildcard_classify_final(set, acl_input) : 0;
-		if (next != 0) {
-			wildcard_hit(c, m, meta, set, next - 1, sig, in_port, acl_input); /* a final rule: no deeper */
-			return;
-		}
-	}
 	if (a->type == EP_ACT_SERVICE)
 		new_service_flow(c, m, meta, a->service_id, sig);
 	else if (a->type == EP_ACT_PUNT)
 		punt(c, m, punt_word(EP_PUNT_ACTION, 0, 0), set->extra[rule].id);
 	else
 		apply(c, m, meta, a, NULL);
+}
+
+/* A rule that does not cascade decides: its interest criteria, then its action. */
+static void wildcard_decide(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, const struct ep_wildcard_set *set,
+			    uint32_t rule, hash_sig_t sig, uint16_t in_port)
+{
+	if ((set->actions[rule].flags2 & EP_ACT_F2_INTEREST) &&
+	    interest_wildcard(c, m, meta, &set->extra[rule], sig, in_port))
+		return;
+	wildcard_action(c, m, meta, set, rule, sig);
+}
+
+/* Cascading (SMFA-R18): the cascading rules from position `from` of the set's list on, best first,
+ * that match apply their interest criteria while they rank above the deciding rule (the best match
+ * without cascade below `limit`), which then takes the packet. One that sends the original up ends
+ * the walk: its manager returns the packet, which resumes after it (ep_inject_process_after). With
+ * no deciding rule, the action of the last cascading rule that matched, else of `fallback`. */
+static void cascade(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, const struct ep_wildcard_set *set,
+		    uint32_t from, uint32_t limit, uint32_t fallback, hash_sig_t sig, uint16_t in_port,
+		    const struct ep_acl_input *in)
+{
+	uint32_t final = ep_wildcard_classify_final(set, (const uint8_t *)in);
+	if (final && set->extra[final - 1].precedence >= limit)
+		final = 0; /* a returned packet that changed: nothing above its service applies again */
+	uint32_t last = fallback;
+	for (uint32_t i = from; i < set->ncascade; i++) {
+		const struct ep_cascade_rule *r = &set->cascade[i];
+		if (final && r->precedence <= set->extra[final - 1].precedence)
+			break;
+		if (r->precedence >= limit || !ep_cascade_rule_matches(r, in))
+			continue;
+		last = r->rule;
+		if ((set->actions[r->rule].flags2 & EP_ACT_F2_INTEREST) &&
+		    interest_wildcard(c, m, meta, &set->extra[r->rule], sig, in_port))
+			return;
+	}
+	if (final)
+		wildcard_decide(c, m, meta, set, final - 1, sig, in_port);
+	else
+		wildcard_action(c, m, meta, set, last, sig);
+}
+
+/* A wildcard matched: it decides, or (cascading) it begins the walk down the cascading rules.
+ * acl_input: the packet's IPv4 ACL input. */
+static void wildcard_hit(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, const struct ep_wildcard_set *set,
+			 uint32_t rule, hash_sig_t sig, uint16_t in_port, const uint8_t *acl_input)
+{
+	c->w->c.wildcard_hits++;
+	if (unlikely(set->actions[rule].flags2 & EP_ACT_F2_CASCADE)) {
+		cascade(c, m, meta, set, set->extra[rule].cascade_pos, UINT32_MAX, rule, sig, in_port,
+			(const struct ep_acl_input *)acl_input);
+		return;
+	}
+	if (unlikely(set->actions[rule].flags2 & EP_ACT_F2_INTEREST) &&
+	    interest_wildcard(c, m, meta, &set->extra[rule], sig, in_port))
+		return;
+	wildcard_action(c, m, meta, set, rule, sig);
+}
+
+/* A packet a cascading rule's manager returned goes on after that rule (c->resume_rule). */
+static void wildcard_resume(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, hash_sig_t sig, uint16_t in_port,
+			    const uint8_t *acl_input)
+{
+	const struct ep_wildcard_set *set = c->resume_set;
+	uint32_t rule = c->resume_rule - 1;
+	c->w->c.wildcard_hits++;
+	cascade(c, m, meta, set, set->extra[rule].cascade_pos + 1, set->extra[rule].precedence, rule, sig, in_port,
+		(const struct ep_acl_input *)acl_input);
 }
 
 /* The IPv6 wildcard step, one packet at a time (IPv4 classifies the burst in bulk). */
@@ -1391,6 +1451,11 @@ static void process_burst(struct ep_ctx *c, uint16_t in_port, struct rte_mbuf **
 		return;
 
 	/* 3. wildcard affinities by precedence */
+	if (unlikely(c->resume_rule)) {
+		for (uint16_t j = 0; j < nwild; j++)
+			wildcard_resume(c, pkts[widx[j]], &meta[widx[j]], wsigs[j], in_port, acl_data[j]);
+		return;
+	}
 	const struct ep_wildcard_set *set = __atomic_load_n(&ep_dp.wildcards, __ATOMIC_ACQUIRE);
 	uint32_t results[EP_BURST];
 	ep_wildcard_classify(set, acl_data, results, nwild);
@@ -1419,6 +1484,24 @@ static void drain_injected(struct ep_ctx *c)
 	}
 }
 
+/* A packet a cascading rule's manager returned (its wildcard id in hash.fdir.hi): it has not been
+ * to the services below that rule, so they may still send it up. When the rule is gone, it is
+ * processed as any returned packet. */
+static void resume_injected(struct ep_ctx *c, struct rte_mbuf *m)
+{
+	const struct ep_wildcard_set *set = __atomic_load_n(&ep_dp.wildcards, __ATOMIC_ACQUIRE);
+	uint32_t rule = ep_wildcard_cascading(set, m->hash.fdir.hi);
+	if (rule) {
+		c->resume_set = set;
+		c->resume_rule = rule;
+		c->from_control = 0;
+	}
+	process_burst(c, m->port, &m, 1);
+	flush(c);
+	c->resume_rule = 0;
+	c->from_control = 1;
+}
+
 /* Frames the control application injected for processing, in arrival order, per input port. */
 static void process_injected(struct ep_ctx *c)
 {
@@ -1429,8 +1512,12 @@ static void process_injected(struct ep_ctx *c)
 	c->from_control = 1;
 	for (unsigned start = 0; start < n;) {
 		uint16_t port = pkts[start]->port;
+		if (unlikely(pkts[start]->hash.fdir.lo == EP_INJECT_RESUME)) {
+			resume_injected(c, pkts[start++]);
+			continue;
+		}
 		uint16_t k = 0;
-		while (start < n && pkts[start]->port == port)
+		while (start < n && pkts[start]->port == port && pkts[start]->hash.fdir.lo != EP_INJECT_RESUME)
 			group[k++] = pkts[start++];
 		process_burst(c, port, group, k);
 		flush(c);

@@ -2167,6 +2167,97 @@ static void test_worker_wildcard_cascade(void)
 	EXPECT_OK(ep_wildcards_commit(NULL, 0, err));
 }
 
+/* A chain of cascading services (SMFA-R18): every cascading rule that matches applies its criteria
+ * in precedence order - a notice, or the original up, which ends the walk until the packet comes
+ * back and resumes after that rule - down to the rule that decides; cascading rules ranked below
+ * the deciding one, or not matching, see nothing. */
+static void test_worker_cascade_chain(void)
+{
+	uint32_t watched = ip4(10, 0, 0, 211), backend = htonl(hold_backend_host);
+	const uint16_t syn = BIT(EP_INTEREST_SYN);
+	const struct ep_action drop = { .type = EP_ACT_DROP, .out_port = EP_PORT_ROUTE };
+	struct ep_wildcard rules[6] = {
+		/* notices by copy */
+		{ .proto = IPPROTO_TCP, .dst_ip = watched, .dst_mask = 0xffffffff, .precedence = 40, .id = 40, .cascade = 1,
+		  .action = drop, .interest = { .mask = syn, .copy = syn } },
+		/* takes the original (its manager returns it) */
+		{ .proto = IPPROTO_TCP, .dst_ip = watched, .dst_mask = 0xffffffff, .precedence = 30, .id = 30, .cascade = 1,
+		  .action = drop, .interest = { .mask = syn, .data = syn } },
+		/* another port: does not match */
+		{ .proto = IPPROTO_TCP, .dst_ip = watched, .dst_mask = 0xffffffff, .dst_port = htons(443), .precedence = 25,
+		  .id = 25, .cascade = 1, .action = drop, .interest = { .mask = syn, .copy = syn } },
+		{ .proto = IPPROTO_TCP, .dst_ip = watched, .dst_mask = 0xffffffff, .precedence = 20, .id = 20, .cascade = 1,
+		  .action = drop, .interest = { .mask = syn, .copy = syn } },
+		/* decides: NAT to the backend */
+		{ .proto = IPPROTO_TCP, .dst_ip = ip4(10, 0, 0, 0), .dst_mask = htonl(0xffffff00), .precedence = 10, .id = 10,
+		  .action = { .type = EP_ACT_FORWARD, .out_port = 0, .flags = EP_ACT_F_NEXT_HOP, .nat_dst_ip = backend,
+			      .nat_dst_port = htons(8080) } },
+		/* ranked below the deciding rule: never applies */
+		{ .proto = IPPROTO_TCP, .dst_ip = watched, .dst_mask = 0xffffffff, .precedence = 8, .id = 8, .cascade = 1,
+		  .action = drop, .interest = { .mask = syn, .copy = syn } },
+	};
+	memcpy(rules[4].action.next_hop_mac, server_mac, 6);
+	struct ep_wildcard all[7];
+	memcpy(all, rules, sizeof(rules));
+	/* the translated packet loops back through net_ring0 and comes up by this rule */
+	all[6] = (struct ep_wildcard){ .proto = IPPROTO_TCP, .dst_ip = backend, .dst_mask = 0xffffffff, .precedence = 5,
+				       .id = 99, .action = punt_action() };
+	/* given out of precedence order: the set orders its cascading rules itself */
+	struct ep_wildcard shuffled[7] = { all[3], all[6], all[0], all[5], all[2], all[4], all[1] };
+	EXPECT_OK(ep_wildcards_commit(shuffled, 7, err));
+	uint8_t f[160];
+	uint32_t len = build_tcp(f, router_mac, client_mac, ip4(10, 1, 1, 7), 50300, watched, 80, EP_TCP_SYN, 64, 0);
+	reset_punted();
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(npunted == 2);
+	sleep_ms(20);
+	collect_punted();
+	EXPECT(npunted == 2, "%u punts", npunted);
+	const struct ep_punted *notice = punted_with(EP_PUNT_INTEREST, 40, 50300);
+	EXPECT(notice && notice->interest_flags == EP_INTEREST_F_COPY && notice->interest_reasons == syn);
+	const struct ep_punted *up = punted_with(EP_PUNT_INTEREST, 30, 50300);
+	EXPECT(up && up->interest_flags == EP_INTEREST_F_PACKET && up->interest_reasons == syn, "the original goes up");
+
+	/* its manager returns it: it goes on after rule 30 */
+	reset_punted();
+	EXPECT_OK(ep_inject_process_after(0, up->data, up->len, 30, err));
+	POLL_UNTIL(npunted == 2);
+	sleep_ms(20);
+	collect_punted();
+	EXPECT(npunted == 2, "%u punts", npunted);
+	notice = punted_with(EP_PUNT_INTEREST, 20, 50300);
+	EXPECT(notice && notice->interest_flags == EP_INTEREST_F_COPY && notice->interest_reasons == syn);
+	const struct ep_punted *onward = punted_with(EP_PUNT_ACTION, 99, 50300);
+	EXPECT(onward && memcmp(onward->data + IP_OFF + 16, &backend, 4) == 0 && get16(onward->data + L4_OFF + 2) == 8080,
+	       "the deciding rule translated it");
+
+	/* a rule that is no longer there: processed as any returned packet, from the top, never up again */
+	struct ep_lcore_counters before = totals();
+	reset_punted();
+	EXPECT_OK(ep_inject_process_after(0, f, len, 777, err));
+	POLL_UNTIL(totals().drops[EP_DROP_PUNT_LOOP] > before.drops[EP_DROP_PUNT_LOOP]);
+	EXPECT(totals().drops[EP_DROP_PUNT_LOOP] - before.drops[EP_DROP_PUNT_LOOP] == 1 && npunted == 0);
+
+	/* the returning rule was the last that matches: its own action */
+	struct ep_wildcard two[2] = { all[0], all[1] };
+	EXPECT_OK(ep_wildcards_commit(two, 2, err));
+	before = totals();
+	EXPECT_OK(ep_inject_process_after(0, f, len, 30, err));
+	POLL_UNTIL(totals().drops[EP_DROP_ACTION_DROP] > before.drops[EP_DROP_ACTION_DROP]);
+	EXPECT(totals().drops[EP_DROP_ACTION_DROP] - before.drops[EP_DROP_ACTION_DROP] == 1);
+
+	struct ep_wildcard holding = rules[0];
+	holding.interest.hold = syn;
+	struct ep_error refused = { 0 };
+	EXPECT(ep_wildcards_commit(&holding, 1, &refused) == -1 && refused.code == EP_EINVAL, "%s", refused.msg);
+	uint8_t f6[160];
+	memcpy(f6, f, len);
+	f6[12] = 0x86, f6[13] = 0xdd;
+	refused = (struct ep_error){ 0 };
+	EXPECT(ep_inject_process_after(0, f6, len, 30, &refused) == -1 && refused.code == EP_EINVAL, "%s", refused.msg);
+	EXPECT_OK(ep_wildcards_commit(NULL, 0, err));
+}
+
 struct test {
 	const char *name;
 	void (*run)(void);
@@ -2211,6 +2302,7 @@ static const struct test worker_tests[] = {
 	{ "worker: fixed affinity FIN notice and per-forward-IP counters", test_worker_fixed_interest_and_stats },
 	{ "worker: IPv6 flows replicate with their translations; imported records forward the connection", test_worker_replication6 },
 	{ "worker: cascading wildcards: a watching rule's notice, then the lower rule's dispatch", test_worker_wildcard_cascade },
+	{ "worker: a chain of cascading rules, the original up and resumed after its rule", test_worker_cascade_chain },
 };
 
 static int run(const struct test *tests, size_t n, size_t *number)
