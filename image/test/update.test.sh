@@ -158,6 +158,11 @@ check "the boot was blessed: boot entries edgeplane-a.efi edgeplane-b.efi (count
 check "after the reset the appliance is ready on slot B and its self-test passes" \
   eval 'console_from "$reset_line" | grep "Started edgeplane.service" >/dev/null &&
         console_from "$reset_line" | grep "^edgeplane-selftest: done, 0 failed" >/dev/null'
+# What the appliance said about itself after the reset, when that check fails (the console log
+# goes away with the unit).
+if ! console_from "$reset_line" | grep "^edgeplane-selftest: done, 0 failed" >/dev/null; then
+  console_from "$reset_line" | grep -aE '^not ok |^# |edgeplane.service|edgeplane-selftest: done' | tail -n 40 | sed 's/^/# after reset: /'
+fi
 wait_from "$reset_line" "version $healthy_version was already applied" 300 >/dev/null || true
 check "the blessed slot B does not apply the same bundle again" \
   eval 'console_from "$reset_line" | grep "version $healthy_version was already applied" >/dev/null'
