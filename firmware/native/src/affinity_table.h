@@ -81,11 +81,14 @@ static inline int32_t ep_affinity_table_lookup(const struct ep_affinity_table *t
 	}
 }
 
-/* Starts loading the home bucket of a key whose ep_key16_hash is hash (a burst does this for all
- * its packets while parsing them, then looks them up). */
-static inline void ep_affinity_table_prefetch(const struct ep_affinity_table *t, uint32_t hash)
+/* ep_affinity_table_lookup for n keys, their home buckets fetched before any is read. */
+static inline void ep_affinity_table_lookup_bulk(const struct ep_affinity_table *t, const struct ep_key16 *keys,
+						 const uint32_t *hashes, uint32_t n, int32_t *positions)
 {
-	rte_prefetch0(&t->buckets[hash & t->bucket_mask]);
+	for (uint32_t i = 0; i < n; i++)
+		rte_prefetch0(&t->buckets[hashes[i] & t->bucket_mask]);
+	for (uint32_t i = 0; i < n; i++)
+		positions[i] = ep_affinity_table_lookup(t, &keys[i], hashes[i]);
 }
 
 #endif
