@@ -379,6 +379,7 @@ struct ep_acl_input6 {
 uint32_t ep_wildcard6_classify(const struct ep_wildcard_set *set, const struct ep_acl_input6 *in);
 
 /* service.c */
+void ep_maglev_permutation(const struct ep_server *srv, uint32_t table_size, uint32_t *offset, uint32_t *skip);
 int ep_maglev_build(struct ep_service_rt *svc);
 int ep_wrr_build(struct ep_service_rt *svc);
 /* Slot of the server for a new flow: by hash (Maglev) or by the worker's turn (WRR); -1 when the

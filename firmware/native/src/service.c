@@ -27,6 +27,17 @@ static int is_prime(uint32_t n)
 	return 1;
 }
 
+/* A server's permutation of the table (offset, skip) comes from its address and port only, never
+ * from its position in the pool: removing another server leaves it unchanged. */
+void ep_maglev_permutation(const struct ep_server *srv, uint32_t table_size, uint32_t *offset, uint32_t *skip)
+{
+	/* an IPv6 server's address folds to 32 bits: still one permutation per server */
+	uint32_t addr = srv->ip ? srv->ip : ep_addr6_fold(srv->ip6);
+	uint64_t id = ((uint64_t)addr << 16) | srv->port;
+	*offset = (uint32_t)(mix64(id) % table_size);
+	*skip = (uint32_t)(mix64(id ^ 0xa5a5a5a5a5a5a5a5ull) % (table_size - 1)) + 1;
+}
+
 int ep_maglev_build(struct ep_service_rt *svc)
 {
 	uint32_t m = svc->table_size;
@@ -41,11 +52,7 @@ int ep_maglev_build(struct ep_service_rt *svc)
 	uint32_t max_weight = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct ep_server_slot *s = &svc->servers[i];
-		/* an IPv6 server's address folds to 32 bits: still one permutation per server */
-		uint32_t addr = s->srv.ip ? s->srv.ip : ep_addr6_fold(s->srv.ip6);
-		uint64_t id = ((uint64_t)addr << 16) | s->srv.port;
-		offset[i] = (uint32_t)(mix64(id) % m);
-		skip[i] = (uint32_t)(mix64(id ^ 0xa5a5a5a5a5a5a5a5ull) % (m - 1)) + 1;
+		ep_maglev_permutation(&s->srv, m, &offset[i], &skip[i]);
 		next[i] = 0;
 		if (s->present && s->srv.weight > max_weight)
 			max_weight = s->srv.weight;

@@ -837,6 +837,48 @@ static void test_maglev_weights(void)
 	EXPECT_OK(ep_service_del(conf.id, err));
 }
 
+/* With equal weights the table is exactly the one of the paper's Algorithm 1 (Eisenbud et al.,
+ * NSDI 2016, section 3.4): backends take turns in order, each taking the next free entry of its own
+ * permutation. So removal disruption above 1/N (scripts/bench-lb.sh) is Maglev's, not our build's. */
+static void test_maglev_matches_paper_algorithm(void)
+{
+	enum { N = 200 };
+	struct ep_service_conf conf = { .id = 13, .vip = ip4(10, 0, 0, 103), .port = htons(80),
+					.proto = IPPROTO_TCP, .table_size = MAGLEV_SIZE };
+	static struct ep_server servers[N];
+	for (uint32_t i = 0; i < N; i++)
+		servers[i] = server(i, 1);
+	EXPECT_OK(ep_service_set(&conf, servers, N, err));
+	static uint32_t offset[N], skip[N], next[N];
+	static int32_t entry[MAGLEV_SIZE];
+	for (uint32_t i = 0; i < N; i++) {
+		ep_maglev_permutation(&servers[i], MAGLEV_SIZE, &offset[i], &skip[i]);
+		next[i] = 0;
+	}
+	for (uint32_t e = 0; e < MAGLEV_SIZE; e++)
+		entry[e] = -1;
+	for (uint32_t filled = 0;;) {
+		for (uint32_t i = 0; i < N; i++) {
+			uint32_t c = (uint32_t)(((uint64_t)offset[i] + (uint64_t)next[i] * skip[i]) % MAGLEV_SIZE);
+			while (entry[c] >= 0) {
+				next[i]++;
+				c = (uint32_t)(((uint64_t)offset[i] + (uint64_t)next[i] * skip[i]) % MAGLEV_SIZE);
+			}
+			entry[c] = (int32_t)i;
+			next[i]++;
+			if (++filled == MAGLEV_SIZE)
+				goto done;
+		}
+	}
+done:;
+	const struct ep_service_rt *svc = ep_dp.services[conf.id];
+	uint32_t differ = 0;
+	for (uint32_t e = 0; e < MAGLEV_SIZE; e++)
+		differ += svc->servers[svc->table[e]].srv.ip != servers[entry[e]].ip;
+	EXPECT(differ == 0, "%u of %u entries differ from the paper's algorithm", differ, MAGLEV_SIZE);
+	EXPECT_OK(ep_service_del(conf.id, err));
+}
+
 static void test_maglev_removal_disruption_and_slots(void)
 {
 	enum { N = 8 };
@@ -2277,6 +2319,7 @@ static const struct test table_tests[] = {
 	{ "services: IPv6 services need an IPv6 VIP and servers, nat/fullnat/dsr only", test_service6_validation },
 	{ "maglev: equal weights give ~1/N each", test_maglev_equal_weights },
 	{ "maglev: weights 1:2 give ~1:2, weight 0 drains", test_maglev_weights },
+	{ "maglev: equal weights build the paper's Algorithm 1 table", test_maglev_matches_paper_algorithm },
 	{ "maglev: removing a server moves ~only its entries, slots stay", test_maglev_removal_disruption_and_slots },
 	{ "tcp: state transitions and timeouts", test_tcp_state_tracking },
 	{ "worker input: the flow key in struct ep_meta is 8-byte aligned for rte_hash_crc", test_meta_key_alignment },
