@@ -201,8 +201,7 @@ struct ep_event {
 #define EP_FRAG_LIFETIME_MS 2000
 
 struct ep_frag_slot {
-	uint32_t src, dst;
-	uint16_t id;
+	uint32_t id; /* IPv4: the 16-bit IP id; IPv6: the fragment header's Identification */
 	uint8_t proto;
 	uint8_t used;
 	uint64_t expire_tsc;

@@ -84,6 +84,93 @@ uint16_t ep_ipv6_l4_csum(const uint8_t *ip6, const uint8_t *l4, uint32_t l4_len,
 	return (uint16_t)~fold(acc);
 }
 
+void ep_nat6_addresses(uint8_t *frame, struct ep_meta *m, const uint8_t *new_src, const uint8_t *new_dst)
+{
+	uint8_t *ip = frame + m->l3_off;
+	if (new_src) {
+		memcpy(ip + IP6_SRC, new_src, 16);
+		memcpy(m->key.src, new_src, 16);
+	}
+	if (new_dst) {
+		memcpy(ip + IP6_DST, new_dst, 16);
+		memcpy(m->key.dst, new_dst, 16);
+	}
+}
+
+int ep_ipv6_fragment_id(const uint8_t *frame, const struct ep_meta *m, uint32_t *id)
+{
+	if (m->kind != EP_PKT_IPV6)
+		return -1;
+	uint32_t off = (uint32_t)m->l3_off + IP6_HDR_LEN, end = (uint32_t)m->l3_off + m->l3_len;
+	uint8_t next = frame[m->l3_off + IP6_NEXT_HDR];
+	while (off + 8 <= end) {
+		if (next == IPPROTO_FRAGMENT) {
+			*id = (uint32_t)load16(frame + off + 4) << 16 | load16(frame + off + 6);
+			return 0;
+		}
+		if (next != IPPROTO_HOPOPTS && next != IPPROTO_ROUTING && next != IPPROTO_DSTOPTS)
+			return -1;
+		next = frame[off];
+		off += (frame[off + 1] + 1u) * 8u;
+	}
+	return -1;
+}
+
+static int is_icmp6_error(uint8_t type)
+{
+	return type >= 1 && type <= 4; /* unreachable, packet too big, time exceeded, parameter problem */
+}
+
+int ep_icmp6_quoted(const uint8_t *frame, const struct ep_meta *m, struct ep_flow_key *quoted)
+{
+	if (m->kind != EP_PKT_IPV6 || m->key.proto != IPPROTO_ICMPV6 || m->l4_off == 0)
+		return -1;
+	uint32_t end = (uint32_t)m->l3_off + m->l3_len;
+	uint32_t q = (uint32_t)m->l4_off + 8;
+	if (!is_icmp6_error(frame[m->l4_off]) || q + IP6_HDR_LEN + 8 > end || (frame[q] >> 4) != 6)
+		return -1;
+	uint8_t proto = frame[q + IP6_NEXT_HDR];
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return -1;
+	const uint8_t *ql4 = frame + q + IP6_HDR_LEN;
+	ep_key_set6(quoted, proto, frame + q + IP6_SRC, load16(ql4), frame + q + IP6_DST, load16(ql4 + 2));
+	return 0;
+}
+
+void ep_icmp6_error_nat(uint8_t *frame, struct ep_meta *m, const uint8_t *new_dst, const uint8_t *new_qsrc,
+			uint16_t new_qsport, const uint8_t *new_qdst, uint16_t new_qdport)
+{
+	uint8_t *ip = frame + m->l3_off;
+	uint8_t *icmp = frame + m->l4_off;
+	uint32_t icmp_len = (uint32_t)m->l3_off + m->l3_len - m->l4_off;
+	uint8_t *q = icmp + 8;
+	uint8_t *ql4 = q + IP6_HDR_LEN;
+	uint32_t quoted_l4_len = icmp_len - 8 - IP6_HDR_LEN;
+
+	/* quoted addresses and ports, and the quoted L4 checksum (it covers them) when quoted */
+	uint32_t change = addr_change(q + IP6_SRC, new_qsrc) + word_change(load16(ql4), new_qsport);
+	memcpy(q + IP6_SRC, new_qsrc, 16);
+	store16(ql4, new_qsport);
+	if (new_qdst) {
+		change += addr_change(q + IP6_DST, new_qdst) + word_change(load16(ql4 + 2), new_qdport);
+		memcpy(q + IP6_DST, new_qdst, 16);
+		store16(ql4 + 2, new_qdport);
+	}
+	uint32_t csum_off = q[IP6_NEXT_HDR] == IPPROTO_UDP ? 6 : 16;
+	if (csum_off + 2 <= quoted_l4_len) {
+		uint16_t csum = load16(ql4 + csum_off);
+		if (csum != 0 || q[IP6_NEXT_HDR] != IPPROTO_UDP) {
+			csum = csum_apply(csum, change);
+			store16(ql4 + csum_off, q[IP6_NEXT_HDR] == IPPROTO_UDP && csum == 0 ? 0xffff : csum);
+		}
+	}
+
+	/* outer destination, then the ICMPv6 checksum over the rewritten message (errors are short) */
+	memcpy(ip + IP6_DST, new_dst, 16);
+	memcpy(m->key.dst, new_dst, 16);
+	store16(icmp + 2, ep_ipv6_l4_csum(ip, icmp, icmp_len, IPPROTO_ICMPV6, 2));
+}
+
 int ep_nat6(uint8_t *frame, struct ep_meta *m, const uint8_t *new_src, uint16_t new_sport, const uint8_t *new_dst,
 	    uint16_t new_dport)
 {

@@ -28,6 +28,25 @@ uint16_t ep_ipv6_l4_csum(const uint8_t *ip6, const uint8_t *l4, uint32_t l4_len,
 int ep_nat6(uint8_t *frame, struct ep_meta *m, const uint8_t *new_src, uint16_t new_sport, const uint8_t *new_dst,
 	    uint16_t new_dport);
 
+/* NAT66 of the addresses only, for a fragment after the first (no L4 header; the first fragment's
+ * L4 checksum covers the whole datagram). new_src/new_dst NULL leave it. Updates m->key. */
+void ep_nat6_addresses(uint8_t *frame, struct ep_meta *m, const uint8_t *new_src, const uint8_t *new_dst);
+
+/* The Identification of an IPv6 fragment (m has EP_META_FRAGMENT); -1 when there is no fragment
+ * header (ep_parse validated the extension header chain). */
+int ep_ipv6_fragment_id(const uint8_t *frame, const struct ep_meta *m, uint32_t *id);
+
+/* ICMPv6 errors (destination unreachable, packet too big, time exceeded, parameter problem) quote
+ * the offending packet from its IPv6 header. ep_icmp6_quoted reads the quoted TCP/UDP 5-tuple (the
+ * L4 header right after the quoted IPv6 header); -1 when m is no such error or the quote is short. */
+int ep_icmp6_quoted(const uint8_t *frame, const struct ep_meta *m, struct ep_flow_key *quoted);
+/* Rewrites an ICMPv6 error for the server behind NAT66: the outer destination becomes new_dst, the
+ * quoted packet's source new_qsrc:new_qsport and, when non-NULL, its destination
+ * new_qdst:new_qdport (full NAT), as the server sent it. Fixes the quoted L4 checksum when it is in
+ * the quote (UDP: when non-zero) and the ICMPv6 checksum; updates m->key.dst. */
+void ep_icmp6_error_nat(uint8_t *frame, struct ep_meta *m, const uint8_t *new_dst, const uint8_t *new_qsrc,
+			uint16_t new_qsport, const uint8_t *new_qdst, uint16_t new_qdport);
+
 /* Sets the traffic class's DSCP (ECN kept). */
 void ep_ipv6_set_dscp(uint8_t *frame, const struct ep_meta *m, uint8_t dscp);
 /* Decrements the IPv6 hop limit; returns the new value (0 means the packet must die). */

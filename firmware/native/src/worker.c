@@ -221,8 +221,11 @@ static void forward6(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta,
 	if (flow_nat6 && a->dispatch == EP_DISPATCH_NONE) {
 		const uint8_t *src = ep_addr6_is_zero(f->nat6_src) ? NULL : f->nat6_src;
 		const uint8_t *dst = ep_addr6_is_zero(f->nat6_dst) ? NULL : f->nat6_dst;
-		if ((src || dst || a->nat_src_port || a->nat_dst_port) &&
-		    ep_nat6(frame, meta, src, a->nat_src_port, dst, a->nat_dst_port) != 0) {
+		if (unlikely(meta->l4_off == 0 && (meta->flags & EP_META_FRAGMENT))) {
+			/* a later fragment: only the addresses are in it */
+			ep_nat6_addresses(frame, meta, src, dst);
+		} else if ((src || dst || a->nat_src_port || a->nat_dst_port) &&
+			   ep_nat6(frame, meta, src, a->nat_src_port, dst, a->nat_dst_port) != 0) {
 			drop(c, m, EP_DROP_NAT_UNSUPPORTED);
 			return;
 		}
@@ -1075,10 +1078,40 @@ static int icmp_error_to_server(struct ep_ctx *c, struct rte_mbuf *m, struct ep_
 	return 1;
 }
 
+/* icmp_error_to_server for ICMPv6 errors (packet too big, unreachable, ...) about an IPv6 flow. */
+static int icmp6_error_to_server(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta)
+{
+	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
+	struct ep_flow_key quoted, conn;
+	if (ep_icmp6_quoted(frame, meta, &quoted) != 0)
+		return 0;
+	ep_key_reverse(&quoted, &conn);
+	int32_t pos = rte_hash_lookup(c->w->learned.hash, &conn);
+	if (pos < 0)
+		return 0;
+	struct ep_flow *f = &c->w->learned.flows[pos];
+	if (!f->has_server || f->reverse || !unit_is_mine(c, m, f->unit))
+		return !f->has_server || f->reverse ? 0 : 1;
+	c->w->c.learned_hits++;
+	if (f->act.dispatch != EP_DISPATCH_NONE) {
+		apply(c, m, meta, &f->act, f);
+		return 1;
+	}
+	/* NAT66: the server sent server:port -> client (full NAT: -> the unit's address:port) */
+	const int full_nat = !ep_addr6_is_zero(f->nat6_src);
+	ep_icmp6_error_nat(frame, meta, f->nat6_dst, f->nat6_dst, f->act.nat_dst_port, full_nat ? f->nat6_src : NULL,
+			   full_nat ? f->act.nat_src_port : 0);
+	static const struct ep_action route = { .type = EP_ACT_FORWARD, .out_port = EP_PORT_ROUTE };
+	forward(c, m, meta, &route, NULL);
+	return 1;
+}
+
 static void local_or_miss(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, uint16_t in_port)
 {
 	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
 	if (unlikely(meta->key.proto == IPPROTO_ICMP) && icmp_error_to_server(c, m, meta))
+		return;
+	if (unlikely(meta->key.proto == IPPROTO_ICMPV6) && icmp6_error_to_server(c, m, meta))
 		return;
 	if (meta->kind == EP_PKT_IPV4 && ep_local_lookup(ep_key_dst4(&meta->key), in_port)) {
 		uint32_t len = ep_icmp_echo_reply(frame, m->data_len, meta, ep_dp.ports[in_port].mac.addr_bytes);
@@ -1169,24 +1202,33 @@ static void handle_ndp(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *met
 	drop(c, m, EP_DROP_NDP_IGNORED);
 }
 
-static inline uint32_t frag_slot(uint32_t src, uint32_t dst, uint16_t id, uint8_t proto)
+static inline uint32_t frag_slot(uint32_t src, uint32_t dst, uint32_t id, uint8_t proto)
 {
-	return rte_hash_crc_8byte((uint64_t)src << 32 | dst, (uint32_t)id << 8 | proto) % EP_FRAG_SLOTS;
+	return rte_hash_crc_4byte(id, rte_hash_crc_8byte((uint64_t)src << 32 | dst, proto)) % EP_FRAG_SLOTS;
 }
 
 /* Fragments of one datagram follow its first fragment's flow: the first leaves its 5-tuple, the
- * later ones take it as their key (this worker's cache, then its peers'). Returns 0 when a later
- * fragment finds nothing. */
+ * later ones take it as their key (this worker's cache, then its peers'). IPv4 and IPv6 alike (an
+ * IPv6 datagram is named by its addresses and the fragment header's 32-bit Identification).
+ * Returns 0 when a later fragment finds nothing. */
 static int fragment_key(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta)
 {
-	const uint8_t *ip = rte_pktmbuf_mtod(m, const uint8_t *) + meta->l3_off;
-	uint16_t id = (uint16_t)(ip[4] << 8 | ip[5]);
-	uint32_t src = ep_key_src4(&meta->key), dst = ep_key_dst4(&meta->key);
+	const uint8_t *frame = rte_pktmbuf_mtod(m, const uint8_t *);
+	uint32_t id, src, dst;
+	if (meta->kind == EP_PKT_IPV4) {
+		const uint8_t *ip = frame + meta->l3_off;
+		id = (uint32_t)(ip[4] << 8 | ip[5]);
+		src = ep_key_src4(&meta->key);
+		dst = ep_key_dst4(&meta->key);
+	} else {
+		if (ep_ipv6_fragment_id(frame, meta, &id) != 0)
+			return 0;
+		src = ep_addr6_fold(meta->key.src);
+		dst = ep_addr6_fold(meta->key.dst);
+	}
 	uint32_t at = frag_slot(src, dst, id, meta->key.proto);
 	if (meta->l4_off != 0) {
 		struct ep_frag_slot *s = &c->w->frags[at];
-		s->src = src;
-		s->dst = dst;
 		s->id = id;
 		s->proto = meta->key.proto;
 		s->key = meta->key;
@@ -1198,8 +1240,10 @@ static int fragment_key(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *me
 		/* this worker's cache first, then each peer's */
 		struct ep_worker *w = i == 0 ? c->w : ep_dp.workers[i == c->w->index ? 0 : i];
 		const struct ep_frag_slot *s = &w->frags[at];
-		if (__atomic_load_n(&s->used, __ATOMIC_ACQUIRE) && s->src == src && s->dst == dst && s->id == id &&
-		    s->proto == meta->key.proto && s->expire_tsc > c->now) {
+		/* addresses compared in full: src and dst are adjacent in the key, both zero-padded for IPv4 */
+		if (__atomic_load_n(&s->used, __ATOMIC_ACQUIRE) && s->id == id && s->proto == meta->key.proto &&
+		    s->key.family == meta->key.family && memcmp(s->key.src, meta->key.src, 32) == 0 &&
+		    s->expire_tsc > c->now) {
 			meta->key = s->key;
 			return 1;
 		}
@@ -1323,7 +1367,7 @@ static void process_burst(struct ep_ctx *c, uint16_t in_port, struct rte_mbuf **
 		struct rte_mbuf *m = pkts[i];
 		rx_bytes += m->pkt_len;
 		int kind = ep_parse_fast(rte_pktmbuf_mtod(m, const uint8_t *), m->data_len, &meta[i]);
-		if (unlikely(kind == EP_PKT_IPV4 && (meta[i].flags & EP_META_FRAGMENT)) &&
+		if (unlikely((kind == EP_PKT_IPV4 || kind == EP_PKT_IPV6) && (meta[i].flags & EP_META_FRAGMENT)) &&
 		    !(meta[i].flags & EP_META_IP_OPTIONS) && !fragment_key(c, m, &meta[i]))
 			kind = EP_PKT_DROP; /* a later fragment of a datagram whose first fragment was not seen */
 		if (likely(kind == EP_PKT_IPV4 && !(meta[i].flags & EP_META_IP_OPTIONS))) {

@@ -1385,6 +1385,153 @@ static void test_worker_service6(void)
 	}
 }
 
+/* An IPv6 UDP fragment (fragment header, Identification id) of client:sport -> dst:80: the first
+ * (offset 0, more fragments) carries the UDP header of a datagram of 8 + 2 * 16 bytes and the first
+ * 16 payload bytes; a later one (offset 24) the last 16 bytes and no UDP header. */
+static uint32_t build_udp6_fragment(uint8_t *f, const uint8_t src[16], uint16_t sport, const uint8_t dst[16], uint32_t id,
+				    bool first)
+{
+	uint32_t payload = first ? 8 + 16 : 16;
+	memset(f, 0, ETH_LEN + 40 + 8 + payload);
+	memcpy(f, router_mac, 6);
+	memcpy(f + 6, client_mac, 6);
+	put16(f + 12, 0x86dd);
+	uint8_t *ip = f + IP_OFF, *frag = ip + 40, *data = frag + 8;
+	ip[0] = 0x60;
+	put16(ip + 4, (uint16_t)(8 + payload));
+	ip[6] = IPPROTO_FRAGMENT;
+	ip[7] = 64;
+	memcpy(ip + 8, src, 16);
+	memcpy(ip + 24, dst, 16);
+	frag[0] = IPPROTO_UDP;
+	put16(frag + 2, first ? 1 /* M */ : 24 /* offset 24 bytes, last */);
+	put16(frag + 4, (uint16_t)(id >> 16));
+	put16(frag + 6, (uint16_t)id);
+	if (first) {
+		put16(data, sport);
+		put16(data + 2, 80);
+		put16(data + 4, 8 + 32);
+		data += 8;
+	}
+	for (uint32_t i = 0; i < 16; i++)
+		data[i] = (uint8_t)(first ? i : 16 + i);
+	return ETH_LEN + 40 + 8 + payload;
+}
+
+/* Fragments and ICMPv6 errors of an IPv6 NAT66 service (issue 3): a later fragment (no UDP header)
+ * follows its first fragment to the same server, its destination translated; a later fragment
+ * whose first never came is dropped as "fragment"; a packet-too-big about the server's reply (the
+ * quote says VIP:80 -> client) reaches that server with the quote translated back to what the
+ * server sent and a valid ICMPv6 checksum. */
+static void test_worker_service6_fragments_and_icmp6(void)
+{
+	uint8_t client[16], vip[16], router[16], zero[16] = { 0 }, server_net[16];
+	addr6(client, 1, 3);
+	addr6(vip, 1, 0x101);
+	addr6(router, 1, 0xfe);
+	addr6(server_net, 20, 0);
+	EXPECT_OK(ep_route6_add(server_net, 64, 0, zero, err));
+	EXPECT_OK(ep_route6_add(client, 64, 0, zero, err));
+	EXPECT_OK(ep_neighbor6_set(client, 0, client_mac, err));
+	enum { SERVERS = 4, FLOWS = 6 };
+	struct ep_server servers[SERVERS];
+	for (int i = 0; i < SERVERS; i++) {
+		servers[i] = (struct ep_server){ .port = htons(8080), .weight = 1 };
+		addr6(servers[i].ip6, 20, (uint16_t)(0x30 + i));
+		EXPECT_OK(ep_neighbor6_set(servers[i].ip6, 0, server_mac, err));
+	}
+	struct ep_service_conf conf = { .id = 42, .family = 6, .port = htons(80), .proto = IPPROTO_UDP,
+					.table_size = 251, .mode = EP_MODE_NAT };
+	memcpy(conf.vip6, vip, 16);
+	EXPECT_OK(ep_service_set(&conf, servers, SERVERS, err));
+	struct ep_wildcard w = wildcard6(IPPROTO_UDP, vip, 128, 80, 10);
+	w.action = (struct ep_action){ .type = EP_ACT_SERVICE, .service_id = 42 };
+	EXPECT_OK(ep_wildcards_commit(&w, 1, err));
+
+	uint8_t f[256], first_server[FLOWS][16];
+	uint32_t distinct = 0;
+	for (uint32_t flow = 0; flow < FLOWS; flow++) {
+		uint16_t sport = (uint16_t)(52000 + flow * 7);
+		uint32_t id = 0x1234560 + flow;
+		reset_punted();
+		uint32_t len = build_udp6_fragment(f, client, sport, vip, id, true);
+		EXPECT_OK(ep_inject(0, f, len, err));
+		POLL_UNTIL(npunted == 1);
+		len = build_udp6_fragment(f, client, sport, vip, id, false);
+		EXPECT_OK(ep_inject(0, f, len, err));
+		POLL_UNTIL(npunted == 2);
+		EXPECT(npunted == 2, "flow %u: %u of 2 fragments came back", flow, npunted);
+		if (npunted != 2)
+			continue;
+		const uint8_t *ip1 = punted[0].data + IP_OFF, *ip2 = punted[1].data + IP_OFF;
+		memcpy(first_server[flow], ip1 + 24, 16);
+		bool is_server = false;
+		for (int i = 0; i < SERVERS; i++)
+			is_server |= memcmp(ip1 + 24, servers[i].ip6, 16) == 0;
+		EXPECT(is_server && get16(ip1 + 50) == 8080, "first fragment DNATed to a server:8080");
+		EXPECT(memcmp(ip2 + 24, ip1 + 24, 16) == 0, "flow %u: the later fragment went to another server", flow);
+		EXPECT(memcmp(ip2 + 8, client, 16) == 0 && ip2[7] == 63 && get16(ip2 + 42) == 24,
+		       "later fragment: source, hop limit, offset kept");
+		EXPECT(punted[1].data[IP_OFF + 48] == 16 && punted[1].data[IP_OFF + 63] == 31, "payload intact");
+		bool seen = false;
+		for (uint32_t g = 0; g < flow; g++)
+			seen |= memcmp(first_server[g], ip1 + 24, 16) == 0;
+		distinct += !seen;
+	}
+	diag("%u fragmented flows went to %u distinct servers", FLOWS, distinct);
+	EXPECT(distinct >= 2, "the flows should spread (%u servers)", distinct);
+
+	/* a later fragment whose first never came */
+	struct ep_lcore_counters before = totals();
+	uint32_t len = build_udp6_fragment(f, client, 52999, vip, 0x7777, false);
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(totals().drops[EP_DROP_FRAGMENT] > before.drops[EP_DROP_FRAGMENT]);
+	EXPECT(totals().drops[EP_DROP_FRAGMENT] - before.drops[EP_DROP_FRAGMENT] == 1, "orphan fragment dropped");
+
+	/* packet too big from a router on the client's path, about flow 0's reply VIP:80 -> client */
+	memset(f, 0, sizeof(f));
+	memcpy(f, router_mac, 6);
+	memcpy(f + 6, client_mac, 6);
+	put16(f + 12, 0x86dd);
+	uint8_t *ip = f + IP_OFF, *icmp = ip + 40, *q = icmp + 8, *qudp = q + 40;
+	const uint32_t icmp_len = 8 + 40 + 8 + 8;
+	ip[0] = 0x60;
+	put16(ip + 4, icmp_len);
+	ip[6] = IPPROTO_ICMPV6;
+	ip[7] = 64;
+	memcpy(ip + 8, router, 16);
+	memcpy(ip + 24, vip, 16);
+	icmp[0] = 2; /* packet too big */
+	put16(icmp + 6, 1280);
+	q[0] = 0x60;
+	put16(q + 4, 8 + 1400);
+	q[6] = IPPROTO_UDP;
+	q[7] = 63;
+	memcpy(q + 8, vip, 16);
+	memcpy(q + 24, client, 16);
+	put16(qudp, 80);
+	put16(qudp + 2, 52000);
+	put16(qudp + 4, 8 + 1400);
+	put16(qudp + 6, 0x5a5a);
+	put16(icmp + 2, (uint16_t)~fold(sum16(icmp, icmp_len, sum16(ip + 8, 32, 0) + IPPROTO_ICMPV6 + icmp_len)));
+	len = IP_OFF + 40 + icmp_len;
+	reset_punted();
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(npunted == 1);
+	EXPECT(npunted == 1, "the packet too big did not come back");
+	if (npunted == 1) {
+		const uint8_t *o = punted[0].data, *oip = o + IP_OFF, *oq = oip + 48;
+		EXPECT(memcmp(oip + 24, first_server[0], 16) == 0, "ICMPv6 error to flow 0's server");
+		EXPECT(memcmp(oip + 8, router, 16) == 0 && oip[7] == 63 && memcmp(o, server_mac, 6) == 0);
+		EXPECT(memcmp(oq + 8, first_server[0], 16) == 0 && get16(oq + 40) == 8080, "quote: server:8080 as sent");
+		EXPECT(memcmp(oq + 24, client, 16) == 0 && get16(oq + 42) == 52000, "quote: to the client");
+		EXPECT(oip[40] == 2 && l4_checksum_valid6(oip), "ICMPv6 checksum after the rewrite");
+		EXPECT(get16(oq + 46) != 0x5a5a, "quoted UDP checksum follows the translation");
+	}
+	EXPECT_OK(ep_wildcards_commit(NULL, 0, err));
+	EXPECT_OK(ep_service_del(42, err));
+}
+
 /* Manager affinities for IPv6 flows (SMFA over IPv6): NAT66 of the addresses beside the action,
  * ports in it, a sequence adjustment in the same flow (the two share no space), listing shows the
  * addresses; an IPv4 NAT address on an IPv6 key, IPv6 NAT on an IPv4 key and dispatch on an IPv6
@@ -2340,6 +2487,7 @@ static const struct test worker_tests[] = {
 	{ "worker: sequence-number adjustment on a manager affinity", test_worker_seq_adjust },
 	{ "worker: manager affinities NAT66 both directions with a sequence adjustment", test_worker_manager_nat66 },
 	{ "worker: IPv6 service, NAT66 and full NAT66 both directions, checksums, hop limit, flush", test_worker_service6 },
+	{ "worker: IPv6 service fragments follow the first; packet too big reaches the flow's server", test_worker_service6_fragments_and_icmp6 },
 	{ "worker: ICMPv6 echo and neighbour solicitations answered for own and virtual addresses", test_worker_ndp_and_echo6 },
 	{ "worker: wildcard interest criteria: pass, copy, hold + release in order, timeout, overflow", test_worker_wildcard_interest_and_hold },
 	{ "worker: fixed affinity FIN notice and per-forward-IP counters", test_worker_fixed_interest_and_stats },
