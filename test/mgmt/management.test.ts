@@ -271,6 +271,9 @@ describe('management API, CLI and dashboard on a running appliance', () => {
     await sleep(4000);
     const bits = await page.$$eval('#servers tbody tr td[data-field=throughput]', (cells) => cells.map((c) => Number((c as HTMLElement).dataset.bitsPerSecond)));
     expect(bits.reduce((a, b) => a + b, 0)).toBeGreaterThan(1_000_000);
+    // The chart gains a point per poll; a loaded host polls late, so wait for the third point
+    // while wrk still runs rather than expecting it at a fixed time.
+    await page.waitForFunction(() => (document.querySelector('#chart-ports polyline')?.getAttribute('points') ?? '').trim().split(' ').length > 2, undefined, { timeout: 4000 }).catch(() => undefined);
     const polyline = await page.$eval('#chart-ports polyline', (line) => line.getAttribute('points') ?? '');
     expect(polyline.split(' ').length).toBeGreaterThan(2);
     // wrk's connections were set up through the data plane, which timed their handshakes
