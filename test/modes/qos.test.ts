@@ -3,7 +3,8 @@
  * dissected with scapy. DSCP marks ride on a full HTTP exchange; the servers' kernel has no 802.1Q
  * or MPLS, so tagged and labelled frames are checked as they arrive (the server cannot answer them),
  * and pops are fed with frames scapy tags on the client. */
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -37,9 +38,10 @@ const SERVICES = {
   unlabelled: { vip: '10.0.1.104', qos: { toServer: { mplsPop: true } } },
 } as const;
 
-function frameFields(file: string): FrameFields[] {
-  const text = execFileSync(PYTHON, [FRAME_FIELDS, file], { encoding: 'utf8' });
-  return text
+/** Asynchronous: scapy takes seconds on a loaded host and must not block the vitest worker's RPC. */
+async function frameFields(file: string): Promise<FrameFields[]> {
+  const { stdout } = await promisify(execFile)(PYTHON, [FRAME_FIELDS, file], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  return stdout
     .split('\n')
     .filter(Boolean)
     .map((line) => JSON.parse(line) as FrameFields);
@@ -90,8 +92,8 @@ describe('service QoS marks on the wire', () => {
     );
     const atServer = atClient.result;
     expect(atServer.result).toBe(serverBody(server!.ip).repeat(2));
-    const toServer = frameFields(atServer.file);
-    const toClient = frameFields(atClient.file);
+    const toServer = await frameFields(atServer.file);
+    const toClient = await frameFields(atClient.file);
     expect(toServer.length).toBeGreaterThanOrEqual(6); // two handshakes, requests, FINs
     expect(toClient.length).toBeGreaterThanOrEqual(6);
     for (const frame of toServer) {
@@ -106,7 +108,7 @@ describe('service QoS marks on the wire', () => {
     const [server] = topology.servers;
     const { vip } = SERVICES.tagged;
     const { file } = await capture(scratch, server!.namespace, 'eth0', 'vlan 100', () => connectOnce(topology.client.namespace, vip));
-    const frames = frameFields(file);
+    const frames = await frameFields(file);
     expect(frames.length).toBeGreaterThan(0);
     for (const frame of frames) {
       expect(frame).toMatchObject({
@@ -122,7 +124,7 @@ describe('service QoS marks on the wire', () => {
     const [server] = topology.servers;
     const { vip } = SERVICES.labelled;
     const { file } = await capture(scratch, server!.namespace, 'eth0', 'mpls 1000', () => connectOnce(topology.client.namespace, vip));
-    const frames = frameFields(file);
+    const frames = await frameFields(file);
     expect(frames.length).toBeGreaterThan(0);
     for (const frame of frames) {
       expect(frame).toMatchObject({
@@ -149,7 +151,7 @@ describe('service QoS marks on the wire', () => {
     const [server] = topology.servers;
     const { vip } = SERVICES.untagged;
     const { file } = await capture(scratch, server!.namespace, 'eth0', 'tcp dst port 80 or vlan', () => sendWrapped(vip, 'Dot1Q(vlan=200, prio=6)', 41001));
-    const frames = frameFields(file);
+    const frames = await frameFields(file);
     // the three SYNs (and the resets the client's kernel sends for the SYN-ACKs it did not expect)
     expect(frames.filter((frame) => frame.tcp?.flags === 'S')).toHaveLength(3);
     for (const frame of frames) {
@@ -161,7 +163,7 @@ describe('service QoS marks on the wire', () => {
     const [server] = topology.servers;
     const { vip } = SERVICES.unlabelled;
     const { file } = await capture(scratch, server!.namespace, 'eth0', 'tcp dst port 80 or mpls', () => sendWrapped(vip, 'MPLS(label=77, s=1, ttl=64)', 41002));
-    const frames = frameFields(file);
+    const frames = await frameFields(file);
     // the three SYNs (and the resets the client's kernel sends for the SYN-ACKs it did not expect)
     expect(frames.filter((frame) => frame.tcp?.flags === 'S')).toHaveLength(3);
     for (const frame of frames) {

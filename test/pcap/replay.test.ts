@@ -75,8 +75,8 @@ describe('pcap replay: virtual service NAT', () => {
   );
   let run: ReplayOutcome;
 
-  it('sends client SYNs to VIP:80 out of port 1, DNATed to one of the servers', () => {
-    run = replay('nat', [sports.map((p) => syn(p, { payload: '0102030405' })), replies], natService);
+  it('sends client SYNs to VIP:80 out of port 1, DNATed to one of the servers', async () => {
+    run = await replay('nat', [sports.map((p) => syn(p, { payload: '0102030405' })), replies], natService);
     expect(run.received).toBe(CONNECTIONS * 3);
     const out = byKey(run.out[1], (f) => f.tcp!.sport);
     expect(run.out[1]).toHaveLength(CONNECTIONS);
@@ -127,9 +127,9 @@ describe('pcap replay: fixed affinities with tunnel dispatch', () => {
   ];
   const DST = '10.0.0.200';
 
-  it('wraps the packet in an outer IPv4 (IP-in-IP, GRE) to the forward IP, inner packet intact', () => {
+  it('wraps the packet in an outer IPv4 (IP-in-IP, GRE) to the forward IP, inner packet intact', async () => {
     const frames = tunnelEnds.map((t) => syn(t.sport, { dst: DST, dport: 443, tcpFlags: 'PA', payload: 'deadbeef00112233', ttl: 30 }));
-    const run = replay('dispatch', [frames, []], {
+    const run = await replay('dispatch', [frames, []], {
       ports,
       neighbors: tunnelEnds.map((t) => ({ ip: t.ip, port: 1, mac: t.mac })),
       affinities: tunnelEnds.map((t) => ({
@@ -191,10 +191,10 @@ describe('pcap replay: malformed frames', () => {
     ['IPX ethertype', { kind: 'other-ethertype', srcMac: CLIENT.mac, type: 0x8137 }, 'unsupported_l2'],
   ];
 
-  it('drops every malformed frame under its reason, forwards the valid one, exits cleanly', () => {
+  it('drops every malformed frame under its reason, forwards the valid one, exits cleanly', async () => {
     const frames = [...cases.map(([, frame]) => frame), syn(2100)];
     // replay() throws when the child process fails or crashes
-    const run = replay('malformed', [frames, []], natService);
+    const run = await replay('malformed', [frames, []], natService);
     expect(run.received).toBe(frames.length);
     expect(run.out[0]).toHaveLength(0);
     expect(run.out[1]).toHaveLength(1);
@@ -208,10 +208,10 @@ describe('pcap replay: malformed frames', () => {
 });
 
 describe('pcap replay: fragments', () => {
-  it('sends a later fragment to the server its first fragment went to, addresses rewritten', () => {
+  it('sends a later fragment to the server its first fragment went to, addresses rewritten', async () => {
     const first = syn(3000, { flags: 'MF', id: 4242, payload: '00112233445566778899aabbccddeeff' });
     const later: FrameSpec = { kind: 'ip-payload', srcMac: CLIENT.mac, src: CLIENT.ip, dst: VIP, id: 4242, frag: 5, proto: 6, payload: 'a0a1a2a3a4a5a6a7' };
-    const run = replay('fragments', [[first, later], []], natService);
+    const run = await replay('fragments', [[first, later], []], natService);
     expect(run.out[1]).toHaveLength(2);
     const [head, tail] = run.out[1];
     expect(head!.tcp!.sport).toBe(3000);
@@ -225,7 +225,7 @@ describe('pcap replay: fragments', () => {
 });
 
 describe('pcap replay: ICMP errors', () => {
-  it('sends "fragmentation needed" about a reply to the connection\'s server, quote translated back', () => {
+  it('sends "fragmentation needed" about a reply to the connection\'s server, quote translated back', async () => {
     const client = CLIENT.ip;
     const first = syn(3100);
     // a router on the client's side could not forward the server's reply VIP:80 -> client:3100
@@ -233,7 +233,7 @@ describe('pcap replay: ICMP errors', () => {
       kind: 'icmp-error', srcMac: CLIENT.mac, src: '10.1.0.254', dst: VIP, icmpType: 3, icmpCode: 4, mtu: 1400,
       quoted: { src: VIP, dst: client, sport: 80, dport: 3100 },
     };
-    const run = replay('icmp-error', [[first, error], []], natService);
+    const run = await replay('icmp-error', [[first, error], []], natService);
     expect(run.out[1]).toHaveLength(2);
     const [syn1, err] = run.out[1];
     const server = syn1!.ip!.dst;
@@ -245,8 +245,8 @@ describe('pcap replay: ICMP errors', () => {
 });
 
 describe('pcap replay: local replies', () => {
-  it('answers ARP for the VIP and the port address, and ICMP echo to the port address', () => {
-    const run = replay(
+  it('answers ARP for the VIP and the port address, and ICMP echo to the port address', async () => {
+    const run = await replay(
       'local',
       [
         [
@@ -285,16 +285,16 @@ describe('pcap replay: miss policy', () => {
     payload: 'ab'.repeat(i + 1),
   }));
 
-  it('drop: frames that match nothing are counted and dropped', () => {
-    const run = replay('miss-drop', [unmatched, []], { ports, missPolicy: 'drop' });
+  it('drop: frames that match nothing are counted and dropped', async () => {
+    const run = await replay('miss-drop', [unmatched, []], { ports, missPolicy: 'drop' });
     expect(run.out[0]).toHaveLength(0);
     expect(run.out[1]).toHaveLength(0);
     expect(run.stats.drops.no_match).toBe(unmatched.length);
     expect(run.punted).toHaveLength(0);
   });
 
-  it('punt: frames that match nothing arrive through onPunt byte for byte', () => {
-    const run = replay('miss-punt', [unmatched, []], { ports, missPolicy: 'punt' });
+  it('punt: frames that match nothing arrive through onPunt byte for byte', async () => {
+    const run = await replay('miss-punt', [unmatched, []], { ports, missPolicy: 'punt' });
     expect(run.out[0]).toHaveLength(0);
     expect(run.out[1]).toHaveLength(0);
     expect(run.stats.drops.no_match).toBe(0);

@@ -1,12 +1,17 @@
 /* Runs pcap replay scenarios for the tests: writes input pcaps with scapy (test/pcap/packets.py),
  * replays them through the data plane in a child process (pcap-replay.ts) and decodes the output
  * pcaps with scapy again, so expectations never rest on the data plane's own packet code. */
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import type { ReplayResult, ReplayScenario } from './pcap-replay.js';
+
+/* Asynchronous on purpose: scapy takes seconds on a loaded host, and a synchronous child blocks the
+ * vitest worker's RPC long enough to fail the run ("Timeout calling onTaskUpdate"). */
+const run = promisify(execFile);
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -61,33 +66,33 @@ export interface ReplayOutcome extends ReplayResult {
 
 export type ScenarioSetup = Omit<ReplayScenario, 'input' | 'output' | 'expectRx' | 'resultFile' | 'filePrefix'>;
 
-function readPcap(file: string): Frame[] {
-  const text = execFileSync(PYTHON, [PACKETS_PY, 'read', file], { encoding: 'utf8' });
-  return text
+async function readPcap(file: string): Promise<Frame[]> {
+  const { stdout } = await run(PYTHON, [PACKETS_PY, 'read', file], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  return stdout
     .split('\n')
     .filter((line) => line.length > 0)
     .map((line) => JSON.parse(line) as Frame);
 }
 
-function decodeFrames(dir: string, hexFrames: string[]): Frame[] {
+async function decodeFrames(dir: string, hexFrames: string[]): Promise<Frame[]> {
   if (hexFrames.length === 0) return [];
   const specs = path.join(dir, 'punted.json');
   const pcap = path.join(dir, 'punted.pcap');
   writeFileSync(specs, JSON.stringify(hexFrames.map((hex) => ({ kind: 'raw', hex }))));
-  execFileSync(PYTHON, [PACKETS_PY, 'write', specs, pcap]);
+  await run(PYTHON, [PACKETS_PY, 'write', specs, pcap]);
   return readPcap(pcap);
 }
 
 /** Replays port0 and port1 frames through a data plane configured by setup. */
-export function replay(name: string, frames: [FrameSpec[], FrameSpec[]], setup: ScenarioSetup): ReplayOutcome {
+export async function replay(name: string, frames: [FrameSpec[], FrameSpec[]], setup: ScenarioSetup): Promise<ReplayOutcome> {
   const dir = mkdtempSync(path.join(tmpdir(), `ep-pcap-${name}-`));
   const input: [string, string] = [path.join(dir, 'in0.pcap'), path.join(dir, 'in1.pcap')];
   const output: [string, string] = [path.join(dir, 'out0.pcap'), path.join(dir, 'out1.pcap')];
-  frames.forEach((list, i) => {
+  for (const [i, list] of frames.entries()) {
     const specs = path.join(dir, `in${i}.json`);
     writeFileSync(specs, JSON.stringify(list));
-    execFileSync(PYTHON, [PACKETS_PY, 'write', specs, input[i]!]);
-  });
+    await run(PYTHON, [PACKETS_PY, 'write', specs, input[i]!]);
+  }
   const scenario: ReplayScenario = {
     ...setup,
     input,
@@ -99,12 +104,12 @@ export function replay(name: string, frames: [FrameSpec[], FrameSpec[]], setup: 
   const scenarioFile = path.join(dir, 'scenario.json');
   writeFileSync(scenarioFile, JSON.stringify(scenario));
   // Throws (with the child's output) when the child fails or crashes.
-  execFileSync(TSX, [REPLAY_TS, scenarioFile], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+  await run(TSX, [REPLAY_TS, scenarioFile], { cwd: root, timeout: 60_000, maxBuffer: 64 << 20 });
   const result = JSON.parse(readFileSync(scenario.resultFile, 'utf8')) as ReplayResult;
   return {
     ...result,
-    out: [readPcap(output[0]), readPcap(output[1])],
-    in: [readPcap(input[0]), readPcap(input[1])],
-    puntedFrames: decodeFrames(dir, result.punted.map((p) => p.hex)),
+    out: [await readPcap(output[0]), await readPcap(output[1])],
+    in: [await readPcap(input[0]), await readPcap(input[1])],
+    puntedFrames: await decodeFrames(dir, result.punted.map((p) => p.hex)),
   };
 }
