@@ -16,7 +16,7 @@ export type { RevokedSerials } from './revocation-list.js';
 export { createAuthority, loadAuthority, revokeSerial, type Authority } from './authority.js';
 export { provisionUnit, type UnitRequest, type ProvisionedUnit } from './unit-provisioning.js';
 export { signPolicy, writePolicySignature } from './policy-signing.js';
-export { verifyFlashConfig, type VerifiedFlashConfig, type VerifyOptions } from './verify-flash-config.js';
+export { verifyFlashConfig, type VerifiedFlashConfig, type VerifyOptions, type SignedPolicy } from './verify-flash-config.js';
 export { verifyPeerCertificate } from './peer-certificate.js';
 export type { CertifiedUnit } from './certificate-checks.js';
 export { writePartitionImage, extractPartitionImage, withExtractedImage } from './partition-image.js';

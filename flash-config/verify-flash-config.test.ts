@@ -7,9 +7,9 @@ import { provisionUnit } from './unit-provisioning.js';
 import { policyBytes, samplePolicy, scratchAuthority, unitRequest } from './test-support/fixtures.js';
 import { expectFlashError } from './test-support/expect-flash-error.js';
 import { loadAuthority, revokeSerial, type Authority } from './authority.js';
-import { writePolicySignature } from './policy-signing.js';
+import { signPolicy, writePolicySignature } from './policy-signing.js';
 import { issueUnitCertificate, validityFromNow } from './certificate-issuer.js';
-import { generateKeyPair } from './keys.js';
+import { generateKeyPair, signDetached } from './keys.js';
 import { x509 } from './x509-provider.js';
 
 const DAY_MS = 86_400_000;
@@ -43,6 +43,28 @@ describe('verifyFlashConfig happy path', () => {
     expect(verified.unit.addresses).toEqual(['198.51.100.1', '203.0.113.1', '2001:db8::1']);
     expect(verified.tls.key).toContain('PRIVATE KEY');
     expect((await stat(join(dir, 'unit.key'))).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe('verifySignedPolicy (a policy another cluster unit passes on)', () => {
+  it('accepts a newer policy signed by the cluster policy key, refuses a changed, foreign-signed or invalid one', async () => {
+    const { dir } = await freshUnit();
+    const verified = await verifyFlashConfig(dir);
+    expect(verified.verifySignedPolicy(verified.signedPolicy).configVersion).toBe(3);
+    const newer = policyBytes({ ...samplePolicy, configVersion: 4 });
+    const { signature } = signPolicy(authority, newer, 'policy.json');
+    expect(verified.verifySignedPolicy({ bytes: newer, signature }).configVersion).toBe(4);
+    const forged = policyBytes({ ...samplePolicy, configVersion: 9 });
+    expect(() => verified.verifySignedPolicy({ bytes: forged, signature })).toThrow(/signature does not verify with the cluster's policy signer key/);
+    const foreign = await scratchAuthority();
+    try {
+      const foreignSigned = signPolicy(foreign.authority, newer, 'policy.json');
+      expect(() => verified.verifySignedPolicy({ bytes: newer, signature: foreignSigned.signature })).toThrow(/signed by another authority/);
+    } finally {
+      await foreign.cleanup();
+    }
+    const unsignable = Buffer.from(JSON.stringify({ ...samplePolicy, configVersion: -1 }));
+    expect(() => verified.verifySignedPolicy({ bytes: unsignable, signature: signDetached(unsignable, authority.policyKeyPem) })).toThrow(/configVersion/);
   });
 });
 

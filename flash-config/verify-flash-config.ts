@@ -34,6 +34,17 @@ export interface VerifiedFlashConfig {
   tls: { ca: string; cert: string; key: string };
   /** Checks a joining peer against this config's CA and revocation list (CL-R5). */
   verifyPeer(peer: string | Uint8Array | x509.X509Certificate, now?: Date): Promise<CertifiedUnit>;
+  /** The policy exactly as signed (policy.json and its detached signature): what the cluster passes around. */
+  signedPolicy: SignedPolicy;
+  /** Checks a policy another unit passes on: signed by this cluster's policy signer, valid against
+   * the schema. Throws FlashConfigError with the reason. */
+  verifySignedPolicy(signed: SignedPolicy): Policy;
+}
+
+/** A policy file's exact bytes and its detached signature. */
+export interface SignedPolicy {
+  bytes: Buffer;
+  signature: Buffer;
 }
 
 export interface VerifyOptions {
@@ -81,6 +92,17 @@ function checkSignature(file: string, bytes: Buffer, signatureFile: string, sign
       `signature in ${signatureFile} does not verify with the key of ${UNIT_FILES.policySignerCertificate}: the file was changed after signing or signed by another authority`,
     );
   }
+}
+
+/** A policy is valid when the policy signer signed its exact bytes and it passes the schema. */
+function verifyPolicyWith(signer: KeyObject, signed: SignedPolicy, source: string): Policy {
+  if (!verifyDetached(signed.bytes, signed.signature, signer)) {
+    throw new FlashConfigError(
+      source,
+      `signature does not verify with the cluster's policy signer key: the policy was changed after signing or signed by another authority`,
+    );
+  }
+  return parseJson(source, signed.bytes, policySchema);
 }
 
 function checkIdentityMatchesCertificate(identity: Identity, unit: CertifiedUnit): void {
@@ -160,6 +182,7 @@ export async function verifyFlashConfig(dir: string, options: VerifyOptions = {}
 
   const policy = parseJson(UNIT_FILES.policy, files.policy, policySchema);
   checkSignature(UNIT_FILES.policy, files.policy, UNIT_FILES.policySignature, files.policySignature, signer);
+  const signedPolicy = { bytes: files.policy, signature: files.policySignature };
   if (policy.configVersion !== identity.configVersion) {
     throw new FlashConfigError(
       UNIT_FILES.policy,
@@ -181,5 +204,7 @@ export async function verifyFlashConfig(dir: string, options: VerifyOptions = {}
       key: files.unitKey.toString('utf8'),
     },
     verifyPeer: (peer, peerNow) => verifyPeerCertificate(peer, { ca: caCertificate, revokedSerials, now: peerNow ?? new Date() }),
+    signedPolicy,
+    verifySignedPolicy: (signed) => verifyPolicyWith(signer, signed, 'signed policy'),
   };
 }

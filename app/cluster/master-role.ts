@@ -1,8 +1,9 @@
 /* What a unit does while it is master: admits joiners (certificate already checked by TLS, then
- * identity, address, configuration version, application vetoes), watches members by their
+ * identity, address, signed policy, application vetoes; a higher valid policy version is adopted), watches members by their
  * keepalives, sends master keepalives with the member list, table and leases, assigns and
  * rebalances work units, leases numbers, and settles split brain with another master. */
 import type { CertifiedUnit, VerifiedFlashConfig } from '../../flash-config/index.js';
+import { policyToWire, verifyWirePolicy, type ClusterPolicy, type VerifiedPolicy } from './cluster-policy.js';
 import { FinalRefusal, RequestTimedOut, type ControlChannel } from './control-channel.js';
 import { outranks } from './election.js';
 import { LossEstimate, MIN_INTERVALS } from './keepalive-loss.js';
@@ -39,7 +40,8 @@ export interface MasterContext {
   selfId: string;
   selfAddress: string;
   joinPort: number;
-  configVersion: number;
+  /** The policy the cluster runs; a joiner's higher valid version replaces it. */
+  policy: ClusterPolicy;
   timing: ClusterTiming;
   clusterKey: Buffer;
   view: OwnershipView;
@@ -124,6 +126,7 @@ export class MasterRole {
   async handle(peer: CertifiedUnit, channel: ControlChannel, method: string, params: unknown): Promise<unknown> {
     if (method === 'join') return this.admit(peer, channel, parseParams('join', params));
     if (method === 'compare') return this.answerCompare(parseParams('compare', params));
+    if (method === 'policy') return policyToWire(this.ctx.policy.signed);
     const record = this.members.get(peer.unitId);
     if (!record || record.channel !== channel) throw new FinalRefusal(`${peer.unitId} is not a member: join first`);
     switch (method) {
@@ -210,7 +213,7 @@ export class MasterRole {
   }
 
   private claim() {
-    return { joinPort: this.ctx.joinPort, memberCount: this.memberCount, configVersion: this.ctx.configVersion };
+    return { joinPort: this.ctx.joinPort, memberCount: this.memberCount, configVersion: this.ctx.policy.version };
   }
 
   private memberIds(): string[] {
@@ -255,12 +258,22 @@ export class MasterRole {
     if (request.unitId !== peer.unitId) refuse(`join request names unit '${request.unitId}' but the certificate is for '${peer.unitId}'`);
     if (!peer.addresses.includes(request.address)) refuse(`address ${request.address} is not in the certificate (${peer.addresses.join(', ')})`);
     if (request.unitId === this.ctx.selfId) refuse('unit id is the master\'s own');
-    if (request.configVersion !== this.ctx.configVersion) {
-      refuse(`wrong configuration version: unit has ${request.configVersion}, the cluster runs ${this.ctx.configVersion}; exit cluster`);
+    let offered: VerifiedPolicy | undefined;
+    try {
+      offered = verifyWirePolicy(this.ctx.config, request.policy);
+    } catch (error) {
+      refuse(`invalid signed policy: ${(error as Error).message}`);
+    }
+    if (offered?.policy.configVersion !== request.configVersion) {
+      refuse(`join claims configuration version ${request.configVersion} but its signed policy is version ${offered?.policy.configVersion}`);
     }
     for (const veto of this.ctx.vetoes) {
       const reason = await veto({ unitId: request.unitId, address: request.address, configVersion: request.configVersion });
       if (reason !== undefined) refuse(`vetoed by application: ${reason}`);
+    }
+    const previous = this.ctx.policy.version;
+    if (offered && this.ctx.policy.adopt(offered, request.unitId)) {
+      this.ctx.log('info', 'policy adopted', { configVersion: offered.policy.configVersion, previous, from: request.unitId });
     }
     this.members.get(request.unitId)?.channel.close('replaced by a new join of the same unit');
     this.members.set(request.unitId, { address: request.address, channel, lastHeard: Date.now(), loss: new LossEstimate(), loads: new Map() });
@@ -277,7 +290,7 @@ export class MasterRole {
     this.leases.holderBack(request.unitId);
     this.ctx.log('info', 'member admitted', { unit: request.unitId, address: request.address, members: this.memberCount });
     this.sendKeepalive(Date.now());
-    return { clusterKey: this.ctx.clusterKey.toString('base64'), masterId: this.ctx.selfId, release, refusedLeases };
+    return { clusterKey: this.ctx.clusterKey.toString('base64'), masterId: this.ctx.selfId, release, refusedLeases, policy: policyToWire(this.ctx.policy.signed) };
   }
 
   private removeMember(id: string, reason: string, now: number): void {
@@ -301,7 +314,7 @@ export class MasterRole {
       name: 'master-keepalive',
       body: {
         joinPort: this.ctx.joinPort,
-        configVersion: this.ctx.configVersion,
+        configVersion: this.ctx.policy.version,
         members,
         table: encodeTable(this.authority.owners, members.map((member) => member.id)),
         leases: this.leases.all(),

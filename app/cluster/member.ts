@@ -4,11 +4,13 @@
  *   joining --NAK--> refused --retry time--> discovering
  *   member --master silent / exit-cluster / channel lost--> discovering
  *   master --other master outranks us--> discovering
- * Multicast carries discovery, offers and keepalives; joins, unit moves and leases use mutual TLS. */
+ * Multicast carries discovery, offers and keepalives; joins, unit moves, leases and the signed
+ * policy use mutual TLS. */
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:tls';
 import { pino } from 'pino';
-import type { CertifiedUnit, VerifiedFlashConfig } from '../../flash-config/index.js';
+import type { CertifiedUnit, Policy, VerifiedFlashConfig } from '../../flash-config/index.js';
+import { ClusterPolicy, policyToWire, verifyWirePolicy, type PolicyListener, type VerifiedPolicy } from './cluster-policy.js';
 import { FinalRefusal, RequestRefused, type ControlChannel } from './control-channel.js';
 import { outranks } from './election.js';
 import { encodeEnvelope } from './envelope.js';
@@ -78,18 +80,34 @@ export class Member {
   /** Releases whose barrier is still running, per unit: a repeated release (the master got no
    * answer in time) is answered only when the first one's flow state is delivered. */
   private readonly releasing = new Map<number, Promise<boolean>>();
+  /** The signed policy the cluster runs (our flash config's until a higher valid one arrives). */
+  private readonly clusterPolicy: ClusterPolicy;
+  /** A policy pull from the master in flight (a keepalive announced a higher version). */
+  private pullingPolicy = false;
   private releaseBarrier: (units: readonly number[], next?: PeerAddress) => Promise<boolean> = () => Promise.resolve(true);
   /** Why the last join was refused, as the master (and we) said it. */
   lastRefusal: string | undefined;
 
   constructor(private readonly options: MemberOptions) {
     this.timing = clusterTiming(options.config.policy, options.timing);
+    this.clusterPolicy = new ClusterPolicy(options.config);
     this.log = options.log ?? defaultLog();
     this.numberSpaces = new Map((options.numberSpaces ?? []).map((space) => [space.name, space]));
   }
 
   get id(): string {
     return this.options.config.identity.unit.id;
+  }
+
+  /** The policy this unit runs: its flash config's, or a higher signed version adopted from the cluster. */
+  get policy(): Policy {
+    return this.clusterPolicy.policy;
+  }
+
+  /** A higher signed policy was adopted (from a joiner, the master, or a join answer): the
+   * application applies its services. */
+  onPolicyChange(listener: PolicyListener): void {
+    this.clusterPolicy.onChange(listener);
   }
 
   get role(): Role {
@@ -263,6 +281,7 @@ export class Member {
       master.lastHeard = now;
       const members = message.body.members.map((member) => member.id);
       this.memberAddresses = new Map(message.body.members.map((member) => [member.id, member.address]));
+      if (message.body.configVersion > this.clusterPolicy.version) this.pullPolicy(master.id, master.channel);
       master.intervals = message.body.members.find((member) => member.id === this.id)?.intervals ?? MIN_INTERVALS;
       try {
         this.replicated = { members, owners: decodeTable(message.body.table, members), leases: message.body.leases };
@@ -278,20 +297,38 @@ export class Member {
     }
   }
 
+  /** The master runs a higher configuration version: fetch its signed policy, verify it ourselves, adopt it. */
+  private pullPolicy(masterId: string, channel: ControlChannel): void {
+    if (this.pullingPolicy) return;
+    this.pullingPolicy = true;
+    channel
+      .request('policy', {}, this.timing.requestTimeoutMs)
+      .then((answer) => this.adoptFrom(masterId, verifyWirePolicy(this.options.config, parseResult('policy', answer))))
+      .catch((error: unknown) => this.log('warn', 'policy refused', { from: masterId, reason: (error as Error).message }))
+      .finally(() => {
+        this.pullingPolicy = false;
+      });
+  }
+
+  private adoptFrom(from: string, candidate: VerifiedPolicy): void {
+    const previous = this.clusterPolicy.version;
+    if (this.clusterPolicy.adopt(candidate, from)) this.log('info', 'policy adopted', { configVersion: candidate.policy.configVersion, previous, from });
+  }
+
   private tick(now: number): void {
     const since = now - this.roleSince;
     switch (this.currentRole) {
       case 'discovering':
         if (now - this.lastSent >= this.timing.silenceMs / 2) {
           this.lastSent = now;
-          this.send({ name: 'discover', body: { configVersion: this.options.config.policy.configVersion } });
+          this.send({ name: 'discover', body: { configVersion: this.clusterPolicy.version } });
         }
         if (since >= this.timing.silenceMs && now - this.lastOfferSeen >= this.timing.silenceMs) this.enter('offering');
         return;
       case 'offering':
         if (now - this.lastSent >= this.timing.silenceMs / 3) {
           this.lastSent = now;
-          this.send({ name: 'offer', body: { memberCount: 1, configVersion: this.options.config.policy.configVersion } });
+          this.send({ name: 'offer', body: { memberCount: 1, configVersion: this.clusterPolicy.version } });
         }
         if (since >= this.timing.silenceMs) this.becomeMaster(now);
         return;
@@ -351,7 +388,7 @@ export class Member {
         selfId: this.id,
         selfAddress: this.options.address,
         joinPort: this.options.joinPort,
-        configVersion: this.options.config.policy.configVersion,
+        policy: this.clusterPolicy,
         timing: this.timing,
         clusterKey: this.clusterKey,
         view: this.view,
@@ -399,7 +436,7 @@ export class Member {
       return;
     }
     const { channel, server } = connected;
-    const request = { unitId: this.id, address: this.options.address, configVersion: this.options.config.policy.configVersion, ownedUnits: this.view.owned(), leases: this.myLeases };
+    const request = { unitId: this.id, address: this.options.address, configVersion: this.clusterPolicy.version, policy: policyToWire(this.clusterPolicy.signed), ownedUnits: this.view.owned(), leases: this.myLeases };
     let answer: unknown;
     let masterSays: string | undefined;
     try {
@@ -428,6 +465,16 @@ export class Member {
       return;
     }
     const accepted = parseResult('join', answer);
+    let clusterPolicy: VerifiedPolicy;
+    try {
+      clusterPolicy = verifyWirePolicy(this.options.config, accepted.policy);
+    } catch (error) {
+      channel.close('invalid cluster policy');
+      this.lastRefusal = `us: the master's signed policy is invalid: ${(error as Error).message}`;
+      this.log('warn', 'join refused', { master: announcer.senderId, reason: this.lastRefusal });
+      this.enter('refused');
+      return;
+    }
     this.clusterKey = Buffer.from(accepted.clusterKey, 'base64');
     this.guard.setKey(this.clusterKey);
     this.myLeases = this.myLeases.filter((lease) => !accepted.refusedLeases.some((refused) => refused.space === lease.space && refused.start === lease.start));
@@ -437,6 +484,7 @@ export class Member {
       if (this.master?.channel === channel) this.loseMaster(`control channel closed: ${reason}`);
     });
     this.lastRefusal = undefined;
+    this.adoptFrom(accepted.masterId, clusterPolicy);
     this.log('info', 'joined', { master: accepted.masterId, joinedInMs: Date.now() - this.roleSince });
     this.enter('member');
   }

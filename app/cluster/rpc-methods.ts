@@ -4,6 +4,9 @@ import { z } from 'zod';
 import { leaseSchema } from './messages.js';
 
 const unit = z.int().min(0).max(1023);
+/** A policy file's exact bytes and detached signature, base64 (flash-config SignedPolicy). */
+export const signedPolicyWire = z.strictObject({ bytes: z.base64().max(700_000), signature: z.base64().max(1024) });
+export type SignedPolicyWire = z.infer<typeof signedPolicyWire>;
 const units = z.array(unit).max(1024);
 
 export const rpc = {
@@ -12,11 +15,16 @@ export const rpc = {
       unitId: z.string(),
       address: z.string(),
       configVersion: z.int().min(0),
+      /** The joiner's signed policy: the master adopts it when its version is higher. */
+      policy: signedPolicyWire,
       ownedUnits: units,
       leases: z.array(leaseSchema).max(4096),
     }),
-    result: z.strictObject({ clusterKey: z.base64(), masterId: z.string(), release: units, refusedLeases: z.array(leaseSchema) }),
+    /** `policy`: the cluster's signed policy after the join (the joiner adopts it when higher). */
+    result: z.strictObject({ clusterKey: z.base64(), masterId: z.string(), release: units, refusedLeases: z.array(leaseSchema), policy: signedPolicyWire }),
   },
+  /** member -> master: the cluster's signed policy (a keepalive announced a higher version). */
+  policy: { params: z.strictObject({}), result: signedPolicyWire },
   'need-units': { params: z.strictObject({ units }), result: z.null() },
   load: {
     params: z.strictObject({ units: z.array(z.strictObject({ unit, packets: z.number().min(0), flows: z.number().min(0) })).max(1024) }),

@@ -10,6 +10,7 @@ import type { ClusterLog } from '../cluster/master-role.js';
 import type { ClusterEventKind, ClusterSource } from '../mgmt/cluster-source.js';
 import type { Appliance } from './appliance.js';
 import { ClusterDataplane } from './cluster-dataplane.js';
+import { applyAdoptedPolicy } from './cluster-policy-apply.js';
 import type { ClusterConfigSettings } from './config.js';
 
 export interface ClusterSettings {
@@ -84,6 +85,8 @@ export async function startClusteredUnit(appliance: Appliance, settings: Cluster
     log,
   });
   await binding.start();
+  // A higher signed policy adopted from the cluster reaches this unit's services.
+  member.onPolicyChange((policy) => applyAdoptedPolicy(appliance, policy, log));
 
   const listeners: ((kind: ClusterEventKind, detail: Record<string, string | number>) => void)[] = [];
   const emit = (kind: ClusterEventKind, detail: Record<string, string | number>) => {

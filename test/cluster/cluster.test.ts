@@ -29,7 +29,7 @@ async function masterOf(units: UnitProcess[]): Promise<UnitProcess> {
 
 beforeAll(async () => {
   lan = await createLan('epcl');
-  for (const slot of [1, 2, 3, 4, 5, 6, 7, 8, 9]) await lan.addSlot(slot);
+  for (const slot of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]) await lan.addSlot(slot);
   provisioned = await provisionUnits((slot) => lan.address(slot));
 });
 
@@ -84,13 +84,13 @@ describe('cluster membership, election and work units', () => {
     expect(checkSingleOwner(allEvents, dead)).toEqual([]);
   });
 
-  it('refuses a foreign CA, an expired or revoked certificate, a wrong configuration version and an application veto, with the reason on both sides', async () => {
-    const { foreign, expired, revoked, oldVersion, vetoed } = provisioned.units;
+  it('refuses a foreign CA, an expired or revoked certificate, a forged signed policy and an application veto, with the reason on both sides', async () => {
+    const { foreign, expired, revoked, forged, vetoed } = provisioned.units;
     const cases: [UnitConfig, number, RegExp][] = [
       [foreign, 5, /signature does not verify with the cluster CA key/],
       [expired, 6, /expired at/],
       [revoked, 9, /revoked at/],
-      [oldVersion, 7, /wrong configuration version: unit has 2, the cluster runs 3/],
+      [forged, 11, /invalid signed policy: signed policy: signature does not verify with the cluster's policy signer key/],
       [vetoed, 8, /vetoed by application: unit-vetoed is in a maintenance window/],
     ];
     const joiners = cases.map(([config, slot]) => startUnit(config, slot));
@@ -107,6 +107,42 @@ describe('cluster membership, election and work units', () => {
     const members = (await master.state()).members;
     expect(members.sort()).toEqual(['unit-1', 'unit-2', 'unit-3', 'unit-4']);
     await Promise.all(joiners.map((joiner) => joiner.stop()));
+  });
+
+  it('a joiner with a lower configuration version is admitted and adopts the cluster\'s signed policy', async () => {
+    const joiner = startUnit(provisioned.units.oldVersion, 7);
+    const master = await masterOf(running.slice(0, 4));
+    const joined = await waitFor('old-version unit joined', () => joiner.logged('joined')[0], 15_000);
+    const adopted = joiner.logged('policy adopted')[0];
+    console.log(`${joiner.unitId}: ${JSON.stringify(adopted?.fields)}`);
+    expect(adopted?.fields).toEqual({ configVersion: 3, previous: 2, from: master.unitId });
+    expect(adopted?.at).toBeLessThanOrEqual(joined.at);
+    expect((await joiner.state()).configVersion).toBe(3);
+    expect(master.logged('policy adopted')).toEqual([]);
+    for (const unit of running.slice(0, 4)) expect((await unit.state()).configVersion).toBe(3);
+  });
+
+  it('a joiner with a higher valid configuration version: the master adopts its signed policy and every member converges on it', async () => {
+    const members = [...running.slice(0, 4), running.find((unit) => unit.unitId === 'unit-oldversion') as UnitProcess];
+    const joiner = startUnit(provisioned.units.newVersion, 10);
+    const master = await masterOf(members);
+    const joined = await waitFor('new-version unit joined', () => joiner.logged('joined')[0], 15_000);
+    const everyone = [...members, joiner];
+    const converged = await waitFor('every member on version 4', async () => {
+      const list = await states(everyone);
+      return list.every(({ state }) => state.configVersion === 4 && state.services.includes('web-v4') && state.members.length === 6) ? list : undefined;
+    }, 5000);
+    const adoptedAt = everyone.map((unit) => unit.logged('policy adopted').find((e) => e.fields?.configVersion === 4)?.at ?? Infinity);
+    console.log(`configuration version 4 from ${joiner.unitId}: master ${master.unitId} adopted it ${(master.logged('policy adopted')[0]?.at ?? 0) - joined.at} ms before the joiner logged its join; all ${converged.length - 1} other members ran it ${Math.max(...adoptedAt.filter(Number.isFinite)) - joined.at} ms after the join`);
+    expect(master.logged('policy adopted')[0]?.fields).toEqual({ configVersion: 4, previous: 3, from: joiner.unitId });
+    for (const unit of members.filter((unit) => unit !== master)) {
+      expect(unit.logged('policy adopted').find((e) => e.fields?.configVersion === 4)?.fields).toEqual({ configVersion: 4, previous: 3, from: master.unitId });
+    }
+    expect(joiner.logged('policy adopted')).toEqual([]);
+    for (const unit of [running.find((u) => u.unitId === 'unit-oldversion') as UnitProcess, joiner]) {
+      dead.set(unit.unitId, Date.now());
+      await unit.stop();
+    }
   });
 
   it('leases number blocks uniquely, and the leases and units survive a killed master', async () => {

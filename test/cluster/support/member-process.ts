@@ -9,10 +9,14 @@ const settings = JSON.parse(process.env.CLUSTER_UNIT ?? '{}') as {
   address: string;
   flashNow?: string;
   veto?: string;
+  forgeVersion?: number;
 };
 const send = (message: object) => process.send?.({ at: Date.now(), ...message });
 
-const config = await verifyFlashConfig(settings.dir, settings.flashNow ? { now: new Date(settings.flashNow) } : {});
+const verified = await verifyFlashConfig(settings.dir, settings.flashNow ? { now: new Date(settings.flashNow) } : {});
+// A tampered unit: the policy it passes on says another version, the signature is the original's.
+const forged = settings.forgeVersion === undefined ? undefined : { ...verified.policy, configVersion: settings.forgeVersion };
+const config = forged ? { ...verified, policy: forged, signedPolicy: { ...verified.signedPolicy, bytes: Buffer.from(JSON.stringify(forged)) } } : verified;
 const member = new Member({
   config,
   address: settings.address,
@@ -47,6 +51,8 @@ process.on('message', (raw) => {
       owned: member.ownership().filter((entry) => entry.state === 'owned').map((entry) => entry.unit),
       leases: member.leases,
       lastRefusal: member.lastRefusal,
+      configVersion: member.policy.configVersion,
+      services: member.policy.services.map((service) => service.name),
       accepted: member.guard.accepted,
       rejected: member.guard.rejected,
     });

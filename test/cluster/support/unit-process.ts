@@ -26,6 +26,8 @@ export interface UnitState {
   owned: number[];
   leases: { space: string; start: number; size: number; holder: string; graceUntil: number | null }[];
   lastRefusal?: string;
+  configVersion: number;
+  services: string[];
   accepted: number;
   rejected: Record<string, number>;
 }
@@ -42,7 +44,7 @@ export class UnitProcess {
     address: string,
     options: { veto?: string; onEvent?: (event: UnitEvent) => void } = {},
   ) {
-    const settings = { dir: config.dir, address, ...(config.flashNow ? { flashNow: config.flashNow } : {}), ...(options.veto ? { veto: options.veto } : {}) };
+    const settings = { dir: config.dir, address, ...(config.flashNow ? { flashNow: config.flashNow } : {}), ...(config.forgeVersion !== undefined ? { forgeVersion: config.forgeVersion } : {}), ...(options.veto ? { veto: options.veto } : {}) };
     this.child = spawn('ip', ['netns', 'exec', namespace, process.execPath, '--import', 'tsx', SCRIPT], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       env: { ...process.env, CLUSTER_UNIT: JSON.stringify(settings) },

@@ -5,10 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createAuthority, loadAuthority, provisionUnit, revokeSerial } from '../../../flash-config/index.js';
 
+/** Version 4 adds a virtual service, so a member that adopted it shows it. */
 export const policy = (configVersion: number) => ({
   configVersion,
   cluster: { keepaliveIntervalMs: 50, memberDeadAfterMs: 500, masterSilenceMs: 100, rebalanceIntervalMs: 2000 },
-  services: [],
+  services:
+    configVersion >= 4
+      ? [{ name: `web-v${configVersion}`, vip: '10.78.0.100', protocol: 'tcp', port: 80, algorithm: 'maglev', mode: 'nat', servers: [{ address: '10.78.1.1', port: 80 }] }]
+      : [],
 });
 
 const DAY = 86_400_000;
@@ -18,6 +22,9 @@ export interface UnitConfig {
   dir: string;
   /** Time the unit verifies its own flash config at (an expired unit boots "in the past"). */
   flashNow?: string;
+  /** The unit passes on its policy rewritten to this configuration version, keeping the old
+   * signature: a forged policy (the harness stands in for a tampered unit). */
+  forgeVersion?: number;
 }
 
 export async function provisionUnits(addressOf: (slot: number) => string) {
@@ -53,6 +60,8 @@ export async function provisionUnits(addressOf: (slot: number) => string) {
     expired: { ...(await make('home', 6, 'unit-expired', { validity: { notBefore: new Date(now - 30 * DAY), notAfter: new Date(now - DAY) } })), flashNow: new Date(now - 10 * DAY).toISOString() },
     oldVersion: await make('home', 7, 'unit-oldversion', { version: 2 }),
     vetoed: await make('home', 8, 'unit-vetoed'),
+    newVersion: await make('home', 10, 'unit-newversion', { version: 4 }),
+    forged: { ...(await make('home', 11, 'unit-forged')), forgeVersion: 9 },
   };
   return { root, units, cleanup: () => rm(root, { recursive: true, force: true }) };
 }
