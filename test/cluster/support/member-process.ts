@@ -10,6 +10,7 @@ const settings = JSON.parse(process.env.CLUSTER_UNIT ?? '{}') as {
   flashNow?: string;
   veto?: string;
   forgeVersion?: number;
+  silenceMs?: number;
 };
 const send = (message: object) => process.send?.({ at: Date.now(), ...message });
 
@@ -22,7 +23,7 @@ const member = new Member({
   address: settings.address,
   multicast: { group: '239.77.0.1', port: 7946 },
   joinPort: 7947,
-  timing: { keepaliveMs: 50, detectionMs: 500, silenceMs: 100, rebalanceMs: 2000, leaseGraceMs: 60_000 },
+  timing: { keepaliveMs: 50, detectionMs: 500, silenceMs: settings.silenceMs ?? 100, rebalanceMs: 2000, leaseGraceMs: 60_000 },
   numberSpaces: [{ name: 'fullnat-port', first: 1024, last: 65535, blockSize: 256 }],
   loadSource: () => [],
   log: (level, event, fields) => send({ kind: 'log', level, event, fields }),

@@ -42,9 +42,9 @@ export class UnitProcess {
     readonly config: UnitConfig,
     namespace: string,
     address: string,
-    options: { veto?: string; onEvent?: (event: UnitEvent) => void } = {},
+    options: { veto?: string; silenceMs?: number; onEvent?: (event: UnitEvent) => void } = {},
   ) {
-    const settings = { dir: config.dir, address, ...(config.flashNow ? { flashNow: config.flashNow } : {}), ...(config.forgeVersion !== undefined ? { forgeVersion: config.forgeVersion } : {}), ...(options.veto ? { veto: options.veto } : {}) };
+    const settings = { dir: config.dir, address, ...(config.flashNow ? { flashNow: config.flashNow } : {}), ...(config.forgeVersion !== undefined ? { forgeVersion: config.forgeVersion } : {}), ...(options.veto ? { veto: options.veto } : {}), ...(options.silenceMs ? { silenceMs: options.silenceMs } : {}) };
     this.child = spawn('ip', ['netns', 'exec', namespace, process.execPath, '--import', 'tsx', SCRIPT], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       env: { ...process.env, CLUSTER_UNIT: JSON.stringify(settings) },
