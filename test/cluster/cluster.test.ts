@@ -99,6 +99,9 @@ describe('cluster membership, election and work units', () => {
       [vetoed, 8, /vetoed by application: unit-vetoed is in a maintenance window/],
     ];
     const joiners = cases.map(([config, slot]) => startUnit(config, slot, JOINER_SILENCE_MS));
+    // Five processes loading at once on a loaded host take seconds to come up: the refusal
+    // deadline counts from their start.
+    await waitFor('five joiners started', () => joiners.every((unit) => unit.events.some((e) => e.kind === 'started')) || undefined, 30_000);
     const master = await masterOf(running.slice(0, 4));
     for (const [index, [config, slot, reason]] of cases.entries()) {
       const joiner = joiners[index] as UnitProcess;
@@ -116,6 +119,7 @@ describe('cluster membership, election and work units', () => {
 
   it('a joiner with a lower configuration version is admitted and adopts the cluster\'s signed policy', async () => {
     const joiner = startUnit(provisioned.units.oldVersion, 7, JOINER_SILENCE_MS);
+    await waitFor('old-version unit started', () => joiner.events.find((e) => e.kind === 'started'), 20_000);
     const master = await masterOf(running.slice(0, 4));
     const joined = await waitFor('old-version unit joined', () => joiner.logged('joined')[0], 15_000);
     const adopted = joiner.logged('policy adopted')[0];
@@ -130,6 +134,7 @@ describe('cluster membership, election and work units', () => {
   it('a joiner with a higher valid configuration version: the master adopts its signed policy and every member converges on it', async () => {
     const members = [...running.slice(0, 4), running.find((unit) => unit.unitId === 'unit-oldversion') as UnitProcess];
     const joiner = startUnit(provisioned.units.newVersion, 10, JOINER_SILENCE_MS);
+    await waitFor('new-version unit started', () => joiner.events.find((e) => e.kind === 'started'), 20_000);
     const master = await masterOf(members);
     const joined = await waitFor('new-version unit joined', () => joiner.logged('joined')[0], 15_000);
     const everyone = [...members, joiner];
