@@ -20,7 +20,18 @@ export const virtualServiceSchema = z.strictObject({
   servers: z.array(serverSchema).min(1),
 });
 
-/** Cluster timing and load thresholds (cluster.md CL-R6..R8). */
+/** How packets for the cluster's shared addresses reach the members (cluster.md CL-R2). Built:
+ * `unicast-mac` - every member's data ports accept the shared MAC (the segment delivers frames for
+ * it to every member), and a new master announces the shared addresses at it by gratuitous ARP. */
+export const clusterDeliverySchema = z.strictObject({
+  mode: z.literal('unicast-mac'),
+  mac: z
+    .string()
+    .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i, 'must be a MAC address like 02:65:70:00:01:64')
+    .refine((mac) => (Number.parseInt(mac.slice(0, 2), 16) & 1) === 0, 'must be a unicast MAC (first octet even)'),
+});
+
+/** Cluster timing, load thresholds (cluster.md CL-R6..R8) and delivery mode (CL-R2). */
 export const clusterThresholdsSchema = z.strictObject({
   keepaliveIntervalMs: z.int().min(10).max(10_000).default(100),
   memberDeadAfterMs: z.int().min(50).max(60_000).default(400),
@@ -28,6 +39,8 @@ export const clusterThresholdsSchema = z.strictObject({
   rebalanceIntervalMs: z.int().min(100).max(600_000).default(2000),
   /** Rebalance when the busiest member's load exceeds the average by this fraction. */
   loadImbalanceThreshold: z.number().min(0).max(10).default(0.2),
+  /** Absent: the units serve their own addresses only; a unit still clusters (work units, replication). */
+  delivery: clusterDeliverySchema.optional(),
 });
 
 export const policySchema = z
@@ -59,4 +72,5 @@ export const policySchema = z
   });
 
 export type Policy = z.infer<typeof policySchema>;
+export type ClusterDelivery = z.infer<typeof clusterDeliverySchema>;
 export type VirtualService = z.infer<typeof virtualServiceSchema>;

@@ -49,7 +49,7 @@ let root: string;
 let authority: Authority;
 let units = 0;
 
-async function provision(options: { policy?: object; dataAddresses?: string[] } = {}): Promise<string> {
+async function provision(options: { policy?: object; dataAddresses?: string[]; clusterAddresses?: string[] } = {}): Promise<string> {
   units += 1;
   const dir = join(root, `unit${units}`);
   await provisionUnit(
@@ -58,7 +58,7 @@ async function provision(options: { policy?: object; dataAddresses?: string[] } 
       unitId: `unit${units}`,
       mgmtAddress: '192.0.2.11',
       dataAddresses: options.dataAddresses ?? ['198.51.100.1', '203.0.113.1'],
-      network: { mgmtPrefixLength: 24, dataPrefixLength: 24, clusterAddresses: [], clusterPort: 7946 },
+      network: { mgmtPrefixLength: 24, dataPrefixLength: 24, clusterAddresses: options.clusterAddresses ?? [], clusterPort: 7946 },
       policyBytes: Buffer.from(JSON.stringify(options.policy ?? policy, null, 2)),
       policySource: 'policy.json',
     },
@@ -132,6 +132,28 @@ describe('loadFlashConfig', () => {
         ...defaults,
       },
     ]);
+    expect(config.cluster).toBeUndefined();
+  });
+
+  it('unicast-MAC delivery: each data port announces the shared MAC for the cluster addresses and VIPs on its subnet', async () => {
+    const delivery = { mode: 'unicast-mac', mac: '02:65:70:00:00:01' };
+    const dir = await provision({ policy: { ...policy, cluster: { ...policy.cluster, delivery } }, clusterAddresses: ['203.0.113.1'] });
+    const { config } = await loadFlashConfig(dir, { pciDevices: NICS });
+    expect(config.cluster).toMatchObject({
+      flashConfigDir: dir,
+      announce: [
+        { device: '0000:00:07.0', mac: delivery.mac, addresses: ['203.0.113.1'] },
+        { device: '0000:00:06.0', mac: delivery.mac, addresses: ['198.51.100.10', '198.51.100.11', '198.51.100.12'] },
+      ],
+    });
+  });
+
+  it('unicast-MAC delivery refuses a cluster address on no data subnet, and a multicast MAC', async () => {
+    const offSubnet = { ...policy, cluster: { ...policy.cluster, delivery: { mode: 'unicast-mac', mac: '02:65:70:00:00:01' } } };
+    const dir = await provision({ policy: offSubnet, clusterAddresses: ['192.0.2.100'] });
+    await expect(loadFlashConfig(dir, { pciDevices: NICS })).rejects.toThrow(/network\.clusterAddresses\[0\]: 192\.0\.2\.100 is on no data port's IPv4 subnet/);
+    const multicastMac = { ...policy, cluster: { ...policy.cluster, delivery: { mode: 'unicast-mac', mac: '03:65:70:00:00:01' } } };
+    await expect(provision({ policy: multicastMac })).rejects.toThrow(/cluster\.delivery\.mac: must be a unicast MAC/);
   });
 
   it('refuses a policy altered after signing, naming the file and the reason', async () => {

@@ -72,6 +72,7 @@ export function applianceConfigFrom(dir: string, verified: VerifiedFlashConfig, 
     prefixLength: identity.network.dataPrefixLength,
   }));
   const services = policy.services.map((service, i) => serviceFrom(service, i, ports, problems));
+  const announce = sharedAddressesByPort(verified, ports, problems);
   if (problems.length > 0) throw new ConfigError(dir, problems);
 
   const lcores = host.lcores ?? Array.from({ length: availableParallelism() }, (_, i) => i);
@@ -86,10 +87,37 @@ export function applianceConfigFrom(dir: string, verified: VerifiedFlashConfig, 
     ports,
     services,
     http: { host: '127.0.0.1', port: 9180 },
+    ...(announce ? { cluster: { flashConfigDir: dir, announce } } : {}),
     log: { level: 'info' },
   };
   // The schema applies the same defaults and cross-field rules as to an operator's file.
   return parseConfig(`${dir} (identity.json + policy.json)`, JSON.stringify(document));
+}
+
+/** Unicast-MAC delivery (policy.json cluster.delivery): each data port answers the shared MAC for
+ * the shared addresses on its subnet - identity.json's cluster addresses and the services' VIPs -
+ * which a new master announces there. Undefined without a delivery mode. */
+function sharedAddressesByPort(
+  verified: VerifiedFlashConfig,
+  ports: { device: string; address: string; prefixLength: number }[],
+  problems: string[],
+): { device: string; mac: string; addresses: string[] }[] | undefined {
+  const delivery = verified.policy.cluster.delivery;
+  if (!delivery) return undefined;
+  const byPort = new Map<string, Set<string>>();
+  const portOf = (address: string) => (isIPv4(address) ? ports.find((p) => isIPv4(p.address) && inSubnet(address, p.address, p.prefixLength)) : undefined);
+  const place = (address: string, device: string) => byPort.set(device, (byPort.get(device) ?? new Set()).add(address));
+  verified.identity.network.clusterAddresses.forEach((address, i) => {
+    const port = portOf(address);
+    if (port) place(address, port.device);
+    else problems.push(`identity.json network.clusterAddresses[${i}]: ${address} is on no data port's IPv4 subnet; unicast-MAC delivery announces it on its data port`);
+  });
+  // A VIP off every data subnet is routed to the cluster: nothing to announce.
+  for (const service of verified.policy.services) {
+    const port = portOf(service.vip);
+    if (port) place(service.vip, port.device);
+  }
+  return [...byPort].map(([device, addresses]) => ({ device, mac: delivery.mac, addresses: [...addresses] }));
 }
 
 function serviceFrom(

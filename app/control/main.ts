@@ -61,8 +61,8 @@ async function readFlashConfig(dir: string): Promise<Startup> {
         `config version ${verified.identity.configVersion}, ${config.services.length} service(s), data NICs ${config.eal.allowPci.join(' ')}\n`,
     );
     const cluster = await readClusterSettings(config.cluster ?? clusterDefaults(dir));
-    // Until the image configures the management address from identity.json (it uses DHCP now), a
-    // unit without it cannot reach its peers: it serves alone rather than hold every connection.
+    // The image gives the management NIC identity.json's address (edgeplane-management-network);
+    // a host without it cannot reach its peers: it serves alone rather than hold every connection.
     if (!isLocalAddress(cluster.address)) {
       process.stderr.write(`edgeplane: not clustering: the management address ${cluster.address} from ${dir}/identity.json is on no interface; serving alone\n`);
       return { config };

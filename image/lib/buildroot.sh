@@ -91,7 +91,7 @@ EOF
   chroot_run "$rootfs" "$rootfs/tmp" depmod "$kver"
 
   chroot_run "$rootfs" "$rootfs/tmp" systemctl enable --quiet edgeplane.service edgeplane-hugepages.service \
-    edgeplane-vfio-bind.service edgeplane-selftest.service systemd-networkd.service
+    edgeplane-vfio-bind.service edgeplane-management-network.service edgeplane-selftest.service systemd-networkd.service
   # Nobody logs in on the console; the selftest and journal own it.
   chroot_run "$rootfs" "$rootfs/tmp" systemctl mask --quiet serial-getty@ttyS0.service getty@tty1.service
   rm -rf "$rootfs"/var/cache/apt/* "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/*

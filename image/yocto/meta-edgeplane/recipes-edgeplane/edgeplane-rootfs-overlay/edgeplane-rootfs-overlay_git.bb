@@ -10,7 +10,8 @@ inherit systemd allarch
 # The units with an [Install] section; edgeplane-boot-failed.service is only started
 # through the appliance service's OnFailure=.
 SYSTEMD_SERVICE:${PN} = "edgeplane.service edgeplane-hugepages.service \
-                         edgeplane-vfio-bind.service edgeplane-selftest.service"
+                         edgeplane-vfio-bind.service edgeplane-management-network.service \
+                         edgeplane-selftest.service"
 
 do_configure[noexec] = "1"
 do_compile[noexec] = "1"
