@@ -259,7 +259,7 @@ rogue_reason=$(console rogue | log_field '"msg":"join refused"' .reason)
 master_reason=''
 deadline=$((SECONDS + 30))
 until [[ -n $master_reason ]] || ((SECONDS >= deadline)); do
-  master_reason=$(console "$master" 2>/dev/null | grep -aE '"unit":"rogue"|"address":"'"192.0.2.1$((UNIT_COUNT + 1))"'"' | log_field '"msg":"join refused"' .reason)
+  master_reason=$(console "$master" 2>/dev/null | grep -aE '"unit":"rogue"|[":]192\.0\.2\.1'"$((UNIT_COUNT + 1))"'"' | log_field '"msg":"join refused"' .reason)
   [[ -n $master_reason ]] || sleep 2
 done
 if [[ $rogue_reason == *'does not verify with the cluster CA'* && $master_reason == *'does not verify with the cluster CA'* ]]; then
