@@ -34,11 +34,12 @@ async function main(): Promise<void> {
   const { name } = nic;
   await mkdir(dirname(MANAGEMENT_NETWORK_FILE), { recursive: true });
   await writeFile(MANAGEMENT_NETWORK_FILE, managementNetworkFile(identity, name, source));
-  await run('networkctl', ['reload']);
-  await run('networkctl', ['reconfigure', name]);
+  // networkctl reload needs D-Bus, which the image does not run: networkd reads the file on start.
+  // --no-block: this unit is ordered after networkd, whose restart job must not wait for it.
+  await run('systemctl', ['--no-block', 'restart', 'systemd-networkd.service']);
   const address = identity.unit.mgmtAddress;
   while (!(networkInterfaces()[name] ?? []).some((entry) => entry.address === address)) {
-    if (Date.now() > deadline) throw new Error(`${address} is not on ${name} ${WAIT_MS / 1000} s after networkctl reconfigure`);
+    if (Date.now() > deadline) throw new Error(`${address} is not on ${name} ${WAIT_MS / 1000} s after restarting systemd-networkd`);
     await sleep(POLL_MS);
   }
   process.stdout.write(`edgeplane: management NIC ${name} (${nic.pci}): ${address}/${identity.network.mgmtPrefixLength} from ${source}\n`);
