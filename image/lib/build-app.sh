@@ -37,6 +37,8 @@ note "tsc in the build root"
 chroot_run "$buildroot" "$app" sh -c 'cd /work && node node_modules/typescript/bin/tsc -p tsconfig.json' \
   || die "TypeScript compilation failed"
 [[ -f $app/dist/app/control/main.js ]] || die "tsc did not produce dist/app/control/main.js (the appliance entry point)"
+# The management API serves the dashboard's static files, which tsc does not copy.
+cp -a "$app/app/dashboard" "$app/dist/app/dashboard"
 
 note "npm prune --omit=dev; dropping sources and build intermediates"
 (cd "$app" && npm prune --omit=dev --no-audit --no-fund --loglevel=error)
