@@ -37,6 +37,9 @@ export const clusterThresholdsSchema = z.strictObject({
   memberDeadAfterMs: z.int().min(50).max(60_000).default(400),
   masterSilenceMs: z.int().min(10).max(10_000).default(100),
   rebalanceIntervalMs: z.int().min(100).max(600_000).default(2000),
+  /** Answer deadline of the members' TLS requests (joins, unit moves, leases, replication), handshake
+   * included: seconds on a slow host (TCG guests sharing two cores). */
+  requestTimeoutMs: z.int().min(100).max(60_000).default(2000),
   /** Rebalance when the busiest member's load exceeds the average by this fraction. */
   loadImbalanceThreshold: z.number().min(0).max(10).default(0.2),
   /** Absent: the units serve their own addresses only; a unit still clusters (work units, replication). */

@@ -26,7 +26,7 @@ export function clusterTiming(policy: Policy, overrides: Partial<ClusterTiming> 
     silenceMs: policy.cluster.masterSilenceMs,
     rebalanceMs: policy.cluster.rebalanceIntervalMs,
     maxMovesPerRound: 256,
-    requestTimeoutMs: 2000,
+    requestTimeoutMs: policy.cluster.requestTimeoutMs,
     leaseGraceMs: 120_000,
     refusedRetryMs: 10_000,
     ...overrides,

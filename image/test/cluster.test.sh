@@ -127,7 +127,7 @@ pids+=($!)
 
 for unit in "${UNITS[@]}"; do
   seconds=$("$RUN" wait "$unit" "Started edgeplane.service|Failed to start edgeplane.service|$BOOT_FAILURE" 900 || true)
-  address=$(console "$unit" | grep -oE 'edgeplane: management NIC .*' | head -n 1 || true)
+  address=$(console "$unit" | grep -oE 'edgeplane: management NIC .*: .* from .*' | head -n 1 || true)
   if console "$unit" | grep -q 'Started edgeplane.service' && [[ $address == *": $(mgmt_ip "$unit")/24 from"* ]] \
      && ! console "$unit" | grep -q 'not clustering'; then
     result ok "$unit: appliance ready ${seconds}s after QEMU start, ${address#edgeplane: }"
