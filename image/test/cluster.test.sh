@@ -235,7 +235,10 @@ else
       bytes: (map(.received + .sent) | add) }' "$SCRATCH/stream-report")
   echo "# streams: $report"
   resumes=$(jq -r '.victimResumeMs | if length > 0 then "median \(.[length / 2 | floor]) ms, max \(.[-1]) ms" else "none measured" end' <<<"$report")
-  times="detection ${detected_at:+$(ms_between "$killed_at" "$detected_at") ms ($detection)}${detected_at:-not seen}, takeover ${taken_at:+$(ms_between "$killed_at" "$taken_at") ms (first held packets released $takeover)}${taken_at:-not seen}; the victim's connections resumed after $resumes"
+  detection_text='not seen' takeover_text='not seen'
+  [[ -z $detected_at ]] || detection_text="$(ms_between "$killed_at" "$detected_at") ms ($detection)"
+  [[ -z $taken_at ]] || takeover_text="$(ms_between "$killed_at" "$taken_at") ms (first held packets released $takeover)"
+  times="detection $detection_text, takeover $takeover_text; the victim's connections resumed after $resumes"
   if [[ $(jq .total <<<"$report") == "$STREAM_COUNT" && $(jq .intact <<<"$report") == "$STREAM_COUNT" && -n $victim_ports && -n $detected_at ]]; then
     result ok "all $STREAM_COUNT connections survive QMP quit of $victim (owner of $(wc -w <<<"$victim_ports")): no reset, every byte checked ($(jq .bytes <<<"$report") bytes); $times"
   else
