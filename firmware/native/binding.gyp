@@ -9,6 +9,7 @@
         "src/dataplane.c",
         "src/drop_reason.c",
         "src/encap.c",
+        "src/encap6.c",
         "src/flow_table.c",
         "src/hold.c",
         "src/interest.c",

@@ -36,7 +36,9 @@
 	X(PUNT_LOOP, "punt_loop")               /* a frame the control application injected for processing would go back up */ \
 	X(FOREIGN_UNIT, "foreign_unit")         /* its work unit belongs to another cluster member */ \
 	X(NDP_IGNORED, "ndp_ignored")           /* neighbour discovery not for us, or invalid (after learning) */ \
-	X(HOLD_TIMEOUT, "hold_timeout")         /* held for a fixed affinity that did not come in time */
+	X(HOLD_TIMEOUT, "hold_timeout")         /* held for a fixed affinity that did not come in time */ \
+	X(NO_TUNNEL_SOURCE, "no_tunnel_source") /* an IPv6 tunnel out a port without an IPv6 address */ \
+	X(TUNNEL_TOO_BIG, "tunnel_too_big")     /* the outer header would take the length past 65535 */
 
 enum ep_drop_reason {
 #define EP_DROP_ENUM(name, str) EP_DROP_##name,

@@ -52,6 +52,33 @@ void ep_ipv6_set_dscp(uint8_t *frame, const struct ep_meta *m, uint8_t dscp);
 /* Decrements the IPv6 hop limit; returns the new value (0 means the packet must die). */
 uint8_t ep_ipv6_dec_hop_limit(uint8_t *frame, const struct ep_meta *m);
 
+/* Tunnels over IPv6 (encap6.c), for IPv6 packets to a server in a tunnel mode. The outer header
+ * has traffic class 0, hop limit 64 and the given flow label (20 bits: entropy for ECMP paths).
+ * ep_encap6_header writes IPv6-in-IPv6 (next header 41) or GRE (next header 47 and a 4-byte GRE
+ * header with protocol 0x86DD, no options) at out for inner_len bytes of inner IPv6 packet;
+ * returns the bytes written (40 or 44), or 0 for another kind or a payload length over 65535. */
+#define EP_ENCAP_IPV6 41
+#define EP_ENCAP6_IPIP_OVERHEAD 40
+#define EP_ENCAP6_GRE_OVERHEAD 44
+uint32_t ep_encap6_header(uint8_t *out, int kind, const uint8_t src[16], const uint8_t dst[16], uint32_t flow_label,
+			  uint32_t inner_len);
+
+/* Outer IPv6 + UDP (sport, dport in network order) + GUE header (variant 0, no flags, protocol 41)
+ * for inner_len bytes whose one's complement sum (unfolded is fine) is inner_sum. Unlike over IPv4
+ * the UDP checksum is computed: IPv6 requires it. Returns EP_GUE6_OVERHEAD, or 0 when the UDP
+ * length would exceed 65535. */
+#define EP_GUE6_OVERHEAD 52
+uint32_t ep_encap6_gue(uint8_t *out, const uint8_t src[16], const uint8_t dst[16], uint32_t flow_label,
+		       uint16_t sport, uint16_t dport, uint32_t inner_len, uint32_t inner_sum);
+
+/* The one's complement sum of the IPv6 packet parsed into m (its l3_len bytes) for the GUE
+ * checksum, read off its TCP/UDP/ICMPv6 checksum instead of summing the payload: the 40 header
+ * bytes plus the complement of the pseudo header. Exact when that checksum is valid (a packet with
+ * a bad one gets a bad outer checksum, and the server drops it as it would have anyway). -1 when
+ * it cannot be derived (extension headers, fragments, other protocols, UDP checksum 0): the caller
+ * sums the bytes. */
+int ep_ipv6_packet_sum(const uint8_t *frame, const struct ep_meta *m, uint32_t *sum);
+
 /* A neighbour solicitation or advertisement that passed RFC 4861 7.1.1/7.1.2 validation (hop
  * limit 255, code 0, length, checksum, option lengths, no multicast target). */
 struct ep_ndp {

@@ -189,7 +189,7 @@ static int assign_slots(struct ep_service_rt *svc, const struct ep_service_rt *o
 }
 
 /* An IPv4 service has IPv4 servers, an IPv6 one IPv6 servers: the data plane translates between
- * addresses of one family only. IPv6 services forward by NAT, full NAT or DSR. */
+ * addresses of one family only, and tunnels IPv4 in IPv4, IPv6 in IPv6. */
 static int check_family(const struct ep_service_conf *conf, const struct ep_server *servers, uint32_t n,
 			struct ep_error *err)
 {
@@ -203,8 +203,6 @@ static int check_family(const struct ep_service_conf *conf, const struct ep_serv
 	}
 	if (ep_addr6_is_zero(conf->vip6))
 		return ep_fail(err, EP_EINVAL, "an IPv6 service needs an IPv6 VIP");
-	if (conf->mode != EP_MODE_NAT && conf->mode != EP_MODE_FULLNAT && conf->mode != EP_MODE_DSR)
-		return ep_fail(err, EP_EINVAL, "IPv6 services forward by nat, fullnat or dsr (mode %u)", conf->mode);
 	for (uint32_t i = 0; i < n; i++)
 		if (servers[i].ip != 0 || ep_addr6_is_zero(servers[i].ip6))
 			return ep_fail(err, EP_EINVAL, "server %u of an IPv6 service needs an IPv6 address (and no IPv4 one)", i);

@@ -144,12 +144,15 @@ static enum ep_drop_reason next_hop(struct ep_ctx *c, struct ep_flow *f, uint32_
 }
 
 /* Outer tunnel header in front of the IP datagram (the L2 header moves to the new front). */
-static int encapsulate(struct rte_mbuf *m, struct ep_meta *meta, const struct ep_action *a, uint16_t port)
+static enum ep_drop_reason encapsulate(struct rte_mbuf *m, struct ep_meta *meta, const struct ep_action *a,
+				       uint16_t port)
 {
 	uint16_t outer = a->dispatch == EP_DISPATCH_GUE ? EP_GUE_OVERHEAD : a->dispatch == EP_DISPATCH_GRE ? 24 : 20;
+	if (unlikely(meta->l3_len > UINT16_MAX - outer))
+		return EP_DROP_TUNNEL_TOO_BIG;
 	uint8_t *start = (uint8_t *)rte_pktmbuf_prepend(m, outer);
 	if (!start)
-		return -1;
+		return EP_DROP_NO_HEADROOM;
 	memmove(start, start + outer, meta->l3_off);
 	uint32_t src = ep_dp.ports[port].addr;
 	if (a->dispatch == EP_DISPATCH_GUE) {
@@ -162,7 +165,48 @@ static int encapsulate(struct rte_mbuf *m, struct ep_meta *meta, const struct ep
 	}
 	if (a->flags & EP_ACT_F_DSCP) /* the path to the server sees only the outer header */
 		ep_ipv4_set_dscp(start, meta, a->qos_dscp);
-	return 0;
+	return EP_DROP_NONE;
+}
+
+/* encapsulate() for an IPv6 packet to its server over IPv6: the outer source is the port's IPv6
+ * address, the flow label (and GUE's source port) carry the flow's hash for ECMP paths and the
+ * server's RX queues. GUE's UDP checksum is mandatory over IPv6: the payload's sum comes from the
+ * inner L4 checksum when it can (ep_ipv6_packet_sum), else from the bytes. */
+static enum ep_drop_reason encapsulate6(struct rte_mbuf *m, struct ep_meta *meta, const struct ep_action *a,
+					uint16_t port, const uint8_t server[16])
+{
+	const uint8_t *src = ep_dp.ports[port].addr6;
+	if (unlikely(ep_addr6_is_zero(src)))
+		return EP_DROP_NO_TUNNEL_SOURCE;
+	uint16_t outer = a->dispatch == EP_DISPATCH_GUE   ? EP_GUE6_OVERHEAD
+			 : a->dispatch == EP_DISPATCH_GRE ? EP_ENCAP6_GRE_OVERHEAD
+							  : EP_ENCAP6_IPIP_OVERHEAD;
+	/* the outer payload length: the inner packet and any GRE / UDP + GUE header */
+	if (unlikely(meta->l3_len > UINT16_MAX - (outer - EP_ENCAP6_IPIP_OVERHEAD)))
+		return EP_DROP_TUNNEL_TOO_BIG;
+	uint32_t hash = ep_key_hash(&meta->key);
+	uint32_t inner_sum = 0;
+	if (a->dispatch == EP_DISPATCH_GUE &&
+	    ep_ipv6_packet_sum(rte_pktmbuf_mtod(m, const uint8_t *), meta, &inner_sum) != 0) {
+		uint16_t raw;
+		if (rte_raw_cksum_mbuf(m, meta->l3_off, meta->l3_len, &raw) != 0)
+			return EP_DROP_TRUNCATED_L3;
+		inner_sum = raw;
+	}
+	uint8_t *start = (uint8_t *)rte_pktmbuf_prepend(m, outer);
+	if (!start)
+		return EP_DROP_NO_HEADROOM;
+	memmove(start, start + outer, meta->l3_off);
+	if (a->dispatch == EP_DISPATCH_GUE) {
+		uint16_t sport = rte_cpu_to_be_16((uint16_t)(0xc000 | (hash & 0x3fff)));
+		ep_encap6_gue(start + meta->l3_off, src, server, hash, sport, a->gue_port, meta->l3_len, inner_sum);
+	} else {
+		ep_encap6_header(start + meta->l3_off, a->dispatch == EP_DISPATCH_GRE ? EP_ENCAP_GRE : EP_ENCAP_IPV6, src,
+				 server, hash, meta->l3_len);
+	}
+	if (a->flags & EP_ACT_F_DSCP) /* the path to the server sees only the outer header */
+		ep_ipv6_set_dscp(start, meta, a->qos_dscp);
+	return EP_DROP_NONE;
 }
 
 /* Asks the control thread to solicit ip's neighbour, rate-limited like note_neighbor_miss. */
@@ -206,7 +250,8 @@ static enum ep_drop_reason next_hop6(struct ep_ctx *c, struct ep_flow *f, const 
 }
 
 /* IPv6: NAT66 from the flow's own addresses (service flows), routing by LPM6 and NDP-learned
- * neighbours, hop limit decremented except for DSR's MAC rewrite. No tunnels over IPv6. */
+ * neighbours, hop limit decremented except for DSR's MAC rewrite. Service flows in a direct-return
+ * mode go to their server (nat6_dst): by MAC rewrite, or tunnelled over IPv6. */
 static void forward6(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, const struct ep_action *a,
 		     struct ep_flow *f)
 {
@@ -232,7 +277,8 @@ static void forward6(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta,
 	}
 	if (unlikely(a->flags2 & EP_ACT_F2_SEQ_ADJUST) && f)
 		ep_tcp_seq_adjust(frame, meta, f->seq.seq_delta, f->seq.initial_seq, f->seq.ack_delta, f->seq.initial_ack);
-	if (a->dispatch >= EP_DISPATCH_IPIP) {
+	if (a->dispatch >= EP_DISPATCH_IPIP && !service_flow) {
+		/* a tunnel's outer destination is the service flow's server; affinities cannot ask for it */
 		drop(c, m, EP_DROP_NAT_UNSUPPORTED);
 		return;
 	}
@@ -242,7 +288,7 @@ static void forward6(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta,
 		port = a->out_port;
 		memcpy(mac, a->next_hop_mac, 6);
 	} else {
-		const uint8_t *target = a->dispatch == EP_DISPATCH_MAC && service_flow ? f->nat6_dst : meta->key.dst;
+		const uint8_t *target = a->dispatch != EP_DISPATCH_NONE && service_flow ? f->nat6_dst : meta->key.dst;
 		enum ep_drop_reason why = next_hop6(c, f, target, &port, mac);
 		if (why != EP_DROP_NONE) {
 			drop(c, m, why);
@@ -259,6 +305,13 @@ static void forward6(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta,
 	}
 	if (a->flags & EP_ACT_F_DSCP)
 		ep_ipv6_set_dscp(frame, meta, a->qos_dscp);
+	if (a->dispatch >= EP_DISPATCH_IPIP) {
+		enum ep_drop_reason why = encapsulate6(m, meta, a, port, f->nat6_dst);
+		if (why != EP_DROP_NONE) {
+			drop(c, m, why);
+			return;
+		}
+	}
 	if (a->flags & (EP_ACT_F_VLAN_POP | EP_ACT_F_VLAN_PUSH | EP_ACT_F_PCP | EP_ACT_F_MPLS_PUSH | EP_ACT_F_MPLS_POP)) {
 		enum ep_drop_reason why = ep_apply_l2_qos(m, a);
 		if (why != EP_DROP_NONE) {
@@ -336,9 +389,12 @@ static void forward(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, 
 		}
 		ep_ipv4_set_dscp(frame, meta, a->qos_dscp);
 	}
-	if (a->dispatch >= EP_DISPATCH_IPIP && encapsulate(m, meta, a, port) != 0) {
-		drop(c, m, EP_DROP_NO_HEADROOM);
-		return;
+	if (a->dispatch >= EP_DISPATCH_IPIP) {
+		enum ep_drop_reason why = encapsulate(m, meta, a, port);
+		if (why != EP_DROP_NONE) {
+			drop(c, m, why);
+			return;
+		}
 	}
 	if (a->flags & (EP_ACT_F_VLAN_POP | EP_ACT_F_VLAN_PUSH | EP_ACT_F_PCP | EP_ACT_F_MPLS_PUSH | EP_ACT_F_MPLS_POP)) {
 		enum ep_drop_reason why = ep_apply_l2_qos(m, a);
@@ -879,6 +935,11 @@ static void new_service_flow6(struct ep_ctx *c, struct rte_mbuf *m, struct ep_me
 	uint16_t lport = 0;
 	if (mode == EP_MODE_DSR) {
 		model.act.dispatch = EP_DISPATCH_MAC;
+	} else if (mode >= EP_MODE_IPIP) {
+		model.act.dispatch = mode == EP_MODE_IPIP ? EP_DISPATCH_IPIP
+				   : mode == EP_MODE_GRE  ? EP_DISPATCH_GRE
+							  : EP_DISPATCH_GUE;
+		model.act.gue_port = rte_cpu_to_be_16(svc->conf.gue_port);
 	} else {
 		model.act.nat_dst_port = server_port;
 		if (mode == EP_MODE_FULLNAT) {
@@ -896,7 +957,7 @@ static void new_service_flow6(struct ep_ctx *c, struct rte_mbuf *m, struct ep_me
 		drop(c, m, EP_DROP_FLOW_TABLE_FULL);
 		return;
 	}
-	if (mode != EP_MODE_DSR) {
+	if (mode == EP_MODE_NAT || mode == EP_MODE_FULLNAT) {
 		struct ep_flow_key rkey;
 		int full = mode == EP_MODE_FULLNAT;
 		ep_key_set6(&rkey, meta->key.proto, srv->ip6, server_port, full ? svc->conf.snat_ip6 : meta->key.src,

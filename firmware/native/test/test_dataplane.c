@@ -754,14 +754,21 @@ static void test_service6_validation(void)
 	struct ep_error err = { 0 };
 	EXPECT(ep_service_set(&conf, &srv, 1, &err) != 0 && strstr(err.msg, "IPv6 VIP"), "%s", err.msg);
 	addr6(conf.vip6, 1, 0x100);
-	conf.mode = EP_MODE_GRE;
-	EXPECT(ep_service_set(&conf, &srv, 1, &err) != 0 && strstr(err.msg, "nat, fullnat or dsr"), "%s", err.msg);
 	conf.mode = EP_MODE_FULLNAT;
 	EXPECT(ep_service_set(&conf, &srv, 1, &err) != 0 && strstr(err.msg, "full NAT"), "%s", err.msg);
 	conf.mode = EP_MODE_NAT;
 	struct ep_server v4 = { .ip = ip4(10, 20, 0, 1), .port = htons(80), .weight = 1 };
 	EXPECT(ep_service_set(&conf, &v4, 1, &err) != 0 && strstr(err.msg, "IPv6 address"), "%s", err.msg);
 	EXPECT_OK(ep_service_set(&conf, &srv, 1, err));
+	/* tunnels carry IPv6 in IPv6: never to an IPv4 server; GUE needs its port */
+	conf.mode = EP_MODE_GUE;
+	EXPECT(ep_service_set(&conf, &srv, 1, &err) != 0 && strstr(err.msg, "GUE needs a destination port"), "%s", err.msg);
+	conf.gue_port = 6080;
+	EXPECT(ep_service_set(&conf, &v4, 1, &err) != 0 && strstr(err.msg, "IPv6 address"), "%s", err.msg);
+	for (uint8_t mode = EP_MODE_IPIP; mode <= EP_MODE_GUE; mode++) {
+		conf.mode = mode;
+		EXPECT_OK(ep_service_set(&conf, &srv, 1, err));
+	}
 	EXPECT_OK(ep_service_del(9, err));
 }
 
@@ -1383,6 +1390,120 @@ static void test_worker_service6(void)
 		EXPECT_OK(ep_wildcards_commit(NULL, 0, err));
 		EXPECT_OK(ep_service_del(id, err));
 	}
+}
+
+/* Puts an 8-byte destination options header (PadN) between the IPv6 header and the L4 header of
+ * a frame built without extension headers; the L4 checksum stays valid. Returns the new length. */
+static uint32_t add_destination_options(uint8_t *f, uint32_t len)
+{
+	uint8_t *ip = f + IP_OFF;
+	memmove(ip + 48, ip + 40, len - L4_OFF6);
+	const uint8_t opts[8] = { ip[6], 0, 1, 4, 0, 0, 0, 0 };
+	memcpy(ip + 40, opts, sizeof(opts));
+	ip[6] = 60;
+	put16(ip + 4, (uint16_t)(get16(ip + 4) + 8));
+	return len + 8;
+}
+
+/* IPv6 services in the tunnel modes: the client's packets leave in an outer IPv6 header from the
+ * port's address6 to the chosen server (ipip: next header 41; gre: 47 + GRE 0x86DD; gue: UDP to
+ * the service's port + GUE protocol 41, with a valid UDP checksum whether the payload's sum came
+ * from the inner TCP checksum or from the bytes), the inner packet intact but for its hop limit,
+ * one flow per connection and none for replies (they bypass the unit). Without an address6 on
+ * the port there is no outer source: dropped as no_tunnel_source. */
+static void test_worker_service6_tunnels(void)
+{
+	uint8_t client[16], vip[16], own[16], server_net[16], zero[16] = { 0 };
+	addr6(client, 1, 2);
+	addr6(own, 20, 1);
+	addr6(server_net, 20, 0);
+	EXPECT_OK(ep_route6_add(server_net, 64, 0, zero, err));
+	struct ep_server servers[2] = { { .weight = 1 }, { .weight = 1 } };
+	for (int i = 0; i < 2; i++) {
+		addr6(servers[i].ip6, 20, (uint16_t)(0x11 + i));
+		EXPECT_OK(ep_neighbor6_set(servers[i].ip6, 0, server_mac, err));
+	}
+	static const struct {
+		uint8_t mode, next_header;
+		uint32_t outer;
+	} modes[] = { { EP_MODE_IPIP, 41, 40 }, { EP_MODE_GRE, 47, 44 }, { EP_MODE_GUE, 17, 52 } };
+	for (uint32_t k = 0; k < 3; k++) {
+		const uint8_t mode = modes[k].mode;
+		const uint32_t id = 60 + k, outer = modes[k].outer;
+		addr6(vip, 1, (uint16_t)(0x300 + k));
+		struct ep_service_conf conf = { .id = id, .family = 6, .port = htons(80), .proto = IPPROTO_TCP,
+						.table_size = 251, .mode = mode, .gue_port = 6080 };
+		if (mode == EP_MODE_GRE) /* a QoS mark towards the server goes on both headers */
+			conf.qos_to_server = (struct ep_qos){ .flags = EP_ACT_F_DSCP, .dscp = 46 };
+		memcpy(conf.vip6, vip, 16);
+		EXPECT_OK(ep_service_set(&conf, servers, 2, err));
+		struct ep_wildcard w = wildcard6(IPPROTO_TCP, vip, 128, 80, 10);
+		w.action = (struct ep_action){ .type = EP_ACT_SERVICE, .service_id = id };
+		EXPECT_OK(ep_wildcards_commit(&w, 1, err));
+		uint8_t f[256];
+		uint16_t sport = (uint16_t)(52000 + k);
+		uint32_t len;
+
+		if (k == 0) {
+			/* no address6 on the port yet: no source for the outer header */
+			struct ep_lcore_counters before = totals();
+			len = build_tcp6(f, router_mac, client_mac, client, 40000, vip, 80, EP_TCP_SYN, 64);
+			EXPECT_OK(ep_inject(0, f, len, err));
+			POLL_UNTIL(totals().drops[EP_DROP_NO_TUNNEL_SOURCE] > before.drops[EP_DROP_NO_TUNNEL_SOURCE]);
+			EXPECT(totals().drops[EP_DROP_NO_TUNNEL_SOURCE] - before.drops[EP_DROP_NO_TUNNEL_SOURCE] == 1);
+			EXPECT_OK(ep_port_configure6(0, own, 64, err));
+		}
+		uint32_t learned_before = ep_learned_count();
+		const uint8_t *chosen = NULL;
+		/* the SYN (inner sum from its TCP checksum), then a segment behind a destination options
+		 * header (GUE: summed from the bytes) */
+		for (int segment = 0; segment < 2; segment++) {
+			len = build_tcp6(f, router_mac, client_mac, client, sport, vip, 80, segment ? EP_TCP_ACK : EP_TCP_SYN, 64);
+			if (segment)
+				len = add_destination_options(f, len);
+			const uint32_t inner_len = len - ETH_LEN;
+			reset_punted();
+			EXPECT_OK(ep_inject(0, f, len, err));
+			POLL_UNTIL(npunted == 1);
+			EXPECT(npunted == 1, "mode %u segment %d did not come back", mode, segment);
+			const uint8_t *o = punted[0].data, *ip = o + IP_OFF, *inner = ip + outer;
+			EXPECT(punted[0].len == len + outer, "mode %u: %u bytes for %u", mode, punted[0].len, len);
+			EXPECT(memcmp(o, server_mac, 6) == 0 && get16(o + 12) == 0x86dd);
+			const uint8_t tclass = (uint8_t)((ip[0] & 0x0f) << 4 | ip[1] >> 4);
+			EXPECT(ip[0] >> 4 == 6 && tclass == (mode == EP_MODE_GRE ? 46 << 2 : 0), "traffic class %u", tclass);
+			EXPECT(get16(ip + 4) == outer - 40 + inner_len && ip[6] == modes[k].next_header && ip[7] == 64,
+			       "mode %u: payload length %u, next header %u", mode, get16(ip + 4), ip[6]);
+			EXPECT(memcmp(ip + 8, own, 16) == 0, "outer source is the port's address6");
+			const uint8_t *server = memcmp(ip + 24, servers[0].ip6, 16) == 0   ? servers[0].ip6
+						: memcmp(ip + 24, servers[1].ip6, 16) == 0 ? servers[1].ip6
+											   : NULL;
+			EXPECT(server != NULL, "outer destination is no server");
+			if (segment)
+				EXPECT(server == chosen, "the connection moved");
+			chosen = server;
+			if (mode == EP_MODE_GRE)
+				EXPECT(get16(ip + 40) == 0 && get16(ip + 42) == 0x86dd, "GRE header");
+			if (mode == EP_MODE_GUE) {
+				const uint8_t *udp = ip + 40;
+				EXPECT(get16(udp) >= 0xc000 && get16(udp + 2) == 6080 && get16(udp + 4) == 12 + inner_len);
+				EXPECT(udp[8] == 0 && udp[9] == 41 && get16(udp + 10) == 0, "GUE header");
+				EXPECT(get16(udp + 6) != 0 && l4_checksum_valid6(ip), "segment %d: UDP checksum %04x", segment,
+				       get16(udp + 6));
+			}
+			/* the client's packet, hop limit decremented (and marked), the rest as sent */
+			EXPECT(memcmp(inner + 8, client, 16) == 0 && memcmp(inner + 24, vip, 16) == 0 && inner[7] == 63);
+			EXPECT(memcmp(inner + 4, f + IP_OFF + 4, 3) == 0 && memcmp(inner + 40, f + IP_OFF + 40, inner_len - 40) == 0);
+			if (!segment)
+				EXPECT(l4_checksum_valid6(inner), "inner TCP checksum");
+			if (mode == EP_MODE_GRE)
+				EXPECT(((inner[0] & 0x0f) << 4 | inner[1] >> 4) == 46 << 2, "inner DSCP");
+		}
+		EXPECT(ep_learned_count() == learned_before + 1, "one flow: replies bypass the unit");
+		EXPECT_OK(ep_wildcards_commit(NULL, 0, err));
+		EXPECT_OK(ep_service_del(id, err));
+	}
+	EXPECT_OK(ep_port_configure6(0, zero, 0, err));
+	EXPECT_OK(ep_route6_del(server_net, 64, err));
 }
 
 /* An IPv6 UDP fragment (fragment header, Identification id) of client:sport -> dst:80: the first
@@ -2463,7 +2584,7 @@ static const struct test table_tests[] = {
 	{ "wildcards: non-contiguous masks, port 0 = any, higher precedence wins", test_wildcard_match_and_precedence },
 	{ "wildcards: invalid rules refused, commit swaps sets", test_wildcard_invalid_rules },
 	{ "wildcards: IPv6 prefixes, non-contiguous masks, ports and precedence beside IPv4 rules", test_wildcard6_match_and_precedence },
-	{ "services: IPv6 services need an IPv6 VIP and servers, nat/fullnat/dsr only", test_service6_validation },
+	{ "services: IPv6 services need an IPv6 VIP and IPv6 servers in every mode", test_service6_validation },
 	{ "maglev: equal weights give ~1/N each", test_maglev_equal_weights },
 	{ "maglev: weights 1:2 give ~1:2, weight 0 drains", test_maglev_weights },
 	{ "maglev: equal weights build the paper's Algorithm 1 table", test_maglev_matches_paper_algorithm },
@@ -2488,6 +2609,7 @@ static const struct test worker_tests[] = {
 	{ "worker: manager affinities NAT66 both directions with a sequence adjustment", test_worker_manager_nat66 },
 	{ "worker: IPv6 service, NAT66 and full NAT66 both directions, checksums, hop limit, flush", test_worker_service6 },
 	{ "worker: IPv6 service fragments follow the first; packet too big reaches the flow's server", test_worker_service6_fragments_and_icmp6 },
+	{ "worker: IPv6 service over IPv6 tunnels: ipip, gre, gue bytes, UDP checksum, no source refused", test_worker_service6_tunnels },
 	{ "worker: ICMPv6 echo and neighbour solicitations answered for own and virtual addresses", test_worker_ndp_and_echo6 },
 	{ "worker: wildcard interest criteria: pass, copy, hold + release in order, timeout, overflow", test_worker_wildcard_interest_and_hold },
 	{ "worker: fixed affinity FIN notice and per-forward-IP counters", test_worker_fixed_interest_and_stats },

@@ -1,4 +1,4 @@
-/* Tests of the IPv6 packet functions (packet6.c): NAT66 checksums against a from-scratch
+/* Tests of the IPv6 packet functions (packet6.c, encap6.c): NAT66 checksums against a from-scratch
  * reference on random packets, neighbour discovery and ICMPv6 echo byte for byte against frames
  * scapy 2.5 built (the vectors below), and NDP validation. No EAL. TAP output. */
 #include <arpa/inet.h>
@@ -383,6 +383,126 @@ static void test_icmp6_echo_reply_bytes(void)
 	EXPECT(ep_parse(f, sizeof(f), &m) == EP_PKT_IPV6 && ep_icmp6_echo_reply(f, sizeof(f), &m, own_mac) == 0);
 }
 
+/* ---- tunnels over IPv6 (encap6.c) ---- */
+
+/* The RFC 1071 sum of len bytes, one big-endian word at a time, folded (the reference). */
+static uint16_t ref_sum(const uint8_t *p, uint32_t len)
+{
+	uint32_t sum = 0;
+	for (uint32_t i = 0; i < len; i += 2)
+		sum += (uint32_t)p[i] << 8 | (i + 1 < len ? p[i + 1] : 0);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)sum;
+}
+
+static const uint8_t tun_src[16] = { 0xfd, 0, 0, 2, [15] = 1 };
+static const uint8_t tun_dst[16] = { 0xfd, 0, 0, 2, [15] = 0x11 };
+
+static void test_encap6_ipip_gre_bytes(void)
+{
+	struct built6 b;
+	do
+		build_random6(&b);
+	while (b.l4_in_ip != 40);
+	const uint32_t inner_len = b.len - 14;
+	for (int gre = 0; gre <= 1; gre++) {
+		uint8_t f[14 + 44 + 256];
+		memcpy(f, b.frame, 14);
+		uint32_t outer = ep_encap6_header(f + 14, gre ? EP_ENCAP_GRE : EP_ENCAP_IPV6, tun_src, tun_dst, 0xabcdef12u,
+						  inner_len);
+		EXPECT(outer == (gre ? 44u : 40u), "%u bytes", outer);
+		const uint8_t *o = f + 14;
+		/* version 6, traffic class 0, the low 20 bits of the flow label */
+		EXPECT(o[0] == 0x60 && o[1] == 0x0d && o[2] == 0xef && o[3] == 0x12, "%02x %02x %02x %02x", o[0], o[1], o[2],
+		       o[3]);
+		EXPECT(get_be16(o + 4) == inner_len + (gre ? 4 : 0), "payload length %u", get_be16(o + 4));
+		EXPECT(o[6] == (gre ? 47 : 41) && o[7] == 64, "next header %u, hop limit %u", o[6], o[7]);
+		EXPECT(memcmp(o + 8, tun_src, 16) == 0 && memcmp(o + 24, tun_dst, 16) == 0);
+		if (gre)
+			EXPECT(o[40] == 0 && o[41] == 0 && o[42] == 0x86 && o[43] == 0xdd, "GRE header");
+		memcpy(f + 14 + outer, b.frame + 14, inner_len);
+		/* what the server's stack sees: an IPv6 packet whose payload is the inner one, unchanged */
+		struct ep_meta m;
+		EXPECT(ep_parse(f, 14 + outer + inner_len, &m) == EP_PKT_IPV6);
+		EXPECT(m.l3_len == outer + inner_len && m.key.proto == (gre ? 47 : 41) && m.l4_off == 0, "l3_len %u proto %u",
+		       m.l3_len, m.key.proto);
+		EXPECT(memcmp(f + 14 + outer, b.frame + 14, inner_len) == 0);
+	}
+	uint8_t out[64];
+	EXPECT(ep_encap6_header(out, 4, tun_src, tun_dst, 0, 60) == 0, "IPv4 in IPv6 is not built");
+	EXPECT(ep_encap6_header(out, EP_ENCAP_IPV6, tun_src, tun_dst, 0, 65536) == 0, "too long");
+	EXPECT(ep_encap6_header(out, EP_ENCAP_IPV6, tun_src, tun_dst, 0, 65535) == 40 && get_be16(out + 4) == 65535);
+	EXPECT(ep_encap6_header(out, EP_ENCAP_GRE, tun_src, tun_dst, 0, 65532) == 0, "too long");
+	EXPECT(ep_encap6_header(out, EP_ENCAP_GRE, tun_src, tun_dst, 0, 65531) == 44 && get_be16(out + 4) == 65535);
+	EXPECT(ep_encap6_gue(out, tun_src, tun_dst, 0, htons(1), htons(6080), 65524, 0) == 0, "too long");
+	EXPECT(ep_encap6_gue(out, tun_src, tun_dst, 0, htons(1), htons(6080), 65523, 0) == EP_GUE6_OVERHEAD &&
+	       get_be16(out + 4) == 65535 && get_be16(out + 44) == 65535);
+}
+
+/* GUE over IPv6 on random TCP/UDP/ICMPv6 packets (with and without an extension header): the
+ * payload sum read off the inner checksum equals the sum of the bytes, and the UDP checksum of the
+ * outer packet equals one computed from scratch over pseudo header, UDP, GUE and inner packet. */
+static void test_encap6_gue_checksum(void)
+{
+	int derived = 0, summed = 0;
+	for (int round = 0; round < 20000; round++) {
+		struct built6 b;
+		build_random6(&b);
+		if (b.proto == IPPROTO_UDP && rnd() % 8 == 0)
+			put_be16(b.frame + 14 + b.l4_in_ip + 6, 0); /* no checksum: nothing to derive from */
+		struct ep_meta m;
+		EXPECT(ep_parse(b.frame, b.len, &m) == EP_PKT_IPV6, "round %d", round);
+		const uint32_t inner_len = b.len - 14;
+		const uint16_t bytes_sum = ref_sum(b.frame + 14, inner_len);
+		uint32_t sum;
+		if (ep_ipv6_packet_sum(b.frame, &m, &sum) == 0) {
+			derived++;
+			while (sum >> 16)
+				sum = (sum & 0xffff) + (sum >> 16);
+			EXPECT(b.l4_in_ip == 40 && (b.proto != IPPROTO_UDP || get_be16(b.frame + 14 + 40 + 6) != 0),
+			       "round %d: derived where it must not", round);
+			/* byte order: the library sums words as stored, the reference big-endian */
+			EXPECT(ntohs((uint16_t)sum) == bytes_sum, "round %d: derived %04x, bytes %04x", round, ntohs((uint16_t)sum),
+			       bytes_sum);
+		} else {
+			summed++;
+			EXPECT(b.l4_in_ip != 40 || (b.proto == IPPROTO_UDP && get_be16(b.frame + 14 + 40 + 6) == 0),
+			       "round %d: not derived although it could be", round);
+			sum = htons(bytes_sum);
+		}
+		uint8_t f[14 + EP_GUE6_OVERHEAD + 256];
+		memcpy(f, b.frame, 14);
+		uint16_t sport = (uint16_t)(0xc000 | (rnd() & 0x3fff));
+		EXPECT(ep_encap6_gue(f + 14, tun_src, tun_dst, rnd(), htons(sport), htons(6080), inner_len, sum) ==
+		       EP_GUE6_OVERHEAD);
+		memcpy(f + 14 + EP_GUE6_OVERHEAD, b.frame + 14, inner_len);
+		const uint8_t *o = f + 14, *udp = o + 40;
+		EXPECT(get_be16(o + 4) == 12 + inner_len && o[6] == IPPROTO_UDP && o[7] == 64);
+		EXPECT(get_be16(udp) == sport && get_be16(udp + 2) == 6080 && get_be16(udp + 4) == 12 + inner_len);
+		EXPECT(udp[8] == 0 && udp[9] == 41 && udp[10] == 0 && udp[11] == 0, "GUE header");
+		uint16_t want = ref_l4_csum6(o, 40, IPPROTO_UDP, 6);
+		EXPECT(get_be16(udp + 6) == want, "round %d: UDP checksum %04x, from scratch %04x", round, get_be16(udp + 6),
+		       want);
+		EXPECT(memcmp(f + 14 + EP_GUE6_OVERHEAD, b.frame + 14, inner_len) == 0);
+		struct ep_meta om;
+		EXPECT(ep_parse(f, 14 + EP_GUE6_OVERHEAD + inner_len, &om) == EP_PKT_IPV6 && om.key.proto == IPPROTO_UDP &&
+		       om.payload_off == 14 + 48);
+	}
+	EXPECT(derived > 1000 && summed > 1000, "derived %d, summed %d", derived, summed);
+
+	/* a fragment carries no whole L4 segment to derive from */
+	struct built6 b;
+	do
+		build_random6(&b);
+	while (b.l4_in_ip != 40);
+	struct ep_meta m;
+	EXPECT(ep_parse(b.frame, b.len, &m) == EP_PKT_IPV6);
+	m.flags |= EP_META_FRAGMENT;
+	uint32_t sum;
+	EXPECT(ep_ipv6_packet_sum(b.frame, &m, &sum) == -1);
+}
+
 static const struct {
 	const char *name;
 	void (*run)(void);
@@ -394,6 +514,8 @@ static const struct {
 	{ "ndp: our NS byte for byte as scapy", test_ndp_solicit_bytes },
 	{ "ndp: invalid NS discarded (hop limit, code, checksum, options, target, length, DAD)", test_ndp_validation },
 	{ "icmpv6 echo reply byte for byte as scapy", test_icmp6_echo_reply_bytes },
+	{ "tunnels over IPv6: IPv6-in-IPv6 and GRE outer headers, lengths, next headers, limits", test_encap6_ipip_gre_bytes },
+	{ "tunnels over IPv6: GUE UDP checksum equals a from-scratch one on 20000 random packets", test_encap6_gue_checksum },
 };
 
 int main(void)
