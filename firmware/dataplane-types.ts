@@ -198,8 +198,8 @@ export interface ServiceServer {
 export type ForwardingMode = 'nat' | 'fullnat' | 'dsr' | 'ipip' | 'gre' | 'gue';
 export type Algorithm = 'maglev' | 'wrr';
 
-/** An IPv6 VIP makes an IPv6 service: its servers and full-NAT address are IPv6 too, and its
- * mode is nat, fullnat or dsr. */
+/** An IPv6 VIP makes an IPv6 service: its servers and full-NAT address are IPv6 too, and the
+ * tunnel modes carry IPv6 in IPv6 from the port's address6. */
 export interface ServiceDefinition {
   id: number;
   vip: string;

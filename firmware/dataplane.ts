@@ -195,7 +195,6 @@ function optionalIp(ip: string | undefined, what: string): number {
 }
 
 const NO_IPV6 = Buffer.alloc(16);
-const IPV6_MODES = new Set<ForwardingMode>(['nat', 'fullnat', 'dsr']);
 
 /** The IPv6 wildcard fields (family 6) when the rule's addresses are IPv6, checking all four agree. */
 function wildcardFamilyFields(rule: WildcardAffinity, where: string): { family: 4 } | { family: 6; srcIp6: Buffer; srcMask6: Buffer; dstIp6: Buffer; dstMask6: Buffer } {
@@ -567,9 +566,6 @@ export class Dataplane {
     });
     const mode = SERVICE_MODES[service.mode ?? 'nat'];
     if (mode === undefined) throw new InvalidRuleError('EINVAL', `mode "${service.mode}" is not nat, fullnat, dsr, ipip, gre or gue`);
-    if (v6 && !IPV6_MODES.has(service.mode ?? 'nat')) {
-      throw new InvalidRuleError('EINVAL', `mode "${service.mode}" is not available for an IPv6 service (nat, fullnat or dsr)`);
-    }
     if (service.snat && familyOf(service.snat.ip, 'snat.ip') !== (v6 ? 6 : 4)) {
       throw new InvalidRuleError('EINVAL', `snat.ip "${service.snat.ip}" is not ${v6 ? 'IPv6' : 'IPv4'} like the vip "${service.vip}"`);
     }

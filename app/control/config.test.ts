@@ -347,7 +347,50 @@ describe('IPv6 services', () => {
     expect(config.routes[0]!.length).toBe(48);
   });
 
-  it('refuses mixed families, modes IPv6 lacks and IPv6 without a port address6, naming the field', () => {
+  it('takes IPv6 services in the tunnel modes when a port address6 subnet or an IPv6 route reaches their servers', () => {
+    const tunnels = (['ipip', 'gre', 'gue'] as const).map((mode, i) => ({
+      ...service6,
+      name: `tunnel6-${mode}`,
+      mode,
+      snat: undefined,
+      port: 81 + i,
+      servers: [
+        { address: 'fd00:2::11', port: 0 },
+        { address: 'fd00:9::11', port: 0 },
+      ],
+    }));
+    const config = parseConfig(
+      'v6-tunnels.json',
+      JSON.stringify({
+        ports: ports6,
+        routes: [{ prefix: 'fd00:9::', length: 48, port: 'net_af_packet1', gateway: 'fd00:2::fe' }],
+        services: [...tunnels, { ...tunnels[2]!, name: 'gue-6081', port: 90, guePort: 6081 }],
+      }),
+    );
+    expect(config.services.map((s) => s.mode)).toEqual(['ipip', 'gre', 'gue', 'gue']);
+    expect(config.services[3]!.guePort).toBe(6081);
+  });
+
+  it('refuses an IPv6 tunnel to a server no port address6 or IPv6 route reaches, and IPv4 servers behind an IPv6 VIP', () => {
+    expect(
+      problemsOf({
+        ports: ports6,
+        services: [
+          { ...service6, name: 'gre6', mode: 'gre', snat: undefined, servers: [{ address: 'fd00:2::11', port: 0 }, { address: 'fd00:9::11', port: 0 }] },
+          { ...service6, name: 'ipip6', mode: 'ipip', snat: undefined, port: 81, servers: [{ address: '10.0.2.11', port: 0 }] },
+          { ...service6, name: 'gue6', mode: 'gue', snat: undefined, port: 82, servers: [{ address: 'fd00:2::12', port: 8080 }] },
+          { ...service6, name: 'dsr6', mode: 'dsr', snat: undefined, port: 83, guePort: 6081, servers: [{ address: 'fd00:2::12', port: 0 }] },
+        ],
+      }),
+    ).toEqual([
+      'services[0].servers[1].address: mode "gre" sends from the address6 of the port towards fd00:9::11, but no port\'s address6 subnet or IPv6 route reaches it',
+      'services[1].servers[0].address: 10.0.2.11 is not IPv6 like the vip fd00:1::100',
+      'services[2].servers[0].port: mode "gue" keeps the client\'s destination port: use 0 or the service port 82',
+      'services[3].guePort: only mode "gue" uses a GUE port (mode is "dsr")',
+    ]);
+  });
+
+  it('refuses mixed families and IPv6 without a port address6, naming the field', () => {
     expect(
       problemsOf({
         ports: ports6,
@@ -358,7 +401,6 @@ describe('IPv6 services', () => {
         ],
         services: [
           { ...service6, servers: [{ address: '10.0.2.11', port: 80 }], snat: { ...service6.snat, ip: '10.0.2.250' } },
-          { ...service6, name: 'tunnel6', mode: 'ipip', snat: undefined, port: 81, servers: [{ address: 'fd00:2::11', port: 0 }] },
         ],
       }),
     ).toEqual([
@@ -367,7 +409,6 @@ describe('IPv6 services', () => {
       "routes[2].gateway: fd00:3::1 is not on port net_af_packet1's subnet fd00:2::1/64",
       'services[0].servers[0].address: 10.0.2.11 is not IPv6 like the vip fd00:1::100',
       'services[0].snat.ip: 10.0.2.250 is not IPv6 like the vip fd00:1::100',
-      'services[1].mode: an IPv6 service forwards by nat, fullnat or dsr (mode is "ipip")',
     ]);
     expect(problemsOf({ ports: minimal.ports, services: [service6] })).toEqual([
       'services[0].vip: an IPv6 service needs a port with an address6 (to find its servers by neighbour discovery)',

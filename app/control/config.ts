@@ -133,7 +133,7 @@ const qosSchema = z.strictObject({
 
 const serviceSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, ".", "_" or "-"'),
-  /** IPv4 or IPv6; an IPv6 service has IPv6 servers (and snat.ip) and forwards by nat, fullnat or dsr. */
+  /** IPv4 or IPv6; an IPv6 service has IPv6 servers (and snat.ip); its tunnels carry IPv6 in IPv6. */
   vip: ipAddress,
   /** 0 = every port (the client's destination port is kept). */
   port: z.int().min(0).max(65535),
@@ -277,6 +277,9 @@ interface Problem {
   message: string;
 }
 
+const DIRECT_RETURN_MODES = new Set(['dsr', 'ipip', 'gre', 'gue']);
+const TUNNEL_MODES = new Set(['ipip', 'gre', 'gue']);
+
 function crossFieldProblems(config: ApplianceConfig): Problem[] {
   const problems: Problem[] = [];
   const ports = new Map<string, PortSettings>();
@@ -311,9 +314,24 @@ function crossFieldProblems(config: ApplianceConfig): Problem[] {
   });
   const hasAddress6 = config.ports.some((port) => port.address6);
   config.services.forEach((service, i) => {
-    if (familyOf(service.vip) === 6 && !hasAddress6) {
+    if (familyOf(service.vip) !== 6) return;
+    if (!hasAddress6) {
       problems.push({ path: ['services', i, 'vip'], message: 'an IPv6 service needs a port with an address6 (to find its servers by neighbour discovery)' });
+      return;
     }
+    if (!TUNNEL_MODES.has(service.mode)) return;
+    // The outer source of an IPv6 tunnel is the address6 of the port the server is reached through.
+    service.servers.forEach((server, j) => {
+      if (familyOf(server.address) !== 6) return; // reported with the service's own rules
+      const onPort = config.ports.some((port) => port.address6 && inSubnet(server.address, port.address6, port.prefixLength6 ?? 64));
+      const routed = config.routes.some((route) => familyOf(route.prefix) === 6 && inSubnet(server.address, route.prefix, route.length));
+      if (!onPort && !routed) {
+        problems.push({
+          path: ['services', i, 'servers', j, 'address'],
+          message: `mode "${service.mode}" sends from the address6 of the port towards ${server.address}, but no port's address6 subnet or IPv6 route reaches it`,
+        });
+      }
+    });
   });
 
   const names = new Set<string>();
@@ -351,9 +369,6 @@ function crossFieldProblems(config: ApplianceConfig): Problem[] {
   return problems;
 }
 
-const DIRECT_RETURN_MODES = new Set(['dsr', 'ipip', 'gre', 'gue']);
-const IPV6_MODES = new Set(['nat', 'fullnat', 'dsr']);
-
 function isPrime(n: number): boolean {
   if (n < 2) return false;
   for (let d = 2; d * d <= n; d++) if (n % d === 0) return false;
@@ -365,9 +380,6 @@ function serviceProblems(service: ServiceSettings): Problem[] {
   const problems: Problem[] = [];
   const family = familyOf(service.vip);
   const name = family === 4 ? 'IPv4' : 'IPv6';
-  if (family === 6 && !IPV6_MODES.has(service.mode)) {
-    problems.push({ path: ['mode'], message: `an IPv6 service forwards by nat, fullnat or dsr (mode is "${service.mode}")` });
-  }
   service.servers.forEach((server, j) => {
     if (familyOf(server.address) !== family) {
       problems.push({ path: ['servers', j, 'address'], message: `${server.address} is not ${name} like the vip ${service.vip}` });
