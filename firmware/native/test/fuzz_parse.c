@@ -128,6 +128,26 @@ static void fuzz_nat_and_ttl(uint8_t *frame, uint32_t len, const struct ep_meta 
 
 /* IPv6: NAT66 keeps a correct L4 checksum equal to a recomputation; NDP and echo replies, when
  * given, are well-formed and correctly checksummed. */
+static uint16_t fold16(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)sum;
+}
+
+/* One's complement sum of len bytes as stored (an odd last byte padded with zero). */
+static uint32_t sum_bytes(const uint8_t *p, uint32_t len)
+{
+	uint32_t sum = 0;
+	for (uint32_t i = 0; i + 1 < len; i += 2)
+		sum = fold16(sum + load16(p + i));
+	if (len & 1) {
+		uint8_t last[2] = { p[len - 1], 0 };
+		sum = fold16(sum + load16(last));
+	}
+	return sum;
+}
+
 static void fuzz_ipv6(const uint8_t *data, uint32_t len, const struct ep_meta *parsed, const uint8_t own_mac[6])
 {
 	uint8_t *frame = malloc(len + 128);
@@ -139,6 +159,10 @@ static void fuzz_ipv6(const uint8_t *data, uint32_t len, const struct ep_meta *p
 		const uint8_t *ip = frame + m.l3_off;
 		uint32_t l4_len = (uint32_t)m.l3_off + m.l3_len - m.l4_off;
 		store16(frame + m.l4_off + csum_off, ep_ipv6_l4_csum(ip, frame + m.l4_off, l4_len, proto, csum_off));
+		/* with its L4 checksum valid, the packet's sum read off it equals the sum of its bytes */
+		uint32_t derived;
+		if (ep_ipv6_packet_sum(frame, &m, &derived) == 0)
+			CHECK(fold16(derived) == fold16(sum_bytes(ip, m.l3_len)));
 		uint8_t src[16], dst[16];
 		for (int i = 0; i < 16; i++) {
 			src[i] = data[i % 12];
