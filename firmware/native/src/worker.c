@@ -6,6 +6,7 @@
 
 #include <rte_cycles.h>
 #include <rte_ether.h>
+#include <rte_ip.h> /* rte_raw_cksum_mbuf */
 #include <rte_prefetch.h>
 
 #include "dp.h"
