@@ -1,26 +1,30 @@
 #!/usr/bin/env bash
 # Server-side setup for the appliance's direct-return forwarding modes (SR-R7, docs/modes.md).
 #
-#   tunnel-setup.sh --mode dsr|ipip|gre|gue --vip A.B.C.D [--gue-port 6080] [--dev IFACE] [--decap auto|kernel|bpf]
-#   tunnel-setup.sh --undo --vip A.B.C.D [--dev IFACE]
-#   (an IPv6 VIP works with --mode dsr only: there are no IPv6 tunnels yet)
+#   tunnel-setup.sh --mode dsr|ipip|gre|gue --vip VIP [--gue-port 6080] [--dev IFACE] [--decap auto|kernel|bpf]
+#   tunnel-setup.sh --undo --vip VIP [--dev IFACE]
+#   (VIP: an IPv4 or an IPv6 address; an IPv6 VIP's tunnels carry IPv6 in IPv6)
 #
-# Every mode: the VIP on lo (/32), so the server accepts packets for it and answers from it straight
-# to the client; arp_ignore=1 / arp_announce=2 so the server never answers ARP for the VIP nor uses
-# it as an ARP source (the appliance owns the VIP on the network).
+# Every mode: the VIP on lo (/32, IPv6 /128), so the server accepts packets for it and answers from
+# it straight to the client. IPv4: arp_ignore=1 / arp_announce=2 so the server never answers ARP for
+# the VIP nor uses it as an ARP source (the appliance owns the VIP on the network); IPv6 needs no
+# counterpart (neighbour discovery only answers for the asking interface's own addresses).
 # Tunnel modes also decapsulate what the appliance sends (outer source = the appliance port's
-# address, outer destination = this server):
-#   ipip  IPv4 protocol 4            kernel: an "ipip external" device (receives from any source)
-#   gre   IPv4 protocol 47, 4-byte GRE header, no key/checksum/sequence
-#                                    kernel: a "gre external" device
-#   gue   UDP to --gue-port, 4-byte GUE header {0x00, 0x04, 0x00, 0x00}, inner IPv4
-#                                    kernel: "ip fou add port P gue" hands the payload to the IP-in-IP
-#                                    handler, which needs an ipip device (the "ipip external" one)
-# and rp_filter=0: the decapsulated packet arrives on the tunnel device while the route back to the
-# client leaves through another one.
-# --decap bpf (and auto on a kernel built without IPIP/GRE/FOU) strips the outer headers with a tc
+# address, outer destination = this server), IPv4 VIP / IPv6 VIP:
+#   ipip  IPv4 protocol 4 / IPv6 next header 41
+#                                    kernel: an "ipip external" / "ip6tnl external" device
+#                                    (receives from any source)
+#   gre   protocol 47, 4-byte GRE header (no key/checksum/sequence) with protocol 0x0800 / 0x86DD
+#                                    kernel: a "gre external" / "ip6gre external" device
+#   gue   UDP to --gue-port, 4-byte GUE header {0x00, 4 / 41, 0x00, 0x00}
+#                                    kernel: "ip fou add port P gue [-6]" hands the payload to the
+#                                    IP-in-IP handler, which needs the ipip / ip6tnl device above
+# and (IPv4) rp_filter=0: the decapsulated packet arrives on the tunnel device while the route back
+# to the client leaves through another one.
+# --decap bpf (and auto on a kernel built without these devices) strips the outer headers with a tc
 # ingress BPF program on --dev instead (compiled here with clang; the inner packet then continues up
-# the stack on --dev as if it had arrived unencapsulated).
+# the stack on --dev as if it had arrived unencapsulated). The two families' decapsulators are
+# independent: one tunnel kind per family at a time.
 # --dev defaults to the interface of the default route. Idempotent: running it twice changes
 # nothing. Prints one line per action.
 set -euo pipefail
@@ -31,10 +35,6 @@ GUE_PORT=6080
 DEV=
 DECAP=auto
 UNDO=0
-# Names of what this script creates, so --undo finds them again.
-IPIP_DEV=eptun-ipip
-GRE_DEV=eptun-gre
-BPF_PREF=4900
 
 usage() {
 	sed -n '4,5p' "$0" | sed 's/^# */usage: /' >&2
@@ -58,9 +58,13 @@ FAMILY=4
 [[ $VIP == *:* ]] && FAMILY=6
 [[ $VIP =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ || ($FAMILY == 6 && $VIP =~ ^[0-9A-Fa-f:.]+$) ]] || usage
 ((UNDO)) || [[ $MODE =~ ^(dsr|ipip|gre|gue)$ ]] || usage
-if ((FAMILY == 6 && !UNDO)) && [[ $MODE != dsr ]]; then
-	echo "tunnel-setup: an IPv6 VIP works with --mode dsr only (the appliance has no IPv6 tunnels)" >&2
-	exit 2
+# Names of what this script creates, per family, so --undo finds them again.
+if ((FAMILY == 6)); then
+	VIP_PREFIX=128 IPIP_DEV=eptun6-ipip GRE_DEV=eptun6-gre IPIP_TYPE=ip6tnl GRE_TYPE=ip6gre
+	BPF_PREF=4906 BPF_NAME=decap6 FOU_FAMILY=-6 INNER_PROTO=41
+else
+	VIP_PREFIX=32 IPIP_DEV=eptun-ipip GRE_DEV=eptun-gre IPIP_TYPE=ipip GRE_TYPE=gre
+	BPF_PREF=4900 BPF_NAME=decap FOU_FAMILY= INNER_PROTO=4
 fi
 [[ $DECAP =~ ^(auto|kernel|bpf)$ ]] || usage
 [[ $GUE_PORT =~ ^[0-9]+$ ]] && ((GUE_PORT > 0 && GUE_PORT < 65536)) || usage
@@ -79,22 +83,27 @@ set_sysctl() {
 
 has_link() { ip link show dev "$1" >/dev/null 2>&1; }
 
-# The BPF decapsulator's object name says what it strips: decap-<mode>-<gue port>.o.
+# The BPF decapsulator's object name says what it strips: decap[6]-<mode>-<gue port>.o.
 bpf_filter_name() {
-	tc filter show dev "$DEV" ingress 2>/dev/null | sed -n "s/.* pref $BPF_PREF bpf .* \(decap-[a-z]*-[0-9]*\.o\):\[tc\].*/\1/p"
+	tc filter show dev "$DEV" ingress 2>/dev/null | sed -n "s/.* pref $BPF_PREF bpf .* \($BPF_NAME-[a-z]*-[0-9]*\.o\):\[tc\].*/\1/p"
 }
 
-# Removes the decapsulators this script may have set up, except the one named by $1 (ipip-device,
-# gre-device, fou-<port>, bpf-<object name>): one tunnel kind at a time, a leftover from another mode
-# would take its packets.
+# The GUE ports of this family's fou receivers ("ip fou show" marks IPv6 ones with -6).
+fou_ports() {
+	ip fou show 2>/dev/null | awk -v v6="$((FAMILY == 6))" '$1 == "port" && /gue/ && (/ -6/ ? 1 : 0) == v6 { print $2 }'
+}
+
+# Removes the decapsulators of this family this script may have set up, except the one named by $1
+# (ipip-device, gre-device, fou-<port>, bpf-<object name>): one tunnel kind at a time, a leftover
+# from another mode would take its packets.
 remove_decap_except() {
 	local keep=${1:-} port
 	if has_link "$IPIP_DEV" && [[ $keep != ipip-device && $keep != fou-* ]]; then ip link del "$IPIP_DEV"; say "deleted $IPIP_DEV"; fi
 	if has_link "$GRE_DEV" && [[ $keep != gre-device ]]; then ip link del "$GRE_DEV"; say "deleted $GRE_DEV"; fi
-	for port in $(ip fou show 2>/dev/null | awk '$1 == "port" && /gue/ { print $2 }'); do
+	for port in $(fou_ports); do
 		[[ $keep == "fou-$port" ]] && continue
-		ip fou del port "$port"
-		say "removed fou port $port (gue)"
+		ip fou del port "$port" ${FOU_FAMILY:+"$FOU_FAMILY"}
+		say "removed fou port $port (gue$FOU_FAMILY)"
 	done
 	local name
 	name=$(bpf_filter_name)
@@ -104,44 +113,33 @@ remove_decap_except() {
 	fi
 }
 
-# IPv6 (dsr): the VIP on lo is all. Neighbour discovery only answers for addresses of the interface
-# a solicitation arrives on, so there is no arp_ignore / arp_announce counterpart to set.
-if ((FAMILY == 6)); then
-	if ((UNDO)); then
-		if [[ -n $(ip -6 -o address show dev lo to "$VIP/128") ]]; then
-			ip -6 address del "$VIP/128" dev lo
-			say "removed $VIP/128 from lo"
-		fi
-		say "undone"
-		exit 0
-	fi
-	set_sysctl net.ipv6.conf.lo.disable_ipv6 0
-	if [[ -z $(ip -6 -o address show dev lo to "$VIP/128") ]]; then
-		ip -6 address add "$VIP/128" dev lo
-		say "added $VIP/128 to lo"
-	fi
-	ip link set dev lo up
-	say "dsr ready: $VIP on lo, frames for it arrive on $DEV with this server's MAC"
-	exit 0
-fi
+vip_on_lo() { [[ -n $(ip "-$FAMILY" -o address show dev lo to "$VIP/$VIP_PREFIX") ]]; }
 
 if ((UNDO)); then
-	if [[ $(ip -o address show dev lo) == *" $VIP/32 "* ]]; then
-		ip address del "$VIP/32" dev lo
-		say "removed $VIP/32 from lo"
+	if vip_on_lo; then
+		ip "-$FAMILY" address del "$VIP/$VIP_PREFIX" dev lo
+		say "removed $VIP/$VIP_PREFIX from lo"
 	fi
 	remove_decap_except none
-	set_sysctl net.ipv4.conf.all.arp_ignore 0
-	set_sysctl net.ipv4.conf.all.arp_announce 0
-	say "undone (rp_filter settings are left as they are)"
+	if ((FAMILY == 4)); then
+		set_sysctl net.ipv4.conf.all.arp_ignore 0
+		set_sysctl net.ipv4.conf.all.arp_announce 0
+		say "undone (rp_filter settings are left as they are)"
+	else
+		say "undone"
+	fi
 	exit 0
 fi
 
-set_sysctl net.ipv4.conf.all.arp_ignore 1
-set_sysctl net.ipv4.conf.all.arp_announce 2
-if [[ $(ip -o address show dev lo) != *" $VIP/32 "* ]]; then
-	ip address add "$VIP/32" dev lo
-	say "added $VIP/32 to lo"
+if ((FAMILY == 4)); then
+	set_sysctl net.ipv4.conf.all.arp_ignore 1
+	set_sysctl net.ipv4.conf.all.arp_announce 2
+else
+	set_sysctl net.ipv6.conf.lo.disable_ipv6 0
+fi
+if ! vip_on_lo; then
+	ip "-$FAMILY" address add "$VIP/$VIP_PREFIX" dev lo
+	say "added $VIP/$VIP_PREFIX to lo"
 fi
 ip link set dev lo up
 if [[ $MODE == dsr ]]; then
@@ -153,33 +151,34 @@ fi
 kernel_can() {
 	local probe=eptun-probe$$ ok=0
 	case $1 in
-	ipip | gre) ip link add "$probe" type "$1" external 2>/dev/null && ok=1 ;;
-	gue) ip link add "$probe" type ipip external 2>/dev/null && ip fou show >/dev/null 2>&1 && ok=1 ;;
+	ipip) ip link add "$probe" type "$IPIP_TYPE" external 2>/dev/null && ok=1 ;;
+	gre) ip link add "$probe" type "$GRE_TYPE" external 2>/dev/null && ok=1 ;;
+	gue) ip link add "$probe" type "$IPIP_TYPE" external 2>/dev/null && ip fou show >/dev/null 2>&1 && ok=1 ;;
 	esac
 	ip link del "$probe" 2>/dev/null || true
 	((ok))
 }
 
 kernel_decap() {
-	local dev=$IPIP_DEV type=ipip
-	[[ $MODE == gre ]] && dev=$GRE_DEV type=gre
+	local dev=$IPIP_DEV type=$IPIP_TYPE
+	[[ $MODE == gre ]] && dev=$GRE_DEV type=$GRE_TYPE
 	case $MODE in ipip) remove_decap_except ipip-device ;; gre) remove_decap_except gre-device ;; gue) remove_decap_except "fou-$GUE_PORT" ;; esac
 	if ! has_link "$dev"; then
 		ip link add "$dev" type "$type" external
 		say "created $dev ($type external: accepts tunnels from any source)"
 	fi
 	ip link set dev "$dev" up
-	if [[ $MODE == gue && $'\n'$(ip fou show) != *$'\n'"port $GUE_PORT gue"* ]]; then
-		ip fou add port "$GUE_PORT" gue
-		say "added fou port $GUE_PORT gue (payload protocol 4 goes to $dev)"
+	if [[ $MODE == gue ]] && ! grep -qx "$GUE_PORT" <<<"$(fou_ports)"; then
+		ip fou add port "$GUE_PORT" gue ${FOU_FAMILY:+"$FOU_FAMILY"}
+		say "added fou port $GUE_PORT gue$FOU_FAMILY (payload protocol $INNER_PROTO goes to $dev)"
 	fi
-	set_sysctl "net.ipv4.conf.$dev.rp_filter" 0
+	((FAMILY == 6)) || set_sysctl "net.ipv4.conf.$dev.rp_filter" 0
 }
 
 bpf_decap() {
 	command -v clang >/dev/null || { echo "tunnel-setup: --decap bpf needs clang (apt-get install clang libbpf-dev)" >&2; exit 1; }
-	local proto object=decap-$MODE-$GUE_PORT.o
-	case $MODE in ipip) proto=4 ;; gre) proto=47 ;; gue) proto=17 ;; esac
+	local proto object=$BPF_NAME-$MODE-$GUE_PORT.o
+	case $MODE in ipip) proto=$INNER_PROTO ;; gre) proto=47 ;; gue) proto=17 ;; esac
 	remove_decap_except "bpf-$object"
 	[[ $(bpf_filter_name) == "$object" ]] && return
 	local work
@@ -187,12 +186,14 @@ bpf_decap() {
 	# shellcheck disable=SC2064
 	trap "rm -rf '$work'" EXIT
 	cat >"$work/decap.c" <<'EOF'
-/* tc ingress: strip the appliance's outer IPv4 (+ GRE, or + UDP + GUE) header; the inner IPv4
- * packet continues up the stack on the same device. Anything else passes untouched. */
+/* tc ingress: strip the appliance's outer IPv4 or IPv6 (OUTER_FAMILY) header, + GRE, or + UDP +
+ * GUE; the inner packet, of the outer one's family, continues up the stack on the same device.
+ * Anything else passes untouched. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/pkt_cls.h>
 #include <linux/udp.h>
 #include <bpf/bpf_endian.h>
@@ -203,12 +204,22 @@ bpf_decap() {
 #define PROTO_GRE 47
 #define PROTO_UDP 17
 
-#if DECAP_PROTO == PROTO_GRE
-#define OUTER_LEN (20 + 4)
-#elif DECAP_PROTO == PROTO_UDP
-#define OUTER_LEN (20 + 8 + 4)
+#if OUTER_FAMILY == 6
+#define OUTER_IP_LEN 40
+#define ETH_P_OUTER ETH_P_IPV6
+#define INNER_PROTO 41 /* the GUE header's protocol: IPv6 */
 #else
-#define OUTER_LEN 20
+#define OUTER_IP_LEN 20
+#define ETH_P_OUTER ETH_P_IP
+#define INNER_PROTO 4
+#endif
+
+#if DECAP_PROTO == PROTO_GRE
+#define OUTER_LEN (OUTER_IP_LEN + 4)
+#elif DECAP_PROTO == PROTO_UDP
+#define OUTER_LEN (OUTER_IP_LEN + 8 + 4)
+#else
+#define OUTER_LEN OUTER_IP_LEN
 #endif
 
 SEC("tc")
@@ -220,20 +231,31 @@ int decap(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
-	struct iphdr *ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->ihl != 5 ||
-	    ip->protocol != DECAP_PROTO || (ip->frag_off & bpf_htons(IP_FRAGMENT_BITS)))
+	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_OUTER))
 		return TC_ACT_OK;
-	__s32 outer = sizeof(*ip);
+#if OUTER_FAMILY == 6
+	/* no extension headers: the appliance sends none, and a fragment header would hide the rest */
+	struct ipv6hdr *ip6 = (void *)(eth + 1);
+	if ((void *)(ip6 + 1) > end || ip6->nexthdr != DECAP_PROTO)
+		return TC_ACT_OK;
+	void *l4 = ip6 + 1;
+#else
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > end || ip->ihl != 5 || ip->protocol != DECAP_PROTO ||
+	    (ip->frag_off & bpf_htons(IP_FRAGMENT_BITS)))
+		return TC_ACT_OK;
+	void *l4 = ip + 1;
+#endif
+	__s32 outer = OUTER_IP_LEN;
 #if DECAP_PROTO == PROTO_GRE
-	__u8 *gre = (void *)(ip + 1);
-	if ((void *)(gre + 4) > end || gre[0] || gre[1] || gre[2] != 0x08 || gre[3] != 0x00)
+	__u8 *gre = l4;
+	if ((void *)(gre + 4) > end || gre[0] || gre[1] || gre[2] != ETH_P_OUTER >> 8 || gre[3] != (ETH_P_OUTER & 0xff))
 		return TC_ACT_OK;
 	outer += 4;
 #elif DECAP_PROTO == PROTO_UDP
-	struct udphdr *udp = (void *)(ip + 1);
+	struct udphdr *udp = l4;
 	__u8 *gue = (void *)(udp + 1);
-	if ((void *)(gue + 4) > end || udp->dest != bpf_htons(GUE_PORT) || gue[0] || gue[1] != IPPROTO_IPIP)
+	if ((void *)(gue + 4) > end || udp->dest != bpf_htons(GUE_PORT) || gue[0] || gue[1] != INNER_PROTO)
 		return TC_ACT_OK;
 	outer += sizeof(*udp) + 4;
 #endif
@@ -242,21 +264,25 @@ int decap(struct __sk_buff *skb)
 
 char _license[] SEC("license") = "GPL";
 EOF
-	clang -O2 -g -target bpf -I"/usr/include/$(uname -m)-linux-gnu" -DDECAP_PROTO="$proto" -DGUE_PORT="$GUE_PORT" \
-		-c "$work/decap.c" -o "$work/$object"
+	clang -O2 -g -target bpf -I"/usr/include/$(uname -m)-linux-gnu" -DOUTER_FAMILY="$FAMILY" -DDECAP_PROTO="$proto" \
+		-DGUE_PORT="$GUE_PORT" -c "$work/decap.c" -o "$work/$object"
 	if [[ $(tc qdisc show dev "$DEV") != *clsact* ]]; then
 		tc qdisc add dev "$DEV" clsact
 		say "added a clsact qdisc to $DEV"
 	fi
 	tc filter replace dev "$DEV" ingress pref "$BPF_PREF" handle 1 bpf direct-action obj "$work/$object" sec tc
-	say "attached the BPF $MODE decapsulator (IPv4 protocol $proto$([[ $MODE == gue ]] && echo ", UDP port $GUE_PORT")) to $DEV ingress"
+	local what="IPv4 protocol $proto"
+	((FAMILY == 6)) && what="IPv6 next header $proto"
+	say "attached the BPF $MODE decapsulator ($what$([[ $MODE == gue ]] && echo ", UDP port $GUE_PORT")) to $DEV ingress"
 }
 
 if [[ $DECAP == auto ]]; then
 	if kernel_can "$MODE"; then DECAP=kernel; else DECAP=bpf; say "this kernel has no $MODE device support; using the BPF decapsulator"; fi
 fi
-# The decapsulated packet's source (the client) routes back through another interface.
-set_sysctl net.ipv4.conf.all.rp_filter 0
-set_sysctl "net.ipv4.conf.$DEV.rp_filter" 0
+if ((FAMILY == 4)); then
+	# The decapsulated packet's source (the client) routes back through another interface.
+	set_sysctl net.ipv4.conf.all.rp_filter 0
+	set_sysctl "net.ipv4.conf.$DEV.rp_filter" 0
+fi
 if [[ $DECAP == kernel ]]; then kernel_decap; else bpf_decap; fi
 say "$MODE ready: $VIP on lo, tunnelled packets decapsulated ($DECAP)"

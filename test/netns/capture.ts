@@ -17,17 +17,19 @@ export function readPcap(file: string): Buffer[] {
   return frames;
 }
 
-/** Runs action while tcpdump captures the first bytes of matching frames on a namespace's
- * interface; returns the action's result, the frames and the pcap file (for decoding with scapy). */
+/** Runs action while tcpdump captures the first snapLength bytes of matching frames on a
+ * namespace's interface; returns the action's result, the frames and the pcap file (for decoding
+ * with scapy). */
 export async function capture<T>(
   dir: string,
   namespace: string,
   iface: string,
   filter: string,
   action: () => Promise<T>,
+  snapLength = 200,
 ): Promise<{ result: T; frames: Buffer[]; file: string }> {
   const file = path.join(dir, `${namespace}-${iface}-${Date.now()}.pcap`);
-  const tcpdump = spawn('ip', ['netns', 'exec', namespace, 'tcpdump', '-i', iface, '-nn', '--immediate-mode', '-U', '-Z', 'root', '-s', '200', '-w', file, filter], {
+  const tcpdump = spawn('ip', ['netns', 'exec', namespace, 'tcpdump', '-i', iface, '-nn', '--immediate-mode', '-U', '-Z', 'root', '-s', String(snapLength), '-w', file, filter], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const exited = new Promise<void>((resolve) => tcpdump.once('exit', () => resolve()));
