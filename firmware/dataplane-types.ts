@@ -251,6 +251,9 @@ export interface DataplaneStats {
   flows: { manager: number; learned: number; created: number; expired: number };
   punted: number;
   injected: number;
+  /** Forwarding delivery (cluster.md CL-R2): frames of other members' work units this master
+   * passed on to their owner. */
+  unitForwarded: number;
   /** Interest criteria: matches sent up (of which copies), packets held, released through their
    * fixed affinity, sent up because the hold buffer was full, and copies lost (no mbuf or queue room). */
   interest: { matches: number; copies: number; held: number; released: number; overflows: number; lost: number };
@@ -302,3 +305,9 @@ export interface ForwardIpCounters {
 
 /** This member's relation to a work unit (cluster.md CL-R3/R4). */
 export type UnitState = 'owned' | 'foreign' | 'hold';
+/** A work unit as the data plane takes it: a state, or (forwarding delivery, at the master) the
+ * owner's data-port MACs by port id, which its frames are passed on to. */
+export type UnitEntry = UnitState | { forwardTo: readonly string[] };
+/** How a local address answers ARP (cluster delivery modes): with the port's MAC, with a MAC the
+ * cluster members share, or not at all. */
+export type ArpAnswer = 'port-mac' | 'silent' | { sharedMac: string };

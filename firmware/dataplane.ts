@@ -38,7 +38,8 @@ import type {
   SeqAdjust,
   ServiceDefinition,
   TcpTimeouts,
-  UnitState,
+  UnitEntry,
+  ArpAnswer,
   WildcardAffinity,
 } from './dataplane-types.js';
 
@@ -130,7 +131,9 @@ interface NativeAddon {
   poll(max: number): { port: number; reason: number; unit: number; interestFlags: number; interestReasons: number; wildcardId: number; frame: Buffer }[];
   inject(port: number, frame: Buffer): void;
   injectProcess(port: number, frame: Buffer, afterWildcardId?: number): void;
-  workUnitsSet(states: Buffer): void;
+  workUnitsSet(states: Buffer, forwarding?: Buffer): void;
+  localAddressArp(port: number, ip: number, answer: number, mac?: Buffer): void;
+  portOwnMacOnly(port: number, on: boolean): void;
   workUnit(clientIp: number, clientPort: number): number;
   workUnit6(clientIp: Buffer, clientPort: number): number;
   replicationEnable(on: boolean): void;
@@ -140,6 +143,8 @@ interface NativeAddon {
   unitLoads(): { packets: Float64Array; flows: Float64Array };
   readonly flowRecordSize: number;
   readonly workUnits: number;
+  readonly maxUnitPeers: number;
+  readonly maxPorts: number;
 }
 
 function loadAddon(): NativeAddon {
@@ -179,7 +184,14 @@ const TCP_STATES = ['none', 'syn', 'established', 'fin', 'rst'] as const;
 export const ROUTE_PORT = 0xffff;
 const PUNT_REASONS = ['action', 'miss', 'held', 'interest'] as const;
 const INTEREST_FLAGS = { packet: 0x01, copy: 0x02, held: 0x04, fixed: 0x08 } as const;
-const UNIT_STATES: Record<UnitState, number> = { owned: 0, foreign: 1, hold: 2 };
+const UNIT_STATES = { owned: 0, foreign: 1, hold: 2, forward: 3 } as const;
+const ARP_ANSWERS = { 'port-mac': 0, shared: 1, silent: 2 } as const;
+const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i;
+
+function macBytes(mac: string, what: string): Buffer {
+  if (!MAC.test(mac)) throw new InvalidRuleError('EINVAL', `${what} "${mac}" is not a MAC address like 02:65:70:00:01:64`);
+  return Buffer.from(mac.split(':').map((part) => Number.parseInt(part, 16)));
+}
 
 const defaultTimeouts: TcpTimeouts = {
   synSeconds: 10,
@@ -663,13 +675,51 @@ export class Dataplane {
     }
   }
 
-  /** Work units (cluster.md CL-R3): `states[u]` says whether this unit processes work unit u. */
-  setWorkUnits(states: readonly UnitState[]): void {
-    if (states.length !== this.#addon.workUnits) {
-      throw new InvalidRuleError('EINVAL', `work unit table has ${states.length} entries, not ${this.#addon.workUnits}`);
+  /** Work units (cluster.md CL-R3): `units[u]` says whether this unit processes work unit u, or
+   * (forwarding delivery, at the master) to which member's data-port MACs it passes u's frames on. */
+  setWorkUnits(units: readonly UnitEntry[]): void {
+    if (units.length !== this.#addon.workUnits) {
+      throw new InvalidRuleError('EINVAL', `work unit table has ${units.length} entries, not ${this.#addon.workUnits}`);
     }
-    const bytes = Buffer.from(states.map((s) => UNIT_STATES[s]));
-    call(() => this.#addon.workUnitsSet(bytes));
+    const states = Buffer.alloc(units.length);
+    // struct ep_unit_forwarding: peer[units], then mac[peers][ports][6]
+    const owners = new Map<string, number>();
+    let forwarding: Buffer | undefined;
+    units.forEach((entry, unit) => {
+      if (typeof entry === 'string') {
+        states[unit] = UNIT_STATES[entry];
+        return;
+      }
+      if (entry.forwardTo.length > this.#addon.maxPorts) throw new InvalidRuleError('EINVAL', `work unit ${unit}: ${entry.forwardTo.length} owner MACs, ports are at most ${this.#addon.maxPorts}`);
+      const key = entry.forwardTo.join(',');
+      let owner = owners.get(key);
+      if (owner === undefined) {
+        owner = owners.size;
+        if (owner >= this.#addon.maxUnitPeers) throw new InvalidRuleError('EINVAL', `more than ${this.#addon.maxUnitPeers} members to forward work units to`);
+        owners.set(key, owner);
+        forwarding ??= Buffer.alloc(units.length + this.#addon.maxUnitPeers * this.#addon.maxPorts * 6);
+        entry.forwardTo.forEach((mac, port) => macBytes(mac, `work unit ${unit}: owner MAC`).copy(forwarding!, units.length + (owner! * this.#addon.maxPorts + port) * 6));
+      }
+      states[unit] = UNIT_STATES.forward;
+      forwarding![unit] = owner;
+    });
+    call(() => this.#addon.workUnitsSet(states, forwarding));
+  }
+
+  /** How ARP requests for a local address on the port are answered (cluster delivery modes). */
+  setArpAnswer(port: number, ip: string, answer: ArpAnswer): void {
+    const address = ipv4ToNumber(ip, 'local address');
+    if (typeof answer === 'string') call(() => this.#addon.localAddressArp(port, address, ARP_ANSWERS[answer]));
+    else {
+      const mac = macBytes(answer.sharedMac, 'shared MAC');
+      call(() => this.#addon.localAddressArp(port, address, ARP_ANSWERS.shared, mac));
+    }
+  }
+
+  /** While on, the port drops unicast frames addressed to other MACs than its own (drop reason
+   * other_host), whatever its promiscuous mode. */
+  setOwnMacOnly(port: number, on: boolean): void {
+    call(() => this.#addon.portOwnMacOnly(port, on));
   }
 
   /** The work unit of a connection from clientIp:clientPort, the same on every member. */

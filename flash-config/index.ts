@@ -8,6 +8,7 @@ export {
   virtualServiceSchema,
   serverSchema,
   clusterThresholdsSchema,
+  type ClusterDelivery,
   type Policy,
   type VirtualService,
 } from './policy-schema.js';

@@ -20,16 +20,31 @@ export const virtualServiceSchema = z.strictObject({
   servers: z.array(serverSchema).min(1),
 });
 
-/** How packets for the cluster's shared addresses reach the members (cluster.md CL-R2). Built:
- * `unicast-mac` - every member's data ports accept the shared MAC (the segment delivers frames for
- * it to every member), and a new master announces the shared addresses at it by gratuitous ARP. */
-export const clusterDeliverySchema = z.strictObject({
-  mode: z.literal('unicast-mac'),
-  mac: z
-    .string()
-    .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i, 'must be a MAC address like 02:65:70:00:01:64')
-    .refine((mac) => (Number.parseInt(mac.slice(0, 2), 16) & 1) === 0, 'must be a unicast MAC (first octet even)'),
-});
+const macAddress = z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i, 'must be a MAC address like 02:65:70:00:01:64');
+const isGroupMac = (mac: string) => (Number.parseInt(mac.slice(0, 2), 16) & 1) === 1;
+
+/** How packets for the cluster's shared addresses reach the members (cluster.md CL-R2):
+ * - `unicast-mac`: every member's data ports accept the shared unicast MAC (the segment must
+ *   deliver frames for it to every member), every member answers ARP with it, and a new master
+ *   announces the shared addresses at it by gratuitous ARP;
+ * - `multicast-mac`: the same with a multicast MAC, which switches flood to every member;
+ * - `master-forwarding`: only the master answers ARP for the shared addresses, with its own port's
+ *   MAC (announced on every change of master), and passes each frame of another member's work unit
+ *   on to that member. */
+export const clusterDeliverySchema = z.discriminatedUnion('mode', [
+  z.strictObject({
+    mode: z.literal('unicast-mac'),
+    mac: macAddress.refine((mac) => !isGroupMac(mac), 'must be a unicast MAC (first octet even)'),
+  }),
+  z.strictObject({
+    mode: z.literal('multicast-mac'),
+    mac: macAddress.refine(
+      (mac) => isGroupMac(mac) && mac.toLowerCase() !== 'ff:ff:ff:ff:ff:ff',
+      'must be a multicast MAC (first octet odd, e.g. 03:65:70:00:01:64), not the broadcast address',
+    ),
+  }),
+  z.strictObject({ mode: z.literal('master-forwarding') }),
+]);
 
 /** Cluster timing, load thresholds (cluster.md CL-R6..R8) and delivery mode (CL-R2). */
 export const clusterThresholdsSchema = z.strictObject({

@@ -68,6 +68,8 @@ export interface Inheritance {
 
 interface MemberRecord {
   address: string;
+  /** Its data-port MACs by port id (join request). */
+  dataMacs: string[];
   channel: ControlChannel;
   lastHeard: number;
   loss: LossEstimate;
@@ -276,7 +278,7 @@ export class MasterRole {
       this.ctx.log('info', 'policy adopted', { configVersion: offered.policy.configVersion, previous, from: request.unitId });
     }
     this.members.get(request.unitId)?.channel.close('replaced by a new join of the same unit');
-    this.members.set(request.unitId, { address: request.address, channel, lastHeard: Date.now(), loss: new LossEstimate(), loads: new Map() });
+    this.members.set(request.unitId, { address: request.address, dataMacs: request.dataMacs, channel, lastHeard: Date.now(), loss: new LossEstimate(), loads: new Map() });
     channel.onClose((reason) => {
       if (this.members.get(request.unitId)?.channel === channel) this.removeMember(request.unitId, reason, Date.now());
     });

@@ -39,6 +39,8 @@ export interface MemberOptions {
   numberSpaces?: NumberSpace[];
   /** Per-unit load measured by the data plane since the last call (rebalancing input). */
   loadSource?: () => UnitLoad[];
+  /** This unit's data-port MACs by port id, told the master on joining (forwarding delivery). */
+  dataMacs?: string[];
   log?: ClusterLog;
 }
 
@@ -129,6 +131,12 @@ export class Member {
     if (this.masterRole) return [...this.masterRole.members].map(([id, record]) => ({ id, address: record.address }));
     if (this.currentRole !== 'member') return [];
     return [...this.memberAddresses].filter(([id]) => id !== this.id).map(([id, address]) => ({ id, address }));
+  }
+
+  /** Master: every other member's data-port MACs by port id, as it joined with them (forwarding
+   * delivery passes the frames of a member's work units on to them). Empty otherwise. */
+  memberDataMacs(): Map<string, string[]> {
+    return new Map([...(this.masterRole?.members ?? [])].map(([id, record]) => [id, record.dataMacs]));
   }
 
   /** When this unit last heard each member it watches (ms since the epoch): the master watches
@@ -436,7 +444,7 @@ export class Member {
       return;
     }
     const { channel, server } = connected;
-    const request = { unitId: this.id, address: this.options.address, configVersion: this.clusterPolicy.version, policy: policyToWire(this.clusterPolicy.signed), ownedUnits: this.view.owned(), leases: this.myLeases };
+    const request = { unitId: this.id, address: this.options.address, configVersion: this.clusterPolicy.version, policy: policyToWire(this.clusterPolicy.signed), ownedUnits: this.view.owned(), leases: this.myLeases, dataMacs: this.options.dataMacs ?? [] };
     let answer: unknown;
     let masterSays: string | undefined;
     try {

@@ -19,6 +19,9 @@ export const rpc = {
       policy: signedPolicyWire,
       ownedUnits: units,
       leases: z.array(leaseSchema).max(4096),
+      /** The joiner's data-port MACs by port id: where a master in forwarding delivery passes the
+       * frames of the joiner's work units on to (cluster.md CL-R2). */
+      dataMacs: z.array(z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i)).max(8).default([]),
     }),
     /** `policy`: the cluster's signed policy after the join (the joiner adopts it when higher). */
     result: z.strictObject({ clusterKey: z.base64(), masterId: z.string(), release: units, refusedLeases: z.array(leaseSchema), policy: signedPolicyWire }),

@@ -7,14 +7,15 @@
  * - the data plane's flow events go to every other member in batches every `flushMs`, and peers'
  *   records are installed here, so a unit that moves here brings its connections' state along. */
 import type { VerifiedFlashConfig } from '../../flash-config/index.js';
-import { TableFullError, type Dataplane, type PuntedPacket, type UnitState } from '../../firmware/dataplane.js';
+import { TableFullError, type Dataplane, type PuntedPacket, type UnitEntry, type UnitState } from '../../firmware/dataplane.js';
 import type { Member } from '../cluster/member.js';
 import { FlowReplication } from '../cluster/flow-replication.js';
 import type { ClusterLog, PeerAddress } from '../cluster/master-role.js';
 import { WORK_UNITS, type OwnershipChange, type UnitLoad } from '../cluster/work-units.js';
 import { FLOW_RECORD_BYTES, FlowBook, isDeletion, recordUnit, splitRecords } from './cluster-flow-book.js';
 import { FlowImporter } from './cluster-flow-import.js';
-import { gratuitousArp, type ClusterAddresses } from './cluster-garp.js';
+import { ClusterDelivery, type DeliveryMode } from './cluster-delivery.js';
+import type { ClusterAddresses } from './cluster-garp.js';
 import { HoldQueue, type HeldPacket } from './cluster-hold-queue.js';
 
 export interface ClusterDataplaneOptions {
@@ -24,8 +25,11 @@ export interface ClusterDataplaneOptions {
   config: VerifiedFlashConfig;
   address: string;
   replication: { port: number; flushMs?: number };
-  /** Announced by gratuitous ARP whenever this member takes or keeps mastership (CL-R2). */
+  /** The shared addresses: answered for ARP as the delivery mode says, announced by gratuitous ARP
+   * whenever this member takes or keeps mastership (CL-R2). */
   clusterAddresses?: ClusterAddresses[];
+  /** Default unicast-mac. */
+  delivery?: DeliveryMode;
   log: ClusterLog;
 }
 
@@ -43,6 +47,7 @@ export class ClusterDataplane {
   readonly book = new FlowBook();
   readonly replication: FlowReplication;
   readonly importer: FlowImporter;
+  readonly delivery: ClusterDelivery;
   /** Packets released to the data plane after their unit became ours, and when the last was. */
   released = { packets: 0, lastAt: 0 };
   private readonly states: UnitState[] = Array<UnitState>(WORK_UNITS).fill('hold');
@@ -68,6 +73,7 @@ export class ClusterDataplane {
     }
     const { member } = options;
     this.importer = new FlowImporter(options.dp);
+    this.delivery = new ClusterDelivery(options.dp, options.delivery ?? 'unicast-mac', options.clusterAddresses ?? [], options.log);
     this.replication = new FlowReplication({
       config: options.config,
       address: options.address,
@@ -95,15 +101,21 @@ export class ClusterDataplane {
   /** Call before member.start(): once in the cluster, every unit is held until the cluster says who owns it. */
   async start(): Promise<void> {
     const { dp, member } = this.options;
+    this.delivery.start();
     this.applyStates();
     member.onOwnershipChange((changes) => this.ownershipChanged(changes));
     member.onRoleChange((role) => {
-      if (this.inCluster || (role !== 'member' && role !== 'master')) return;
-      this.inCluster = true;
+      const wasForwarding = this.delivery.forwarding;
+      this.delivery.roleChanged(role === 'master');
+      if (!this.inCluster && (role === 'member' || role === 'master')) this.inCluster = true;
+      else if (this.delivery.forwarding === wasForwarding) return;
       this.applyStates();
+      // A new master in forwarding delivery passes on what it held for units other members own.
+      if (this.delivery.forwarding) for (const entry of member.ownership()) if (this.states[entry.unit] === 'foreign') this.backlog.add(entry.unit);
+      this.releaseHeld();
     });
     member.setReleaseBarrier((units, next) => this.handedOver(units, next));
-    member.onAnnounce(() => this.announce());
+    member.onAnnounce(() => this.delivery.announce());
     dp.onPunt((packet) => this.punted(packet));
     dp.enableReplication(true);
     await this.replication.start();
@@ -128,16 +140,27 @@ export class ClusterDataplane {
         this.releasing.delete(change.unit);
         this.backlog.delete(change.unit);
       }
-      if (this.states[change.unit] === 'foreign') this.held.take(change.unit);
+      // Held packets of a unit another member now owns: that member has them too (MAC delivery), or
+      // this master passes them on to it, in order (forwarding delivery).
+      if (this.states[change.unit] === 'foreign') {
+        if (this.delivery.forwarding) this.backlog.add(change.unit);
+        else this.held.take(change.unit);
+      }
     }
     this.applyStates();
     this.releaseHeld();
   }
 
   private applyStates(): void {
+    const ownership = this.delivery.forwarding ? this.options.member.ownership() : undefined;
+    const macs = ownership ? this.options.member.memberDataMacs() : undefined;
     this.options.dp.setWorkUnits(
-      this.states.map((state, unit): UnitState => {
+      this.states.map((state, unit): UnitEntry => {
         if (this.releasing.has(unit)) return 'hold';
+        if (state === 'foreign' && ownership) {
+          const owner = ownership[unit]?.owner;
+          return this.delivery.foreignEntry(owner ? macs?.get(owner) : undefined);
+        }
         return state === 'hold' && !this.inCluster ? 'foreign' : state;
       }),
     );
@@ -183,13 +206,6 @@ export class ClusterDataplane {
     return injected;
   }
 
-  private announce(): void {
-    for (const { port, mac, addresses } of this.options.clusterAddresses ?? []) {
-      for (const address of addresses) this.options.dp.inject(port, gratuitousArp(mac, address));
-      this.options.log('info', 'gratuitous arp sent', { port, mac, addresses });
-    }
-  }
-
   /** A unit moving away is acknowledged to the master only when the peers hold its flows' latest
    * records, and the next owner all of them: it then continues every connection, including ones
    * opened just now and ones older than its replication link from here (a link that came up while
@@ -220,8 +236,12 @@ export class ClusterDataplane {
     if (packet.reason !== 'held') return;
     const unit = packet.unit;
     // Punted before the unit went to another member: that member forwards it (held now, it would be
-    // replayed, long stale, if the unit ever came back here).
-    if (this.states[unit] === 'foreign') return;
+    // replayed, long stale, if the unit ever came back here); a master in forwarding delivery passes
+    // it on to that member.
+    if (this.states[unit] === 'foreign') {
+      if (this.delivery.forwarding) this.inject([{ port: packet.port, frame: packet.frame }]);
+      return;
+    }
     // A packet punted just before the table said "owned" is not held again: it goes through now
     // (or waits behind the unit's held packets if the data plane's queue is full).
     const held = { port: packet.port, frame: packet.frame };

@@ -7,8 +7,9 @@ import ipaddr from 'ipaddr.js';
 export interface ClusterAddresses {
   /** Data plane port the announcement leaves by. */
   port: number;
-  /** The cluster MAC the addresses answer at (unicast-MAC delivery: shared by every member). */
-  mac: string;
+  /** The cluster MAC the addresses answer at: shared by every member (unicast- and multicast-MAC
+   * delivery); absent with forwarding delivery (the master's port MAC). */
+  mac?: string;
   addresses: string[];
 }
 
@@ -19,13 +20,14 @@ export function parseMac(mac: string): Buffer {
   return Buffer.from(mac.split(':').map((part) => Number.parseInt(part, 16)));
 }
 
-export function gratuitousArp(mac: string, address: string): Buffer {
+/** `from`: the frame's Ethernet source (default `mac`; a multicast MAC cannot be one). */
+export function gratuitousArp(mac: string, address: string, from = mac): Buffer {
   if (!ipaddr.IPv4.isValidFourPartDecimal(address)) throw new Error(`"${address}" is not an IPv4 address: gratuitous ARP is for IPv4`);
   const sender = parseMac(mac);
   const ip = Buffer.from(ipaddr.IPv4.parse(address).toByteArray());
   const frame = Buffer.alloc(ETH_MIN_FRAME);
   frame.fill(0xff, 0, 6); // broadcast
-  sender.copy(frame, 6);
+  parseMac(from).copy(frame, 6);
   frame.writeUInt16BE(0x0806, 12);
   frame.writeUInt16BE(1, 14); // Ethernet
   frame.writeUInt16BE(0x0800, 16); // IPv4

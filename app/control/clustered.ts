@@ -10,6 +10,7 @@ import type { ClusterLog } from '../cluster/master-role.js';
 import type { ClusterEventKind, ClusterSource } from '../mgmt/cluster-source.js';
 import type { Appliance } from './appliance.js';
 import { ClusterDataplane } from './cluster-dataplane.js';
+import type { DeliveryMode } from './cluster-delivery.js';
 import { applyAdoptedPolicy } from './cluster-policy-apply.js';
 import type { ClusterConfigSettings } from './config.js';
 
@@ -20,8 +21,10 @@ export interface ClusterSettings {
   joinPort: number;
   replicationPort: number;
   managementPort: number;
-  /** Cluster addresses announced by gratuitous ARP on mastership, by port device. */
-  announce: { device: string; mac: string; addresses: string[] }[];
+  /** How the shared addresses reach the members (CL-R2). */
+  delivery: DeliveryMode;
+  /** Shared addresses answered for ARP and announced by gratuitous ARP on mastership, by port device. */
+  announce: { device: string; mac?: string; addresses: string[] }[];
 }
 
 const MEMBERSHIP_POLL_MS = 250;
@@ -36,6 +39,7 @@ export function clusterSettings(section: ClusterConfigSettings, verified: Verifi
     joinPort: section.joinPort ?? multicastPort + 1,
     replicationPort: section.replicationPort ?? multicastPort + 2,
     managementPort: section.managementPort,
+    delivery: section.delivery,
     announce: section.announce,
   };
 }
@@ -66,22 +70,25 @@ export async function startClusteredUnit(appliance: Appliance, settings: Cluster
   const dp = appliance.dataplane();
   const { verified } = settings;
   let binding: ClusterDataplane | undefined;
+  const ports = appliance.portStatus();
   const member = new Member({
     config: verified,
     address: settings.address,
     multicast: settings.multicast,
     joinPort: settings.joinPort,
     loadSource: () => binding?.loadSource() ?? [],
+    dataMacs: [...ports].sort((a, b) => a.id - b.id).map((port) => port.mac),
     log,
   });
-  const portIds = new Map(appliance.portStatus().map((port) => [port.device, port.id]));
+  const portIds = new Map(ports.map((port) => [port.device, port.id]));
   binding = new ClusterDataplane({
     member,
     dp,
     config: verified,
     address: settings.address,
     replication: { port: settings.replicationPort },
-    clusterAddresses: settings.announce.map(({ device, mac, addresses }) => ({ port: portIds.get(device)!, mac, addresses })),
+    clusterAddresses: settings.announce.map(({ device, mac, addresses }) => ({ port: portIds.get(device)!, ...(mac ? { mac } : {}), addresses })),
+    delivery: settings.delivery,
     log,
   });
   await binding.start();

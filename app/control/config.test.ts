@@ -171,7 +171,7 @@ describe('cross-field rules', () => {
 
   it('fills a cluster section from its flash config directory and checks what it announces', () => {
     const config = parseConfig('cluster.json', JSON.stringify({ ...full, cluster: { flashConfigDir: '/flash-config' } }));
-    expect(config.cluster).toEqual({ flashConfigDir: '/flash-config', multicastGroup: '239.77.0.1', managementPort: 8443, announce: [] });
+    expect(config.cluster).toEqual({ flashConfigDir: '/flash-config', multicastGroup: '239.77.0.1', managementPort: 8443, delivery: 'unicast-mac', announce: [] });
     const bad = { ...full, cluster: { flashConfigDir: '/f', multicastGroup: '10.0.0.1', announce: [{ device: 'net_af_packet7', mac: '02:65:70', addresses: ['10.0.1.100'] }] } };
     expect(problemsOf(bad)).toEqual([
       'cluster.multicastGroup: must be an IPv4 multicast address (224.0.0.0/4)',
@@ -180,6 +180,23 @@ describe('cross-field rules', () => {
     ]);
     const unknownPort = { ...full, cluster: { flashConfigDir: '/f', announce: [{ device: 'net_af_packet7', mac: '02:65:70:00:01:64', addresses: ['10.0.1.100'] }] } };
     expect(problemsOf(unknownPort)).toEqual(['cluster.announce[0].device: "net_af_packet7" is not a configured port (ports: net_af_packet0, net_af_packet1)']);
+  });
+
+  it('checks the announced MAC against the delivery mode', () => {
+    const cluster = (delivery: string, mac?: string) => ({
+      ...full,
+      cluster: { flashConfigDir: '/f', delivery, announce: [{ device: 'net_af_packet0', ...(mac ? { mac } : {}), addresses: ['10.0.1.100'] }] },
+    });
+    for (const good of [cluster('multicast-mac', '03:65:70:00:01:64'), cluster('master-forwarding'), cluster('unicast-mac', '02:65:70:00:01:64')]) {
+      expect(parseConfig('cluster.json', JSON.stringify(good)).cluster?.delivery).toBe(good.cluster.delivery);
+    }
+    expect(problemsOf(cluster('multicast-mac', '02:65:70:00:01:64'))).toEqual(['cluster.announce[0].mac: multicast-MAC delivery needs a multicast MAC (first octet odd)']);
+    expect(problemsOf(cluster('unicast-mac', '03:65:70:00:01:64'))).toEqual(['cluster.announce[0].mac: unicast-MAC delivery needs a unicast MAC (first octet even)']);
+    expect(problemsOf(cluster('unicast-mac'))).toEqual(['cluster.announce[0].mac: unicast-mac delivery needs the shared MAC']);
+    expect(problemsOf(cluster('master-forwarding', '02:65:70:00:01:64'))).toEqual([
+      "cluster.announce[0].mac: forwarding delivery answers with the master's port MAC: no shared MAC",
+    ]);
+    expect(problemsOf(cluster('anycast', '02:65:70:00:01:64'))[0]).toMatch(/^cluster\.delivery: /);
   });
 
   it('rejects a gateway that is not on the port subnet', () => {

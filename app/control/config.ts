@@ -205,17 +205,34 @@ const clusterSchema = z.strictObject({
   replicationPort: tcpPort.optional(),
   /** The management API's port, the same on every member (peers fan out to it). */
   managementPort: tcpPort.default(8443),
-  /** Cluster addresses a new master announces by gratuitous ARP (CL-R2): on which port, at which
-   * shared MAC (unicast-MAC delivery). */
+  /** How packets for the shared addresses reach the members (CL-R2, flash-config policy
+   * cluster.delivery): a shared unicast or multicast MAC, or forwarding through the master. */
+  delivery: z.enum(['unicast-mac', 'multicast-mac', 'master-forwarding']).default('unicast-mac'),
+  /** The shared addresses (cluster addresses and VIPs) the members answer ARP for, and a new master
+   * announces by gratuitous ARP (CL-R2): on which port, at which shared MAC (none with forwarding
+   * delivery: the master's port MAC). */
   announce: z
     .array(
       z.strictObject({
         device: z.string().min(1),
-        mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i, 'must be a MAC address like 02:65:70:00:01:64'),
+        mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i, 'must be a MAC address like 02:65:70:00:01:64').optional(),
         addresses: z.array(ipv4).min(1),
       }),
     )
     .default([]),
+}).superRefine((cluster, ctx) => {
+  cluster.announce.forEach((entry, i) => {
+    const group = entry.mac !== undefined && (Number.parseInt(entry.mac.slice(0, 2), 16) & 1) === 1;
+    const problem =
+      cluster.delivery === 'master-forwarding'
+        ? entry.mac !== undefined && 'forwarding delivery answers with the master\'s port MAC: no shared MAC'
+        : entry.mac === undefined
+          ? `${cluster.delivery} delivery needs the shared MAC`
+          : cluster.delivery === 'multicast-mac' && !group
+            ? 'multicast-MAC delivery needs a multicast MAC (first octet odd)'
+            : cluster.delivery === 'unicast-mac' && group && 'unicast-MAC delivery needs a unicast MAC (first octet even)';
+    if (problem) ctx.addIssue({ code: 'custom', path: ['announce', i, 'mac'], message: problem });
+  });
 });
 
 /** The cluster section a unit started from its flash config runs with. */

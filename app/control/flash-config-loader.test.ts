@@ -141,11 +141,40 @@ describe('loadFlashConfig', () => {
     const { config } = await loadFlashConfig(dir, { pciDevices: NICS });
     expect(config.cluster).toMatchObject({
       flashConfigDir: dir,
+      delivery: 'unicast-mac',
       announce: [
         { device: '0000:00:07.0', mac: delivery.mac, addresses: ['203.0.113.1'] },
         { device: '0000:00:06.0', mac: delivery.mac, addresses: ['198.51.100.10', '198.51.100.11', '198.51.100.12'] },
       ],
     });
+  });
+
+  it('multicast-MAC and forwarding delivery: the shared multicast MAC, or none (the master answers with its own)', async () => {
+    const multicast = { mode: 'multicast-mac', mac: '03:65:70:00:00:01' };
+    let dir = await provision({ policy: { ...policy, cluster: { ...policy.cluster, delivery: multicast } }, clusterAddresses: ['203.0.113.1'] });
+    expect((await loadFlashConfig(dir, { pciDevices: NICS })).config.cluster).toMatchObject({
+      delivery: 'multicast-mac',
+      announce: [
+        { device: '0000:00:07.0', mac: multicast.mac, addresses: ['203.0.113.1'] },
+        { device: '0000:00:06.0', mac: multicast.mac, addresses: ['198.51.100.10', '198.51.100.11', '198.51.100.12'] },
+      ],
+    });
+    dir = await provision({ policy: { ...policy, cluster: { ...policy.cluster, delivery: { mode: 'master-forwarding' } } }, clusterAddresses: ['203.0.113.1'] });
+    const forwarding = (await loadFlashConfig(dir, { pciDevices: NICS })).config.cluster;
+    expect(forwarding?.delivery).toBe('master-forwarding');
+    expect(forwarding?.announce).toEqual([
+      { device: '0000:00:07.0', addresses: ['203.0.113.1'] },
+      { device: '0000:00:06.0', addresses: ['198.51.100.10', '198.51.100.11', '198.51.100.12'] },
+    ]);
+  });
+
+  it('refuses a multicast-MAC delivery whose MAC is unicast or broadcast, and a forwarding delivery with a MAC', async () => {
+    const withDelivery = (delivery: object) => ({ ...policy, cluster: { ...policy.cluster, delivery } });
+    await expect(provision({ policy: withDelivery({ mode: 'multicast-mac', mac: '02:65:70:00:00:01' }) })).rejects.toThrow(/cluster\.delivery\.mac: must be a multicast MAC \(first octet odd/);
+    await expect(provision({ policy: withDelivery({ mode: 'multicast-mac', mac: 'ff:ff:ff:ff:ff:ff' }) })).rejects.toThrow(/not the broadcast address/);
+    await expect(provision({ policy: withDelivery({ mode: 'multicast-mac' }) })).rejects.toThrow(/cluster\.delivery\.mac/);
+    await expect(provision({ policy: withDelivery({ mode: 'master-forwarding', mac: '02:65:70:00:00:01' }) })).rejects.toThrow(/cluster\.delivery/);
+    await expect(provision({ policy: withDelivery({ mode: 'broadcast' }) })).rejects.toThrow(/cluster\.delivery/);
   });
 
   it('unicast-MAC delivery refuses a cluster address on no data subnet, and a multicast MAC', async () => {

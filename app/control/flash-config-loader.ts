@@ -5,7 +5,7 @@
 import { readdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { isIPv4 } from 'node:net';
-import { verifyFlashConfig, type VerifiedFlashConfig, type VirtualService } from '../../flash-config/index.js';
+import { verifyFlashConfig, type ClusterDelivery, type VerifiedFlashConfig, type VirtualService } from '../../flash-config/index.js';
 import { ConfigError, inSubnet, parseConfig, type ApplianceConfig } from './config.js';
 
 /** Where bind-data-nics (edgeplane-vfio-bind.service) leaves the data NICs. */
@@ -87,21 +87,22 @@ export function applianceConfigFrom(dir: string, verified: VerifiedFlashConfig, 
     ports,
     services,
     http: { host: '127.0.0.1', port: 9180 },
-    ...(announce ? { cluster: { flashConfigDir: dir, announce } } : {}),
+    ...(announce ? { cluster: { flashConfigDir: dir, delivery: announce.delivery, announce: announce.byPort } } : {}),
     log: { level: 'info' },
   };
   // The schema applies the same defaults and cross-field rules as to an operator's file.
   return parseConfig(`${dir} (identity.json + policy.json)`, JSON.stringify(document));
 }
 
-/** Unicast-MAC delivery (policy.json cluster.delivery): each data port answers the shared MAC for
- * the shared addresses on its subnet - identity.json's cluster addresses and the services' VIPs -
- * which a new master announces there. Undefined without a delivery mode. */
+/** The delivery mode (policy.json cluster.delivery) and the shared addresses each data port answers
+ * ARP for - identity.json's cluster addresses and the services' VIPs on its subnet - at the shared
+ * MAC (none with forwarding delivery: the master's port MAC), which a new master announces there.
+ * Undefined without a delivery mode. */
 function sharedAddressesByPort(
   verified: VerifiedFlashConfig,
   ports: { device: string; address: string; prefixLength: number }[],
   problems: string[],
-): { device: string; mac: string; addresses: string[] }[] | undefined {
+): { delivery: ClusterDelivery['mode']; byPort: { device: string; mac?: string; addresses: string[] }[] } | undefined {
   const delivery = verified.policy.cluster.delivery;
   if (!delivery) return undefined;
   const byPort = new Map<string, Set<string>>();
@@ -110,14 +111,15 @@ function sharedAddressesByPort(
   verified.identity.network.clusterAddresses.forEach((address, i) => {
     const port = portOf(address);
     if (port) place(address, port.device);
-    else problems.push(`identity.json network.clusterAddresses[${i}]: ${address} is on no data port's IPv4 subnet; unicast-MAC delivery announces it on its data port`);
+    else problems.push(`identity.json network.clusterAddresses[${i}]: ${address} is on no data port's IPv4 subnet; ${delivery.mode} delivery announces it on its data port`);
   });
   // A VIP off every data subnet is routed to the cluster: nothing to announce.
   for (const service of verified.policy.services) {
     const port = portOf(service.vip);
     if (port) place(service.vip, port.device);
   }
-  return [...byPort].map(([device, addresses]) => ({ device, mac: delivery.mac, addresses: [...addresses] }));
+  const mac = delivery.mode === 'master-forwarding' ? {} : { mac: delivery.mac };
+  return { delivery: delivery.mode, byPort: [...byPort].map(([device, addresses]) => ({ device, ...mac, addresses: [...addresses] })) };
 }
 
 function serviceFrom(

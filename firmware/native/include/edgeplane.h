@@ -94,6 +94,17 @@ int ep_port_configure6(uint16_t port, const uint8_t addr[16], uint8_t prefix_len
 /* Addresses answered for ARP and ICMP echo on a port (own or virtual addresses). */
 int ep_local_addr_add(uint16_t port, uint32_t ip, struct ep_error *err);
 int ep_local_addr_del(uint16_t port, uint32_t ip, struct ep_error *err);
+/* How ARP requests for a local address are answered (cluster delivery modes, cluster.md CL-R2):
+ * with the port's MAC (the default), with a MAC the cluster members share (unicast or multicast;
+ * the reply's Ethernet source stays the port's own), or not at all (forwarding delivery: only the
+ * master answers for the cluster's addresses). */
+enum ep_arp_answer { EP_ARP_PORT_MAC = 0, EP_ARP_SHARED_MAC = 1, EP_ARP_SILENT = 2 };
+int ep_local_addr_arp(uint16_t port, uint32_t ip, enum ep_arp_answer answer, const uint8_t mac[6],
+		      struct ep_error *err);
+/* While on, the port drops unicast frames addressed to another MAC than its own (counted
+ * other_host), whatever its promiscuous mode: with forwarding or multicast-MAC delivery a member
+ * must not process frames the segment floods to every member (the master's, or another member's). */
+int ep_port_own_mac_only(uint16_t port, int on, struct ep_error *err);
 /* gateway 0 = directly connected. */
 int ep_route_add(uint32_t prefix, uint8_t len, uint16_t port, uint32_t gateway, struct ep_error *err);
 int ep_route_del(uint32_t prefix, uint8_t len, struct ep_error *err);
@@ -331,14 +342,26 @@ enum ep_unit_state {
 	EP_UNIT_FOREIGN = 1, /* another member does: drop silently, never answer */
 	EP_UNIT_HOLD = 2,    /* not yet assigned/acknowledged: punt (reason EP_PUNT_HELD) for the control
 			      * application to hold and release in order */
+	EP_UNIT_FORWARD = 3, /* another member does, and this one is the master of forwarding delivery:
+			      * the frame goes on to the owner's data-port MAC, otherwise unchanged */
+};
+
+#define EP_MAX_UNIT_PEERS 32
+
+/* Forwarding delivery (cluster.md CL-R2): where the master sends frames of EP_UNIT_FORWARD units,
+ * out of the port they came in by (the members share the segments). */
+struct ep_unit_forwarding {
+	uint8_t peer[EP_WORK_UNITS];                     /* EP_UNIT_FORWARD units: the owner, an index into mac */
+	uint8_t mac[EP_MAX_UNIT_PEERS][EP_MAX_PORTS][6]; /* each owner's data-port MAC by port id */
 };
 
 /* The work unit of a connection: a hash of its client's address and port (both directions of a
  * translated flow carry their forward direction's unit). Identical on every member. */
 uint16_t ep_work_unit(uint32_t client_ip, uint16_t client_port);
 uint16_t ep_work_unit6(const uint8_t client_ip6[16], uint16_t client_port);
-/* Publishes a new ownership table of EP_WORK_UNITS enum ep_unit_state bytes (RCU swap). */
-int ep_work_units_set(const uint8_t *states, struct ep_error *err);
+/* Publishes a new ownership table of EP_WORK_UNITS enum ep_unit_state bytes (RCU swap);
+ * forwarding says where EP_UNIT_FORWARD units go (NULL when none is). */
+int ep_work_units_set(const uint8_t *states, const struct ep_unit_forwarding *forwarding, struct ep_error *err);
 
 enum ep_flow_event_kind { EP_FLOW_CREATED = 1, EP_FLOW_UPDATED = 2, EP_FLOW_DELETED = 3 };
 
@@ -399,6 +422,8 @@ struct ep_lcore_counters {
 	 * want of an mbuf or room in the punt queue. Timed-out held packets are drops (hold_timeout). */
 	uint64_t interest_matches, interest_copies;
 	uint64_t held, hold_released, hold_overflows, interest_lost;
+	/* forwarding delivery: frames of other members' work units this master passed on to them */
+	uint64_t unit_forwarded;
 };
 
 struct ep_port_counters {

@@ -249,6 +249,27 @@ Napi::Value LocalAddressRemove(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+Napi::Value LocalAddressArp(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  const uint8_t *mac = nullptr;
+  if (info.Length() > 3 && !info[3].IsUndefined()) {
+    if (!info[3].IsBuffer() || info[3].As<Napi::Buffer<uint8_t>>().Length() != 6) ThrowInvalid(env, "MAC must be a 6-byte Buffer");
+    mac = info[3].As<Napi::Buffer<uint8_t>>().Data();
+  }
+  ep_error err{};
+  Check(env,
+        ep_local_addr_arp(ArgPort(info, 0), htonl(Arg32(info, 1, "ip")), static_cast<ep_arp_answer>(Arg32(info, 2, "answer")),
+                          mac, &err),
+        err);
+  return env.Undefined();
+}
+
+Napi::Value PortOwnMacOnly(const Napi::CallbackInfo &info) {
+  ep_error err{};
+  Check(info.Env(), ep_port_own_mac_only(ArgPort(info, 0), info.Length() > 1 && info[1].ToBoolean().Value(), &err), err);
+  return info.Env().Undefined();
+}
+
 Napi::Value RouteAdd(const Napi::CallbackInfo &info) {
   ep_error err{};
   uint32_t len = Arg32(info, 1, "prefix length");
@@ -612,6 +633,7 @@ Napi::Value Stats(const Napi::CallbackInfo &info) {
   flows.Set("expired", static_cast<double>(total.flows_expired));
   o.Set("flows", flows);
   o.Set("punted", static_cast<double>(total.punted));
+  o.Set("unitForwarded", static_cast<double>(total.unit_forwarded));
   o.Set("injected", static_cast<double>(ep_injected_count()));
   Napi::Object interest = Napi::Object::New(env);
   interest.Set("matches", static_cast<double>(total.interest_matches));
@@ -715,8 +737,14 @@ Napi::Value WorkUnitsSet(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsBuffer() || info[0].As<Napi::Buffer<uint8_t>>().Length() != EP_WORK_UNITS)
     ThrowInvalid(env, "work unit states must be a Buffer of " + std::to_string(EP_WORK_UNITS) + " bytes");
+  const ep_unit_forwarding *forwarding = nullptr;
+  if (info.Length() > 1 && !info[1].IsUndefined()) {
+    if (!info[1].IsBuffer() || info[1].As<Napi::Buffer<uint8_t>>().Length() != sizeof(ep_unit_forwarding))
+      ThrowInvalid(env, "unit forwarding must be a Buffer of " + std::to_string(sizeof(ep_unit_forwarding)) + " bytes");
+    forwarding = reinterpret_cast<const ep_unit_forwarding *>(info[1].As<Napi::Buffer<uint8_t>>().Data());
+  }
   ep_error err{};
-  Check(env, ep_work_units_set(info[0].As<Napi::Buffer<uint8_t>>().Data(), &err), err);
+  Check(env, ep_work_units_set(info[0].As<Napi::Buffer<uint8_t>>().Data(), forwarding, &err), err);
   return env.Undefined();
 }
 
@@ -789,6 +817,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("portInfo", Napi::Function::New(env, PortInfo));
   exports.Set("portConfigure", Napi::Function::New(env, PortConfigure));
   exports.Set("localAddressAdd", Napi::Function::New(env, LocalAddressAdd));
+  exports.Set("localAddressArp", Napi::Function::New(env, LocalAddressArp));
+  exports.Set("portOwnMacOnly", Napi::Function::New(env, PortOwnMacOnly));
   exports.Set("localAddressRemove", Napi::Function::New(env, LocalAddressRemove));
   exports.Set("routeAdd", Napi::Function::New(env, RouteAdd));
   exports.Set("routeRemove", Napi::Function::New(env, RouteRemove));
@@ -829,6 +859,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("unitLoads", Napi::Function::New(env, UnitLoads));
   exports.Set("flowRecordSize", Napi::Number::New(env, sizeof(ep_flow_record)));
   exports.Set("workUnits", Napi::Number::New(env, EP_WORK_UNITS));
+  exports.Set("maxUnitPeers", Napi::Number::New(env, EP_MAX_UNIT_PEERS));
+  exports.Set("maxPorts", Napi::Number::New(env, EP_MAX_PORTS));
   return exports;
 }
 

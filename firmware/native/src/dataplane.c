@@ -159,10 +159,10 @@ int ep_create(const struct ep_config *cfg, struct ep_error *err)
 	if (ep_dp.nworkers == 0)
 		return ep_fail(err, EP_EINVAL, "no worker lcores: give EAL at least two lcores");
 
-	ep_dp.unit_states = rte_zmalloc("ep_units", EP_WORK_UNITS, RTE_CACHE_LINE_SIZE);
+	ep_dp.units = rte_zmalloc("ep_units", sizeof(struct ep_unit_table), RTE_CACHE_LINE_SIZE);
 	ep_dp.flow_events = rte_ring_create_elem("ep_flow_events", sizeof(struct ep_flow_record), 1 << 16, SOCKET_ID_ANY,
 						 RING_F_SC_DEQ);
-	if (!ep_dp.unit_states || !ep_dp.flow_events)
+	if (!ep_dp.units || !ep_dp.flow_events)
 		return ep_fail(err, EP_ENOMEM, "work units and flow event ring");
 	ep_dp.server_epochs =
 		rte_zmalloc("ep_server_epochs", sizeof(uint16_t) * EP_MAX_SERVICES * EP_MAX_SERVERS, RTE_CACHE_LINE_SIZE);
@@ -276,6 +276,14 @@ int ep_port_configure(uint16_t port, uint32_t addr, uint8_t prefix_len, int prom
 				return -1;
 		}
 	}
+	return 0;
+}
+
+int ep_port_own_mac_only(uint16_t port, int on, struct ep_error *err)
+{
+	if (port >= ep_dp.nports || !ep_dp.ports[port].used)
+		return ep_fail(err, EP_ENOPORT, "port %u does not exist (%u ports)", port, ep_dp.nports);
+	__atomic_store_n(&ep_dp.ports[port].own_mac_only, (uint8_t)(on != 0), __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -399,7 +407,7 @@ void ep_shutdown(void)
 		rte_mempool_free(ep_dp.ctrl_pool);
 		rte_free(ep_dp.qsbr);
 		rte_free(ep_dp.server_epochs);
-		rte_free(ep_dp.unit_states);
+		rte_free(ep_dp.units);
 		rte_ring_free(ep_dp.flow_events);
 	}
 	rte_eal_cleanup();
@@ -674,18 +682,32 @@ uint16_t ep_work_unit6(const uint8_t client_ip6[16], uint16_t client_port)
 	return ep_unit_of(ep_addr6_fold(client_ip6), client_port);
 }
 
-int ep_work_units_set(const uint8_t *states, struct ep_error *err)
+int ep_work_units_set(const uint8_t *states, const struct ep_unit_forwarding *forwarding, struct ep_error *err)
 {
 	if (!ep_dp.created)
 		return ep_fail(err, EP_ESTATE, "data plane not created");
-	for (uint32_t u = 0; u < EP_WORK_UNITS; u++)
-		if (states[u] > EP_UNIT_HOLD)
-			return ep_fail(err, EP_EINVAL, "work unit %u: state %u is not owned, foreign or hold", u, states[u]);
-	uint8_t *next = rte_malloc("ep_units", EP_WORK_UNITS, RTE_CACHE_LINE_SIZE);
+	int forwards = 0;
+	for (uint32_t u = 0; u < EP_WORK_UNITS; u++) {
+		if (states[u] > EP_UNIT_FORWARD)
+			return ep_fail(err, EP_EINVAL, "work unit %u: state %u is not owned, foreign, hold or forward", u,
+				       states[u]);
+		if (states[u] != EP_UNIT_FORWARD)
+			continue;
+		if (!forwarding)
+			return ep_fail(err, EP_EINVAL, "work unit %u is forwarded but no owner MACs were given", u);
+		if (forwarding->peer[u] >= EP_MAX_UNIT_PEERS)
+			return ep_fail(err, EP_EINVAL, "work unit %u: owner %u beyond %d", u, forwarding->peer[u],
+				       EP_MAX_UNIT_PEERS);
+		forwards = 1;
+	}
+	struct ep_unit_table *next = rte_zmalloc("ep_units", sizeof(*next), RTE_CACHE_LINE_SIZE);
 	if (!next)
 		return ep_fail(err, EP_ENOMEM, "work unit table");
-	memcpy(next, states, EP_WORK_UNITS);
-	uint8_t *old = __atomic_exchange_n(&ep_dp.unit_states, next, __ATOMIC_ACQ_REL);
+	memcpy(next->state, states, EP_WORK_UNITS);
+	next->forwarding = (uint8_t)forwards;
+	if (forwarding)
+		next->fwd = *forwarding;
+	struct ep_unit_table *old = __atomic_exchange_n(&ep_dp.units, next, __ATOMIC_ACQ_REL);
 	ep_rcu_wait();
 	rte_free(old);
 	return 0;

@@ -148,6 +148,8 @@ struct ep_neighbor {
 struct ep_local_addr {
 	uint32_t ip; /* 0: empty slot */
 	uint16_t port;
+	uint8_t arp_answer; /* enum ep_arp_answer, stored after arp_mac (release) */
+	uint8_t arp_mac[6]; /* EP_ARP_SHARED_MAC: set once per address in practice, never torn in use */
 };
 
 struct ep_port_rt {
@@ -158,6 +160,14 @@ struct ep_port_rt {
 	uint8_t prefix_len;
 	uint8_t prefix6_len;
 	uint8_t addr6[16]; /* all zero: none */
+	uint8_t own_mac_only; /* drop unicast frames to other MACs (ep_port_own_mac_only) */
+};
+
+/* The work-unit table the workers read, swapped whole (RCU). */
+struct ep_unit_table {
+	uint8_t state[EP_WORK_UNITS];
+	uint8_t forwarding; /* some unit is EP_UNIT_FORWARD: this member is the master of forwarding delivery */
+	struct ep_unit_forwarding fwd;
 };
 
 #define EP_MAX_ROUTES6 256
@@ -274,7 +284,7 @@ struct ep_dp {
 	struct ep_local_addr6 local6[EP_MAX_LOCAL_ADDRS];
 
 	struct rte_ring *punt_ring;
-	uint8_t *unit_states;          /* [EP_WORK_UNITS], swapped whole */
+	struct ep_unit_table *units;   /* swapped whole */
 	volatile int replicating;
 	struct rte_ring *flow_events;  /* workers -> control: struct ep_flow_record */
 	uint64_t flow_events_lost;     /* bumped by workers (atomically: several producers) */
@@ -394,6 +404,8 @@ static inline int ep_service_pick(const struct ep_service_rt *svc, uint32_t hash
 int ep_neighbor_lookup(uint32_t ip, struct ep_neighbor *out);
 int ep_route_lookup(uint32_t dst, uint16_t *port, uint32_t *next_hop);
 int ep_local_lookup(uint32_t ip, uint16_t port);
+/* The local address entry, or NULL. */
+const struct ep_local_addr *ep_local_find(uint32_t ip, uint16_t port);
 void ep_send_arp_request(uint16_t port, uint32_t target);
 void ep_handle_events(void);
 

@@ -38,7 +38,8 @@
 	X(NDP_IGNORED, "ndp_ignored")           /* neighbour discovery not for us, or invalid (after learning) */ \
 	X(HOLD_TIMEOUT, "hold_timeout")         /* held for a fixed affinity that did not come in time */ \
 	X(NO_TUNNEL_SOURCE, "no_tunnel_source") /* an IPv6 tunnel out a port without an IPv6 address */ \
-	X(TUNNEL_TOO_BIG, "tunnel_too_big")     /* the outer header would take the length past 65535 */
+	X(TUNNEL_TOO_BIG, "tunnel_too_big")     /* the outer header would take the length past 65535 */ \
+	X(OTHER_HOST, "other_host")             /* unicast to another MAC on a port that takes its own only */
 
 enum ep_drop_reason {
 #define EP_DROP_ENUM(name, str) EP_DROP_##name,

@@ -69,6 +69,12 @@ static uint32_t pad_to_min(uint8_t *frame, uint32_t len, uint32_t reply_len)
 uint32_t ep_arp_reply(uint8_t *frame, uint32_t len, const struct ep_meta *m,
 		      const uint8_t own_mac[6], uint32_t ip)
 {
+	return ep_arp_reply_as(frame, len, m, own_mac, own_mac, ip);
+}
+
+uint32_t ep_arp_reply_as(uint8_t *frame, uint32_t len, const struct ep_meta *m, const uint8_t own_mac[6],
+			 const uint8_t answer_mac[6], uint32_t ip)
+{
 	if (!is_ether_ipv4_arp(frame, m) || ep_arp_op(frame, m) != RTE_ARP_OP_REQUEST ||
 	    ep_arp_target_ip(frame, m) != ip)
 		return 0;
@@ -76,7 +82,7 @@ uint32_t ep_arp_reply(uint8_t *frame, uint32_t len, const struct ep_meta *m,
 	uint8_t *arp = frame + m->l3_off;
 	memcpy(arp + ARP_ADDR(arp_tha), arp + ARP_ADDR(arp_sha), RTE_ETHER_ADDR_LEN);
 	memcpy(arp + ARP_ADDR(arp_tip), arp + ARP_ADDR(arp_sip), 4);
-	memcpy(arp + ARP_ADDR(arp_sha), own_mac, RTE_ETHER_ADDR_LEN);
+	memcpy(arp + ARP_ADDR(arp_sha), answer_mac, RTE_ETHER_ADDR_LEN);
 	memcpy(arp + ARP_ADDR(arp_sip), &ip, 4);
 	store_be16(arp + ARP_FIELD(arp_opcode), RTE_ARP_OP_REPLY);
 	address_reply(frame, own_mac);

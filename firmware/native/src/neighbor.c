@@ -29,12 +29,17 @@ int ep_neighbor_lookup(uint32_t ip, struct ep_neighbor *out)
 	return 0;
 }
 
-int ep_local_lookup(uint32_t ip, uint16_t port)
+const struct ep_local_addr *ep_local_find(uint32_t ip, uint16_t port)
 {
 	for (uint32_t i = 0; i < EP_MAX_LOCAL_ADDRS; i++)
 		if (ep_dp.local[i].ip == ip && ep_dp.local[i].port == port)
-			return 1;
-	return 0;
+			return &ep_dp.local[i];
+	return NULL;
+}
+
+int ep_local_lookup(uint32_t ip, uint16_t port)
+{
+	return ep_local_find(ip, port) != NULL;
 }
 
 static int check_port(uint16_t port, struct ep_error *err)
@@ -55,10 +60,29 @@ int ep_local_addr_add(uint16_t port, uint32_t ip, struct ep_error *err)
 	for (uint32_t i = 0; i < EP_MAX_LOCAL_ADDRS; i++)
 		if (ep_dp.local[i].ip == 0) {
 			ep_dp.local[i].port = port;
+			ep_dp.local[i].arp_answer = EP_ARP_PORT_MAC;
 			__atomic_store_n(&ep_dp.local[i].ip, ip, __ATOMIC_RELEASE);
 			return 0;
 		}
 	return ep_fail(err, EP_EFULL, "more than %d local addresses", EP_MAX_LOCAL_ADDRS);
+}
+
+int ep_local_addr_arp(uint16_t port, uint32_t ip, enum ep_arp_answer answer, const uint8_t mac[6],
+		      struct ep_error *err)
+{
+	if (check_port(port, err))
+		return -1;
+	if (answer > EP_ARP_SILENT)
+		return ep_fail(err, EP_EINVAL, "ARP answer %d is not port MAC, shared MAC or silent", (int)answer);
+	if (answer == EP_ARP_SHARED_MAC && !mac)
+		return ep_fail(err, EP_EINVAL, "a shared-MAC ARP answer needs the MAC");
+	struct ep_local_addr *a = (struct ep_local_addr *)ep_local_find(ip, port);
+	if (!a)
+		return ep_fail(err, EP_ENOENT, "local address not configured on port %u", port);
+	if (answer == EP_ARP_SHARED_MAC)
+		memcpy(a->arp_mac, mac, 6);
+	__atomic_store_n(&a->arp_answer, (uint8_t)answer, __ATOMIC_RELEASE);
+	return 0;
 }
 
 int ep_local_addr_del(uint16_t port, uint32_t ip, struct ep_error *err)

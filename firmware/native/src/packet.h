@@ -129,6 +129,10 @@ uint32_t ep_encap4_gue(uint8_t *out, uint32_t src, uint32_t dst, uint16_t sport,
  * ICMP echo: IPv4 echo request to ip -> echo reply with correct checksums. */
 uint32_t ep_arp_reply(uint8_t *frame, uint32_t len, const struct ep_meta *m,
 		      const uint8_t own_mac[6], uint32_t ip);
+/* ep_arp_reply saying that ip is at answer_mac (a MAC the cluster members share), sent from own_mac:
+ * an Ethernet source must be the sender's own unicast address. */
+uint32_t ep_arp_reply_as(uint8_t *frame, uint32_t len, const struct ep_meta *m, const uint8_t own_mac[6],
+			 const uint8_t answer_mac[6], uint32_t ip);
 uint32_t ep_icmp_echo_reply(uint8_t *frame, uint32_t len, const struct ep_meta *m,
 			    const uint8_t own_mac[6]);
 

@@ -27,6 +27,7 @@ struct ep_ctx {
 	uint64_t now;
 	uint32_t gen;
 	uint8_t from_control; /* the burst was injected for processing: never punt it back up */
+	uint16_t in_port;     /* the burst's input port */
 	/* the burst is a packet a cascading rule's manager returned: index + 1 of that rule in resume_set */
 	uint32_t resume_rule;
 	const struct ep_wildcard_set *resume_set;
@@ -662,16 +663,31 @@ static inline int replicating(void)
 	return __atomic_load_n(&ep_dp.replicating, __ATOMIC_RELAXED);
 }
 
-/* Whether this member processes the work unit now; otherwise the packet is dropped silently or
- * handed up to be held. */
+/* Forwarding delivery (cluster.md CL-R2): the master passes a frame of another member's work unit
+ * on to that member's data-port MAC on the segment it came from, unprocessed; the owner takes it
+ * as if it had received it itself. */
+static void forward_to_owner(struct ep_ctx *c, struct rte_mbuf *m, const struct ep_unit_table *t, uint16_t unit)
+{
+	struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
+	uint16_t port = c->in_port;
+	memcpy(&eth->dst_addr, t->fwd.mac[t->fwd.peer[unit]][port], RTE_ETHER_ADDR_LEN);
+	rte_ether_addr_copy(&ep_dp.ports[port].mac, &eth->src_addr);
+	c->w->c.unit_forwarded++;
+	emit(c, port, m);
+}
+
+/* Whether this member processes the work unit now; otherwise the packet is dropped silently,
+ * handed up to be held, or (forwarding delivery, at the master) passed on to its owner. */
 static inline int unit_is_mine(struct ep_ctx *c, struct rte_mbuf *m, uint16_t unit)
 {
-	const uint8_t *states = __atomic_load_n(&ep_dp.unit_states, __ATOMIC_ACQUIRE);
-	uint8_t state = states[unit];
+	const struct ep_unit_table *t = __atomic_load_n(&ep_dp.units, __ATOMIC_ACQUIRE);
+	uint8_t state = t->state[unit];
 	if (likely(state == EP_UNIT_OWNED))
 		return 1;
 	if (state == EP_UNIT_HOLD)
 		punt(c, m, punt_word(EP_PUNT_HELD, 0, unit), 0);
+	else if (state == EP_UNIT_FORWARD)
+		forward_to_owner(c, m, t, unit);
 	else
 		drop(c, m, EP_DROP_FOREIGN_UNIT);
 	return 0;
@@ -1194,6 +1210,17 @@ static void local_or_miss(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *
 		emit(c, in_port, m);
 		return;
 	}
+	const struct ep_unit_table *units = __atomic_load_n(&ep_dp.units, __ATOMIC_ACQUIRE);
+	if (unlikely(units->forwarding) && meta->kind == EP_PKT_IPV4) {
+		/* forwarding delivery, at the master: a packet no table here knows yet (a server's reply
+		 * that overtook its connection's replicated records) goes by its destination's unit - in
+		 * NAT modes that is the client, the connection's unit */
+		uint16_t unit = ep_unit_of(ep_key_dst4(&meta->key), meta->key.dport);
+		if (units->state[unit] != EP_UNIT_OWNED) {
+			unit_is_mine(c, m, unit);
+			return;
+		}
+	}
 	c->w->c.misses++;
 	switch (ep_dp.cfg.miss_policy) {
 	case EP_MISS_PUNT:
@@ -1217,8 +1244,12 @@ static void handle_arp(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *met
 	if (ep_arp_sender(frame, meta, &sender_ip, sender_mac) == 0 && sender_ip != 0)
 		post_event(c, EP_EV_NEIGH_LEARN, in_port, sender_ip, sender_mac);
 	uint32_t target = ep_arp_target_ip(frame, meta);
-	if (ep_local_lookup(target, in_port)) {
-		uint32_t len = ep_arp_reply(frame, m->data_len, meta, ep_dp.ports[in_port].mac.addr_bytes, target);
+	const struct ep_local_addr *local = ep_local_find(target, in_port);
+	uint8_t answer = local ? __atomic_load_n(&local->arp_answer, __ATOMIC_ACQUIRE) : EP_ARP_SILENT;
+	if (answer != EP_ARP_SILENT) {
+		const uint8_t *own = ep_dp.ports[in_port].mac.addr_bytes;
+		uint32_t len = ep_arp_reply_as(frame, m->data_len, meta, own, answer == EP_ARP_SHARED_MAC ? local->arp_mac : own,
+					       target);
 		if (len) {
 			m->data_len = m->pkt_len = len;
 			c->w->c.actions[EP_AC_LOCAL]++;
@@ -1423,11 +1454,23 @@ static void process_burst(struct ep_ctx *c, uint16_t in_port, struct rte_mbuf **
 	struct ep_worker *w = c->w;
 
 	uint64_t rx_bytes = 0;
+	const struct ep_port_rt *port_rt = &ep_dp.ports[in_port];
+	const int own_mac_only = __atomic_load_n(&port_rt->own_mac_only, __ATOMIC_RELAXED);
+	c->in_port = in_port;
 	for (uint16_t i = 0; i < n; i++) {
 		if (i + 3 < n)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 3], void *));
 		struct rte_mbuf *m = pkts[i];
 		rx_bytes += m->pkt_len;
+		if (unlikely(own_mac_only)) {
+			const struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
+			if (m->data_len >= RTE_ETHER_HDR_LEN && !rte_is_multicast_ether_addr(&eth->dst_addr) &&
+			    !rte_is_same_ether_addr(&eth->dst_addr, &port_rt->mac)) {
+				pkts[i] = NULL;
+				drop(c, m, EP_DROP_OTHER_HOST);
+				continue;
+			}
+		}
 		int kind = ep_parse_fast(rte_pktmbuf_mtod(m, const uint8_t *), m->data_len, &meta[i]);
 		if (unlikely((kind == EP_PKT_IPV4 || kind == EP_PKT_IPV6) && (meta[i].flags & EP_META_FRAGMENT)) &&
 		    !(meta[i].flags & EP_META_IP_OPTIONS) && !fragment_key(c, m, &meta[i]))

@@ -2030,13 +2030,13 @@ static void test_worker_units_and_replication(void)
 	uint8_t states[EP_WORK_UNITS];
 	memset(states, EP_UNIT_OWNED, sizeof(states));
 	states[unit] = EP_UNIT_FOREIGN;
-	EXPECT_OK(ep_work_units_set(states, err));
+	EXPECT_OK(ep_work_units_set(states, NULL, err));
 	struct ep_lcore_counters before = totals();
 	EXPECT(through_service(client, 53000, vip, EP_TCP_ACK) == 0, "a foreign unit's packet was forwarded");
 	EXPECT(totals().drops[EP_DROP_FOREIGN_UNIT] - before.drops[EP_DROP_FOREIGN_UNIT] == 1);
 	/* held: handed up with its unit */
 	states[unit] = EP_UNIT_HOLD;
-	EXPECT_OK(ep_work_units_set(states, err));
+	EXPECT_OK(ep_work_units_set(states, NULL, err));
 	uint8_t f[128];
 	uint32_t len = build_tcp(f, router_mac, client_mac, client, 53000, vip, 80, EP_TCP_ACK, 64, 0);
 	reset_punted();
@@ -2046,11 +2046,11 @@ static void test_worker_units_and_replication(void)
 	       memcmp(punted[0].data, f, len) == 0, "held packet handed up with its unit");
 	states[unit] = 7;
 	struct ep_error refused = { 0 };
-	EXPECT(ep_work_units_set(states, &refused) == -1 && refused.code == EP_EINVAL, "%s", refused.msg);
+	EXPECT(ep_work_units_set(states, NULL, &refused) == -1 && refused.code == EP_EINVAL, "%s", refused.msg);
 
 	/* takeover: forget the connection, import the records, the next ACK goes to the same server */
 	memset(states, EP_UNIT_OWNED, sizeof(states));
-	EXPECT_OK(ep_work_units_set(states, err));
+	EXPECT_OK(ep_work_units_set(states, NULL, err));
 	EXPECT_OK(ep_flow_forget(&fwd, err));
 	until = rte_rdtsc() + rte_get_tsc_hz();
 	while (ep_learned_count() != base && rte_rdtsc() < until)
@@ -2092,6 +2092,110 @@ static void test_worker_units_and_replication(void)
 	EXPECT(ep_flow_events_lost() == 0);
 	EXPECT_OK(ep_wildcards_commit(NULL, 0, err));
 	EXPECT_OK(ep_service_del(5, err));
+}
+
+/* Forwarding delivery (cluster.md CL-R2), at the master: a frame of a unit another member owns goes
+ * on to that member's MAC without being processed here, and so does a server's reply no table here
+ * knows yet (by its destination's unit); a port taking its own MAC only drops frames for others. */
+static void test_worker_unit_forwarding(void)
+{
+	uint32_t client = ip4(10, 1, 1, 9), vip = ip4(10, 0, 0, 71);
+	struct ep_server servers[1] = { server(5, 1) };
+	service_on_port0(6, vip, servers, 1);
+	struct ep_port_info info;
+	EXPECT_OK(ep_port_info(0, &info, err));
+	static const uint8_t owner_mac[6] = { 0x02, 0x0e, 0, 0, 0, 0x03 };
+	uint16_t unit = ep_work_unit(client, htons(54000));
+	uint8_t states[EP_WORK_UNITS];
+	static struct ep_unit_forwarding fwd;
+	memset(states, EP_UNIT_OWNED, sizeof(states));
+	memset(&fwd, 0, sizeof(fwd));
+	states[unit] = EP_UNIT_FORWARD;
+	fwd.peer[unit] = 3;
+	memcpy(fwd.mac[3][0], owner_mac, 6);
+	struct ep_error refused = { 0 };
+	EXPECT(ep_work_units_set(states, NULL, &refused) == -1 && refused.code == EP_EINVAL, "%s", refused.msg);
+	fwd.peer[unit] = EP_MAX_UNIT_PEERS;
+	EXPECT(ep_work_units_set(states, &fwd, &refused) == -1 && refused.code == EP_EINVAL, "%s", refused.msg);
+	fwd.peer[unit] = 3;
+	EXPECT_OK(ep_work_units_set(states, &fwd, err));
+	/* the forwarded frame comes back in over the ring addressed to the owner: dropped as another host's */
+	EXPECT_OK(ep_port_own_mac_only(0, 1, err));
+
+	struct ep_lcore_counters before = totals();
+	uint8_t f[128];
+	uint32_t len = build_tcp(f, info.mac, client_mac, client, 54000, vip, 80, EP_TCP_SYN, 64, 0);
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(totals().drops[EP_DROP_OTHER_HOST] > before.drops[EP_DROP_OTHER_HOST]);
+	struct ep_lcore_counters after = totals();
+	EXPECT(after.unit_forwarded - before.unit_forwarded == 1, "%lu forwarded",
+	       (unsigned long)(after.unit_forwarded - before.unit_forwarded));
+	EXPECT(after.drops[EP_DROP_OTHER_HOST] - before.drops[EP_DROP_OTHER_HOST] == 1);
+	EXPECT(after.flows_created == before.flows_created, "the master processed another member's packet");
+
+	/* the server's SYN-ACK before the connection's records reached the master: the client's unit */
+	before = after;
+	len = build_tcp(f, info.mac, server_mac, servers[0].ip, 8080, client, 54000, EP_TCP_SYN | EP_TCP_ACK, 64, 0);
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(totals().drops[EP_DROP_OTHER_HOST] > before.drops[EP_DROP_OTHER_HOST]);
+	after = totals();
+	EXPECT(after.unit_forwarded - before.unit_forwarded == 1 && after.misses == before.misses);
+
+	/* another host's frame is not looked at */
+	before = after;
+	len = build_tcp(f, router_mac, client_mac, client, 54000, vip, 80, EP_TCP_SYN, 64, 0);
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(totals().drops[EP_DROP_OTHER_HOST] > before.drops[EP_DROP_OTHER_HOST]);
+	after = totals();
+	EXPECT(after.drops[EP_DROP_OTHER_HOST] - before.drops[EP_DROP_OTHER_HOST] == 1 &&
+	       after.unit_forwarded == before.unit_forwarded);
+
+	EXPECT_OK(ep_port_own_mac_only(0, 0, err));
+	memset(states, EP_UNIT_OWNED, sizeof(states));
+	EXPECT_OK(ep_work_units_set(states, NULL, err));
+	EXPECT_OK(ep_wildcards_commit(NULL, 0, err));
+	EXPECT_OK(ep_service_del(6, err));
+}
+
+/* ARP for a cluster address: answered with the members' shared MAC (the reply, back in over the
+ * ring, teaches the neighbour table that MAC), or not at all. */
+static void test_worker_arp_answers(void)
+{
+	static const uint8_t shared_mac[6] = { 0x03, 0x65, 0x70, 0, 0x01, 0x64 };
+	uint32_t shared = ip4(10, 0, 0, 72), silent = ip4(10, 0, 0, 73), asker = ip4(10, 0, 0, 9);
+	EXPECT_OK(ep_local_addr_add(0, shared, err));
+	EXPECT_OK(ep_local_addr_add(0, silent, err));
+	struct ep_error refused = { 0 };
+	EXPECT(ep_local_addr_arp(0, shared, EP_ARP_SHARED_MAC, NULL, &refused) == -1 && refused.code == EP_EINVAL,
+	       "%s", refused.msg);
+	EXPECT(ep_local_addr_arp(0, ip4(10, 0, 0, 74), EP_ARP_SILENT, NULL, &refused) == -1 &&
+		       refused.code == EP_ENOENT,
+	       "%s", refused.msg);
+	EXPECT_OK(ep_local_addr_arp(0, shared, EP_ARP_SHARED_MAC, shared_mac, err));
+	EXPECT_OK(ep_local_addr_arp(0, silent, EP_ARP_SILENT, NULL, err));
+
+	uint8_t f[64];
+	uint32_t len = ep_arp_request(f, client_mac, asker, shared);
+	EXPECT_OK(ep_inject(0, f, len, err));
+	struct ep_neighbor n = { 0 };
+	POLL_UNTIL(ep_neighbor_lookup(shared, &n) == 0);
+	EXPECT(memcmp(n.mac, shared_mac, 6) == 0, "the reply says %02x:%02x:...:%02x", n.mac[0], n.mac[1], n.mac[5]);
+
+	struct ep_lcore_counters before = totals();
+	len = ep_arp_request(f, client_mac, asker, silent);
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(totals().drops[EP_DROP_ARP_IGNORED] > before.drops[EP_DROP_ARP_IGNORED]);
+	sleep_ms(20);
+	collect_punted();
+	EXPECT(totals().drops[EP_DROP_ARP_IGNORED] - before.drops[EP_DROP_ARP_IGNORED] == 1 &&
+		       ep_neighbor_lookup(silent, &n) != 0,
+	       "a silent address was answered");
+	/* re-added, an address answers with the port's MAC again */
+	EXPECT_OK(ep_local_addr_del(0, silent, err));
+	EXPECT_OK(ep_local_addr_add(0, silent, err));
+	EXPECT(ep_local_find(silent, 0)->arp_answer == EP_ARP_PORT_MAC);
+	EXPECT_OK(ep_local_addr_del(0, silent, err));
+	EXPECT_OK(ep_local_addr_del(0, shared, err));
 }
 
 /* A manager affinity with a sequence adjustment shifts seq and ack from their initial values on
@@ -2605,6 +2709,8 @@ static const struct test worker_tests[] = {
 	{ "worker: frames injected for processing follow affinities, never punt back up", test_worker_inject_process },
 	{ "worker: port reuse re-picks a server, flush and forget drop connections", test_worker_reuse_flush_forget },
 	{ "worker: work units gate connections; replicated records re-create them", test_worker_units_and_replication },
+	{ "worker: forwarding delivery passes other members' units to their owner; own-MAC-only port", test_worker_unit_forwarding },
+	{ "worker: ARP for cluster addresses answered with the shared MAC, or not at all", test_worker_arp_answers },
 	{ "worker: sequence-number adjustment on a manager affinity", test_worker_seq_adjust },
 	{ "worker: manager affinities NAT66 both directions with a sequence adjustment", test_worker_manager_nat66 },
 	{ "worker: IPv6 service, NAT66 and full NAT66 both directions, checksums, hop limit, flush", test_worker_service6 },
