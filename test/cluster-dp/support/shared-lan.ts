@@ -4,9 +4,14 @@
  *                                  │   ctl0 10.77.0.1k ── brm (cluster control network)
  *   [<p>-srv<i>] eth0 10.0.2.1<i> ─ brs ┴─ ds [<p>-u<k>] (net_af_packet1, 10.0.2.1)
  *
- * All bridges live in <p>-sw. brc and brs never learn (ageing 0) so they flood like hubs: every
- * unit sees every frame. The client reaches the VIP, and the server its gateway, through static
- * neighbour entries with made-up shared MACs that every unit's promiscuous port accepts. */
+ * All bridges live in <p>-sw. Unicast-MAC delivery: brc and brs never learn (ageing 0) so they
+ * flood like hubs: every unit sees every frame. The client reaches the VIP, and the server its
+ * gateway, through static neighbour entries with made-up shared MACs that every unit's promiscuous
+ * port accepts.
+ * Multicast-MAC and forwarding delivery: brc and brs are learning switches, the client and the
+ * servers find the VIP and their gateway by ARP (the shared multicast MAC, or the master's port
+ * MAC), and each unit has its own data addresses besides the shared ones (10.0.1.2<k>, 10.0.2.2<k>:
+ * its ARP requests must not teach the servers another MAC for their gateway). */
 import { existsSync } from 'node:fs';
 import { inNamespace, run } from '../../netns/run.js';
 import { teardownTopology } from '../../netns/topology.js';
@@ -19,6 +24,16 @@ export const SERVER_GATEWAY = '10.0.2.1';
 export const SHARED_GATEWAY_MAC = '02:65:70:00:02:01';
 /** The source address full-NAT services give connections towards the servers. */
 export const FULLNAT_SOURCE = '10.0.2.100';
+/** Multicast-MAC delivery: the MAC every unit answers ARP for the shared addresses with. */
+export const SHARED_MULTICAST_MAC = '03:65:70:00:01:64';
+
+export type Delivery = 'unicast-mac' | 'multicast-mac' | 'master-forwarding';
+
+/** A unit's own data addresses: shared by all units in unicast-MAC delivery (the tests' original
+ * layout), its own otherwise. */
+export function unitDataAddresses(delivery: Delivery, slot: number): [string, string] {
+  return delivery === 'unicast-mac' ? ['10.0.1.1', SERVER_GATEWAY] : [`10.0.1.${20 + slot}`, `10.0.2.${20 + slot}`];
+}
 
 export interface SharedLan {
   client: string;
@@ -52,24 +67,26 @@ async function plug(sw: string, bridge: string, switchEnd: string, ns: string, n
   await inNamespace(ns, 'ip', ['link', 'set', nsEnd, 'up']);
 }
 
-export async function createSharedLan(prefix: string): Promise<SharedLan> {
+export async function createSharedLan(prefix: string, delivery: Delivery = 'unicast-mac'): Promise<SharedLan> {
+  const hubs = delivery === 'unicast-mac';
   const sw = `${prefix}-sw`;
   const client = `${prefix}-cl`;
   const servers = SERVER_IPS.map((_, i) => `${prefix}-srv${i + 1}`);
   const destroy = () => teardownTopology(prefix);
   await destroy();
   await namespace(sw);
-  for (const [bridge, hub] of [['brc', true], ['brs', true], ['brm', false]] as const) {
+  for (const [bridge, hub] of [['brc', hubs], ['brs', hubs], ['brm', false]] as const) {
     await inNamespace(sw, 'ip', ['link', 'add', bridge, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0', 'mcast_snooping', '0', ...(hub ? ['ageing_time', '0'] : [])]);
     await inNamespace(sw, 'ip', ['link', 'set', bridge, 'up']);
   }
   await namespace(client);
   await plug(sw, 'brc', 'cl', client, 'eth0', `${CLIENT_IP}/24`);
-  await inNamespace(client, 'ip', ['neigh', 'replace', VIP, 'lladdr', SHARED_VIP_MAC, 'dev', 'eth0', 'nud', 'permanent']);
+  if (hubs) await inNamespace(client, 'ip', ['neigh', 'replace', VIP, 'lladdr', SHARED_VIP_MAC, 'dev', 'eth0', 'nud', 'permanent']);
   for (const [i, server] of servers.entries()) {
     await namespace(server);
     await plug(sw, 'brs', `srv${i + 1}`, server, 'eth0', `${SERVER_IPS[i]}/24`);
     await inNamespace(server, 'ip', ['route', 'add', 'default', 'via', SERVER_GATEWAY]);
+    if (!hubs) continue;
     await inNamespace(server, 'ip', ['neigh', 'replace', SERVER_GATEWAY, 'lladdr', SHARED_GATEWAY_MAC, 'dev', 'eth0', 'nud', 'permanent']);
     await inNamespace(server, 'ip', ['neigh', 'replace', FULLNAT_SOURCE, 'lladdr', SHARED_GATEWAY_MAC, 'dev', 'eth0', 'nud', 'permanent']);
   }

@@ -8,10 +8,12 @@ import { ClusterDataplane } from '../../../app/control/cluster-dataplane.js';
 import { parseConfig } from '../../../app/control/config.js';
 import { Member } from '../../../app/cluster/member.js';
 import { ClusterSnatPorts, FULLNAT_PORT_SPACE } from '../../../app/control/cluster-snat-ports.js';
-import { FULLNAT_SOURCE, SERVER_GATEWAY, SERVER_IPS, SHARED_GATEWAY_MAC, SHARED_VIP_MAC, VIP } from './shared-lan.js';
+import { FULLNAT_SOURCE, SERVER_GATEWAY, SERVER_IPS, SHARED_GATEWAY_MAC, SHARED_MULTICAST_MAC, SHARED_VIP_MAC, VIP, unitDataAddresses } from './shared-lan.js';
 import type { UnitSettings } from './unit-process.js';
 
 const settings = JSON.parse(process.env.CLUSTER_DP_UNIT ?? '{}') as UnitSettings;
+const delivery = settings.delivery ?? 'unicast-mac';
+const [clientSideAddress, serverSideAddress] = unitDataAddresses(delivery, settings.slot);
 const send = (message: object) => process.send?.({ at: Date.now(), ...message });
 const recent: string[] = [];
 const log = (level: 'info' | 'warn', event: string, fields: Record<string, unknown> = {}) => {
@@ -28,8 +30,8 @@ appliance.start(
       eal: { lcores: [0, 1], memoryMb: 256, noHuge: true, filePrefix: `${settings.prefix ?? 'epcd'}-u${settings.slot}`, vdevs: ['net_af_packet0,iface=dc', 'net_af_packet1,iface=ds'] },
       dataplane: { affinityCapacity: 1024, flowCapacityPerWorker: 16_384, missPolicy: 'drop' },
       ports: [
-        { device: 'net_af_packet0', address: '10.0.1.1', prefixLength: 24 },
-        { device: 'net_af_packet1', address: '10.0.2.1', prefixLength: 24 },
+        { device: 'net_af_packet0', address: clientSideAddress, prefixLength: 24 },
+        { device: 'net_af_packet1', address: serverSideAddress, prefixLength: 24 },
       ],
       // Round robin: a unit that had to pick a server again for a connection would pick another
       // one than its first owner did, so only replicated state keeps a moved connection alive.
@@ -63,9 +65,15 @@ const member = new Member({
   timing: { keepaliveMs: 50, detectionMs: settings.detectionMs ?? 500, silenceMs: 100, rebalanceMs: 2000 },
   numberSpaces: [{ name: FULLNAT_PORT_SPACE, first: 1024, last: 65535, blockSize: 4096 }],
   loadSource: () => binding?.loadSource() ?? [],
+  dataMacs: [...appliance.portStatus()].sort((a, b) => a.id - b.id).map((port) => port.mac),
   log,
 });
 const portId = (device: string) => appliance.portStatus().find((port) => port.device === device)?.id ?? -1;
+// Unicast-MAC delivery: a made-up shared MAC per segment (the tests' static neighbour entries);
+// multicast-MAC: one multicast MAC; forwarding: the master's port MACs. The full-NAT source is a
+// shared address too once the servers find it by ARP.
+const sharedMac = (unicastMac: string) => (delivery === 'unicast-mac' ? { mac: unicastMac } : delivery === 'multicast-mac' ? { mac: SHARED_MULTICAST_MAC } : {});
+const serverSideShared = delivery === 'unicast-mac' ? [SERVER_GATEWAY] : [SERVER_GATEWAY, FULLNAT_SOURCE];
 binding = new ClusterDataplane({
   member,
   dp,
@@ -73,9 +81,10 @@ binding = new ClusterDataplane({
   address: settings.address,
   replication: { port: 7958 },
   clusterAddresses: [
-    { port: portId('net_af_packet0'), mac: SHARED_VIP_MAC, addresses: [VIP] },
-    { port: portId('net_af_packet1'), mac: SHARED_GATEWAY_MAC, addresses: [SERVER_GATEWAY] },
+    { port: portId('net_af_packet0'), ...sharedMac(SHARED_VIP_MAC), addresses: [VIP] },
+    { port: portId('net_af_packet1'), ...sharedMac(SHARED_GATEWAY_MAC), addresses: serverSideShared },
   ],
+  delivery,
   log,
 });
 await binding.start();
@@ -107,6 +116,9 @@ process.on('message', (raw) => {
       eventsLost: dp.flowEventsLost(),
       drops: stats.drops,
       snatLease: snatPorts.lease,
+      unitForwarded: stats.unitForwarded,
+      flowsCreated: stats.flows.created,
+      dataMacs: appliance.portStatus().map((port) => port.mac),
     });
   } else if (command.cmd === 'view') {
     // Diagnostics of stalled connections: how this member and its data plane see their units.

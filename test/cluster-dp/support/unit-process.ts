@@ -1,6 +1,7 @@
 /* Starts an appliance unit (unit-main.ts) inside its namespace and follows its IPC events. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { Delivery } from './shared-lan.js';
 
 const SCRIPT = fileURLToPath(new URL('./unit-main.ts', import.meta.url));
 
@@ -25,6 +26,8 @@ export interface UnitSettings {
   prefix?: string;
   /** Flow-state replication (default on). */
   replication?: boolean;
+  /** How the shared addresses reach the units (default unicast-mac). */
+  delivery?: Delivery;
 }
 
 export interface UnitState {
@@ -45,6 +48,12 @@ export interface UnitState {
   drops: Record<string, number>;
   /** The full-NAT source-port block this member leased. */
   snatLease?: { start: number; size: number; holder: string };
+  /** Forwarding delivery: frames of other members' units this unit (as master) passed on. */
+  unitForwarded: number;
+  /** Connections this unit's data plane created (chose a server for). */
+  flowsCreated: number;
+  /** Its data ports' MACs, client side first. */
+  dataMacs: string[];
 }
 
 export class ClusterUnit {
