@@ -15,6 +15,7 @@ function snapshot(scale: number): DataplaneStats {
     flows: { manager: 0, learned: 2, created: 2, expired: 0 },
     punted: 0,
     injected: 6,
+    unitForwarded: 9,
     servers: [
       { serviceId: 1, ip: '10.0.2.11', port: 80, flows: 1, packets: 7 * scale, bytes: 700 * scale },
       { serviceId: 1, ip: '10.0.2.12', port: 80, flows: 1, packets: 8 * scale, bytes: 800 * scale },
@@ -45,6 +46,7 @@ describe('DataplaneMetrics', () => {
       'edgeplane_flows{origin="learned"} 2',
       'edgeplane_flow_events_total{event="created"} 2',
       'edgeplane_injected_packets_total 6',
+      'edgeplane_cluster_forwarded_packets_total 9',
       'edgeplane_server_flows_total{service="web",server="10.0.2.12:80"} 1',
       'edgeplane_server_bytes_total{service="web",server="10.0.2.11:80"} 700',
     ]) {

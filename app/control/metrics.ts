@@ -38,6 +38,7 @@ export class DataplaneMetrics {
   readonly #flowEvents: MirroredCounter<'event'>;
   readonly #punted: MirroredCounter<never>;
   readonly #injected: MirroredCounter<never>;
+  readonly #unitForwarded: MirroredCounter<never>;
   readonly #server = new Map<'flows' | 'packets' | 'bytes', MirroredCounter<'service' | 'server'>>();
 
   constructor(names: MetricNames) {
@@ -80,6 +81,7 @@ export class DataplaneMetrics {
     ]);
     this.#punted = new MirroredCounter(r, 'edgeplane_punted_packets_total', 'Packets sent up to the control application', []);
     this.#injected = new MirroredCounter(r, 'edgeplane_injected_packets_total', 'Packets the control application sent out', []);
+    this.#unitForwarded = new MirroredCounter(r, 'edgeplane_cluster_forwarded_packets_total', 'Packets of other members\' work units this master passed on to them (forwarding delivery)', []);
     for (const field of ['flows', 'packets', 'bytes'] as const) {
       this.#server.set(
         field,
@@ -115,6 +117,7 @@ export class DataplaneMetrics {
     ]);
     this.#punted.publish([[{}, stats.punted]]);
     this.#injected.publish([[{}, stats.injected]]);
+    this.#unitForwarded.publish([[{}, stats.unitForwarded]]);
     for (const [field, counter] of this.#server) {
       counter.publish(
         stats.servers.map((s) => [
