@@ -101,5 +101,33 @@ describe.each(['multicast-mac', 'master-forwarding'] as const)('%s delivery', (d
           `survivors own ${survivors.map((s) => s.owned.length).join(' + ')} units, forwarded ${survivors.map((s) => s.unitForwarded).join(' / ')}`,
       );
     }, 300_000);
+
+    // Forwarding delivery: the client and the servers reach the cluster through the master's MAC;
+    // the new master's gratuitous ARP moves them to its own.
+    it.runIf(delivery === 'master-forwarding')('60 connections survive SIGKILL of the master; the client follows the new master\'s MAC', async () => {
+      await bench.stopAll();
+      const list = await bench.startCluster([1, 2, 3]);
+      await bench.openConnections(60, list);
+      const states = await bench.states(list);
+      const m = states.findIndex((s) => s.role === 'master');
+      const victim = list[m] as ClusterUnit;
+      await sleep(1000);
+      const before = await bench.mark();
+      const killedAt = victim.kill();
+      await bench.receivingAgain(before, 'every connection receiving again after the master was killed');
+      await sleep(1000);
+      const after = await bench.expectIntact(before);
+      const survivors = list.filter((unit) => unit !== victim);
+      const now = await bench.states(survivors);
+      const master = now.find((s) => s.role === 'master') as UnitState;
+      expect(now.filter((s) => s.role === 'master')).toHaveLength(1);
+      const neighbour = (await inNamespace(bench.lan.client, 'ip', ['neigh', 'show', VIP])).trim();
+      expect(neighbour).toContain(`lladdr ${master.dataMacs[0]}`);
+      const resumed = after.map((c) => c.resumedAt - killedAt);
+      console.log(
+        `forwarding failover (SIGKILL of master ${victim.unitId}): client now ${neighbour}; all ${after.length} connections resumed after median ${median(resumed)} ms, max ${Math.max(...resumed)} ms; ` +
+          `new master forwarded ${master.unitForwarded}`,
+      );
+    }, 300_000);
   });
 });
