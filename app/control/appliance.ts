@@ -16,7 +16,7 @@ import {
 } from '../../firmware/dataplane.js';
 import { WORK_UNITS } from '../cluster/work-units.js';
 import { familyOf } from '../../firmware/addressing.js';
-import { inSubnet, type ApplianceConfig, type QosMarks } from './config.js';
+import { inSubnet, type ApplianceConfig, type PortSettings, type QosMarks, type ServiceSettings } from './config.js';
 
 export type ApplianceState = 'idle' | 'starting' | 'running' | 'stopped' | 'failed';
 
@@ -34,6 +34,8 @@ export class ApplianceError extends Error {
 
 /** Precedence of the per-service wildcards; they match one exact VIP:port, so they never overlap. */
 const SERVICE_PRECEDENCE = 100;
+/** Service ids the data plane takes: 1 .. EP_MAX_SERVICES - 1 (firmware/native/include/edgeplane.h). */
+const MAX_SERVICE_ID = 255;
 const DEFAULT_RESOLVE_INTERVAL_MS = 30_000;
 
 export class Appliance {
@@ -45,6 +47,11 @@ export class Appliance {
   #serviceNames = new Map<number, string>();
   /** Installed service definitions by name, with the weights in force now (management API). */
   #services = new Map<string, ServiceDefinition>();
+  /** The settings each installed service was installed or last updated from. */
+  #settings = new Map<string, ServiceSettings>();
+  /** Each service's wildcard; the data plane takes the whole set at once. */
+  #wildcards = new Map<string, WildcardAffinity>();
+  #ports: PortSettings[] = [];
   #resolveTimer: NodeJS.Timeout | undefined;
 
   constructor(logger: Logger, options: { resolveIntervalMs?: number } = {}) {
@@ -122,6 +129,85 @@ export class Appliance {
   /** The virtual services as installed now, in configuration order, with current weights. */
   services(): { name: string; definition: ServiceDefinition }[] {
     return [...this.#services].map(([name, definition]) => ({ name, definition: structuredClone(definition) }));
+  }
+
+  /** The settings of the installed services, in installation order (an adopted cluster policy is
+   * planned against them: app/control/cluster-policy-apply.ts). */
+  serviceSettings(): ServiceSettings[] {
+    return [...this.#settings.values()].map((settings) => structuredClone(settings));
+  }
+
+  /** The data ports as configured. */
+  portSettings(): PortSettings[] {
+    return structuredClone(this.#ports);
+  }
+
+  /** Installs a service in the running data plane, the same way as at start, under the lowest free
+   * id; its wildcard joins the set, which the workers take at once. */
+  addService(settings: ServiceSettings, servers?: ServiceServer[]): void {
+    const dp = this.#running();
+    if (this.#settings.has(settings.name)) throw new ApplianceError(`service "${settings.name}" already exists`);
+    const used = new Set([...this.#services.values()].map((definition) => definition.id));
+    let id = 1;
+    while (used.has(id)) id++;
+    if (id > MAX_SERVICE_ID) throw new ApplianceError(`no free service id: the data plane holds at most ${MAX_SERVICE_ID} services`);
+    try {
+      this.#install(dp, settings, id, servers);
+      dp.setWildcards([...this.#wildcards.values()]);
+    } catch (error) {
+      // Undo what was set up: the running services stay as they were.
+      this.#forget(dp, settings.name, id);
+      throw error;
+    }
+    for (const server of this.#services.get(settings.name)?.servers ?? []) this.#resolve(dp, server.ip);
+  }
+
+  /** Takes a service out of the running data plane. Its wildcard goes first, so no new connection
+   * matches it; then, with `onServerFailure: 'reset'`, its established connections are forgotten
+   * (a packet of one is dropped); with 'keep' (the default) they run on to their end or idle
+   * timeout, since a learned flow carries its own translation. */
+  removeService(name: string): void {
+    const settings = this.#settings.get(name);
+    const definition = this.#services.get(name);
+    if (!settings || !definition) throw new ApplianceError(`service "${name}" does not exist`);
+    const dp = this.#running();
+    const wildcards = new Map(this.#wildcards);
+    wildcards.delete(name);
+    dp.setWildcards([...wildcards.values()]);
+    this.#wildcards = wildcards;
+    if (settings.onServerFailure === 'reset') for (const server of definition.servers) dp.flushServer(definition.id, server.ip, server.port);
+    this.#forget(dp, name, definition.id);
+    this.#logger.info({ service: name, id: definition.id, vip: settings.vip, port: settings.port, flows: settings.onServerFailure }, 'service removed');
+  }
+
+  /** Gives a running service new settings (servers, weights, algorithm, mode, QoS, full NAT) under
+   * its id: established flows keep their server. A new VIP, port or protocol is another listener:
+   * the service is removed and installed again. `servers` overrides the settings' pool (the
+   * service manager's effective weights). */
+  updateService(settings: ServiceSettings, servers?: ServiceServer[]): void {
+    const current = this.#settings.get(settings.name);
+    const previous = this.#services.get(settings.name);
+    if (!current || !previous) throw new ApplianceError(`service "${settings.name}" does not exist`);
+    if (current.vip !== settings.vip || current.port !== settings.port || current.protocol !== settings.protocol) {
+      this.removeService(settings.name);
+      this.addService(settings, servers);
+      return;
+    }
+    const dp = this.#running();
+    let definition = serviceDefinition(settings, previous.id);
+    if (servers) definition = { ...definition, servers };
+    // A cluster member's leased block of source ports (setSnatPorts) stays in force on the same source address.
+    if (definition.snat && previous.snat && definition.snat.ip === previous.snat.ip) {
+      const portMin = Math.max(definition.snat.portMin, previous.snat.portMin);
+      const portMax = Math.min(definition.snat.portMax, previous.snat.portMax);
+      if (portMin <= portMax) definition = { ...definition, snat: { ...definition.snat, portMin, portMax } };
+    }
+    dp.setService(definition);
+    this.#services.set(settings.name, definition);
+    this.#settings.set(settings.name, settings);
+    const known = new Set(previous.servers.map((s) => s.ip));
+    for (const server of definition.servers) if (!known.has(server.ip)) this.#resolve(dp, server.ip);
+    this.#logger.info({ service: settings.name, id: definition.id, algorithm: definition.algorithm, mode: definition.mode, servers: definition.servers }, 'service updated');
   }
 
   /** Changes one server's share of new connections; 0 drains it (established flows keep it). */
@@ -216,49 +302,54 @@ export class Appliance {
   }
 
   #installServices(dp: Dataplane, config: ApplianceConfig): void {
-    const wildcards: WildcardAffinity[] = [];
-    config.services.forEach((service, i) => {
-      const id = i + 1;
-      this.#serviceNames.set(id, service.name);
-      const definition: ServiceDefinition = {
-        id,
-        vip: service.vip,
-        port: service.port,
-        protocol: service.protocol,
-        servers: service.servers.map((s) => ({ ip: s.address, port: s.port, weight: s.weight })),
-        mode: service.mode,
-        // least-load is Maglev with weights the service manager recomputes from reported load.
-        algorithm: service.algorithm === 'wrr' ? 'wrr' : 'maglev',
-        ...(service.snat ? { snat: service.snat } : {}),
-        ...(service.guePort ? { guePort: service.guePort } : {}),
-        ...(service.tableSize ? { tableSize: service.tableSize } : {}),
-        ...(service.qos?.toServer ? { qosToServer: qosAction(service.qos.toServer) } : {}),
-        ...(service.qos?.toClient ? { qosToClient: qosAction(service.qos.toClient) } : {}),
-      };
-      dp.setService(definition);
-      this.#services.set(service.name, definition);
-      const v6 = familyOf(service.vip) === 6;
-      wildcards.push({
-        protocol: service.protocol,
-        srcIp: v6 ? '::' : '0.0.0.0',
-        srcMask: v6 ? '::' : '0.0.0.0',
-        dstIp: service.vip,
-        dstMask: v6 ? 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff' : '255.255.255.255',
-        srcPort: 0,
-        dstPort: service.port,
-        precedence: SERVICE_PRECEDENCE,
-        action: { type: 'service', serviceId: id },
-      });
-      // Clients on a connected subnet ARP (IPv6: solicit) for the VIP itself; routed clients reach it via our address.
-      for (const port of config.ports) {
-        const onLink = v6
-          ? port.address6 !== undefined && inSubnet(service.vip, port.address6, port.prefixLength6 ?? 64)
-          : inSubnet(service.vip, port.address, port.prefixLength);
-        if (onLink) dp.addLocalAddress(this.#portId(port.device), service.vip);
+    this.#ports = config.ports;
+    config.services.forEach((service, i) => this.#install(dp, service, i + 1));
+    dp.setWildcards([...this.#wildcards.values()]);
+  }
+
+  /** Sets up one service under `id`: its definition in the data plane (`servers`: a pool other than
+   * the settings'), its VIP answered on the data ports on the VIP's subnet, and its wildcard
+   * (committed by the caller with the whole set). */
+  #install(dp: Dataplane, service: ServiceSettings, id: number, servers?: ServiceServer[]): void {
+    const definition = servers ? { ...serviceDefinition(service, id), servers } : serviceDefinition(service, id);
+    dp.setService(definition);
+    this.#serviceNames.set(id, service.name);
+    this.#services.set(service.name, definition);
+    this.#settings.set(service.name, service);
+    this.#wildcards.set(service.name, serviceWildcard(service, id));
+    // Clients on a connected subnet ARP (IPv6: solicit) for the VIP itself; routed clients reach it via our address.
+    for (const port of this.#vipPorts(service.vip)) dp.addLocalAddress(this.#portId(port.device), service.vip);
+    this.#logger.info({ service: service.name, id, vip: service.vip, port: service.port, servers: definition.servers }, 'service installed');
+  }
+
+  /** Drops a service's data plane definition, its VIP where no other service uses it, and its entries here. */
+  #forget(dp: Dataplane, name: string, id: number): void {
+    const settings = this.#settings.get(name);
+    this.#services.delete(name);
+    this.#settings.delete(name);
+    this.#wildcards.delete(name);
+    this.#serviceNames.delete(id);
+    try {
+      dp.removeService(id);
+    } catch {
+      // Not set up (an install that failed before it): nothing to remove.
+    }
+    if (!settings || [...this.#settings.values()].some((other) => other.vip === settings.vip)) return;
+    for (const port of this.#vipPorts(settings.vip)) {
+      try {
+        dp.removeLocalAddress(this.#portId(port.device), settings.vip);
+      } catch (error) {
+        this.#logger.warn({ err: error, service: name, vip: settings.vip }, 'cannot stop answering for the VIP');
       }
-      this.#logger.info({ service: service.name, id, vip: service.vip, port: service.port, servers: definition.servers }, 'service installed');
-    });
-    dp.setWildcards(wildcards);
+    }
+  }
+
+  /** The data ports whose subnet holds the VIP. */
+  #vipPorts(vip: string): PortSettings[] {
+    const v6 = familyOf(vip) === 6;
+    return this.#ports.filter((port) =>
+      v6 ? port.address6 !== undefined && inSubnet(vip, port.address6, port.prefixLength6 ?? 64) : inSubnet(vip, port.address, port.prefixLength),
+    );
   }
 
   /** NAT mode needs each server's MAC; ARP answers fill the data plane's neighbour table. */
@@ -275,6 +366,41 @@ export class Appliance {
       this.#logger.warn({ err: error, server: address }, 'cannot resolve server');
     }
   }
+}
+
+/** A service's data plane definition from its settings. */
+function serviceDefinition(service: ServiceSettings, id: number): ServiceDefinition {
+  return {
+    id,
+    vip: service.vip,
+    port: service.port,
+    protocol: service.protocol,
+    servers: service.servers.map((s) => ({ ip: s.address, port: s.port, weight: s.weight })),
+    mode: service.mode,
+    // least-load is Maglev with weights the service manager recomputes from reported load.
+    algorithm: service.algorithm === 'wrr' ? 'wrr' : 'maglev',
+    ...(service.snat ? { snat: service.snat } : {}),
+    ...(service.guePort ? { guePort: service.guePort } : {}),
+    ...(service.tableSize ? { tableSize: service.tableSize } : {}),
+    ...(service.qos?.toServer ? { qosToServer: qosAction(service.qos.toServer) } : {}),
+    ...(service.qos?.toClient ? { qosToClient: qosAction(service.qos.toClient) } : {}),
+  };
+}
+
+/** The wildcard that sends a service's new connections (any source, its VIP:port) to it. */
+function serviceWildcard(service: ServiceSettings, id: number): WildcardAffinity {
+  const v6 = familyOf(service.vip) === 6;
+  return {
+    protocol: service.protocol,
+    srcIp: v6 ? '::' : '0.0.0.0',
+    srcMask: v6 ? '::' : '0.0.0.0',
+    dstIp: service.vip,
+    dstMask: v6 ? 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff' : '255.255.255.255',
+    srcPort: 0,
+    dstPort: service.port,
+    precedence: SERVICE_PRECEDENCE,
+    action: { type: 'service', serviceId: id },
+  };
 }
 
 function describePort(info: PortInfo): string {

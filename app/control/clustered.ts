@@ -11,7 +11,7 @@ import type { ClusterEventKind, ClusterSource } from '../mgmt/cluster-source.js'
 import type { Appliance } from './appliance.js';
 import { ClusterDataplane } from './cluster-dataplane.js';
 import type { DeliveryMode } from './cluster-delivery.js';
-import { applyAdoptedPolicy } from './cluster-policy-apply.js';
+import { applyAdoptedPolicy, type PolicyTarget } from './cluster-policy-apply.js';
 import type { ClusterConfigSettings } from './config.js';
 
 export interface ClusterSettings {
@@ -63,8 +63,9 @@ export interface ClusteredUnit {
   stop(): Promise<void>;
 }
 
-/** Starts the Member and its data plane binding; the appliance must have started clustered. */
-export async function startClusteredUnit(appliance: Appliance, settings: ClusterSettings, logger: Logger): Promise<ClusteredUnit> {
+/** Starts the Member and its data plane binding; the appliance must have started clustered. A
+ * higher signed policy the cluster adopts (also while joining) goes to `services`. */
+export async function startClusteredUnit(appliance: Appliance, services: PolicyTarget, settings: ClusterSettings, logger: Logger): Promise<ClusteredUnit> {
   const clusterLogger = logger.child({ component: 'cluster' });
   const log: ClusterLog = (level, event, fields) => clusterLogger[level]({ ...fields }, event);
   const dp = appliance.dataplane();
@@ -93,7 +94,7 @@ export async function startClusteredUnit(appliance: Appliance, settings: Cluster
   });
   await binding.start();
   // A higher signed policy adopted from the cluster reaches this unit's services.
-  member.onPolicyChange((policy) => applyAdoptedPolicy(appliance, policy, log));
+  member.onPolicyChange((policy) => applyAdoptedPolicy(services, policy, log));
 
   const listeners: ((kind: ClusterEventKind, detail: Record<string, string | number>) => void)[] = [];
   const emit = (kind: ClusterEventKind, detail: Record<string, string | number>) => {

@@ -5,8 +5,8 @@
 import { readdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { isIPv4 } from 'node:net';
-import { verifyFlashConfig, type ClusterDelivery, type VerifiedFlashConfig, type VirtualService } from '../../flash-config/index.js';
-import { ConfigError, inSubnet, parseConfig, type ApplianceConfig } from './config.js';
+import { verifyFlashConfig, type ClusterDelivery, type Policy, type VerifiedFlashConfig, type VirtualService } from '../../flash-config/index.js';
+import { ConfigError, inSubnet, parseConfig, type ApplianceConfig, type PortSettings, type ServiceSettings } from './config.js';
 
 /** Where bind-data-nics (edgeplane-vfio-bind.service) leaves the data NICs. */
 export const VFIO_PCI_DRIVER_DIR = '/sys/bus/pci/drivers/vfio-pci';
@@ -92,6 +92,17 @@ export function applianceConfigFrom(dir: string, verified: VerifiedFlashConfig, 
   };
   // The schema applies the same defaults and cross-field rules as to an operator's file.
   return parseConfig(`${dir} (identity.json + policy.json)`, JSON.stringify(document));
+}
+
+/** A signed policy's services as this unit would run them on its data ports (a policy the cluster
+ * adopted while the unit runs: cluster-policy-apply.ts): converted as at boot, then through the
+ * same schema, defaults and cross-field rules. Throws ConfigError with every problem. */
+export function policyServiceSettings(policy: Policy, ports: PortSettings[]): ServiceSettings[] {
+  const where = `signed policy version ${policy.configVersion}`;
+  const problems: string[] = [];
+  const services = policy.services.map((service, i) => serviceFrom(service, i, ports, problems));
+  if (problems.length > 0) throw new ConfigError(where, problems);
+  return parseConfig(where, JSON.stringify({ ports, services })).services;
 }
 
 /** The delivery mode (policy.json cluster.delivery) and the shared addresses each data port answers

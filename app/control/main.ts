@@ -113,19 +113,20 @@ async function main(): Promise<void> {
     logger.fatal({ err: error }, `cannot start the appliance: ${(error as Error).message}`);
     process.exit(EXIT_START_FAILED);
   }
+  // Without agents a static server is never silent; the silence limit only applies to agent-registered ones.
+  const silenceMs = config.agents ? config.agents.reportIntervalMs * config.agents.missedReports : Number.POSITIVE_INFINITY;
+  // Before the cluster: a policy the cluster hands over while joining goes through it.
+  const services = new ServiceManager(appliance, config.services, { silenceMs, logger });
   let cluster: ClusteredUnit | undefined;
   if (clusterSettings) {
     try {
-      cluster = await startClusteredUnit(appliance, clusterSettings, logger);
+      cluster = await startClusteredUnit(appliance, services, clusterSettings, logger);
     } catch (error) {
       logger.fatal({ err: error }, `cannot join the cluster on ${clusterSettings.address}: ${(error as Error).message}`);
       appliance.stop();
       process.exit(EXIT_START_FAILED);
     }
   }
-  // Without agents a static server is never silent; the silence limit only applies to agent-registered ones.
-  const silenceMs = config.agents ? config.agents.reportIntervalMs * config.agents.missedReports : Number.POSITIVE_INFINITY;
-  const services = new ServiceManager(appliance, config.services, { silenceMs, logger });
   services.start();
   let agents: AgentListener | undefined;
   if (config.agents) {

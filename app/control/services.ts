@@ -12,7 +12,7 @@ import type {
   ServiceDefinition,
   ServiceServer,
 } from '../../firmware/dataplane.js';
-import type { ServiceSettings } from './config.js';
+import type { PortSettings, ServiceSettings } from './config.js';
 import { HealthChecker } from './health.js';
 import { leastLoadWeights, utilisation } from './least-load.js';
 
@@ -25,6 +25,10 @@ export interface ServicePlane {
   addAffinity(affinity: FixedAffinity): void;
   removeAffinity(key: FlowKey): boolean;
   flushServer(serviceName: string, server: { ip: string; port: number }): void;
+  portSettings(): PortSettings[];
+  addService(settings: ServiceSettings, servers?: ServiceServer[]): void;
+  removeService(name: string): void;
+  updateService(settings: ServiceSettings, servers?: ServiceServer[]): void;
 }
 
 /** An agent message the service manager cannot act on; `reason` is a short stable label for metrics. */
@@ -110,6 +114,7 @@ export class ServiceManager {
   readonly #silenceMs: number;
   readonly #services = new Map<string, ManagedService>();
   #timer: NodeJS.Timeout | undefined;
+  #started = false;
 
   /** `silenceMs`: an agent-registered server whose agent sent nothing for this long is removed. */
   constructor(plane: ServicePlane, settings: readonly ServiceSettings[], options: { silenceMs: number; logger: Logger }) {
@@ -131,14 +136,80 @@ export class ServiceManager {
   }
 
   start(): void {
+    this.#started = true;
     for (const service of this.#services.values()) for (const server of service.servers) server.health?.start();
     this.#timer = setInterval(() => this.tick(), TICK_MS);
     this.#timer.unref();
   }
 
   stop(): void {
+    this.#started = false;
     clearInterval(this.#timer);
     for (const service of this.#services.values()) for (const server of service.servers) server.health?.stop();
+  }
+
+  /** The services as managed now (static servers as configured; agents' servers are not settings). */
+  serviceSettings(): ServiceSettings[] {
+    return [...this.#services.values()].map((service) => structuredClone(service.settings));
+  }
+
+  portSettings(): PortSettings[] {
+    return this.#plane.portSettings();
+  }
+
+  /** Installs a new service in the data plane and manages its servers from now on. */
+  addService(settings: ServiceSettings): void {
+    if (this.#services.has(settings.name)) throw new Error(`service "${settings.name}" already exists`);
+    this.#plane.addService(settings);
+    const managed: ManagedService = { settings, definition: this.#definition(settings.name), servers: [], pushed: '' };
+    for (const server of settings.servers) {
+      const entry = newServer(server.address, server.port, server.weight);
+      this.#watchHealth(managed, entry, server.checkAddress ?? server.address);
+      if (this.#started) entry.health?.start();
+      managed.servers.push(entry);
+    }
+    managed.pushed = poolKey(managed.definition.servers);
+    this.#services.set(settings.name, managed);
+  }
+
+  /** Uninstalls a service: its servers' health checks and advertised flows go; its established
+   * connections are kept or reset per its `onServerFailure` (Appliance.removeService). */
+  removeService(name: string): void {
+    const service = this.#service(name);
+    for (const server of service.servers) {
+      server.health?.stop();
+      for (const key of server.advertised.splice(0)) this.#plane.removeAffinity(key);
+    }
+    this.#plane.removeService(name);
+    this.#services.delete(name);
+  }
+
+  /** New settings for a running service: its static servers become the new list (a static server
+   * left out is removed like an operator's removal: its flows kept or reset per `onServerFailure`;
+   * servers agents registered stay), then algorithm, mode and pool go to the data plane at once. */
+  updateService(settings: ServiceSettings): void {
+    const service = this.#service(settings.name);
+    const wanted = new Map(settings.servers.map((server) => [`${server.address}:${server.port}`, server]));
+    for (const server of [...service.servers]) {
+      if (!server.agentId && !wanted.has(`${server.address}:${server.port}`)) this.#remove(service, server, 'not in the service\'s new settings');
+    }
+    for (const configured of settings.servers) {
+      const existing = findServer(service, configured);
+      if (existing) {
+        existing.configuredWeight = configured.weight;
+        continue;
+      }
+      const entry = newServer(configured.address, configured.port, configured.weight);
+      this.#watchHealth(service, entry, configured.checkAddress ?? configured.address);
+      if (this.#started) entry.health?.start();
+      service.servers.push(entry);
+    }
+    service.settings = settings;
+    const weights = this.#effectiveWeights(service);
+    const pool = service.servers.map((s, i) => ({ ip: s.address, port: s.port, weight: weights[i] ?? 0 }));
+    this.#plane.updateService(settings, pool);
+    service.definition = this.#definition(settings.name);
+    service.pushed = poolKey(pool);
   }
 
   /** Every server of a service with the weight it has in the data plane now. */
@@ -260,6 +331,12 @@ export class ServiceManager {
       }
       this.#push(service);
     }
+  }
+
+  #definition(name: string): ServiceDefinition {
+    const installed = this.#plane.services().find((service) => service.name === name);
+    if (!installed) throw new Error(`service "${name}" is not installed in the data plane`);
+    return installed.definition;
   }
 
   #service(name: string): ManagedService {

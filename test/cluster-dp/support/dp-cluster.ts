@@ -30,6 +30,13 @@ export interface UnitOptions {
   detectionMs?: number;
   /** How the shared addresses reach the units (default unicast-mac, shared-lan.ts). */
   delivery?: Delivery;
+  /** Units run their signed policy's services (unit-main.ts) instead of the fixed test services. */
+  servicesFromPolicy?: boolean;
+}
+
+export interface BenchOptions {
+  /** The signed policy in each slot's flash config (default: the cluster tests' version 3). */
+  policyOf?: (slot: number) => object;
 }
 
 /** What answers on the servers' port 80: the streaming servers of the failover tests, or nginx. */
@@ -47,10 +54,10 @@ export class DpCluster {
     readonly unitOptions: UnitOptions,
   ) {}
 
-  static async create(slots: number[], servers: ServerKind, unitOptions: UnitOptions = {}): Promise<DpCluster> {
+  static async create(slots: number[], servers: ServerKind, unitOptions: UnitOptions = {}, benchOptions: BenchOptions = {}): Promise<DpCluster> {
     const lan = await createSharedLan('epcd', unitOptions.delivery);
     for (const slot of slots) await lan.addUnit(slot);
-    const provisioned = await provisionUnits((slot) => lan.unitAddress(slot));
+    const provisioned = await provisionUnits((slot) => lan.unitAddress(slot), benchOptions.policyOf);
     const client = new NamespaceScript(lan.client, 'stream-client.ts');
     const clientReady = client.once('ready');
     const bench = new DpCluster(lan, provisioned, client, unitOptions);

@@ -8,6 +8,9 @@ import { ClusterDataplane } from '../../../app/control/cluster-dataplane.js';
 import { parseConfig } from '../../../app/control/config.js';
 import { Member } from '../../../app/cluster/member.js';
 import { ClusterSnatPorts, FULLNAT_PORT_SPACE } from '../../../app/control/cluster-snat-ports.js';
+import { applyAdoptedPolicy } from '../../../app/control/cluster-policy-apply.js';
+import { policyServiceSettings } from '../../../app/control/flash-config-loader.js';
+import { ServiceManager } from '../../../app/control/services.js';
 import { FULLNAT_SOURCE, SERVER_GATEWAY, SERVER_IPS, SHARED_GATEWAY_MAC, SHARED_MULTICAST_MAC, SHARED_VIP_MAC, VIP, unitDataAddresses } from './shared-lan.js';
 import type { UnitSettings } from './unit-process.js';
 
@@ -22,6 +25,28 @@ const log = (level: 'info' | 'warn', event: string, fields: Record<string, unkno
   send({ kind: 'log', level, event, fields });
 };
 
+// Round robin: a unit that had to pick a server again for a connection would pick another
+// one than its first owner did, so only replicated state keeps a moved connection alive.
+const FIXED_SERVICES = [
+  { name: 'stream', vip: VIP, port: 80, protocol: 'tcp', mode: 'nat', algorithm: 'wrr', servers: SERVER_IPS.map((address) => ({ address, port: 80 })) },
+  // Full NAT: the servers see FULLNAT_SOURCE and a source port from this member's leased block.
+  {
+    name: 'fullnat',
+    vip: VIP,
+    port: 81,
+    protocol: 'tcp',
+    mode: 'fullnat',
+    algorithm: 'wrr',
+    servers: SERVER_IPS.map((address) => ({ address, port: 80 })),
+    snat: { ip: FULLNAT_SOURCE, portMin: 1024, portMax: 65535 },
+  },
+];
+
+const config = await verifyFlashConfig(settings.dir);
+const ports = [
+  { device: 'net_af_packet0', address: clientSideAddress, prefixLength: 24 },
+  { device: 'net_af_packet1', address: serverSideAddress, prefixLength: 24 },
+];
 const appliance = new Appliance(pino({ level: 'warn' }));
 appliance.start(
   parseConfig(
@@ -29,33 +54,18 @@ appliance.start(
     JSON.stringify({
       eal: { lcores: [0, 1], memoryMb: 256, noHuge: true, filePrefix: `${settings.prefix ?? 'epcd'}-u${settings.slot}`, vdevs: ['net_af_packet0,iface=dc', 'net_af_packet1,iface=ds'] },
       dataplane: { affinityCapacity: 1024, flowCapacityPerWorker: 16_384, missPolicy: 'drop' },
-      ports: [
-        { device: 'net_af_packet0', address: clientSideAddress, prefixLength: 24 },
-        { device: 'net_af_packet1', address: serverSideAddress, prefixLength: 24 },
-      ],
-      // Round robin: a unit that had to pick a server again for a connection would pick another
-      // one than its first owner did, so only replicated state keeps a moved connection alive.
-      services: [
-        { name: 'stream', vip: VIP, port: 80, protocol: 'tcp', mode: 'nat', algorithm: 'wrr', servers: SERVER_IPS.map((address) => ({ address, port: 80 })) },
-        // Full NAT: the servers see FULLNAT_SOURCE and a source port from this member's leased block.
-        {
-          name: 'fullnat',
-          vip: VIP,
-          port: 81,
-          protocol: 'tcp',
-          mode: 'fullnat',
-          algorithm: 'wrr',
-          servers: SERVER_IPS.map((address) => ({ address, port: 80 })),
-          snat: { ip: FULLNAT_SOURCE, portMin: 1024, portMax: 65535 },
-        },
-      ],
+      ports,
+      // The signed policy's services, as a unit started from its flash config runs them.
+      services: settings.servicesFromPolicy ? policyServiceSettings(config.policy, parseConfig('ports', JSON.stringify({ ports })).ports) : FIXED_SERVICES,
       log: { level: 'warn' },
     }),
   ),
   { clustered: true },
 );
+// The service manager owns the running services; an adopted policy's services go through it.
+const services = new ServiceManager(appliance, appliance.serviceSettings(), { silenceMs: Number.POSITIVE_INFINITY, logger: pino({ level: 'warn' }) });
+services.start();
 const dp = appliance.dataplane();
-const config = await verifyFlashConfig(settings.dir);
 let binding: ClusterDataplane | undefined;
 const member = new Member({
   config,
@@ -93,6 +103,8 @@ snatPorts.start();
 // Off: the data plane records no flow events, so nothing is replicated (the benchmark's baseline).
 if (settings.replication === false) dp.enableReplication(false);
 member.onRoleChange((role) => send({ kind: 'role', role }));
+// As clustered.ts: a higher signed policy the cluster adopts reaches the running services.
+member.onPolicyChange((policy) => applyAdoptedPolicy(services, policy, log));
 
 process.on('message', (raw) => {
   const command = raw as { id: number; cmd: string; clients?: [string, number][]; units?: number[]; seconds?: number };
@@ -119,6 +131,9 @@ process.on('message', (raw) => {
       unitForwarded: stats.unitForwarded,
       flowsCreated: stats.flows.created,
       dataMacs: appliance.portStatus().map((port) => port.mac),
+      configVersion: member.policy.configVersion,
+      services: appliance.services().map(({ name, definition }) => ({ name, id: definition.id, vip: definition.vip, port: definition.port, servers: definition.servers.map((server) => server.ip) })),
+      serverFlows: stats.servers.map((row) => ({ serviceId: row.serviceId, ip: row.ip, flows: row.flows })),
     });
   } else if (command.cmd === 'view') {
     // Diagnostics of stalled connections: how this member and its data plane see their units.
@@ -130,6 +145,7 @@ process.on('message', (raw) => {
     void benchReplication(command.seconds ?? 5).then(reply);
   } else if (command.cmd === 'stop') {
     void Promise.all([binding?.stop(), member.stop()]).finally(() => {
+      services.stop();
       appliance.stop();
       process.exit(0);
     });

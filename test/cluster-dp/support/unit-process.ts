@@ -28,6 +28,8 @@ export interface UnitSettings {
   replication?: boolean;
   /** How the shared addresses reach the units (default unicast-mac). */
   delivery?: Delivery;
+  /** Run the services of the flash config's signed policy instead of the fixed test services. */
+  servicesFromPolicy?: boolean;
 }
 
 export interface UnitState {
@@ -54,6 +56,12 @@ export interface UnitState {
   flowsCreated: number;
   /** Its data ports' MACs, client side first. */
   dataMacs: string[];
+  /** The configuration version of the signed policy the member runs. */
+  configVersion: number;
+  /** The services installed in the data plane now, with their servers' addresses. */
+  services: { name: string; id: number; vip: string; port: number; servers: string[] }[];
+  /** New flows the data plane gave each server of each service id. */
+  serverFlows: { serviceId: number; ip: string; flows: number }[];
 }
 
 export class ClusterUnit {

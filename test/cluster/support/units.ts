@@ -27,11 +27,12 @@ export interface UnitConfig {
   forgeVersion?: number;
 }
 
-export async function provisionUnits(addressOf: (slot: number) => string) {
+/** `policyOf`: the signed policy of the good units (unit-1..4) by slot instead of `policy(3)`. */
+export async function provisionUnits(addressOf: (slot: number) => string, policyOf?: (slot: number) => object) {
   const root = await mkdtemp(join(tmpdir(), 'cluster-test-'));
   // Authorities from 60 days ago, so an expired unit certificate can have been valid once.
   for (const name of ['home', 'foreign']) await createAuthority({ dir: join(root, name), clusterName: 'lab', now: new Date(Date.now() - 60 * DAY) });
-  const make = async (authorityName: string, slot: number, unitId: string, options: { version?: number; validity?: { notBefore: Date; notAfter: Date } } = {}) => {
+  const make = async (authorityName: string, slot: number, unitId: string, options: { version?: number; policy?: object; validity?: { notBefore: Date; notAfter: Date } } = {}) => {
     const authority = await loadAuthority(join(root, authorityName));
     const dir = join(root, unitId);
     const { unitSerial } = await provisionUnit(
@@ -41,7 +42,7 @@ export async function provisionUnits(addressOf: (slot: number) => string) {
         mgmtAddress: addressOf(slot),
         dataAddresses: [`10.78.0.${10 + slot}`],
         network: { mgmtPrefixLength: 24, dataPrefixLength: 24, clusterAddresses: ['10.78.0.100'], clusterPort: 7946 },
-        policyBytes: Buffer.from(JSON.stringify(policy(options.version ?? 3))),
+        policyBytes: Buffer.from(JSON.stringify(options.policy ?? policy(options.version ?? 3))),
         policySource: 'policy.json',
         ...(options.validity ? { validity: options.validity } : {}),
       },
@@ -54,7 +55,7 @@ export async function provisionUnits(addressOf: (slot: number) => string) {
   await revokeSerial(join(root, 'home'), { serial: revoked.unitSerial, unitId: revoked.unitId });
   const now = Date.now();
   const units = {
-    good: await Promise.all([1, 2, 3, 4].map((slot) => make('home', slot, `unit-${slot}`))),
+    good: await Promise.all([1, 2, 3, 4].map((slot) => make('home', slot, `unit-${slot}`, policyOf ? { policy: policyOf(slot) } : {}))),
     revoked,
     foreign: await make('foreign', 5, 'unit-foreign'),
     expired: { ...(await make('home', 6, 'unit-expired', { validity: { notBefore: new Date(now - 30 * DAY), notAfter: new Date(now - DAY) } })), flashNow: new Date(now - 10 * DAY).toISOString() },

@@ -1,0 +1,127 @@
+/* An adopted cluster policy in forwarding (docs/cluster.md "Policy distribution"): unit 1 runs
+ * signed policy version 3 (service "web" on the VIP via server 1); unit 2 joins with version 4,
+ * signed by the same policy key ("web" now via server 2, and a new service "web-b" on a second VIP
+ * via server 1). Both units converge on version 4, and unit 1, which adopted it while running,
+ * forwards real HTTP per the new policy: nginx's bodies name the server that answered. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inNamespace } from '../netns/run.js';
+import { DpCluster, waitFor } from './support/dp-cluster.js';
+import { CLIENT_IP, SERVER_IPS, SHARED_VIP_MAC, VIP } from './support/shared-lan.js';
+import type { ClusterUnit, UnitState } from './support/unit-process.js';
+
+const VIP_B = '10.0.1.101';
+const [SERVER_1, SERVER_2] = SERVER_IPS as [string, string];
+const TIMING = { keepaliveIntervalMs: 50, memberDeadAfterMs: 500, masterSilenceMs: 100, rebalanceIntervalMs: 2000 };
+const web = (server: string) => ({ name: 'web', vip: VIP, protocol: 'tcp', port: 80, algorithm: 'maglev', mode: 'nat', servers: [{ address: server, port: 80, weight: 1 }] });
+const webB = { name: 'web-b', vip: VIP_B, protocol: 'tcp', port: 80, algorithm: 'wrr', mode: 'nat', servers: [{ address: SERVER_1, port: 80, weight: 1 }] };
+const POLICIES: Record<number, object> = {
+  1: { configVersion: 3, cluster: TIMING, services: [web(SERVER_1)] },
+  2: { configVersion: 4, cluster: TIMING, services: [web(SERVER_2), webB] },
+};
+
+let bench: DpCluster;
+
+beforeAll(async () => {
+  bench = await DpCluster.create([1, 2], 'nginx', { servicesFromPolicy: true }, { policyOf: (slot) => POLICIES[slot] ?? POLICIES[1]! });
+  // The client reaches the second VIP at the shared MAC too (unicast-MAC delivery).
+  await inNamespace(bench.lan.client, 'ip', ['neigh', 'replace', VIP_B, 'lladdr', SHARED_VIP_MAC, 'dev', 'eth0', 'nud', 'permanent']);
+}, 180_000);
+
+afterAll(async () => {
+  await bench?.destroy();
+}, 60_000);
+
+/** One HTTP request per client port, one after another (curl, a new connection each): the body, or
+ * FAILED when no answer came within `seconds`. */
+async function get(vip: string, ports: number[], seconds = 5): Promise<Map<number, string>> {
+  const script = `for p in ${ports.join(' ')}; do printf '%s ' $p; curl -s -m ${seconds} --local-port $p http://${vip}/ || echo FAILED; done`;
+  const out = await inNamespace(bench.lan.client, 'sh', ['-c', script], { timeoutMs: ports.length * (seconds + 2) * 1000 });
+  return new Map(
+    out
+      .trim()
+      .split('\n')
+      .map((line) => {
+        const [port, ...body] = line.split(' ');
+        return [Number(port), body.join(' ')] as const;
+      }),
+  );
+}
+
+const range = (first: number, count: number) => Array.from({ length: count }, (_, i) => first + i);
+const bodies = (answers: Map<number, string>) => [...new Set(answers.values())];
+
+/** New flows unit's data plane gave `server` for the service named `name`. */
+function flowsTo(state: UnitState, name: string, server: string): number {
+  const id = state.services.find((service) => service.name === name)?.id;
+  return state.serverFlows.filter((row) => row.serviceId === id && row.ip === server).reduce((sum, row) => sum + row.flows, 0);
+}
+
+describe('cluster data plane: an adopted policy in forwarding', () => {
+  it('a running unit adopts a joiner\'s higher policy: the changed pool and the new service answer HTTP through the VIPs', async () => {
+    const first = bench.startUnit(1);
+    await waitFor('unit 1 is master', async () => (first.events.some((e) => e.kind === 'started') ? (await first.state()).role === 'master' || undefined : undefined), 60_000);
+    const alone = await first.state();
+    expect(alone.configVersion).toBe(3);
+    expect(alone.services.map((s) => [s.name, s.servers])).toEqual([['web', [SERVER_1]]]);
+
+    // Version 3: the VIP answers from server 1; the second VIP is no service yet.
+    const before = await get(VIP, range(20_000, 10));
+    expect(bodies(before)).toEqual([`server ${SERVER_1}`]);
+    expect(bodies(await get(VIP_B, [20_100], 2))).toEqual(['FAILED']);
+
+    const joinedAt = Date.now();
+    const second = bench.startUnit(2);
+    const units: ClusterUnit[] = [first, second];
+    await bench.formed(units, 60_000);
+    const converged = await waitFor(
+      'both units run version 4 with its services',
+      async () => {
+        const states = await bench.states(units);
+        const wanted = JSON.stringify([
+          ['web', [SERVER_2]],
+          ['web-b', [SERVER_1]],
+        ]);
+        return states.every((s) => s.configVersion === 4 && JSON.stringify(s.services.map((service) => [service.name, service.servers])) === wanted) ? states : undefined;
+      },
+      30_000,
+    );
+    const adopted = first.logged('policy adopted')[0];
+    const applied = first.logged('policy applied')[0];
+    expect(adopted?.fields).toMatchObject({ configVersion: 4, previous: 3, from: second.unitId });
+    expect(applied?.fields).toMatchObject({ configVersion: 4, removed: [], changed: ['web'], added: ['web-b'], unchanged: [], failed: [] });
+    expect(first.logged('policy service changed')[0]?.fields).toMatchObject({ service: 'web', servers: [`${SERVER_2}:80=1`] });
+    expect(first.logged('policy service added')[0]?.fields).toMatchObject({ service: 'web-b', vip: VIP_B, port: 80, servers: [`${SERVER_1}:80=1`] });
+    // Unit 2 started with version 4: nothing to adopt.
+    expect(second.logged('policy adopted')).toEqual([]);
+
+    // Version 4 in forwarding: every request on the VIP goes to server 2, every one on the new VIP to server 1.
+    const portsA = range(21_000, 40);
+    const portsB = range(22_000, 40);
+    const answersA = await get(VIP, portsA);
+    const answersB = await get(VIP_B, portsB);
+    expect(bodies(answersA)).toEqual([`server ${SERVER_2}`]);
+    expect(bodies(answersB)).toEqual([`server ${SERVER_1}`]);
+    expect([answersA.size, answersB.size]).toEqual([40, 40]);
+
+    // Which unit forwarded which connection: the owner of its work unit; both forwarded some, and
+    // unit 1's data plane counted new flows on the adopted pool and the added service.
+    const states = await bench.states(units);
+    const owners = async (ports: number[]) => {
+      const workUnits = await first.unitsOf(ports.map((port): [string, number] => [CLIENT_IP, port]));
+      return states.map((state) => workUnits.filter((unit) => state.owned.includes(unit)).length);
+    };
+    const [ownersA, ownersB] = [await owners(portsA), await owners(portsB)];
+    const [state1] = states as [UnitState, UnitState];
+    console.log(
+      `policy 4 adopted by ${first.unitId} ${(adopted?.at ?? 0) - joinedAt} ms and applied ${(applied?.at ?? 0) - joinedAt} ms after ${second.unitId} started; ` +
+        `converged after ${Date.now() - joinedAt} ms (incl. ${portsA.length + portsB.length} requests); ` +
+        `web: 40/40 answered by ${SERVER_2}, connections owned ${ownersA.join('/')} (unit-1/unit-2); web-b: 40/40 answered by ${SERVER_1}, owned ${ownersB.join('/')}; ` +
+        `unit-1 data plane flows: web -> ${SERVER_1} ${flowsTo(state1, 'web', SERVER_1)}, web -> ${SERVER_2} ${flowsTo(state1, 'web', SERVER_2)}, web-b -> ${SERVER_1} ${flowsTo(state1, 'web-b', SERVER_1)}; ` +
+        `nginx requests ${bench.serverRequests().join('/')}; versions ${converged.map((s) => s.configVersion).join('/')}`,
+    );
+    expect(ownersA[0]).toBeGreaterThan(0);
+    expect(ownersB[0]).toBeGreaterThan(0);
+    expect(flowsTo(state1, 'web', SERVER_2)).toBeGreaterThan(0);
+    expect(flowsTo(state1, 'web-b', SERVER_1)).toBeGreaterThan(0);
+  }, 300_000);
+});
