@@ -52,6 +52,8 @@ export class Appliance {
   /** Each service's wildcard; the data plane takes the whole set at once. */
   #wildcards = new Map<string, WildcardAffinity>();
   #ports: PortSettings[] = [];
+  /** Every service id given out since start. */
+  #everUsedIds = new Set<number>();
   #resolveTimer: NodeJS.Timeout | undefined;
 
   constructor(logger: Logger, options: { resolveIntervalMs?: number } = {}) {
@@ -142,15 +144,14 @@ export class Appliance {
     return structuredClone(this.#ports);
   }
 
-  /** Installs a service in the running data plane, the same way as at start, under the lowest free
-   * id; its wildcard joins the set, which the workers take at once. */
+  /** Installs a service in the running data plane, the same way as at start; its wildcard joins
+   * the set, which the workers take at once. It gets an id no service had before in this process
+   * while there is one: the data plane's per-server counters and connection flushes are indexed
+   * by id, and a removed service's connections may still run (keep). */
   addService(settings: ServiceSettings, servers?: ServiceServer[]): void {
     const dp = this.#running();
     if (this.#settings.has(settings.name)) throw new ApplianceError(`service "${settings.name}" already exists`);
-    const used = new Set([...this.#services.values()].map((definition) => definition.id));
-    let id = 1;
-    while (used.has(id)) id++;
-    if (id > MAX_SERVICE_ID) throw new ApplianceError(`no free service id: the data plane holds at most ${MAX_SERVICE_ID} services`);
+    const id = this.#freeServiceId();
     try {
       this.#install(dp, settings, id, servers);
       dp.setWildcards([...this.#wildcards.values()]);
@@ -313,6 +314,7 @@ export class Appliance {
   #install(dp: Dataplane, service: ServiceSettings, id: number, servers?: ServiceServer[]): void {
     const definition = servers ? { ...serviceDefinition(service, id), servers } : serviceDefinition(service, id);
     dp.setService(definition);
+    this.#everUsedIds.add(id);
     this.#serviceNames.set(id, service.name);
     this.#services.set(service.name, definition);
     this.#settings.set(service.name, service);
@@ -320,6 +322,13 @@ export class Appliance {
     // Clients on a connected subnet ARP (IPv6: solicit) for the VIP itself; routed clients reach it via our address.
     for (const port of this.#vipPorts(service.vip)) dp.addLocalAddress(this.#portId(port.device), service.vip);
     this.#logger.info({ service: service.name, id, vip: service.vip, port: service.port, servers: definition.servers }, 'service installed');
+  }
+
+  #freeServiceId(): number {
+    const installed = new Set([...this.#services.values()].map((definition) => definition.id));
+    for (let id = 1; id <= MAX_SERVICE_ID; id++) if (!this.#everUsedIds.has(id)) return id;
+    for (let id = 1; id <= MAX_SERVICE_ID; id++) if (!installed.has(id)) return id;
+    throw new ApplianceError(`no free service id: the data plane holds at most ${MAX_SERVICE_ID} services`);
   }
 
   /** Drops a service's data plane definition, its VIP where no other service uses it, and its entries here. */
