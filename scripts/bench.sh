@@ -6,8 +6,9 @@
 # Environment: BENCH_ROUNDS (default 3; medians are reported), BENCH_SECONDS (measured seconds per
 # run, default 5), BENCH_WARMUP (seconds before measuring, default 1), BENCH_MEMORY (the EAL memory
 # modes to measure, default "no-huge huge": no-huge = 4 KiB pages, huge = 2 MiB hugepages, reserved
-# for the run and given back after; huge is skipped, saying so, where none can be reserved). Both
-# sides of a comparison always run in the same mode.
+# for the run and given back after; huge is skipped, saying so, where none can be reserved), BENCH_PARTS
+# (default "dataplane lb smfa cluster": which benchmarks to run; e.g. "dataplane" for this script's own
+# comparison alone). Both sides of a comparison always run in the same mode.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -195,7 +196,14 @@ measure() {
 	return 0
 }
 
+PARTS=${BENCH_PARTS:-dataplane lb smfa cluster}
+for part in $PARTS; do
+	[[ "$part" =~ ^(dataplane|lb|smfa|cluster)$ ]] || { echo "bench: BENCH_PARTS takes dataplane, lb, smfa and/or cluster" >&2; exit 2; }
+done
+part() { [[ " $PARTS " == *" $1 "* ]]; }
+
 TESTPMD_NO_HUGE_MPPS_PER_CPU=
+part dataplane || MODES=
 for mode in $MODES; do
 	if [[ "$mode" == huge ]] && ! reserve_hugepages; then
 		give_back_hugepages
@@ -207,12 +215,16 @@ for mode in $MODES; do
 	echo
 done
 
-echo
-# bench-lb's programs run on 4 KiB pages: their baseline is testpmd's in that mode
-TESTPMD_MPPS_PER_CPU="$TESTPMD_NO_HUGE_MPPS_PER_CPU" bash scripts/bench-lb.sh
-
-echo
-bash scripts/bench-smfa.sh
-
-echo
-bash scripts/bench-cluster.sh
+if part lb; then
+	echo
+	# bench-lb's programs run on 4 KiB pages: their baseline is testpmd's in that mode
+	TESTPMD_MPPS_PER_CPU="$TESTPMD_NO_HUGE_MPPS_PER_CPU" bash scripts/bench-lb.sh
+fi
+if part smfa; then
+	echo
+	bash scripts/bench-smfa.sh
+fi
+if part cluster; then
+	echo
+	bash scripts/bench-cluster.sh
+fi
