@@ -101,6 +101,7 @@ export class MasterRole {
         assign: (member, units) => this.exchange(member, 'assign-units', units),
       },
       (units) => this.refreshView(units),
+      (member) => member === this.ctx.selfId || this.members.has(member),
     );
     const mine = new Set(inherited.ownedUnits);
     inherited.owners.forEach((owner, unit) => this.authority.set(unit, mine.has(unit) ? ctx.selfId : owner === ctx.selfId ? null : owner));

@@ -141,6 +141,8 @@ export class WorkUnitAuthority {
   constructor(
     private readonly exchange: UnitExchange,
     private readonly changed: (units: number[]) => void,
+    /** Whether the member is (still) in the cluster: a move's old owner may leave meanwhile. */
+    private readonly isMember: (member: string) => boolean = () => true,
   ) {}
 
   isBusy(unit: number): boolean {
@@ -191,6 +193,9 @@ export class WorkUnitAuthority {
         const released = holding.length > 0 ? await acknowledged(this.exchange.release(from, holding, to), holding) : [];
         units.forEach((unit) => this.busy.delete(unit));
         for (const unit of released) this.owners[unit] = null;
+        // The old owner left during the move (forget() passed over its busy units): the units it
+        // did not release return to the pool, or the table would give them to a member that is gone.
+        if (!this.isMember(from)) for (const unit of units) if (this.owners[unit] === from) this.owners[unit] = null;
         this.changed(units);
         await this.give(to, released);
         // Units that stay with their old owner: the next owner stops holding them.
