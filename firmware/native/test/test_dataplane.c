@@ -1384,7 +1384,9 @@ static void test_worker_service6(void)
 		struct ep_lcore_counters before = totals();
 		len = build_tcp6(f, router_mac, client_mac, client, sport, vip, 80, EP_TCP_ACK, 64);
 		EXPECT_OK(ep_inject(0, f, len, err));
-		POLL_UNTIL(totals().drops[EP_DROP_SERVER_FLUSHED] > before.drops[EP_DROP_SERVER_FLUSHED]);
+		/* up to 5 s: an ASan worker on a loaded 2-core host once missed one second */
+		for (int second = 0; second < 5 && totals().drops[EP_DROP_SERVER_FLUSHED] == before.drops[EP_DROP_SERVER_FLUSHED]; second++)
+			POLL_UNTIL(totals().drops[EP_DROP_SERVER_FLUSHED] > before.drops[EP_DROP_SERVER_FLUSHED]);
 		EXPECT(totals().drops[EP_DROP_SERVER_FLUSHED] - before.drops[EP_DROP_SERVER_FLUSHED] == 1);
 		EXPECT(ep_learned_count() == learned_before, "both directions forgotten");
 		EXPECT_OK(ep_wildcards_commit(NULL, 0, err));
@@ -1827,7 +1829,7 @@ static void test_worker_replication6(void)
 	EXPECT(npunted == 1, "the SYN did not come back");
 	uint16_t lport = get16(punted[0].data + L4_OFF6);
 	uint32_t n = 0;
-	uint64_t until = rte_rdtsc() + rte_get_tsc_hz();
+	uint64_t until = rte_rdtsc() + 5 * rte_get_tsc_hz();
 	while (n < 2 && rte_rdtsc() < until)
 		n += ep_flow_events(recs + n, 64 - n);
 	EXPECT(n == 2, "%u records", n);
@@ -1967,7 +1969,7 @@ static void test_worker_reuse_flush_forget(void)
 	EXPECT(ep_learned_count() == base + 2);
 	struct ep_flow_key key = tcp_key(client, 52001, vip, 80);
 	EXPECT_OK(ep_flow_forget(&key, err));
-	uint64_t until = rte_rdtsc() + rte_get_tsc_hz();
+	uint64_t until = rte_rdtsc() + 5 * rte_get_tsc_hz();
 	while (ep_learned_count() != base && rte_rdtsc() < until)
 		sleep_ms(1);
 	EXPECT(ep_learned_count() == base, "%u learned flows after forget", ep_learned_count() - base);
@@ -1991,7 +1993,7 @@ static void test_worker_units_and_replication(void)
 	EXPECT(through_service(client, 53000, vip, EP_TCP_SYN) == servers[0].ip);
 	struct ep_flow_record rec[8];
 	uint32_t n = 0;
-	uint64_t until = rte_rdtsc() + rte_get_tsc_hz();
+	uint64_t until = rte_rdtsc() + 5 * rte_get_tsc_hz();
 	while (n < 2 && rte_rdtsc() < until)
 		n += ep_flow_events(rec + n, 8 - n);
 	EXPECT(n == 2, "%u flow events for a new connection", n);
@@ -2013,7 +2015,7 @@ static void test_worker_units_and_replication(void)
 	EXPECT(through_service(client, 53000, vip, EP_TCP_ACK) == servers[0].ip);
 	struct ep_flow_record upd[8];
 	uint32_t nu = 0;
-	until = rte_rdtsc() + rte_get_tsc_hz();
+	until = rte_rdtsc() + 5 * rte_get_tsc_hz();
 	while (nu < 1 && rte_rdtsc() < until)
 		nu += ep_flow_events(upd + nu, 8 - nu);
 	EXPECT(nu == 1 && upd[0].kind == EP_FLOW_UPDATED && upd[0].tcp_state == EP_TCPS_ESTABLISHED &&
@@ -2052,7 +2054,7 @@ static void test_worker_units_and_replication(void)
 	memset(states, EP_UNIT_OWNED, sizeof(states));
 	EXPECT_OK(ep_work_units_set(states, NULL, err));
 	EXPECT_OK(ep_flow_forget(&fwd, err));
-	until = rte_rdtsc() + rte_get_tsc_hz();
+	until = rte_rdtsc() + 5 * rte_get_tsc_hz();
 	while (ep_learned_count() != base && rte_rdtsc() < until)
 		sleep_ms(1);
 	EXPECT(ep_learned_count() == base);
@@ -2062,7 +2064,7 @@ static void test_worker_units_and_replication(void)
 	EXPECT_OK(ep_service_set(&conf, other, 1, err));
 	EXPECT_OK(ep_neighbor_set(other[0].ip, 0, server_mac, err));
 	EXPECT(ep_flow_import(rec, 2) == 2);
-	until = rte_rdtsc() + rte_get_tsc_hz();
+	until = rte_rdtsc() + 5 * rte_get_tsc_hz();
 	while (ep_learned_count() != base + 2 && rte_rdtsc() < until)
 		sleep_ms(1);
 	EXPECT(ep_learned_count() == base + 2, "%u imported", ep_learned_count() - base);
@@ -2072,7 +2074,7 @@ static void test_worker_units_and_replication(void)
 	/* a frame injected for processing right after an import, behind a queue of other commands,
 	 * finds the imported flow (held packets of a unit moving here) */
 	EXPECT_OK(ep_flow_forget(&fwd, err));
-	until = rte_rdtsc() + rte_get_tsc_hz();
+	until = rte_rdtsc() + 5 * rte_get_tsc_hz();
 	while (ep_learned_count() != base && rte_rdtsc() < until)
 		sleep_ms(1);
 	for (uint16_t i = 0; i < 200; i++) {
@@ -2288,7 +2290,7 @@ static void test_worker_drop_reasons(void)
 	EXPECT_OK(ep_inject(0, f, len, err));
 
 	struct ep_lcore_counters after;
-	uint64_t until = rte_rdtsc() + rte_get_tsc_hz();
+	uint64_t until = rte_rdtsc() + 5 * rte_get_tsc_hz();
 	do {
 		sleep_ms(2);
 		after = totals();
