@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "packet6.h"
+#include "words.h"
 
 #define IP6_HDR_LEN 40
 #define IP6_PAYLOAD_LEN 4
@@ -22,37 +23,10 @@
 #define ETHERTYPE_IPV6 0x86dd
 #define FLOW_LABEL_MASK 0xfffffu
 
-static inline uint16_t load16(const uint8_t *p)
-{
-	uint16_t v;
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static inline void store16(uint8_t *p, uint16_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
-
 static inline void put_be16(uint8_t *p, uint16_t v)
 {
 	p[0] = (uint8_t)(v >> 8);
 	p[1] = (uint8_t)v;
-}
-
-/* Sum of an even number of bytes. */
-static uint32_t sum_words(const uint8_t *p, uint32_t len, uint32_t acc)
-{
-	for (uint32_t i = 0; i + 1 < len; i += 2)
-		acc += load16(p + i);
-	return acc;
-}
-
-static inline uint16_t fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)sum;
 }
 
 /* Version 6, traffic class 0 (a QoS mark is set afterwards), flow label, payload length, next

@@ -13,27 +13,16 @@
 #include <rte_udp.h>
 
 #include "packet.h"
+#include "words.h"
 
 #define ICMP4_ECHO_REQUEST 8
 #define ICMP4_ECHO_REPLY 0
-
-static inline uint16_t load16(const uint8_t *p)
-{
-	uint16_t v;
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
 
 static inline uint32_t load32(const uint8_t *p)
 {
 	uint32_t v;
 	memcpy(&v, p, sizeof(v));
 	return v;
-}
-
-static inline void store16(uint8_t *p, uint16_t v)
-{
-	memcpy(p, &v, sizeof(v));
 }
 
 static inline void store32(uint8_t *p, uint32_t v)
@@ -173,13 +162,6 @@ uint8_t ep_ipv4_dec_ttl(uint8_t *frame, const struct ep_meta *m)
 	word[0] -= word[0] != 0;
 	store16(csum_p, apply_delta(load16(csum_p), delta16(old_word, load16(word))));
 	return word[0];
-}
-
-static inline uint16_t fold(uint32_t sum)
-{
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)sum;
 }
 
 void ep_nat4_prepare(const struct ep_flow_key *k, uint32_t new_src, uint16_t new_sport, uint32_t new_dst,

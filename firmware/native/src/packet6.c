@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "packet6.h"
+#include "words.h"
 
 #define IP6_HDR_LEN 40
 #define IP6_PAYLOAD_LEN 4
@@ -21,37 +22,6 @@
 #define ND_NA_FLAG_SOLICITED 0x40
 #define ND_NA_FLAG_OVERRIDE 0x20
 #define ECHO_REPLY_HOP_LIMIT 64
-
-static inline uint16_t load16(const uint8_t *p)
-{
-	uint16_t v;
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static inline void store16(uint8_t *p, uint16_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
-
-static uint32_t sum_words(const uint8_t *p, uint32_t len, uint32_t acc)
-{
-	uint32_t i = 0;
-	for (; i + 1 < len; i += 2)
-		acc += load16(p + i);
-	if (i < len) {
-		uint8_t last[2] = { p[i], 0 };
-		acc += load16(last);
-	}
-	return acc;
-}
-
-static inline uint16_t fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)sum;
-}
 
 /* RFC 1624 eqn. 3 over any number of changed words: HC' = ~(~HC + sum(~m) + sum(m')). */
 static inline uint32_t word_change(uint16_t old_val, uint16_t new_val)
