@@ -11,13 +11,7 @@
 #include <rte_udp.h>
 
 #include "packet.h"
-
-static inline uint16_t fold(uint32_t sum)
-{
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)sum;
-}
+#include "words.h"
 
 static inline uint32_t words_of32(uint32_t v)
 {

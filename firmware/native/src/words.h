@@ -1,6 +1,6 @@
 /* 16-bit words as they sit in packet memory (unaligned, no byte swap) and their one's complement
  * sums: the sum does not depend on byte order, so checksums are stored as computed. Shared by the
- * packet rewriters (nat.c, packet6.c, encap6.c). */
+ * checksum and packet rewriting code (checksum.c, nat.c, packet6.c, encap6.c). */
 #ifndef EP_WORDS_H
 #define EP_WORDS_H
 
