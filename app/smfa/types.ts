@@ -28,7 +28,7 @@ export interface FixedAffinity {
   key: AffinityKey;
   dispatch: DispatchMethod;
   information: boolean;
-  /** May differ in family from the key (an IPv6 flow dispatched over an IPv4 tunnel). */
+  /** Carries its own family on the wire; the forwarding agent dispatches IPv4 flows only (unsupportedFixed). */
   forwardIp: IpAddress;
   ttlSeconds: number;
 }
