@@ -145,9 +145,10 @@ interface NativeAddon {
   readonly workUnits: number;
   readonly maxUnitPeers: number;
   readonly maxPorts: number;
+  sdNotify(socketPath: string, state: string): number;
 }
 
-function loadAddon(): NativeAddon {
+export function loadAddon(): NativeAddon {
   const require = createRequire(import.meta.url);
   const candidates = [
     path.join(here, 'native/build/Release/edgeplane.node'),

@@ -165,14 +165,14 @@ async function main(): Promise<void> {
   }
   if (management) logger.info({ url: management.url }, `management API (mutual TLS) on ${management.url}`);
   logger.info({ url: http.url }, `ready: management HTTP on ${http.url}`);
-  await notifier.ready(() => [readiness(appliance), cluster?.summary()].filter(Boolean).join('; '));
+  notifier.ready(() => [readiness(appliance), cluster?.summary()].filter(Boolean).join('; '));
 
   let stopping = false;
   const stop = async (signal: NodeJS.Signals): Promise<void> => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'stopping');
-    await notifier.stopping(`stopping on ${signal}`);
+    notifier.stopping(`stopping on ${signal}`);
     await management?.close();
     await http.close();
     await agents?.close();

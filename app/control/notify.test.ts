@@ -12,12 +12,10 @@ import { Notifier, watchdogIntervalMs } from './notify.js';
 const LISTENER = `
 import json, socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
+s.bind(sys.argv[1].replace("@", "\\0", 1) if sys.argv[1].startswith("@") else sys.argv[1])
 print("bound", flush=True)
 while True:
-    message = s.recv(4096).decode()
-    if message != "BARRIER=1":  # systemd-notify waits until its barrier datagram is read
-        print(json.dumps(message), flush=True)
+    print(json.dumps(s.recv(4096).decode()), flush=True)
 `;
 
 interface Listener {
@@ -31,9 +29,9 @@ afterEach(async () => {
   cleanup = [];
 });
 
-async function notifySocket(): Promise<Listener> {
+async function notifySocket(abstractName?: string): Promise<Listener> {
   const dir = await mkdtemp(join(tmpdir(), 'notify-test-'));
-  const socket = join(dir, 'notify');
+  const socket = abstractName ?? join(dir, 'notify');
   const child: ChildProcess = spawn('python3', ['-c', LISTENER, socket], { stdio: ['ignore', 'pipe', 'inherit'] });
   cleanup.push(async () => {
     child.kill();
@@ -61,12 +59,12 @@ describe('Notifier', () => {
     const notifier = new Notifier(logger, { NOTIFY_SOCKET: listener.socket, WATCHDOG_USEC: '400000' });
     expect(notifier.watchdogIntervalMs).toBe(200);
     const started = Date.now();
-    await notifier.ready(() => `ports up 2/2, services 1, flows ${flows++}`);
+    notifier.ready(() => `ports up 2/2, services 1, flows ${flows++}`);
     expect(await listener.next()).toMatch(/READY=1\nSTATUS=ports up 2\/2, services 1, flows 0/);
     expect(await listener.next()).toMatch(/WATCHDOG=1\nSTATUS=ports up 2\/2, services 1, flows 1/);
     expect(await listener.next()).toMatch(/WATCHDOG=1\nSTATUS=.*flows 2/);
     expect(Date.now() - started).toBeGreaterThanOrEqual(380);
-    await notifier.stopping('stopping on SIGTERM');
+    notifier.stopping('stopping on SIGTERM');
     // A watchdog ping already in flight may land first; nothing follows STOPPING=1.
     let message = await listener.next();
     if (message.startsWith('WATCHDOG=1')) message = await listener.next();
@@ -77,8 +75,41 @@ describe('Notifier', () => {
     const notifier = new Notifier(logger, { WATCHDOG_USEC: '400000' });
     expect(notifier.enabled).toBe(false);
     expect(notifier.watchdogIntervalMs).toBeUndefined();
-    await notifier.ready(() => 'unused');
-    await notifier.stopping('unused');
+    notifier.ready(() => 'unused');
+    notifier.stopping('unused');
+  });
+
+  it('logs a watchdog ping that comes late: the event loop stalled', async () => {
+    const listener = await notifySocket();
+    const lines: string[] = [];
+    const recording = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+    const notifier = new Notifier(recording, { NOTIFY_SOCKET: listener.socket, WATCHDOG_USEC: '400000' });
+    notifier.ready(() => 'stalling');
+    expect(await listener.next()).toBe('READY=1\nSTATUS=stalling');
+    const until = Date.now() + 500;
+    while (Date.now() < until); // blocks the event loop past the 200 ms ping
+    expect(await listener.next()).toBe('WATCHDOG=1\nSTATUS=stalling');
+    notifier.stopping('done');
+    expect(lines.map((line) => JSON.parse(line).msg)).toEqual([expect.stringMatching(/^watchdog ping \d+ ms late: the event loop stalled$/)]);
+  });
+
+  it('sends to an abstract-namespace socket (@name)', async () => {
+    const listener = await notifySocket(`@edgeplane-notify-test-${process.pid}`);
+    const notifier = new Notifier(logger, { NOTIFY_SOCKET: listener.socket });
+    notifier.ready(() => 'abstract');
+    expect(await listener.next()).toBe('READY=1\nSTATUS=abstract');
+    notifier.stopping('done');
+  });
+
+  it('logs a notification it cannot send and goes on', () => {
+    const lines: string[] = [];
+    const recording = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+    new Notifier(recording, { NOTIFY_SOCKET: 'relative/notify' }).ready(() => 'x');
+    new Notifier(recording, { NOTIFY_SOCKET: '/nonexistent/edgeplane/notify' }).ready(() => 'x');
+    expect(lines.map((line) => JSON.parse(line).msg)).toEqual([
+      'systemd notification failed: NOTIFY_SOCKET "relative/notify" is not an absolute path or @abstract name',
+      'systemd notification failed: sending to NOTIFY_SOCKET /nonexistent/edgeplane/notify: ENOENT',
+    ]);
   });
 });
 

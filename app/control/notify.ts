@@ -1,30 +1,24 @@
-/* systemd's notify protocol without a native module: Node.js cannot send on a unix datagram
- * socket, so each message is handed to `systemd-notify`, which systemd accepts because
- * edgeplane.service sets NotifyAccess=all (the helper is a child, not the main process). Outside
- * systemd (no NOTIFY_SOCKET) every call is a no-op. */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+/* systemd's notify protocol: READY=1, WATCHDOG=1 and STOPPING=1 go to $NOTIFY_SOCKET as datagrams
+ * sent in process by the native addon (firmware/sd-notify.ts). Outside systemd (no NOTIFY_SOCKET)
+ * every call is a no-op. */
 import type { Logger } from 'pino';
-
-const run = promisify(execFile);
+import { sdNotify } from '../../firmware/sd-notify.js';
 
 export class Notifier {
   readonly #logger: Logger;
-  readonly #env: NodeJS.ProcessEnv;
-  readonly #enabled: boolean;
+  readonly #socket: string | undefined;
   readonly #watchdogMs: number | undefined;
   #watchdog: NodeJS.Timeout | undefined;
 
   /** Reads NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID the way sd_notify(3) and sd_watchdog_enabled(3) do. */
   constructor(logger: Logger, env: NodeJS.ProcessEnv = process.env, pid = process.pid) {
     this.#logger = logger;
-    this.#env = env;
-    this.#enabled = Boolean(env['NOTIFY_SOCKET']);
-    this.#watchdogMs = this.#enabled ? watchdogIntervalMs(env, pid) : undefined;
+    this.#socket = env['NOTIFY_SOCKET'] || undefined;
+    this.#watchdogMs = this.#socket ? watchdogIntervalMs(env, pid) : undefined;
   }
 
   get enabled(): boolean {
-    return this.#enabled;
+    return this.#socket !== undefined;
   }
 
   /** Half of WatchdogSec: how often WATCHDOG=1 goes out; undefined when systemd watches nothing. */
@@ -32,25 +26,33 @@ export class Notifier {
     return this.#watchdogMs;
   }
 
-  /** READY=1 with a status line, then WATCHDOG=1 (with a fresh status) every WatchdogSec/2. */
-  async ready(status: () => string): Promise<void> {
-    await this.#send(['--ready', `--status=${status()}`]);
-    if (this.#watchdogMs === undefined) return;
-    this.#watchdog = setInterval(() => void this.#send(['WATCHDOG=1', `STATUS=${status()}`]), this.#watchdogMs);
+  /** READY=1 with a status line, then WATCHDOG=1 (with a fresh status) every WatchdogSec/2. A ping
+   * due long ago says the event loop stalled: logged, since systemd kills the service at WatchdogSec. */
+  ready(status: () => string): void {
+    this.#send(`READY=1\nSTATUS=${status()}`);
+    const interval = this.#watchdogMs;
+    if (interval === undefined) return;
+    let due = Date.now() + interval;
+    this.#watchdog = setInterval(() => {
+      const late = Date.now() - due;
+      if (late > interval / 2) this.#logger.warn({ lateMs: late, watchdogMs: 2 * interval }, `watchdog ping ${late} ms late: the event loop stalled`);
+      due = Date.now() + interval;
+      this.#send(`WATCHDOG=1\nSTATUS=${status()}`);
+    }, interval);
   }
 
   /** STOPPING=1: systemd shows "deactivating" and stops expecting watchdog pings. */
-  async stopping(status: string): Promise<void> {
+  stopping(status: string): void {
     clearInterval(this.#watchdog);
-    await this.#send(['STOPPING=1', `STATUS=${status}`]);
+    this.#send(`STOPPING=1\nSTATUS=${status}`);
   }
 
-  async #send(args: string[]): Promise<void> {
-    if (!this.#enabled) return;
+  #send(state: string): void {
+    if (this.#socket === undefined) return;
     try {
-      await run('systemd-notify', args, { env: this.#env, timeout: 5000 });
+      sdNotify(this.#socket, state);
     } catch (error) {
-      this.#logger.warn({ err: error, message: args.join(' ') }, `systemd-notify failed: ${(error as Error).message}`);
+      this.#logger.warn({ err: error, message: state }, `systemd notification failed: ${(error as Error).message}`);
     }
   }
 }

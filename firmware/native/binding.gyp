@@ -20,6 +20,7 @@
         "src/packet6.c",
         "src/parse.c",
         "src/qos.c",
+        "src/sd_notify.c",
         "src/service.c",
         "src/wildcard.c",
         "src/wildcard6.c",

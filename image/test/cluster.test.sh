@@ -50,8 +50,15 @@ for i in $(seq 1 "$UNIT_COUNT"); do UNITS+=("u$i"); survivors+=("u$i"); done
 mgmt_ip() { echo "192.0.2.1${1#u}"; }
 
 pids=()
+# The units' consoles outlive the run (a failure is read from them): the last run's are kept here.
+CONSOLES=${EDGEPLANE_CLUSTER_CONSOLES:-/var/tmp/edgeplane-clustertest-consoles}
 cleanup() {
-  local pid
+  local pid unit
+  rm -rf "$CONSOLES" && mkdir -p "$CONSOLES"
+  for unit in "${UNITS[@]}" rogue; do
+    [[ -f $EDGEPLANE_UNITS/$unit/console.log ]] && cp "$EDGEPLANE_UNITS/$unit/console.log" "$CONSOLES/$unit.log"
+  done
+  echo "# the units' consoles: $CONSOLES" >&2
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   if [[ -f $SCRATCH/nginx.pid ]]; then kill "$(cat "$SCRATCH/nginx.pid")" 2>/dev/null || true; fi
   for unit in "${UNITS[@]}" rogue; do "$RUN" destroy "$unit" >/dev/null 2>&1 || true; done
@@ -191,8 +198,11 @@ if [[ ! -s $SCRATCH/stream-ports ]]; then
   sed 's/^/# /' "$SCRATCH/stream-clients.log" | tail -n 5
 else
   sleep 5 # a few replication rounds (20 ms batches) for every connection
-  # Which member owns each connection (the cluster-wide flow view, asked from the master).
-  owners=$(api "$master" "/api/flows?service=stream&limit=1000" | jq -r '.flows[] | "\(.client) \(.unit)"' | sort -u || true)
+  # Which member owns each connection: every unit's own view (the cluster-wide one, asked from one
+  # unit, leaves out a member that answers its peers too late).
+  owners=$(for unit in "${UNITS[@]}"; do
+    api "$unit" "/api/flows?service=stream&scope=unit&limit=1000" | jq -r --arg unit "$unit" '.flows[] | "\(.client) \($unit)"' || true
+  done | sort -u)
   echo "# owners of the stream connections: $(awk '{ print $2 }' <<<"$owners" | sort | uniq -c | awk '{ print $2 "=" $1 }' | paste -sd' ')"
   # The victim: the member (not the master, when another owns some) owning the most connections.
   victim=$(awk -v master="$master" '{ count[$2]++ } END { for (u in count) print (u == master ? 0 : 1), count[u], u }' <<<"$owners" \
@@ -231,10 +241,12 @@ else
     { total: length,
       intact: map(select(.bad == false and .closed == false and .error == null and .receivedSinceMark > 0)) | length,
       broken: map(select(.bad or .closed or .error != null or .receivedSinceMark == 0) | "\(.port): bad=\(.bad) closed=\(.closed) error=\(.error) since=\(.receivedSinceMark)")[:5],
-      victimResumeMs: map(select(.port as $p | $v | index($p)) | ((.resumedAt - $killed) * 1000 | floor)) | sort,
+      victimResumeMs: map(select((.port as $p | $v | index($p)) and .resumedAt > 0) | ((.resumedAt - $killed) * 1000 | floor)) | sort,
+      victimNeverResumed: map(select((.port as $p | $v | index($p)) and .resumedAt == 0)) | length,
       bytes: (map(.received + .sent) | add) }' "$SCRATCH/stream-report")
   echo "# streams: $report"
-  resumes=$(jq -r '.victimResumeMs | if length > 0 then "median \(.[length / 2 | floor]) ms, max \(.[-1]) ms" else "none measured" end' <<<"$report")
+  resumes=$(jq -r '(.victimResumeMs | if length > 0 then "median \(.[length / 2 | floor]) ms, max \(.[-1]) ms" else "none measured" end)
+    + (if .victimNeverResumed > 0 then " (\(.victimNeverResumed) never resumed)" else "" end)' <<<"$report")
   detection_text='not seen' takeover_text='not seen'
   [[ -z $detected_at ]] || detection_text="$(ms_between "$killed_at" "$detected_at") ms ($detection)"
   [[ -z $taken_at ]] || takeover_text="$(ms_between "$killed_at" "$taken_at") ms (first held packets released $takeover)"

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "edgeplane.h"
+#include "sd_notify.h"
 
 namespace {
 
@@ -810,6 +811,15 @@ Napi::Value FlowEventsLost(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), static_cast<double>(ep_flow_events_lost()));
 }
 
+// sdNotify(socketPath, state) -> 0, or a negative errno (systemd's notify socket is not a data-plane
+// object: this needs no EAL and works before it starts).
+Napi::Value SdNotify(const Napi::CallbackInfo &info) {
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString()) ThrowInvalid(info.Env(), "sdNotify(socketPath, state) takes two strings");
+  std::string socket_path = info[0].As<Napi::String>().Utf8Value();
+  std::string state = info[1].As<Napi::String>().Utf8Value();
+  return Napi::Number::New(info.Env(), ep_sd_notify(socket_path.c_str(), state.c_str()));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ealInit", Napi::Function::New(env, EalInit));
   exports.Set("create", Napi::Function::New(env, Create));
@@ -861,6 +871,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("workUnits", Napi::Number::New(env, EP_WORK_UNITS));
   exports.Set("maxUnitPeers", Napi::Number::New(env, EP_MAX_UNIT_PEERS));
   exports.Set("maxPorts", Napi::Number::New(env, EP_MAX_PORTS));
+  exports.Set("sdNotify", Napi::Function::New(env, SdNotify));
   return exports;
 }
 
