@@ -133,6 +133,7 @@ interface NativeAddon {
   injectProcess(port: number, frame: Buffer, afterWildcardId?: number): void;
   workUnitsSet(states: Buffer, forwarding?: Buffer): void;
   localAddressArp(port: number, ip: number, answer: number, mac?: Buffer): void;
+  localAddress6Ndp(port: number, ip: Buffer, answer: number, mac?: Buffer): void;
   portOwnMacOnly(port: number, on: boolean): void;
   workUnit(clientIp: number, clientPort: number): number;
   workUnit6(clientIp: Buffer, clientPort: number): number;
@@ -707,14 +708,13 @@ export class Dataplane {
     call(() => this.#addon.workUnitsSet(states, forwarding));
   }
 
-  /** How ARP requests for a local address on the port are answered (cluster delivery modes). */
+  /** How ARP requests (IPv6: neighbour solicitations) for a local address on the port are
+   * answered (cluster delivery modes). */
   setArpAnswer(port: number, ip: string, answer: ArpAnswer): void {
-    const address = ipv4ToNumber(ip, 'local address');
-    if (typeof answer === 'string') call(() => this.#addon.localAddressArp(port, address, ARP_ANSWERS[answer]));
-    else {
-      const mac = macBytes(answer.sharedMac, 'shared MAC');
-      call(() => this.#addon.localAddressArp(port, address, ARP_ANSWERS.shared, mac));
-    }
+    const code = typeof answer === 'string' ? ARP_ANSWERS[answer] : ARP_ANSWERS.shared;
+    const mac = typeof answer === 'string' ? undefined : macBytes(answer.sharedMac, 'shared MAC');
+    if (familyOf(ip, 'local address') === 6) call(() => this.#addon.localAddress6Ndp(port, ipv6ToBuffer(ip), code, mac));
+    else call(() => this.#addon.localAddressArp(port, ipv4ToNumber(ip, 'local address'), code, mac));
   }
 
   /** While on, the port drops unicast frames addressed to other MACs than its own (drop reason

@@ -1,6 +1,6 @@
 /* How packets for the cluster's shared addresses reach the members (cluster.md CL-R2), on the data
  * plane side:
- * - unicast-mac: every member answers ARP for them with the shared unicast MAC and takes frames
+ * - unicast-mac: every member answers ARP (IPv6: neighbour solicitations) for them with the shared unicast MAC and takes frames
  *   for it (promiscuous ports); a new master announces them at it, from it;
  * - multicast-mac: every member answers with the shared multicast MAC, which switches flood to
  *   every member; ports take their own MAC and group MACs only (a frame the segment floods for
@@ -12,7 +12,7 @@
  * In every mode the work-unit filter decides which member processes a packet. */
 import type { ArpAnswer, Dataplane, UnitEntry } from '../../firmware/dataplane.js';
 import type { ClusterLog } from '../cluster/master-role.js';
-import { gratuitousArp, type ClusterAddresses } from './cluster-garp.js';
+import { announcement, type ClusterAddresses } from './cluster-garp.js';
 
 export type DeliveryMode = 'unicast-mac' | 'multicast-mac' | 'master-forwarding';
 
@@ -30,8 +30,8 @@ export class ClusterDelivery {
     }
   }
 
-  /** The shared addresses become local ones and answer ARP as the mode says (forwarding: silent
-   * until this member is master). */
+  /** The shared addresses become local ones and answer ARP (IPv6: neighbour solicitations) as the
+   * mode says (forwarding: silent until this member is master). */
   start(): void {
     for (const { port, addresses } of this.shared) {
       for (const address of addresses) this.dp.addLocalAddress(port, address);
@@ -58,7 +58,8 @@ export class ClusterDelivery {
     return this.forwarding && ownerMacs !== undefined && ownerMacs.length > 0 ? { forwardTo: ownerMacs } : 'foreign';
   }
 
-  /** Gratuitous ARP for the shared addresses (this member became master or won a tie-break). */
+  /** Gratuitous ARP (IPv6: unsolicited neighbour advertisements) for the shared addresses (this
+   * member became master or won a tie-break). */
   announce(): void {
     const portMacs = new Map(this.dp.ports().map((info) => [info.id, info.mac]));
     for (const { port, mac, addresses } of this.shared) {
@@ -68,7 +69,7 @@ export class ClusterDelivery {
       // unicast-MAC delivery announces from the shared MAC itself, as it always did (its segment
       // delivers that MAC to every member: a hub, or a switch that does not learn it)
       const from = this.mode === 'unicast-mac' ? answer : own;
-      for (const address of addresses) this.dp.inject(port, gratuitousArp(answer, address, from));
+      for (const address of addresses) this.dp.inject(port, announcement(answer, address, from));
       this.log('info', 'gratuitous arp sent', { port, mac: answer, addresses, delivery: this.mode });
     }
   }

@@ -23,7 +23,7 @@ export interface ClusterSettings {
   managementPort: number;
   /** How the shared addresses reach the members (CL-R2). */
   delivery: DeliveryMode;
-  /** Shared addresses answered for ARP and announced by gratuitous ARP on mastership, by port device. */
+  /** Shared addresses answered for ARP / neighbour solicitations and announced on mastership, by port device. */
   announce: { device: string; mac?: string; addresses: string[] }[];
 }
 

@@ -178,6 +178,11 @@ describe('cross-field rules', () => {
       'cluster.announce[0].mac: must be a MAC address like 02:65:70:00:01:64',
       'cluster.announce[0].device: "net_af_packet7" is not a configured port (ports: net_af_packet0, net_af_packet1)',
     ]);
+    // IPv6 shared addresses are announced by neighbour advertisement; anything else is refused
+    const both = { ...full, cluster: { flashConfigDir: '/f', announce: [{ device: 'net_af_packet0', mac: '02:65:70:00:01:64', addresses: ['10.0.1.100', 'fd00:1::100'] }] } };
+    expect(parseConfig('cluster.json', JSON.stringify(both)).cluster?.announce[0]?.addresses).toEqual(['10.0.1.100', 'fd00:1::100']);
+    const notAddress = { ...both, cluster: { ...both.cluster, announce: [{ ...both.cluster.announce[0], addresses: ['vip.example'] }] } };
+    expect(problemsOf(notAddress)).toEqual(['cluster.announce[0].addresses[0]: "vip.example" is not an IPv4 or IPv6 address']);
     const unknownPort = { ...full, cluster: { flashConfigDir: '/f', announce: [{ device: 'net_af_packet7', mac: '02:65:70:00:01:64', addresses: ['10.0.1.100'] }] } };
     expect(problemsOf(unknownPort)).toEqual(['cluster.announce[0].device: "net_af_packet7" is not a configured port (ports: net_af_packet0, net_af_packet1)']);
   });

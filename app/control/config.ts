@@ -208,15 +208,16 @@ const clusterSchema = z.strictObject({
   /** How packets for the shared addresses reach the members (CL-R2, flash-config policy
    * cluster.delivery): a shared unicast or multicast MAC, or forwarding through the master. */
   delivery: z.enum(['unicast-mac', 'multicast-mac', 'master-forwarding']).default('unicast-mac'),
-  /** The shared addresses (cluster addresses and VIPs) the members answer ARP for, and a new master
-   * announces by gratuitous ARP (CL-R2): on which port, at which shared MAC (none with forwarding
+  /** The shared addresses (cluster addresses and VIPs, IPv4 or IPv6) the members answer ARP and
+   * neighbour solicitations for, and a new master announces by gratuitous ARP or unsolicited
+   * neighbour advertisement (CL-R2): on which port, at which shared MAC (none with forwarding
    * delivery: the master's port MAC). */
   announce: z
     .array(
       z.strictObject({
         device: z.string().min(1),
         mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i, 'must be a MAC address like 02:65:70:00:01:64').optional(),
-        addresses: z.array(ipv4).min(1),
+        addresses: z.array(ipAddress).min(1),
       }),
     )
     .default([]),

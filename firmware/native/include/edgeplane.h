@@ -116,6 +116,10 @@ int ep_resolve(uint32_t ip, struct ep_error *err);
  * (gateway all zero = directly connected), neighbours, and a neighbour solicitation for ip. */
 int ep_local_addr6_add(uint16_t port, const uint8_t ip[16], struct ep_error *err);
 int ep_local_addr6_del(uint16_t port, const uint8_t ip[16], struct ep_error *err);
+/* ep_local_addr_arp for neighbour solicitations of a local IPv6 address: the advertisement's
+ * target link-layer address is the port's MAC, the shared MAC, or none is sent. */
+int ep_local_addr6_ndp(uint16_t port, const uint8_t ip[16], enum ep_arp_answer answer, const uint8_t mac[6],
+		       struct ep_error *err);
 int ep_route6_add(const uint8_t prefix[16], uint8_t len, uint16_t port, const uint8_t gateway[16], struct ep_error *err);
 int ep_route6_del(const uint8_t prefix[16], uint8_t len, struct ep_error *err);
 int ep_neighbor6_set(const uint8_t ip[16], uint16_t port, const uint8_t mac[6], struct ep_error *err);

@@ -323,6 +323,21 @@ Napi::Value LocalAddress6Add(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+Napi::Value LocalAddress6Ndp(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  const uint8_t *mac = nullptr;
+  if (info.Length() > 3 && !info[3].IsUndefined()) {
+    if (!info[3].IsBuffer() || info[3].As<Napi::Buffer<uint8_t>>().Length() != 6) ThrowInvalid(env, "MAC must be a 6-byte Buffer");
+    mac = info[3].As<Napi::Buffer<uint8_t>>().Data();
+  }
+  ep_error err{};
+  Check(env,
+        ep_local_addr6_ndp(ArgPort(info, 0), ArgAddr6(info, 1, "ip"), static_cast<ep_arp_answer>(Arg32(info, 2, "answer")),
+                           mac, &err),
+        err);
+  return env.Undefined();
+}
+
 Napi::Value LocalAddress6Remove(const Napi::CallbackInfo &info) {
   ep_error err{};
   Check(info.Env(), ep_local_addr6_del(ArgPort(info, 0), ArgAddr6(info, 1, "ip"), &err), err);
@@ -836,6 +851,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("resolve", Napi::Function::New(env, Resolve));
   exports.Set("portConfigure6", Napi::Function::New(env, PortConfigure6));
   exports.Set("localAddress6Add", Napi::Function::New(env, LocalAddress6Add));
+  exports.Set("localAddress6Ndp", Napi::Function::New(env, LocalAddress6Ndp));
   exports.Set("localAddress6Remove", Napi::Function::New(env, LocalAddress6Remove));
   exports.Set("route6Add", Napi::Function::New(env, Route6Add));
   exports.Set("route6Remove", Napi::Function::New(env, Route6Remove));

@@ -181,6 +181,8 @@ struct ep_local_addr6 {
 	uint8_t ip[16];
 	uint16_t port;
 	uint8_t used; /* written last (release) */
+	uint8_t ndp_answer; /* enum ep_arp_answer for neighbour solicitations, stored after ndp_mac (release) */
+	uint8_t ndp_mac[6]; /* EP_ARP_SHARED_MAC: as ep_local_addr.arp_mac */
 };
 
 enum ep_event_type { EP_EV_NEIGH_LEARN = 1, EP_EV_NEIGH_MISS = 2, EP_EV_NEIGH6_LEARN = 3, EP_EV_NEIGH6_MISS = 4 };
@@ -414,6 +416,7 @@ int ep_v6_tables_create(struct ep_error *err);
 void ep_v6_tables_free(void);
 int ep_route6_lookup(const uint8_t dst[16], uint16_t *port, uint8_t next_hop[16]);
 int ep_neighbor6_lookup(const uint8_t ip[16], struct ep_neighbor *out);
+const struct ep_local_addr6 *ep_local6_find(const uint8_t ip[16], uint16_t port);
 int ep_local6_lookup(const uint8_t ip[16], uint16_t port);
 void ep_handle_event6(const struct ep_event *ev);
 

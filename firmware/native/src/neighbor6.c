@@ -75,14 +75,19 @@ int ep_neighbor6_lookup(const uint8_t ip[16], struct ep_neighbor *out)
 	return 0;
 }
 
-int ep_local6_lookup(const uint8_t ip[16], uint16_t port)
+const struct ep_local_addr6 *ep_local6_find(const uint8_t ip[16], uint16_t port)
 {
 	for (uint32_t i = 0; i < EP_MAX_LOCAL_ADDRS; i++) {
 		const struct ep_local_addr6 *l = &ep_dp.local6[i];
 		if (__atomic_load_n(&l->used, __ATOMIC_ACQUIRE) && l->port == port && memcmp(l->ip, ip, 16) == 0)
-			return 1;
+			return l;
 	}
-	return 0;
+	return NULL;
+}
+
+int ep_local6_lookup(const uint8_t ip[16], uint16_t port)
+{
+	return ep_local6_find(ip, port) != NULL;
 }
 
 static int check_port(uint16_t port, struct ep_error *err)
@@ -111,10 +116,29 @@ int ep_local_addr6_add(uint16_t port, const uint8_t ip[16], struct ep_error *err
 			continue;
 		memcpy(l->ip, ip, 16);
 		l->port = port;
+		l->ndp_answer = EP_ARP_PORT_MAC;
 		__atomic_store_n(&l->used, 1, __ATOMIC_RELEASE);
 		return 0;
 	}
 	return ep_fail(err, EP_EFULL, "more than %d local IPv6 addresses", EP_MAX_LOCAL_ADDRS);
+}
+
+int ep_local_addr6_ndp(uint16_t port, const uint8_t ip[16], enum ep_arp_answer answer, const uint8_t mac[6],
+		       struct ep_error *err)
+{
+	if (check_created(err) || check_port(port, err))
+		return -1;
+	if (answer > EP_ARP_SILENT)
+		return ep_fail(err, EP_EINVAL, "neighbour answer %d is not port MAC, shared MAC or silent", (int)answer);
+	if (answer == EP_ARP_SHARED_MAC && !mac)
+		return ep_fail(err, EP_EINVAL, "a shared-MAC neighbour answer needs the MAC");
+	struct ep_local_addr6 *l = (struct ep_local_addr6 *)ep_local6_find(ip, port);
+	if (!l)
+		return ep_fail(err, EP_ENOENT, "local IPv6 address not configured on port %u", port);
+	if (answer == EP_ARP_SHARED_MAC)
+		memcpy(l->ndp_mac, mac, 6);
+	__atomic_store_n(&l->ndp_answer, (uint8_t)answer, __ATOMIC_RELEASE);
+	return 0;
 }
 
 int ep_local_addr6_del(uint16_t port, const uint8_t ip[16], struct ep_error *err)

@@ -292,7 +292,7 @@ static void write_nd(uint8_t *ip, uint8_t type, uint8_t flags, const uint8_t src
 }
 
 uint32_t ep_ndp_advert(uint8_t *frame, uint32_t cap, const struct ep_meta *m, const struct ep_ndp *ns,
-		       const uint8_t own_mac[6])
+		       const uint8_t own_mac[6], const uint8_t answer_mac[6])
 {
 	static const uint8_t all_nodes[16] = { 0xff, 0x02, [15] = 1 };
 	static const uint8_t all_nodes_mac[6] = { 0x33, 0x33, 0, 0, 0, 1 };
@@ -309,7 +309,7 @@ uint32_t ep_ndp_advert(uint8_t *frame, uint32_t cap, const struct ep_meta *m, co
 	memcpy(target, ns->target, 16);
 	memcpy(to, dad ? all_nodes : ns->src, 16);
 	write_nd(frame + m->l3_off, EP_ND_NEIGHBOR_ADVERT, (uint8_t)((dad ? 0 : ND_NA_FLAG_SOLICITED) | ND_NA_FLAG_OVERRIDE),
-		 target, to, target, ND_OPT_TARGET_LLADDR, own_mac);
+		 target, to, target, ND_OPT_TARGET_LLADDR, answer_mac);
 	return len;
 }
 

@@ -94,10 +94,11 @@ int ep_is_ndp(const uint8_t *frame, const struct ep_meta *m);
 /* Validates and reads an NS/NA; -1 with nothing written to out when invalid. */
 int ep_ndp_parse(const uint8_t *frame, const struct ep_meta *m, struct ep_ndp *out);
 /* Turns the received NS (parsed into ns) into the solicited advertisement of ns->target in place,
- * from own_mac, with the target link-layer option; to the solicitor, or to all nodes when it
- * solicited from ::. Returns the frame length, or 0 when cap is too small. */
+ * from own_mac (Ethernet source), with answer_mac as the target link-layer option (the port's own,
+ * or a MAC cluster members share); to the solicitor, or to all nodes when it solicited from ::.
+ * Returns the frame length, or 0 when cap is too small. */
 uint32_t ep_ndp_advert(uint8_t *frame, uint32_t cap, const struct ep_meta *m, const struct ep_ndp *ns,
-		       const uint8_t own_mac[6]);
+		       const uint8_t own_mac[6], const uint8_t answer_mac[6]);
 /* Builds a multicast NS for target (to its solicited-node address) into out (>= EP_NDP_FRAME_LEN
  * bytes). Returns EP_NDP_FRAME_LEN. */
 uint32_t ep_ndp_solicit(uint8_t *out, const uint8_t src_mac[6], const uint8_t src_ip[16], const uint8_t target[16]);

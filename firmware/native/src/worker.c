@@ -1211,11 +1211,13 @@ static void local_or_miss(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *
 		return;
 	}
 	const struct ep_unit_table *units = __atomic_load_n(&ep_dp.units, __ATOMIC_ACQUIRE);
-	if (unlikely(units->forwarding) && meta->kind == EP_PKT_IPV4) {
+	if (unlikely(units->forwarding) && (meta->kind == EP_PKT_IPV4 || meta->key.dst[0] != 0xff)) {
 		/* forwarding delivery, at the master: a packet no table here knows yet (a server's reply
 		 * that overtook its connection's replicated records) goes by its destination's unit - in
-		 * NAT modes that is the client, the connection's unit */
-		uint16_t unit = ep_unit_of(ep_key_dst4(&meta->key), meta->key.dport);
+		 * NAT modes that is the client, the connection's unit (IPv6: the folded address, as
+		 * new_service_flow6 chose it; a multicast destination, e.g. MLD, is no connection's) */
+		uint16_t unit = meta->kind == EP_PKT_IPV4 ? ep_unit_of(ep_key_dst4(&meta->key), meta->key.dport)
+							  : ep_unit_of(ep_addr6_fold(meta->key.dst), meta->key.dport);
 		if (units->state[unit] != EP_UNIT_OWNED) {
 			unit_is_mine(c, m, unit);
 			return;
@@ -1282,9 +1284,12 @@ static void handle_ndp(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *met
 	}
 	if (ev.type)
 		rte_ring_mp_enqueue_elem(ep_dp.event_ring, &ev, sizeof(ev)); /* full: the next NS/NA retries */
-	if (nd.type == EP_ND_NEIGHBOR_SOLICIT && ep_local6_lookup(nd.target, in_port)) {
-		uint32_t len = ep_ndp_advert(frame, rte_pktmbuf_tailroom(m) + m->data_len, meta, &nd,
-					     ep_dp.ports[in_port].mac.addr_bytes);
+	const struct ep_local_addr6 *local = nd.type == EP_ND_NEIGHBOR_SOLICIT ? ep_local6_find(nd.target, in_port) : NULL;
+	uint8_t answer = local ? __atomic_load_n(&local->ndp_answer, __ATOMIC_ACQUIRE) : EP_ARP_SILENT;
+	if (answer != EP_ARP_SILENT) {
+		const uint8_t *own = ep_dp.ports[in_port].mac.addr_bytes;
+		uint32_t len = ep_ndp_advert(frame, rte_pktmbuf_tailroom(m) + m->data_len, meta, &nd, own,
+					     answer == EP_ARP_SHARED_MAC ? local->ndp_mac : own);
 		if (len) {
 			m->data_len = m->pkt_len = len;
 			c->w->c.actions[EP_AC_LOCAL]++;

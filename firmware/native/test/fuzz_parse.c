@@ -183,7 +183,7 @@ static void fuzz_ipv6(const uint8_t *data, uint32_t len, const struct ep_meta *p
 								   IPPROTO_ICMPV6, 2));
 	struct ep_ndp nd;
 	if (ep_ndp_parse(frame, parsed, &nd) == 0 && nd.type == EP_ND_NEIGHBOR_SOLICIT) {
-		uint32_t reply = ep_ndp_advert(frame, len + 128, parsed, &nd, own_mac);
+		uint32_t reply = ep_ndp_advert(frame, len + 128, parsed, &nd, own_mac, own_mac);
 		CHECK(reply == (uint32_t)parsed->l3_off + 72);
 		struct ep_meta rm;
 		CHECK(ep_parse(frame, reply, &rm) == EP_PKT_IPV6 && ep_is_ndp(frame, &rm));

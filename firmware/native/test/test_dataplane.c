@@ -2143,6 +2143,32 @@ static void test_worker_unit_forwarding(void)
 	after = totals();
 	EXPECT(after.unit_forwarded - before.unit_forwarded == 1 && after.misses == before.misses);
 
+	/* and an IPv6 reply no table knows: the unit of its destination's folded address, the one the
+	 * client's connection was given (ep_work_unit6) */
+	uint8_t client6[16], server6[16];
+	addr6(client6, 1, 0x99);
+	addr6(server6, 20, 5);
+	uint16_t unit6 = ep_work_unit6(client6, htons(54001));
+	states[unit6] = EP_UNIT_FORWARD;
+	fwd.peer[unit6] = 3;
+	EXPECT_OK(ep_work_units_set(states, &fwd, err));
+	before = totals();
+	len = build_tcp6(f, info.mac, server_mac, server6, 8080, client6, 54001, EP_TCP_SYN | EP_TCP_ACK, 64);
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(totals().drops[EP_DROP_OTHER_HOST] > before.drops[EP_DROP_OTHER_HOST]);
+	after = totals();
+	EXPECT(after.unit_forwarded - before.unit_forwarded == 1 && after.misses == before.misses,
+	       "%lu forwarded, %lu misses", (unsigned long)(after.unit_forwarded - before.unit_forwarded),
+	       (unsigned long)(after.misses - before.misses));
+	/* one this member owns is its own miss, as before */
+	before = after;
+	len = build_tcp6(f, info.mac, server_mac, server6, 8080, client6, 54002, EP_TCP_SYN | EP_TCP_ACK, 64);
+	EXPECT(ep_work_unit6(client6, htons(54002)) != unit6 && ep_work_unit6(client6, htons(54002)) != unit);
+	EXPECT_OK(ep_inject(0, f, len, err));
+	POLL_UNTIL(totals().misses > before.misses);
+	after = totals();
+	EXPECT(after.misses - before.misses == 1 && after.unit_forwarded == before.unit_forwarded);
+
 	/* another host's frame is not looked at */
 	before = after;
 	len = build_tcp(f, router_mac, client_mac, client, 54000, vip, 80, EP_TCP_SYN, 64, 0);
@@ -2198,6 +2224,66 @@ static void test_worker_arp_answers(void)
 	EXPECT(ep_local_find(silent, 0)->arp_answer == EP_ARP_PORT_MAC);
 	EXPECT_OK(ep_local_addr_del(0, silent, err));
 	EXPECT_OK(ep_local_addr_del(0, shared, err));
+}
+
+/* Neighbour solicitations for a cluster IPv6 address: answered with the members' shared MAC as the
+ * target link-layer address (the advertisement, back in over the ring, teaches the neighbour table
+ * that MAC), or not at all (forwarding delivery at a member that is not master). */
+static void test_worker_ndp_answers(void)
+{
+	static const uint8_t shared_mac[6] = { 0x03, 0x65, 0x70, 0, 0x01, 0x65 };
+	static const uint8_t asker_mac[6] = { 0x02, 0x1e, 0xa7, 0, 0, 0x79 };
+	uint8_t shared[16], silent[16], asker[16], absent[16];
+	addr6(shared, 1, 0x272);
+	addr6(silent, 1, 0x273);
+	addr6(absent, 1, 0x274);
+	addr6(asker, 1, 0x79);
+	EXPECT_OK(ep_local_addr6_add(0, shared, err));
+	EXPECT_OK(ep_local_addr6_add(0, silent, err));
+	struct ep_error refused = { 0 };
+	EXPECT(ep_local_addr6_ndp(0, shared, EP_ARP_SHARED_MAC, NULL, &refused) == -1 && refused.code == EP_EINVAL,
+	       "%s", refused.msg);
+	EXPECT(ep_local_addr6_ndp(0, shared, (enum ep_arp_answer)3, NULL, &refused) == -1 && refused.code == EP_EINVAL,
+	       "%s", refused.msg);
+	EXPECT(ep_local_addr6_ndp(0, absent, EP_ARP_SILENT, NULL, &refused) == -1 && refused.code == EP_ENOENT, "%s",
+	       refused.msg);
+	EXPECT_OK(ep_local_addr6_ndp(0, shared, EP_ARP_SHARED_MAC, shared_mac, err));
+	EXPECT_OK(ep_local_addr6_ndp(0, silent, EP_ARP_SILENT, NULL, err));
+
+	for (int quiet = 0; quiet <= 1; quiet++) {
+		const uint8_t *target = quiet ? silent : shared;
+		uint8_t ns[32] = { 135, 0 }, f[128];
+		memcpy(ns + 8, target, 16);
+		ns[24] = 1;
+		ns[25] = 1;
+		memcpy(ns + 26, asker_mac, 6);
+		uint8_t solicited[16] = { 0xff, 0x02, [11] = 1, [12] = 0xff, [13] = target[13], [14] = target[14], [15] = target[15] };
+		uint8_t multicast_mac[6] = { 0x33, 0x33, 0xff, target[13], target[14], target[15] };
+		uint32_t len = build_icmp6(f, multicast_mac, asker_mac, asker, solicited, ns, sizeof(ns), 255);
+		struct ep_lcore_counters before = totals();
+		EXPECT_OK(ep_inject(0, f, len, err));
+		struct ep_neighbor n = { 0 };
+		if (!quiet) {
+			POLL_UNTIL(ep_neighbor6_lookup(shared, &n) == 0);
+			EXPECT(ep_neighbor6_lookup(shared, &n) == 0 && memcmp(n.mac, shared_mac, 6) == 0,
+			       "the advertisement says %02x:%02x:...:%02x", n.mac[0], n.mac[1], n.mac[5]);
+			EXPECT(totals().actions[EP_AC_LOCAL] - before.actions[EP_AC_LOCAL] == 1);
+			continue;
+		}
+		POLL_UNTIL(totals().drops[EP_DROP_NDP_IGNORED] > before.drops[EP_DROP_NDP_IGNORED]);
+		sleep_ms(20);
+		struct ep_lcore_counters after = totals();
+		EXPECT(after.drops[EP_DROP_NDP_IGNORED] - before.drops[EP_DROP_NDP_IGNORED] == 1 &&
+			       after.actions[EP_AC_LOCAL] == before.actions[EP_AC_LOCAL] &&
+			       ep_neighbor6_lookup(silent, &n) != 0,
+		       "a silent address was answered");
+	}
+	/* re-added, an address answers with the port's MAC again */
+	EXPECT_OK(ep_local_addr6_del(0, silent, err));
+	EXPECT_OK(ep_local_addr6_add(0, silent, err));
+	EXPECT(ep_local6_find(silent, 0)->ndp_answer == EP_ARP_PORT_MAC);
+	EXPECT_OK(ep_local_addr6_del(0, silent, err));
+	EXPECT_OK(ep_local_addr6_del(0, shared, err));
 }
 
 /* A manager affinity with a sequence adjustment shifts seq and ack from their initial values on
@@ -2713,6 +2799,7 @@ static const struct test worker_tests[] = {
 	{ "worker: work units gate connections; replicated records re-create them", test_worker_units_and_replication },
 	{ "worker: forwarding delivery passes other members' units to their owner; own-MAC-only port", test_worker_unit_forwarding },
 	{ "worker: ARP for cluster addresses answered with the shared MAC, or not at all", test_worker_arp_answers },
+	{ "worker: neighbour solicitations for cluster IPv6 addresses answered with the shared MAC, or not at all", test_worker_ndp_answers },
 	{ "worker: sequence-number adjustment on a manager affinity", test_worker_seq_adjust },
 	{ "worker: manager affinities NAT66 both directions with a sequence adjustment", test_worker_manager_nat66 },
 	{ "worker: IPv6 service, NAT66 and full NAT66 both directions, checksums, hop limit, flush", test_worker_service6 },

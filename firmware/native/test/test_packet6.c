@@ -299,16 +299,16 @@ static void test_ndp_advert_bytes(void)
 	EXPECT(ep_parse(f, sizeof(ns_request), &m) == EP_PKT_IPV6 && ep_is_ndp(f, &m));
 	EXPECT(ep_ndp_parse(f, &m, &nd) == 0 && nd.type == EP_ND_NEIGHBOR_SOLICIT && nd.has_lladdr);
 	EXPECT(memcmp(nd.lladdr, ns_request + 6, 6) == 0 && memcmp(nd.target, na_expected + 14 + 8, 16) == 0);
-	uint32_t len = ep_ndp_advert(f, sizeof(f), &m, &nd, own_mac);
+	uint32_t len = ep_ndp_advert(f, sizeof(f), &m, &nd, own_mac, own_mac);
 	EXPECT(len == sizeof(na_expected), "%u bytes", len);
 	for (uint32_t i = 0; i < len; i++)
 		EXPECT(f[i] == na_expected[i], "byte %u: %02x, scapy %02x", i, f[i], na_expected[i]);
-	EXPECT(ep_ndp_advert(f, len - 1, &m, &nd, own_mac) == 0, "no room, no reply");
+	EXPECT(ep_ndp_advert(f, len - 1, &m, &nd, own_mac, own_mac) == 0, "no room, no reply");
 
 	/* duplicate address detection: answered to all nodes, not solicited */
 	memcpy(f, ns_dad, sizeof(ns_dad));
 	EXPECT(ep_parse(f, sizeof(ns_dad), &m) == EP_PKT_IPV6 && ep_ndp_parse(f, &m, &nd) == 0 && !nd.has_lladdr);
-	len = ep_ndp_advert(f, sizeof(f), &m, &nd, own_mac);
+	len = ep_ndp_advert(f, sizeof(f), &m, &nd, own_mac, own_mac);
 	EXPECT(len == sizeof(na_dad_expected) && memcmp(f, na_dad_expected, len) == 0);
 
 	/* an advertisement teaches its target's MAC */

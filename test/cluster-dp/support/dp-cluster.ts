@@ -6,7 +6,7 @@ import { provisionUnits } from '../../cluster/support/units.js';
 import { waitFor } from '../../cluster/support/unit-process.js';
 import { startNginx, type NginxServer } from '../../netns/nginx.js';
 import { NamespaceScript } from './ns-script.js';
-import { CLIENT_IP, SERVER_IPS, VIP, createSharedLan, type Delivery, type SharedLan } from './shared-lan.js';
+import { CLIENT_IP, SERVER_IP6S, SERVER_IPS, VIP, createSharedLan, type Delivery, type SharedLan } from './shared-lan.js';
 import { CHUNK } from './stream-pattern.js';
 import { ClusterUnit, type UnitState } from './unit-process.js';
 
@@ -32,6 +32,9 @@ export interface UnitOptions {
   delivery?: Delivery;
   /** Units run their signed policy's services (unit-main.ts) instead of the fixed test services. */
   servicesFromPolicy?: boolean;
+  /** The client and servers speak IPv6 too, and the units run an IPv6 NAT service on VIP6
+   * (forwarding delivery's IPv6 test). */
+  ipv6?: boolean;
 }
 
 export interface BenchOptions {
@@ -46,6 +49,7 @@ export class DpCluster {
   units: ClusterUnit[] = [];
   private streamServers: NamespaceScript[] = [];
   private nginx: NginxServer[] = [];
+  private nginx6: NginxServer[] = [];
 
   private constructor(
     readonly lan: SharedLan,
@@ -55,7 +59,7 @@ export class DpCluster {
   ) {}
 
   static async create(slots: number[], servers: ServerKind, unitOptions: UnitOptions = {}, benchOptions: BenchOptions = {}): Promise<DpCluster> {
-    const lan = await createSharedLan('epcd', unitOptions.delivery);
+    const lan = await createSharedLan('epcd', unitOptions.delivery, unitOptions.ipv6);
     for (const slot of slots) await lan.addUnit(slot);
     const provisioned = await provisionUnits((slot) => lan.unitAddress(slot), benchOptions.policyOf);
     const client = new NamespaceScript(lan.client, 'stream-client.ts');
@@ -66,6 +70,7 @@ export class DpCluster {
       await Promise.all(bench.streamServers.map((server) => server.once('ready')));
     } else {
       bench.nginx = await Promise.all(lan.servers.map((namespace, i) => startNginx(namespace, SERVER_IPS[i] as string)));
+      if (unitOptions.ipv6) bench.nginx6 = await Promise.all(lan.servers.map((namespace, i) => startNginx(namespace, SERVER_IP6S[i] as string)));
     }
     await clientReady;
     return bench;
@@ -74,6 +79,11 @@ export class DpCluster {
   /** Requests the nginx servers answered so far. */
   serverRequests(): number[] {
     return this.nginx.map((server) => server.requests());
+  }
+
+  /** Requests the IPv6 nginx servers (ipv6 option) answered so far. */
+  serverRequests6(): number[] {
+    return this.nginx6.map((server) => server.requests());
   }
 
   startUnit(slot: number): ClusterUnit {
@@ -207,7 +217,7 @@ export class DpCluster {
     await this.stopAll();
     this.client.kill();
     for (const server of this.streamServers) server.kill();
-    await Promise.all(this.nginx.map((server) => server.stop()));
+    await Promise.all([...this.nginx, ...this.nginx6].map((server) => server.stop()));
     await this.lan.destroy();
     await this.provisioned.cleanup();
   }

@@ -11,7 +11,10 @@
  * Multicast-MAC and forwarding delivery: brc and brs are learning switches, the client and the
  * servers find the VIP and their gateway by ARP (the shared multicast MAC, or the master's port
  * MAC), and each unit has its own data addresses besides the shared ones (10.0.1.2<k>, 10.0.2.2<k>:
- * its ARP requests must not teach the servers another MAC for their gateway). */
+ * its ARP requests must not teach the servers another MAC for their gateway).
+ * With IPv6 (forwarding delivery's IPv6 test) the client and the servers also have the IPv6
+ * addresses below and find the VIP6 and their gateway by neighbour discovery; each unit has its own
+ * IPv6 data addresses (fd00:1::2<k>, fd00:2::2<k>) besides the shared ones. */
 import { existsSync } from 'node:fs';
 import { inNamespace, run } from '../../netns/run.js';
 import { teardownTopology } from '../../netns/topology.js';
@@ -26,6 +29,15 @@ export const SHARED_GATEWAY_MAC = '02:65:70:00:02:01';
 export const FULLNAT_SOURCE = '10.0.2.100';
 /** Multicast-MAC delivery: the MAC every unit answers ARP for the shared addresses with. */
 export const SHARED_MULTICAST_MAC = '03:65:70:00:01:64';
+export const CLIENT_IP6 = 'fd00:1::2';
+export const SERVER_IP6S = ['fd00:2::11', 'fd00:2::12'];
+export const VIP6 = 'fd00:1::100';
+export const SERVER_GATEWAY6 = 'fd00:2::1';
+
+/** A unit's own IPv6 data addresses (client side, server side). */
+export function unitDataAddresses6(slot: number): [string, string] {
+  return [`fd00:1::${20 + slot}`, `fd00:2::${20 + slot}`];
+}
 
 export type Delivery = 'unicast-mac' | 'multicast-mac' | 'master-forwarding';
 
@@ -51,10 +63,15 @@ async function offloadsOff(namespace: string, iface: string): Promise<void> {
   await inNamespace(namespace, 'ethtool', ['-K', iface, 'tx', 'off', 'rx', 'off', 'tso', 'off', 'gso', 'off', 'gro', 'off']);
 }
 
-async function namespace(name: string): Promise<void> {
+/** IPv6 stays off unless asked for (no router solicitations or MLD reports on the segments). */
+async function namespace(name: string, ipv6 = false): Promise<void> {
   await run('ip', ['netns', 'add', name]);
   await inNamespace(name, 'ip', ['link', 'set', 'lo', 'up']);
-  if (existsSync('/proc/sys/net/ipv6')) await inNamespace(name, 'sysctl', ['-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+  if (existsSync('/proc/sys/net/ipv6') && !ipv6) await inNamespace(name, 'sysctl', ['-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+}
+
+async function addAddress6(ns: string, address: string): Promise<void> {
+  await inNamespace(ns, 'ip', ['-6', 'addr', 'add', `${address}/64`, 'dev', 'eth0', 'nodad']);
 }
 
 /** A veth from the switch's bridge into a namespace, offloads off on both ends. */
@@ -67,7 +84,7 @@ async function plug(sw: string, bridge: string, switchEnd: string, ns: string, n
   await inNamespace(ns, 'ip', ['link', 'set', nsEnd, 'up']);
 }
 
-export async function createSharedLan(prefix: string, delivery: Delivery = 'unicast-mac'): Promise<SharedLan> {
+export async function createSharedLan(prefix: string, delivery: Delivery = 'unicast-mac', ipv6 = false): Promise<SharedLan> {
   const hubs = delivery === 'unicast-mac';
   const sw = `${prefix}-sw`;
   const client = `${prefix}-cl`;
@@ -79,13 +96,18 @@ export async function createSharedLan(prefix: string, delivery: Delivery = 'unic
     await inNamespace(sw, 'ip', ['link', 'add', bridge, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0', 'mcast_snooping', '0', ...(hub ? ['ageing_time', '0'] : [])]);
     await inNamespace(sw, 'ip', ['link', 'set', bridge, 'up']);
   }
-  await namespace(client);
+  await namespace(client, ipv6);
   await plug(sw, 'brc', 'cl', client, 'eth0', `${CLIENT_IP}/24`);
+  if (ipv6) await addAddress6(client, CLIENT_IP6);
   if (hubs) await inNamespace(client, 'ip', ['neigh', 'replace', VIP, 'lladdr', SHARED_VIP_MAC, 'dev', 'eth0', 'nud', 'permanent']);
   for (const [i, server] of servers.entries()) {
-    await namespace(server);
+    await namespace(server, ipv6);
     await plug(sw, 'brs', `srv${i + 1}`, server, 'eth0', `${SERVER_IPS[i]}/24`);
     await inNamespace(server, 'ip', ['route', 'add', 'default', 'via', SERVER_GATEWAY]);
+    if (ipv6) {
+      await addAddress6(server, SERVER_IP6S[i] as string);
+      await inNamespace(server, 'ip', ['-6', 'route', 'add', 'default', 'via', SERVER_GATEWAY6]);
+    }
     if (!hubs) continue;
     await inNamespace(server, 'ip', ['neigh', 'replace', SERVER_GATEWAY, 'lladdr', SHARED_GATEWAY_MAC, 'dev', 'eth0', 'nud', 'permanent']);
     await inNamespace(server, 'ip', ['neigh', 'replace', FULLNAT_SOURCE, 'lladdr', SHARED_GATEWAY_MAC, 'dev', 'eth0', 'nud', 'permanent']);

@@ -11,7 +11,20 @@ import { ClusterSnatPorts, FULLNAT_PORT_SPACE } from '../../../app/control/clust
 import { applyAdoptedPolicy } from '../../../app/control/cluster-policy-apply.js';
 import { policyServiceSettings } from '../../../app/control/flash-config-loader.js';
 import { ServiceManager } from '../../../app/control/services.js';
-import { FULLNAT_SOURCE, SERVER_GATEWAY, SERVER_IPS, SHARED_GATEWAY_MAC, SHARED_MULTICAST_MAC, SHARED_VIP_MAC, VIP, unitDataAddresses } from './shared-lan.js';
+import {
+  FULLNAT_SOURCE,
+  SERVER_GATEWAY,
+  SERVER_GATEWAY6,
+  SERVER_IP6S,
+  SERVER_IPS,
+  SHARED_GATEWAY_MAC,
+  SHARED_MULTICAST_MAC,
+  SHARED_VIP_MAC,
+  VIP,
+  VIP6,
+  unitDataAddresses,
+  unitDataAddresses6,
+} from './shared-lan.js';
 import type { UnitSettings } from './unit-process.js';
 
 const settings = JSON.parse(process.env.CLUSTER_DP_UNIT ?? '{}') as UnitSettings;
@@ -42,11 +55,17 @@ const FIXED_SERVICES = [
   },
 ];
 
+// IPv6: the same NAT service on VIP6 to the servers' IPv6 addresses.
+const IPV6_SERVICES = [{ name: 'stream6', vip: VIP6, port: 80, protocol: 'tcp', mode: 'nat', algorithm: 'wrr', servers: SERVER_IP6S.map((address) => ({ address, port: 80 })) }];
+
 const config = await verifyFlashConfig(settings.dir);
+const [clientSideAddress6, serverSideAddress6] = unitDataAddresses6(settings.slot);
+const address6 = (address: string) => (settings.ipv6 ? { address6: address, prefixLength6: 64 } : {});
 const ports = [
-  { device: 'net_af_packet0', address: clientSideAddress, prefixLength: 24 },
-  { device: 'net_af_packet1', address: serverSideAddress, prefixLength: 24 },
+  { device: 'net_af_packet0', address: clientSideAddress, prefixLength: 24, ...address6(clientSideAddress6) },
+  { device: 'net_af_packet1', address: serverSideAddress, prefixLength: 24, ...address6(serverSideAddress6) },
 ];
+const fixedServices = settings.ipv6 ? [...FIXED_SERVICES, ...IPV6_SERVICES] : FIXED_SERVICES;
 const appliance = new Appliance(pino({ level: 'warn' }));
 appliance.start(
   parseConfig(
@@ -56,7 +75,7 @@ appliance.start(
       dataplane: { affinityCapacity: 1024, flowCapacityPerWorker: 16_384, missPolicy: 'drop' },
       ports,
       // The signed policy's services, as a unit started from its flash config runs them.
-      services: settings.servicesFromPolicy ? policyServiceSettings(config.policy, parseConfig('ports', JSON.stringify({ ports })).ports) : FIXED_SERVICES,
+      services: settings.servicesFromPolicy ? policyServiceSettings(config.policy, parseConfig('ports', JSON.stringify({ ports })).ports) : fixedServices,
       log: { level: 'warn' },
     }),
   ),
@@ -91,8 +110,8 @@ binding = new ClusterDataplane({
   address: settings.address,
   replication: { port: 7958 },
   clusterAddresses: [
-    { port: portId('net_af_packet0'), ...sharedMac(SHARED_VIP_MAC), addresses: [VIP] },
-    { port: portId('net_af_packet1'), ...sharedMac(SHARED_GATEWAY_MAC), addresses: serverSideShared },
+    { port: portId('net_af_packet0'), ...sharedMac(SHARED_VIP_MAC), addresses: settings.ipv6 ? [VIP, VIP6] : [VIP] },
+    { port: portId('net_af_packet1'), ...sharedMac(SHARED_GATEWAY_MAC), addresses: settings.ipv6 ? [...serverSideShared, SERVER_GATEWAY6] : serverSideShared },
   ],
   delivery,
   log,

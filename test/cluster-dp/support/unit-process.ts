@@ -30,6 +30,8 @@ export interface UnitSettings {
   delivery?: Delivery;
   /** Run the services of the flash config's signed policy instead of the fixed test services. */
   servicesFromPolicy?: boolean;
+  /** IPv6 data addresses and an IPv6 NAT service on VIP6 besides the IPv4 ones. */
+  ipv6?: boolean;
 }
 
 export interface UnitState {
