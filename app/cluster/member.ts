@@ -45,6 +45,12 @@ export interface MemberOptions {
 }
 
 const TICK_MS = 10;
+/** A tick this much later than due means the event loop stalled (a starved host, a long GC): the
+ * datagrams and records that arrived meanwhile are still unread, because Node runs timers before
+ * I/O. Such a tick judges nobody silent and sends nothing; the next one, after the reads, does. */
+const STALLED_TICK_MS = 250;
+/** Stalls from this long on are logged: they explain members lost on an overloaded host. */
+const LOGGED_STALL_MS = 1000;
 
 function defaultLog(): ClusterLog {
   const logger = pino({ name: 'cluster' });
@@ -68,6 +74,7 @@ export class Member {
   private currentRole: Role = 'stopped';
   private roleSince = 0;
   private lastSent = 0;
+  private lastTick = 0;
   private lastOfferSeen = 0;
   /** Member role: the master, its channel and what its keepalives replicate. */
   private master: { id: string; channel: ControlChannel; lastHeard: number; intervals: number } | undefined;
@@ -324,6 +331,12 @@ export class Member {
   }
 
   private tick(now: number): void {
+    const late = this.lastTick === 0 ? 0 : now - this.lastTick - TICK_MS;
+    this.lastTick = now;
+    if (late > STALLED_TICK_MS) {
+      if (late >= LOGGED_STALL_MS) this.log('warn', 'event loop stalled', { ms: late, role: this.currentRole });
+      return;
+    }
     const since = now - this.roleSince;
     switch (this.currentRole) {
       case 'discovering':

@@ -220,4 +220,24 @@ describe('cluster membership, election and work units', () => {
     expect(masters(healed)[0]?.unit).toBe(master); // two members beat one
     expect(loner.logged('stepping down').length).toBeGreaterThan(0);
   });
+
+  it('a member frozen past the detection time reads what arrived before judging anyone silent, and rejoins', async () => {
+    const three = live().slice(0, 3);
+    const master = await masterOf(three);
+    const frozen = three.find((unit) => unit !== master) as UnitProcess;
+    const lostBefore = frozen.logged('master lost').length;
+    await frozen.freeze(1500);
+    const stall = await waitFor('stall logged', () => frozen.logged('event loop stalled').at(-1), 5000);
+    expect(stall.fields?.['ms']).toBeGreaterThanOrEqual(1000);
+    await waitFor('one master with three members again', async () => {
+      const list = await states(three);
+      const now = masters(list);
+      return now.length === 1 && list.every(({ state }) => state.role !== 'joining' && state.masterId === now[0]?.unit.unitId && state.members.length === 3) ? list : undefined;
+    }, 10_000);
+    // The master's keepalives queued in the frozen member's socket: it heard them before judging the
+    // master silent; it left because the master had removed it meanwhile.
+    const reasons = frozen.logged('master lost').slice(lostBefore).map((event) => String(event.fields?.['reason']));
+    console.log(`frozen 1500 ms: stall of ${String(stall.fields?.['ms'])} ms logged; master lost because: ${reasons.join(' | ') || 'not lost'}`);
+    expect(reasons.filter((reason) => reason.startsWith('no master keepalive'))).toEqual([]);
+  });
 });

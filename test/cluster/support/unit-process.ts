@@ -89,6 +89,13 @@ export class UnitProcess {
     this.child.kill('SIGKILL');
   }
 
+  /** Freezes the process (SIGSTOP) for `ms`: its sockets keep queueing what peers send. */
+  async freeze(ms: number): Promise<void> {
+    this.child.kill('SIGSTOP');
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    this.child.kill('SIGCONT');
+  }
+
   async stop(): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     const exited = new Promise((resolve) => this.child.once('exit', resolve));
