@@ -367,7 +367,9 @@ uint16_t ep_work_unit6(const uint8_t client_ip6[16], uint16_t client_port);
  * forwarding says where EP_UNIT_FORWARD units go (NULL when none is). */
 int ep_work_units_set(const uint8_t *states, const struct ep_unit_forwarding *forwarding, struct ep_error *err);
 
-enum ep_flow_event_kind { EP_FLOW_CREATED = 1, EP_FLOW_UPDATED = 2, EP_FLOW_DELETED = 3 };
+/* REFRESHED: an owned connection's record again, unchanged but for its time left, before the peers'
+ * copies would expire while this unit keeps it (cluster.md "Flow refresh"). */
+enum ep_flow_event_kind { EP_FLOW_CREATED = 1, EP_FLOW_UPDATED = 2, EP_FLOW_DELETED = 3, EP_FLOW_REFRESHED = 4 };
 
 /* One direction of a learned connection as replicated between members: enough to go on forwarding
  * it identically (tuple, translation, server, TCP state, time left). */
@@ -395,7 +397,9 @@ struct ep_unit_load {
 /* Fills out[EP_WORK_UNITS], summed over workers. */
 void ep_unit_loads(struct ep_unit_load *out);
 
-/* Flow events are produced only while replication is on (off by default: no cost). */
+/* Flow events are produced only while replication is on (off by default: no cost). While on, the
+ * workers' expiry sweep also re-sends (EP_FLOW_REFRESHED) a live connection of an owned unit whose
+ * peers' copies have less than a third of its timeout left while it lasts longer here. */
 void ep_replication_enable(int on);
 /* Fetches up to max flow events produced by the workers since the last call. */
 uint32_t ep_flow_events(struct ep_flow_record *out, uint32_t max);

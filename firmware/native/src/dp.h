@@ -65,6 +65,8 @@ struct ep_flow {
 	/* IPv6 flows: new destination address (NAT modes) or the server (learned DSR); all zero = kept.
 	 * IPv6 addresses do not fit the action, so they live here, in space the IPv4 layout pads. */
 	uint8_t nat6_dst[16];
+	/* replication: when the peers' copies expire, as of the last record sent (see refresh_replica) */
+	uint64_t replicated_expire_tsc;
 } __rte_cache_aligned;
 
 _Static_assert(offsetof(struct ep_flow, expire_tsc) <= RTE_CACHE_LINE_SIZE,

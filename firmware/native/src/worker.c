@@ -633,7 +633,7 @@ static int unlearn(struct ep_ctx *c, const struct ep_flow_key *key)
 }
 
 /* Replication: one record per direction per change, while the cluster asks for them. */
-static void flow_event(struct ep_ctx *c, const struct ep_flow *f, enum ep_flow_event_kind kind)
+static void flow_event(struct ep_ctx *c, struct ep_flow *f, enum ep_flow_event_kind kind)
 {
 	struct ep_flow_record r;
 	r.key = f->key;
@@ -656,6 +656,8 @@ static void flow_event(struct ep_ctx *c, const struct ep_flow *f, enum ep_flow_e
 	}
 	if (rte_ring_mp_enqueue_elem(ep_dp.flow_events, &r, sizeof(r)) != 0)
 		__atomic_fetch_add(&ep_dp.flow_events_lost, 1, __ATOMIC_RELAXED);
+	else
+		f->replicated_expire_tsc = f->expire_tsc;
 }
 
 static inline int replicating(void)
@@ -847,9 +849,10 @@ static void import_flow(struct ep_ctx *c, const struct ep_flow_record *r)
 		model.server_epoch = __atomic_load_n(
 			&ep_dp.server_epochs[model.service_id * EP_MAX_SERVERS + model.server_slot], __ATOMIC_ACQUIRE);
 	struct ep_flow *f = learn(c, &r->key, &model);
-	if (f)
+	if (f) {
 		f->expire_tsc = c->now + (uint64_t)r->ttl_ms * ep_dp.tsc_hz / 1000;
-	else
+		f->replicated_expire_tsc = f->expire_tsc; /* the other members hold the same record */
+	} else
 		c->w->c.drops[EP_DROP_FLOW_TABLE_FULL]++;
 }
 
@@ -1710,13 +1713,33 @@ static void release_held(struct ep_ctx *c)
 	}
 }
 
-/* Walks a slice of the learned table per loop so expiry costs a little every time. */
+/* Replication (cluster.md "Flow refresh"): a connection's records go out on its changes, and a
+ * packet only moves its expiry here, so a busy connection would outlive the peers' copies. It goes
+ * out again once those have less than a third of its timeout left while it lasts longer here: a
+ * silent connection costs nothing (the copies expire with it), a busy one a record per direction
+ * every two thirds of its timeout, spread as the connections' own changes were. */
+/* A connection never sent (replication was off) has no copies to refresh. */
+static inline int replica_is_stale(const struct ep_ctx *c, const struct ep_flow *f)
+{
+	return f->replicated_expire_tsc != 0 && f->expire_tsc > f->replicated_expire_tsc &&
+	       f->replicated_expire_tsc < c->now + ep_flow_timeout_tsc(f, f->key.proto) / 3;
+}
+
+/* A refresh waits for a later sweep rather than take ring room a new connection's record needs. */
+static inline int refresh_has_room(void)
+{
+	return rte_ring_free_count(ep_dp.flow_events) > rte_ring_get_capacity(ep_dp.flow_events) / 2;
+}
+
+/* Walks a slice of the learned table per loop so expiry costs a little every time; while
+ * replicating it also refreshes the peers' copies of owned connections. */
 static void expire_some(struct ep_ctx *c, uint32_t budget)
 {
 	struct ep_worker *w = c->w;
 	struct ep_flow_table *t = &w->learned;
 	if (t->live == 0)
 		return;
+	const struct ep_unit_table *units = replicating() ? __atomic_load_n(&ep_dp.units, __ATOMIC_ACQUIRE) : NULL;
 	for (uint32_t k = 0; k < budget; k++) {
 		uint32_t slot = w->sweep_cursor++;
 		if (w->sweep_cursor >= t->capacity)
@@ -1733,6 +1756,9 @@ static void expire_some(struct ep_ctx *c, uint32_t budget)
 				w->c.flows_expired++;
 			else
 				f->in_use = 0;
+		} else if (units && units->state[f->unit] == EP_UNIT_OWNED && replica_is_stale(c, f) &&
+			   refresh_has_room()) {
+			flow_event(c, f, EP_FLOW_REFRESHED);
 		}
 	}
 }

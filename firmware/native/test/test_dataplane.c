@@ -1456,6 +1456,7 @@ static void test_worker_service6_tunnels(void)
 			EXPECT_OK(ep_port_configure6(0, own, 64, err));
 		}
 		uint32_t learned_before = ep_learned_count();
+		uint64_t expired_before = totals().flows_expired;
 		const uint8_t *chosen = NULL;
 		/* the SYN (inner sum from its TCP checksum), then a segment behind a destination options
 		 * header (GUE: summed from the bytes) */
@@ -1500,7 +1501,7 @@ static void test_worker_service6_tunnels(void)
 			if (mode == EP_MODE_GRE)
 				EXPECT(((inner[0] & 0x0f) << 4 | inner[1] >> 4) == 46 << 2, "inner DSCP");
 		}
-		EXPECT(ep_learned_count() == learned_before + 1, "one flow: replies bypass the unit");
+		EXPECT(ep_learned_count() == learned_before + 1, "one flow: replies bypass the unit (%d, %lu expired meanwhile)", (int)(ep_learned_count() - learned_before), (unsigned long)(totals().flows_expired - expired_before));
 		EXPECT_OK(ep_wildcards_commit(NULL, 0, err));
 		EXPECT_OK(ep_service_del(id, err));
 	}
@@ -1977,6 +1978,17 @@ static void test_worker_reuse_flush_forget(void)
 	EXPECT_OK(ep_service_del(4, err));
 }
 
+/* Forgets a test's connection and waits until the learned count is back to base: left to expire, it
+ * would change the count in the middle of a later test that checks it. */
+static void forget_connection(const struct ep_flow_key *fwd, uint32_t base)
+{
+	EXPECT_OK(ep_flow_forget(fwd, err));
+	uint64_t until = rte_rdtsc() + 5 * rte_get_tsc_hz();
+	while (ep_learned_count() != base && rte_rdtsc() < until)
+		sleep_ms(1);
+	EXPECT(ep_learned_count() == base, "%u flows left", ep_learned_count() - base);
+}
+
 /* Cluster hooks: a connection's work unit gates it (foreign: dropped silently, hold: handed up),
  * its state streams out as records while replication is on, and importing those records on a
  * unit without the connection makes it forward the connection the same way. */
@@ -2092,8 +2104,110 @@ static void test_worker_units_and_replication(void)
 	EXPECT(chosen == servers[0].ip, "an injected frame overtook the import queued before it");
 	ep_replication_enable(0);
 	EXPECT(ep_flow_events_lost() == 0);
+	forget_connection(&fwd, base);
 	EXPECT_OK(ep_wildcards_commit(NULL, 0, err));
 	EXPECT_OK(ep_service_del(5, err));
+}
+
+/* Waits up to 1 s for max flow events about the connection whose directions are keys[0..1] (other
+ * tests' connections may still be refreshed); returns how many came. */
+static uint32_t flow_events_within_1s(const struct ep_flow_key *keys, struct ep_flow_record *out, uint32_t max)
+{
+	uint32_t n = 0;
+	uint64_t until = rte_rdtsc() + rte_get_tsc_hz();
+	while (n < max && rte_rdtsc() < until) {
+		struct ep_flow_record r;
+		if (ep_flow_events(&r, 1) == 1 && (memcmp(&r.key, &keys[0], sizeof(r.key)) == 0 ||
+						  memcmp(&r.key, &keys[1], sizeof(r.key)) == 0))
+			out[n++] = r;
+	}
+	return n;
+}
+
+/* Flow refresh (cluster.md): a peer's record imported again updates the copy in place (its time
+ * left included); an owned connection silent since its last record sends nothing more, and one whose
+ * expiry a packet moved past what the peers' copies have goes out again with its real time left. */
+static void test_worker_flow_refresh(void)
+{
+	uint32_t client = ip4(10, 1, 1, 11), vip = ip4(10, 0, 0, 75);
+	struct ep_server servers[1] = { server(6, 1) };
+	service_on_port0(14, vip, servers, 1);
+	uint8_t states[EP_WORK_UNITS];
+	memset(states, EP_UNIT_OWNED, sizeof(states));
+	EXPECT_OK(ep_work_units_set(states, NULL, err));
+	uint32_t base = ep_learned_count();
+	struct ep_flow_record drained[64];
+	while (ep_flow_events(drained, 64) > 0)
+		;
+	ep_replication_enable(1);
+	EXPECT(through_service(client, 55000, vip, EP_TCP_SYN) == servers[0].ip);
+	EXPECT(through_service(client, 55000, vip, EP_TCP_ACK) == servers[0].ip);
+	/* created (both directions), then the client's direction established */
+	struct ep_flow_record ev[8];
+	struct ep_flow_key fwd = tcp_key(client, 55000, vip, 80);
+	/* the reverse direction, as the server sends it (NAT: to the client) */
+	struct ep_flow_key keys[2] = { fwd, tcp_key(servers[0].ip, 8080, client, 55000) };
+	uint32_t n = flow_events_within_1s(keys, ev, 3);
+	EXPECT(n == 3, "%u events for a new connection", n);
+	struct ep_flow_record rec[2];
+	for (uint32_t i = 0; i < n; i++)
+		rec[memcmp(&ev[i].key, &fwd, sizeof(fwd)) == 0 ? 0 : 1] = ev[i];
+	EXPECT(rec[0].tcp_state == EP_TCPS_ESTABLISHED && rec[1].reverse);
+
+	/* re-import: two records per direction, queued together; the second (300 s left) replaces the
+	 * first (1 s) in place, so the copy outlives the first record's time */
+	EXPECT_OK(ep_flow_forget(&fwd, err));
+	uint64_t until = rte_rdtsc() + 5 * rte_get_tsc_hz();
+	while (ep_learned_count() != base && rte_rdtsc() < until)
+		sleep_ms(1);
+	while (ep_flow_events(drained, 64) > 0)
+		;
+	struct ep_flow_record twice[4] = { rec[0], rec[1], rec[0], rec[1] };
+	twice[0].ttl_ms = twice[1].ttl_ms = 1000;
+	twice[2].ttl_ms = twice[3].ttl_ms = 300000;
+	EXPECT(ep_flow_import(twice, 4) == 4);
+	sleep_ms(1500);
+	EXPECT(ep_learned_count() == base + 2, "%u flows after a re-import", ep_learned_count() - base);
+	n = flow_events_within_1s(keys, ev, 1);
+	EXPECT(n == 0, "%u events (kind %u) for copies the peers hold as they are", n, n ? ev[0].kind : 0);
+
+	/* the peers' copies of the client's direction have 2 s left: silent, it would expire with them
+	 * (nothing sent) */
+	twice[0].ttl_ms = 2000;
+	twice[1].ttl_ms = 300000;
+	EXPECT(ep_flow_import(twice, 2) == 2);
+	n = flow_events_within_1s(keys, ev, 1);
+	EXPECT(n == 0, "a silent connection refreshed (%u events)", n);
+	/* a packet moves its expiry 300 s ahead: the peers get that direction again, with 300 s left */
+	EXPECT(through_service(client, 55000, vip, EP_TCP_ACK) == servers[0].ip);
+	n = flow_events_within_1s(keys, ev, 2);
+	EXPECT(n == 1 && ev[0].kind == EP_FLOW_REFRESHED && memcmp(&ev[0].key, &fwd, sizeof(fwd)) == 0 &&
+		       ev[0].tcp_state == EP_TCPS_ESTABLISHED && ev[0].action.nat_dst_ip == servers[0].ip,
+	       "%u events after a packet, kind %u", n, n ? ev[0].kind : 0);
+	EXPECT(n == 0 || ev[0].ttl_ms > 290000, "refreshed with %u ms left", ev[0].ttl_ms);
+	/* once: the copies now last as long as the connection does */
+	n = flow_events_within_1s(keys, ev, 1);
+	EXPECT(n == 0, "refreshed again (%u events)", n);
+
+	/* a unit this member does not own is not refreshed (its copies are its owner's to refresh):
+	 * the same stale copy, made while replication is off, goes out only once the unit is owned */
+	ep_replication_enable(0);
+	EXPECT(ep_flow_import(twice, 2) == 2);
+	EXPECT(through_service(client, 55000, vip, EP_TCP_ACK) == servers[0].ip);
+	states[ep_work_unit(client, htons(55000))] = EP_UNIT_FOREIGN;
+	EXPECT_OK(ep_work_units_set(states, NULL, err));
+	ep_replication_enable(1);
+	n = flow_events_within_1s(keys, ev, 1);
+	EXPECT(n == 0, "a foreign unit's connection refreshed (%u events)", n);
+	memset(states, EP_UNIT_OWNED, sizeof(states));
+	EXPECT_OK(ep_work_units_set(states, NULL, err));
+	n = flow_events_within_1s(keys, ev, 1);
+	EXPECT(n == 1 && ev[0].kind == EP_FLOW_REFRESHED, "%u events once owned", n);
+	ep_replication_enable(0);
+	EXPECT(ep_flow_events_lost() == 0);
+	forget_connection(&fwd, base);
+	EXPECT_OK(ep_wildcards_commit(NULL, 0, err));
+	EXPECT_OK(ep_service_del(14, err));
 }
 
 /* Forwarding delivery (cluster.md CL-R2), at the master: a frame of a unit another member owns goes
@@ -2797,6 +2911,7 @@ static const struct test worker_tests[] = {
 	{ "worker: frames injected for processing follow affinities, never punt back up", test_worker_inject_process },
 	{ "worker: port reuse re-picks a server, flush and forget drop connections", test_worker_reuse_flush_forget },
 	{ "worker: work units gate connections; replicated records re-create them", test_worker_units_and_replication },
+	{ "worker: re-imported records update copies in place; owned connections refresh the peers' copies", test_worker_flow_refresh },
 	{ "worker: forwarding delivery passes other members' units to their owner; own-MAC-only port", test_worker_unit_forwarding },
 	{ "worker: ARP for cluster addresses answered with the shared MAC, or not at all", test_worker_arp_answers },
 	{ "worker: neighbour solicitations for cluster IPv6 addresses answered with the shared MAC, or not at all", test_worker_ndp_answers },
