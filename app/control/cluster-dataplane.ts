@@ -4,7 +4,8 @@
  * - held packets (punt reason 'held') are queued per unit, the unit is reported to the master as
  *   needed, and the queue is released in order when the unit becomes ours (discarded when it
  *   becomes someone else's);
- * - the data plane's flow events go to every other member in batches every `flushMs`, and peers'
+ * - the data plane's flow events go to every other member in batches every `flushMs` (among them
+ *   its refreshes of owned connections the peers' copies would otherwise outlive), and peers'
  *   records are installed here, so a unit that moves here brings its connections' state along. */
 import type { VerifiedFlashConfig } from '../../flash-config/index.js';
 import { TableFullError, type Dataplane, type PuntedPacket, type UnitEntry, type UnitState } from '../../firmware/dataplane.js';
@@ -12,7 +13,7 @@ import type { Member } from '../cluster/member.js';
 import { FlowReplication } from '../cluster/flow-replication.js';
 import type { ClusterLog, PeerAddress } from '../cluster/master-role.js';
 import { WORK_UNITS, type OwnershipChange, type UnitLoad } from '../cluster/work-units.js';
-import { FLOW_RECORD_BYTES, FlowBook, isDeletion, recordUnit, splitRecords } from './cluster-flow-book.js';
+import { FLOW_RECORD_BYTES, FlowBook, isDeletion, isRefresh, recordUnit, splitRecords } from './cluster-flow-book.js';
 import { FlowImporter } from './cluster-flow-import.js';
 import { ClusterDelivery, type DeliveryMode } from './cluster-delivery.js';
 import type { ClusterAddresses } from './cluster-garp.js';
@@ -36,6 +37,8 @@ export interface ClusterDataplaneOptions {
 const REPORT_AGAIN_MS = 250;
 /** How long a unit moving away waits for the workers' bursts in flight before its last flush. */
 const IN_FLIGHT_MS = 25;
+/** How often the book drops records whose time is up (a scan of the whole book). */
+const BOOK_PRUNE_MS = 5000;
 
 export function unitState(entry: OwnershipChange): UnitState {
   if (entry.state === 'owned') return 'owned';
@@ -50,6 +53,8 @@ export class ClusterDataplane {
   readonly delivery: ClusterDelivery;
   /** Packets released to the data plane after their unit became ours, and when the last was. */
   released = { packets: 0, lastAt: 0 };
+  /** Records the data plane sent again to refresh the peers' copies of owned connections. */
+  refreshesSent = 0;
   private readonly states: UnitState[] = Array<UnitState>(WORK_UNITS).fill('hold');
   /** Units now ours that the data plane still holds: peers' records wait for its command ring (the
    * held packets must find the imported connections). */
@@ -66,6 +71,7 @@ export class ClusterDataplane {
   private readonly reported = new Map<number, number>();
   private lastPackets = new Float64Array(WORK_UNITS);
   private timer: NodeJS.Timeout | undefined;
+  private pruneTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: ClusterDataplaneOptions) {
     if (options.dp.flowRecordSize !== FLOW_RECORD_BYTES) {
@@ -120,10 +126,12 @@ export class ClusterDataplane {
     dp.enableReplication(true);
     await this.replication.start();
     this.timer = setInterval(() => this.flush(), this.options.replication.flushMs ?? 20);
+    this.pruneTimer = setInterval(() => this.book.prune(), BOOK_PRUNE_MS);
   }
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    clearInterval(this.pruneTimer);
     this.options.dp.enableReplication(false);
     await this.replication.stop();
   }
@@ -265,11 +273,20 @@ export class ClusterDataplane {
     for (;;) {
       const batch = this.options.dp.takeFlowEvents();
       if (batch.length === 0) return;
-      const records = splitRecords(batch);
-      this.book.apply(records);
-      // Only an owner speaks for a connection: the idle expiry of a replicated copy of another
-      // member's connection must not make that member forget it.
-      this.replication.send(records.filter((record) => !isDeletion(record) || this.states[recordUnit(record)] === 'owned'));
+      const now = Date.now();
+      const spoken: Buffer[] = [];
+      for (const record of splitRecords(batch)) {
+        // Only an owner speaks for a connection: the idle expiry of a replicated copy of another
+        // member's connection makes neither that member nor this one's book forget it.
+        if (isDeletion(record) && this.states[recordUnit(record)] !== 'owned') {
+          this.book.copyExpired(record, now);
+          continue;
+        }
+        this.book.apply([record], now);
+        if (isRefresh(record)) this.refreshesSent += 1;
+        spoken.push(record);
+      }
+      this.replication.send(spoken);
     }
   }
 

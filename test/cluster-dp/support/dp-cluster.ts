@@ -35,6 +35,8 @@ export interface UnitOptions {
   /** The client and servers speak IPv6 too, and the units run an IPv6 NAT service on VIP6
    * (forwarding delivery's IPv6 test). */
   ipv6?: boolean;
+  /** The data plane's established-connection timeout (default 300 s). */
+  establishedSeconds?: number;
 }
 
 export interface BenchOptions {

@@ -72,7 +72,7 @@ appliance.start(
     'cluster-dp unit',
     JSON.stringify({
       eal: { lcores: [0, 1], memoryMb: 256, noHuge: true, filePrefix: `${settings.prefix ?? 'epcd'}-u${settings.slot}`, vdevs: ['net_af_packet0,iface=dc', 'net_af_packet1,iface=ds'] },
-      dataplane: { affinityCapacity: 1024, flowCapacityPerWorker: 16_384, missPolicy: 'drop' },
+      dataplane: { affinityCapacity: 1024, flowCapacityPerWorker: 16_384, missPolicy: 'drop', timeouts: { establishedSeconds: settings.establishedSeconds ?? 300 } },
       ports,
       // The signed policy's services, as a unit started from its flash config runs them.
       services: settings.servicesFromPolicy ? policyServiceSettings(config.policy, parseConfig('ports', JSON.stringify({ ports })).ports) : fixedServices,
@@ -143,6 +143,7 @@ process.on('message', (raw) => {
       heldOverflow: binding?.held.overflowed,
       forgotten: binding?.importer.forgotten,
       released: binding?.released,
+      refreshesSent: binding?.refreshesSent,
       learnedFlows: dp.affinityCount().learned,
       eventsLost: dp.flowEventsLost(),
       drops: stats.drops,

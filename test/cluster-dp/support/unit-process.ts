@@ -32,6 +32,8 @@ export interface UnitSettings {
   servicesFromPolicy?: boolean;
   /** IPv6 data addresses and an IPv6 NAT service on VIP6 besides the IPv4 ones. */
   ipv6?: boolean;
+  /** The data plane's established-connection timeout (default 300 s). */
+  establishedSeconds?: number;
 }
 
 export interface UnitState {
@@ -47,6 +49,8 @@ export interface UnitState {
   heldOverflow: number;
   forgotten: number;
   released: { packets: number; lastAt: number };
+  /** Records sent again to refresh the peers' copies of this unit's connections. */
+  refreshesSent: number;
   learnedFlows: number;
   eventsLost: number;
   drops: Record<string, number>;
