@@ -93,8 +93,14 @@ export async function startClusteredUnit(appliance: Appliance, services: PolicyT
     log,
   });
   await binding.start();
-  // A higher signed policy adopted from the cluster reaches this unit's services.
-  member.onPolicyChange((policy) => applyAdoptedPolicy(services, policy, log));
+  // The services' VIPs are shared addresses (answered as the delivery mode says, announced by a new
+  // master), also the ones a higher signed policy adopted from the cluster brings to this unit.
+  const followServices = () => binding.delivery.followServices(services.serviceSettings(), services.portSettings(), portIds);
+  followServices();
+  member.onPolicyChange((policy) => {
+    applyAdoptedPolicy(services, policy, log);
+    followServices();
+  });
 
   const listeners: ((kind: ClusterEventKind, detail: Record<string, string | number>) => void)[] = [];
   const emit = (kind: ClusterEventKind, detail: Record<string, string | number>) => {

@@ -122,8 +122,15 @@ snatPorts.start();
 // Off: the data plane records no flow events, so nothing is replicated (the benchmark's baseline).
 if (settings.replication === false) dp.enableReplication(false);
 member.onRoleChange((role) => send({ kind: 'role', role }));
-// As clustered.ts: a higher signed policy the cluster adopts reaches the running services.
-member.onPolicyChange((policy) => applyAdoptedPolicy(services, policy, log));
+// As clustered.ts: the services' VIPs are shared addresses, and a higher signed policy the cluster
+// adopts reaches the running services and the shared addresses.
+const portIds = new Map(appliance.portStatus().map((port) => [port.device, port.id]));
+const followServices = () => binding?.delivery.followServices(services.serviceSettings(), services.portSettings(), portIds);
+followServices();
+member.onPolicyChange((policy) => {
+  applyAdoptedPolicy(services, policy, log);
+  followServices();
+});
 
 process.on('message', (raw) => {
   const command = raw as { id: number; cmd: string; clients?: [string, number][]; units?: number[]; seconds?: number };
@@ -152,6 +159,7 @@ process.on('message', (raw) => {
       flowsCreated: stats.flows.created,
       dataMacs: appliance.portStatus().map((port) => port.mac),
       configVersion: member.policy.configVersion,
+      sharedAddresses: binding?.delivery.addresses.flatMap((entry) => entry.addresses) ?? [],
       services: appliance.services().map(({ name, definition }) => ({ name, id: definition.id, vip: definition.vip, port: definition.port, servers: definition.servers.map((server) => server.ip) })),
       serverFlows: stats.servers.map((row) => ({ serviceId: row.serviceId, ip: row.ip, flows: row.flows })),
     });

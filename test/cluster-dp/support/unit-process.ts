@@ -64,6 +64,8 @@ export interface UnitState {
   dataMacs: string[];
   /** The configuration version of the signed policy the member runs. */
   configVersion: number;
+  /** The addresses it answers for and a new master announces (configured, and its services' VIPs). */
+  sharedAddresses: string[];
   /** The services installed in the data plane now, with their servers' addresses. */
   services: { name: string; id: number; vip: string; port: number; servers: string[] }[];
   /** New flows the data plane gave each server of each service id. */
