@@ -21,6 +21,11 @@ import type { ClusterUnit, UnitState } from './support/unit-process.js';
 
 const REQUESTS = 60;
 
+/** The drop counters that grew from `before` to `now`, by reason. */
+function dropsSince(before: UnitState, now: UnitState): Record<string, number> {
+  return Object.fromEntries(Object.entries(now.drops).flatMap(([reason, n]) => (n > (before.drops[reason] ?? 0) ? [[reason, n - (before.drops[reason] ?? 0)]] : [])));
+}
+
 /** The MAC the client must have learned for the VIP. */
 function expectedVipMac(delivery: Delivery, master: UnitState): string {
   return delivery === 'multicast-mac' ? SHARED_MULTICAST_MAC : (master.dataMacs[0] as string);
@@ -104,7 +109,7 @@ describe.each(['multicast-mac', 'master-forwarding'] as const)('%s delivery', (d
         const clientEntry = await neighbour();
         console.log(
           `IPv6 forwarding: ${results.filter(([code]) => code === '200').length}/${REQUESTS} answered 200 (slowest ${Math.max(...seconds).toFixed(3)} s), servers served ${served.join(' + ')}; client: ${clientEntry}; ` +
-            list.map((unit, u) => `${unit.unitId} (${states[u]?.role}) created ${delta(u, (s) => s.flowsCreated)}, forwarded ${delta(u, (s) => s.unitForwarded)}, no_match ${delta(u, (s) => s.drops.no_match ?? 0)}, foreign ${delta(u, (s) => s.drops.foreign_unit ?? 0)}`).join('; '),
+            list.map((unit, u) => `${unit.unitId} (${states[u]?.role}) created ${delta(u, (s) => s.flowsCreated)}, forwarded ${delta(u, (s) => s.unitForwarded)}, drops ${JSON.stringify(dropsSince(before[u] as UnitState, states[u] as UnitState))}`).join('; '),
         );
         expect(results.map(([code]) => code)).toEqual(Array<string>(REQUESTS).fill('200'));
         expect(served.every((n) => n > 0)).toBe(true);
