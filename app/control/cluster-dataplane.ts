@@ -183,19 +183,27 @@ export class ClusterDataplane {
       this.applyStates();
       for (const unit of units) this.backlog.add(unit);
     }
+    // One log line per release, not per unit: a takeover releases hundreds of units at once, and a
+    // flood of lines blocks the process on a slow console (a TCG guest's serial port).
+    const released: number[] = [];
+    let releasedPackets = 0;
     for (const unit of this.backlog) {
       const packets = this.held.take(unit);
       const injected = this.inject(packets);
       if (injected > 0) {
-        this.released = { packets: this.released.packets + injected, lastAt: Date.now() };
-        this.options.log('info', 'held packets released', { unit, packets: injected });
+        released.push(unit);
+        releasedPackets += injected;
       }
       if (injected < packets.length) {
         // The data plane's queue of injected frames is full: the rest goes on the next tick.
         this.held.putBack(unit, packets.slice(injected));
-        return;
+        break;
       }
       this.backlog.delete(unit);
+    }
+    if (released.length > 0) {
+      this.released = { packets: this.released.packets + releasedPackets, lastAt: Date.now() };
+      this.options.log('info', 'held packets released', { units: released, packets: releasedPackets });
     }
   }
 
@@ -262,7 +270,11 @@ export class ClusterDataplane {
     const last = this.reported.get(unit) ?? 0;
     if (entry?.owner === null && entry.state === 'foreign' && Date.now() - last >= REPORT_AGAIN_MS) {
       this.reported.set(unit, Date.now());
-      this.options.member.reportUnassigned([unit]).catch((error: Error) => this.options.log('warn', 'unit report failed', { unit, error: error.message }));
+      // A closed channel fails every waiting report at once when the master goes (the member logs
+      // that once); other failures are worth a line each.
+      this.options.member.reportUnassigned([unit]).catch((error: Error) => {
+        if (!error.message.startsWith('channel closed')) this.options.log('warn', 'unit report failed', { unit, error: error.message });
+      });
     }
   }
 

@@ -4,7 +4,10 @@
  * byte streams intact; detection and takeover times are printed. */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DpCluster, median, ownedPorts, sleep, waitFor } from './support/dp-cluster.js';
-import type { ClusterUnit, UnitState } from './support/unit-process.js';
+import type { ClusterUnit, UnitEvent, UnitState } from './support/unit-process.js';
+
+/** A 'held packets released' line names the units it released. */
+const releasedAny = (event: UnitEvent, units: number[]) => ((event.fields?.['units'] ?? []) as number[]).some((unit) => units.includes(unit));
 
 let bench: DpCluster;
 
@@ -46,7 +49,7 @@ describe('cluster data plane: work units and flow-state replication', () => {
     const { killedAt, resumed } = await failover([victim], victimPorts, async () => victim.kill());
     const lost = master.logged('member lost').find((e) => e.at >= killedAt);
     const victimUnits = (replicated[v] as UnitState).owned;
-    const released = master.logged('held packets released').find((e) => e.at >= killedAt && victimUnits.includes(Number(e.fields?.unit)));
+    const released = master.logged('held packets released').find((e) => e.at >= killedAt && releasedAny(e, victimUnits));
     expect(lost).toBeDefined();
     expect(released).toBeDefined();
     console.log(
@@ -72,7 +75,7 @@ describe('cluster data plane: work units and flow-state replication', () => {
     expect(after.filter((s) => s.role === 'master')).toHaveLength(1);
     const victimUnits = (replicated[v] as UnitState).owned;
     const first = (event: string, unitOnly = false) =>
-      Math.min(...survivors.flatMap((unit) => unit.logged(event).filter((e) => e.at >= killedAt && (!unitOnly || victimUnits.includes(Number(e.fields?.unit)))).map((e) => e.at))) - killedAt;
+      Math.min(...survivors.flatMap((unit) => unit.logged(event).filter((e) => e.at >= killedAt && (!unitOnly || releasedAny(e, victimUnits))).map((e) => e.at))) - killedAt;
     const detected = first('master lost');
     const elected = first('became master');
     const takeover = first('held packets released', true);
