@@ -9,18 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inNamespace } from '../netns/run.js';
 import { Capture } from './support/capture.js';
 import { DpCluster, waitFor } from './support/dp-cluster.js';
-import { SERVER_IPS, VIP } from './support/shared-lan.js';
+import { VIP } from './support/shared-lan.js';
+import { POLICIES, SERVER_1, VIP_B } from './support/policy-versions.js';
 import type { ClusterUnit, UnitState } from './support/unit-process.js';
 
-const VIP_B = '10.0.1.101';
-const [SERVER_1, SERVER_2] = SERVER_IPS as [string, string];
-const TIMING = { keepaliveIntervalMs: 50, memberDeadAfterMs: 500, masterSilenceMs: 100, rebalanceIntervalMs: 2000 };
-const web = (server: string) => ({ name: 'web', vip: VIP, protocol: 'tcp', port: 80, algorithm: 'maglev', mode: 'nat', servers: [{ address: server, port: 80, weight: 1 }] });
-const webB = { name: 'web-b', vip: VIP_B, protocol: 'tcp', port: 80, algorithm: 'wrr', mode: 'nat', servers: [{ address: SERVER_1, port: 80, weight: 1 }] };
-const POLICIES: Record<number, object> = {
-  1: { configVersion: 3, cluster: TIMING, services: [web(SERVER_1)] },
-  2: { configVersion: 4, cluster: TIMING, services: [web(SERVER_2), webB] },
-};
 const REQUESTS = 30;
 
 let bench: DpCluster;

@@ -52,6 +52,13 @@ const uint8_t *ArgAddr6(const Napi::CallbackInfo &info, size_t i, const char *wh
   return info[i].As<Napi::Buffer<uint8_t>>().Data();
 }
 
+// A 6-byte MAC Buffer argument that may be left out (nullptr).
+const uint8_t *OptionalMac(const Napi::CallbackInfo &info, size_t i) {
+  if (info.Length() <= i || info[i].IsUndefined()) return nullptr;
+  if (!info[i].IsBuffer() || info[i].As<Napi::Buffer<uint8_t>>().Length() != 6) ThrowInvalid(info.Env(), "MAC must be a 6-byte Buffer");
+  return info[i].As<Napi::Buffer<uint8_t>>().Data();
+}
+
 uint16_t ArgPort(const Napi::CallbackInfo &info, size_t i) {
   uint32_t p = Arg32(info, i, "port");
   if (p > 0xffff) ThrowInvalid(info.Env(), "port id out of range");
@@ -252,11 +259,7 @@ Napi::Value LocalAddressRemove(const Napi::CallbackInfo &info) {
 
 Napi::Value LocalAddressArp(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  const uint8_t *mac = nullptr;
-  if (info.Length() > 3 && !info[3].IsUndefined()) {
-    if (!info[3].IsBuffer() || info[3].As<Napi::Buffer<uint8_t>>().Length() != 6) ThrowInvalid(env, "MAC must be a 6-byte Buffer");
-    mac = info[3].As<Napi::Buffer<uint8_t>>().Data();
-  }
+  const uint8_t *mac = OptionalMac(info, 3);
   ep_error err{};
   Check(env,
         ep_local_addr_arp(ArgPort(info, 0), htonl(Arg32(info, 1, "ip")), static_cast<ep_arp_answer>(Arg32(info, 2, "answer")),
@@ -325,11 +328,7 @@ Napi::Value LocalAddress6Add(const Napi::CallbackInfo &info) {
 
 Napi::Value LocalAddress6Ndp(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  const uint8_t *mac = nullptr;
-  if (info.Length() > 3 && !info[3].IsUndefined()) {
-    if (!info[3].IsBuffer() || info[3].As<Napi::Buffer<uint8_t>>().Length() != 6) ThrowInvalid(env, "MAC must be a 6-byte Buffer");
-    mac = info[3].As<Napi::Buffer<uint8_t>>().Data();
-  }
+  const uint8_t *mac = OptionalMac(info, 3);
   ep_error err{};
   Check(env,
         ep_local_addr6_ndp(ArgPort(info, 0), ArgAddr6(info, 1, "ip"), static_cast<ep_arp_answer>(Arg32(info, 2, "answer")),
