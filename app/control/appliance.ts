@@ -16,7 +16,7 @@ import {
 } from '../../firmware/dataplane.js';
 import { WORK_UNITS } from '../cluster/work-units.js';
 import { familyOf } from '../../firmware/addressing.js';
-import { inSubnet, type ApplianceConfig, type PortSettings, type QosMarks, type ServiceSettings } from './config.js';
+import { portHoldsVip, type ApplianceConfig, type PortSettings, type QosMarks, type ServiceSettings } from './config.js';
 
 export type ApplianceState = 'idle' | 'starting' | 'running' | 'stopped' | 'failed';
 
@@ -355,10 +355,7 @@ export class Appliance {
 
   /** The data ports whose subnet holds the VIP. */
   #vipPorts(vip: string): PortSettings[] {
-    const v6 = familyOf(vip) === 6;
-    return this.#ports.filter((port) =>
-      v6 ? port.address6 !== undefined && inSubnet(vip, port.address6, port.prefixLength6 ?? 64) : inSubnet(vip, port.address, port.prefixLength),
-    );
+    return this.#ports.filter((port) => portHoldsVip(port, vip));
   }
 
   /** NAT mode needs each server's MAC; ARP answers fill the data plane's neighbour table. */

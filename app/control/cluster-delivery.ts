@@ -15,7 +15,7 @@
 import type { ArpAnswer, Dataplane, UnitEntry } from '../../firmware/dataplane.js';
 import type { ClusterLog } from '../cluster/master-role.js';
 import { announcement, type ClusterAddresses } from './cluster-garp.js';
-import { inSubnet, type PortSettings, type ServiceSettings } from './config.js';
+import { portHoldsVip, type PortSettings, type ServiceSettings } from './config.js';
 
 export type DeliveryMode = 'unicast-mac' | 'multicast-mac' | 'master-forwarding';
 
@@ -146,10 +146,8 @@ function vipsByPort(services: readonly ServiceSettings[], ports: readonly PortSe
   const vips = new Map<number, Set<string>>();
   for (const { vip } of services) {
     for (const port of ports) {
-      const v6 = vip.includes(':');
-      const onSubnet = v6 ? port.address6 !== undefined && inSubnet(vip, port.address6, port.prefixLength6 ?? 64) : inSubnet(vip, port.address, port.prefixLength);
       const id = portIds.get(port.device);
-      if (onSubnet && id !== undefined) vips.set(id, (vips.get(id) ?? new Set()).add(vip));
+      if (portHoldsVip(port, vip) && id !== undefined) vips.set(id, (vips.get(id) ?? new Set()).add(vip));
     }
   }
   return vips;

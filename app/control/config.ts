@@ -272,6 +272,12 @@ export type AgentSettings = NonNullable<ApplianceConfig['agents']>;
 export type ManagementSettings = NonNullable<ApplianceConfig['management']>;
 export type ClusterConfigSettings = NonNullable<ApplianceConfig['cluster']>;
 
+/** Whether a data port's subnet (IPv4, or its IPv6 one) holds the VIP: where the appliance makes the
+ * VIP a local address. */
+export function portHoldsVip(port: PortSettings, vip: string): boolean {
+  return familyOf(vip) === 6 ? port.address6 !== undefined && inSubnet(vip, port.address6, port.prefixLength6 ?? 64) : inSubnet(vip, port.address, port.prefixLength);
+}
+
 /** Whether ip lies in address/prefixLength (the subnet the port is connected to); addresses of
  * different families never do. */
 export function inSubnet(ip: string, address: string, length: number): boolean {
