@@ -64,7 +64,7 @@ export class ClusterDelivery {
       for (const address of addresses) if (!entry.addresses.includes(address)) entry.addresses.push(address);
       next.set(port, entry);
     }
-    const before = new Set(this.shared.flatMap(({ port, addresses }) => addresses.map((address) => `${port} ${address}`)));
+    const before = addressKeys(this.shared);
     this.shared = [...next.values()].filter((entry) => entry.addresses.length > 0);
     const added: string[] = [];
     for (const entry of this.shared) {
@@ -80,7 +80,7 @@ export class ClusterDelivery {
         if (!before.has(`${entry.port} ${address}`)) added.push(address);
       }
     }
-    const now = new Set(this.shared.flatMap(({ port, addresses }) => addresses.map((address) => `${port} ${address}`)));
+    const now = addressKeys(this.shared);
     const removed = [...before].filter((key) => !now.has(key)).map((key) => key.split(' ')[1]);
     if (added.length > 0 || removed.length > 0) this.log('info', 'shared addresses follow the services', { added, removed, delivery: this.mode });
   }
@@ -151,4 +151,9 @@ function vipsByPort(services: readonly ServiceSettings[], ports: readonly PortSe
     }
   }
   return vips;
+}
+
+/** "port address" for every shared address, to compare two sets of them. */
+function addressKeys(shared: readonly ClusterAddresses[]): Set<string> {
+  return new Set(shared.flatMap(({ port, addresses }) => addresses.map((address) => `${port} ${address}`)));
 }
