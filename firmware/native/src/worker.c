@@ -1717,8 +1717,8 @@ static void release_held(struct ep_ctx *c)
  * packet only moves its expiry here, so a busy connection would outlive the peers' copies. It goes
  * out again once those have less than a third of its timeout left while it lasts longer here: a
  * silent connection costs nothing (the copies expire with it), a busy one a record per direction
- * every two thirds of its timeout, spread as the connections' own changes were. */
-/* A connection never sent (replication was off) has no copies to refresh. */
+ * every two thirds of its timeout, spread as the connections' own changes were. A connection never
+ * sent (replication was off) has no copies to refresh. */
 static inline int replica_is_stale(const struct ep_ctx *c, const struct ep_flow *f)
 {
 	return f->replicated_expire_tsc != 0 && f->expire_tsc > f->replicated_expire_tsc &&
