@@ -20,11 +20,20 @@
 #       to show what the unit does when certificates are out of date.
 #   wait NAME REGEX [TIMEOUT_S]   waits for REGEX on the unit's serial console,
 #       prints seconds from QEMU start; exit 1 on timeout or QEMU exit.
+#   running NAME                   exit 0 while the unit's QEMU runs (or is power-cycled).
 #   stop NAME                      kills the unit's QEMU.
 #   destroy NAME                   stop + remove its state (disk overlay, vars).
+#   power-watch NAME               (started by start, in the background) the lab's
+#       power switch: when a unit's console shows "reboot: Restarting system" and
+#       its next boot does not reach the initrd within EDGEPLANE_POWER_WATCH_S
+#       (default 240 s), QEMU is killed and started again on the same disk, vars
+#       and console (appended). Warm resets under TCG with SMM now and then hang
+#       in the firmware, where no watchdog runs; each power cycle is logged in
+#       the unit's power-cycles.log.
 #   lab-down                       removes the lab namespaces (after all units stop).
 # Environment: EDGEPLANE_LAB (netns name, default edgeplane-lab),
-#   EDGEPLANE_UNITS (state dirs, default /var/tmp/edgeplane-image/units).
+#   EDGEPLANE_UNITS (state dirs, default /var/tmp/edgeplane-image/units),
+#   EDGEPLANE_POWER_WATCH_S (see power-watch; 0 turns the power switch off).
 set -euo pipefail
 QEMU_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$QEMU_DIR/../lib/progress.sh"
@@ -118,28 +127,87 @@ start_unit() {
                  -device virtio-blk-pci,drive=update,serial=edgeplane-update,addr=0x8)
   fi
   local data_nic_options=mq=on,vectors=6,iommu_platform=on,disable-legacy=on,ats=on
+  local qemu_args=(
+    -name "edgeplane-$name" -nodefaults -display none -daemonize -pidfile "$state/qemu.pid"
+    -machine q35,smm=on -accel tcg,thread=multi -cpu max -smp 2 -m "$memory" -rtc "base=$rtc_base"
+    -global driver=cfi.pflash01,property=secure,value=on -global ICH9-LPC.disable_s3=1
+    -drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_CODE"
+    -drive "if=pflash,format=raw,unit=1,file=$state/OVMF_VARS.fd"
+    -device intel-iommu,intremap=on,caching-mode=on,device-iotlb=on
+    -drive "if=none,id=disk,format=qcow2,file=$state/disk.qcow2"
+    -device virtio-blk-pci,drive=disk,bootindex=1,addr=0x4
+    "${extra_disks[@]}"
+    -netdev "tap,id=mgmt,ifname=m$id,script=no,downscript=no"
+    -device "virtio-net-pci,netdev=mgmt,mac=$(mac_for "$name" 0),addr=0x3"
+    -netdev "tap,id=data0,ifname=c$id,script=no,downscript=no,queues=2"
+    -device "virtio-net-pci,netdev=data0,mac=$(mac_for "$name" 1),addr=0x6,$data_nic_options"
+    -netdev "tap,id=data1,ifname=s$id,script=no,downscript=no,queues=2"
+    -device "virtio-net-pci,netdev=data1,mac=$(mac_for "$name" 2),addr=0x7,$data_nic_options"
+    -device i6300esb -action watchdog=reset
+    # Appended, so a power cycle keeps one console for the unit's whole life.
+    -chardev "file,id=console,path=$state/console.log,append=on" -serial chardev:console
+    -qmp "unix:$state/qmp.sock,server=on,wait=off"
+  )
+  declare -p qemu_args > "$state/qemu.args"
   : > "$state/console.log"
   date +%s.%N > "$state/started"
-  in_lab qemu-system-x86_64 \
-    -name "edgeplane-$name" -nodefaults -display none -daemonize -pidfile "$state/qemu.pid" \
-    -machine q35,smm=on -accel tcg,thread=multi -cpu max -smp 2 -m "$memory" -rtc "base=$rtc_base" \
-    -global driver=cfi.pflash01,property=secure,value=on -global ICH9-LPC.disable_s3=1 \
-    -drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_CODE" \
-    -drive "if=pflash,format=raw,unit=1,file=$state/OVMF_VARS.fd" \
-    -device intel-iommu,intremap=on,caching-mode=on,device-iotlb=on \
-    -drive "if=none,id=disk,format=qcow2,file=$state/disk.qcow2" \
-    -device virtio-blk-pci,drive=disk,bootindex=1,addr=0x4 \
-    "${extra_disks[@]}" \
-    -netdev "tap,id=mgmt,ifname=m$id,script=no,downscript=no" \
-    -device "virtio-net-pci,netdev=mgmt,mac=$(mac_for "$name" 0),addr=0x3" \
-    -netdev "tap,id=data0,ifname=c$id,script=no,downscript=no,queues=2" \
-    -device "virtio-net-pci,netdev=data0,mac=$(mac_for "$name" 1),addr=0x6,$data_nic_options" \
-    -netdev "tap,id=data1,ifname=s$id,script=no,downscript=no,queues=2" \
-    -device "virtio-net-pci,netdev=data1,mac=$(mac_for "$name" 2),addr=0x7,$data_nic_options" \
-    -device i6300esb -action watchdog=reset \
-    -serial "file:$state/console.log" \
-    -qmp "unix:$state/qmp.sock,server=on,wait=off"
+  launch_qemu "$name"
   note "unit $name started (pid $(cat "$state/qemu.pid")), console $state/console.log"
+  if ((${EDGEPLANE_POWER_WATCH_S:-240} > 0)); then
+    # Detached from the caller's stdout, which a command substitution may be reading.
+    setsid "${BASH_SOURCE[0]}" power-watch "$name" </dev/null >/dev/null 2>&1 &
+    echo $! > "$state/power-watch.pid"
+  fi
+}
+
+launch_qemu() {
+  local state=$UNITS/$1
+  local qemu_args
+  source "$state/qemu.args"
+  in_lab qemu-system-x86_64 "${qemu_args[@]}"
+}
+
+# The line number of the console's last "Restarting system" whose boot has not
+# reached the initrd yet, or nothing.
+restart_in_progress() {
+  local console=$1 last
+  last=$(grep -an 'reboot: Restarting system' "$console" | tail -n 1 | cut -d: -f1)
+  [[ -n $last ]] || return 0
+  tail -n +"$last" "$console" | grep -qa 'edgeplane-initrd: mounting' || echo "$last"
+}
+
+power_watch() {
+  local name=$1 limit=${EDGEPLANE_POWER_WATCH_S:-240}
+  local state=$UNITS/$name
+  local watched_line='' since=0 line pid stage
+  while pid=$(cat "$state/qemu.pid" 2>/dev/null) && kill -0 "$pid" 2>/dev/null; do
+    line=$(restart_in_progress "$state/console.log")
+    if [[ -z $line ]]; then
+      watched_line=''
+    elif [[ $line != "$watched_line" ]]; then
+      watched_line=$line since=$SECONDS
+    elif ((SECONDS - since >= limit)); then
+      stage='in the firmware'
+      if tail -n +"$line" "$state/console.log" | grep -qa 'BdsDxe: starting'; then
+        stage='between boot loader and initrd'
+      fi
+      echo "$(date -u +%FT%TZ) boot after console line $line hung $stage for ${limit}s: power cycle" \
+        >> "$state/power-cycles.log"
+      : > "$state/power-cycling"
+      kill "$pid"
+      while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+      launch_qemu "$name"
+      rm -f "$state/power-cycling"
+      since=$SECONDS
+    fi
+    sleep 5
+  done
+}
+
+# True while the unit's QEMU runs or the power switch is cycling it.
+unit_running() {
+  local state=$UNITS/$1
+  [[ -f $state/power-cycling ]] || kill -0 "$(cat "$state/qemu.pid" 2>/dev/null)" 2>/dev/null
 }
 
 wait_unit() {
@@ -149,7 +217,7 @@ wait_unit() {
   started=$(cat "$state/started")
   local deadline=$((SECONDS + timeout))
   until grep -qaE "$pattern" "$state/console.log"; do
-    if ! kill -0 "$(cat "$state/qemu.pid")" 2>/dev/null; then
+    if ! unit_running "$name"; then
       note "unit $name: QEMU exited before /$pattern/"
       return 1
     fi
@@ -168,6 +236,10 @@ wait_unit() {
 
 stop_unit() {
   local state=$UNITS/$1
+  if [[ -f $state/power-watch.pid ]]; then
+    kill "$(cat "$state/power-watch.pid")" 2>/dev/null || true
+    rm -f "$state/power-watch.pid"
+  fi
   if [[ -f $state/qemu.pid ]]; then
     local pid
     pid=$(cat "$state/qemu.pid")
@@ -189,6 +261,8 @@ case $command in
   start) start_unit "$@" ;;
   wait) wait_unit "$@" ;;
   stop) stop_unit "$1" ;;
+  power-watch) power_watch "$1" ;;
+  running) unit_running "$1" ;;
   destroy) stop_unit "$1"; rm -rf "${UNITS:?}/$1" ;;
   lab-down) lab_down ;;
   *) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;

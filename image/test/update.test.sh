@@ -48,13 +48,15 @@ check() { local description=$1; shift; if "$@"; then result ok "$description"; e
 # The console of the unit "healthy" from line $1 on (one boot and what follows it), without CRs.
 # (Its readers use grep >/dev/null, not -q: an early exit would fail the pipe under pipefail.)
 console_from() { tail -n +"$1" "$EDGEPLANE_UNITS/healthy/console.log" | tr -d '\r'; }
-# Firmware boots beyond one per reboot/reset the test asked for were resets by the watchdog.
+# Firmware boots beyond one per reboot/reset the test asked for or power cycle by the lab
+# were resets by the watchdog.
 report_watchdog_resets() {
-  local boots restarts
+  local boots restarts cycles=0 log=$EDGEPLANE_UNITS/healthy/power-cycles.log
   boots=$(console_from 1 | grep -c 'BdsDxe: starting' || true)
   restarts=$(console_from 1 | grep -c 'reboot: Restarting system' || true)
-  if ((boots > restarts + 1)); then
-    echo "# $((boots - restarts - 1)) boot(s) of unit healthy hung and were reset by the watchdog"
+  [[ ! -f $log ]] || cycles=$(wc -l < "$log")
+  if ((boots > restarts + cycles + 1)); then
+    echo "# $((boots - restarts - cycles - 1)) boot(s) of unit healthy hung and were reset by the watchdog"
   fi
 }
 since_start() { awk -v t0="$(cat "$EDGEPLANE_UNITS/healthy/started")" -v now="$(date +%s.%N)" 'BEGIN { printf "%.1f", now - t0 }'; }
@@ -62,13 +64,20 @@ since_start() { awk -v t0="$(cat "$EDGEPLANE_UNITS/healthy/started")" -v now="$(
 wait_from() {
   local from=$1 pattern=$2 deadline=$((SECONDS + $3))
   until console_from "$from" | grep -E "$pattern" >/dev/null; do
-    if ((SECONDS >= deadline)) || ! kill -0 "$(cat "$EDGEPLANE_UNITS/healthy/qemu.pid")" 2>/dev/null; then
+    if ((SECONDS >= deadline)) || ! "$RUN" running healthy; then
       note "unit healthy: no /$pattern/ after console line $from"
       return 1
     fi
     sleep 2
   done
   since_start
+}
+
+# Warm reboots that hung in the firmware and were power-cycled by the lab (run-unit.sh power-watch).
+report_power_cycles() {
+  local log=$EDGEPLANE_UNITS/$1/power-cycles.log
+  [[ -f $log ]] || return 0
+  sed "s/^/# unit $1: /" "$log"
 }
 
 echo "TAP version 14"
@@ -117,11 +126,12 @@ check "slot A wrote the bundle into slot B" grep -qa "edgeplane-update: slot b h
 check "the next boot runs slot B (trial)" grep -qa 'mounting .*(edgeplane-root-b)' "$console"
 # Three trial boots of B, then A: wait for a self-test that ran on slot A
 # after B was tried.
-if seconds=$("$RUN" wait ab 'boot entries: edgeplane-a.efi edgeplane-b\+0-3.efi' 1500); then
+if seconds=$("$RUN" wait ab 'boot entries: edgeplane-a.efi edgeplane-b\+0-3.efi' 1800); then
   echo "# rolled back ${seconds}s after QEMU start"
 fi
 # The update service also runs once the boot was assessed, possibly after the self-test.
 "$RUN" wait ab "version $update_version was already applied" 300 >/dev/null || true
+report_power_cycles ab
 tr -d '\r' < "$console" > "$SCRATCH/console.txt"
 trials=$(grep -c 'mounting .*(edgeplane-root-b)' "$SCRATCH/console.txt" || true)
 check "slot B was tried 3 times (tried $trials)" test "$trials" = 3
@@ -196,6 +206,7 @@ fi
 wait_from "$reset_line" "version $healthy_version was already applied" 300 >/dev/null || true
 check "the blessed slot B does not apply the same bundle again" \
   eval 'console_from "$reset_line" | grep "version $healthy_version was already applied" >/dev/null'
+report_power_cycles healthy
 echo "# healthy update: slot B mounted ${b_mounted:-?}s, ready on slot B ${ready:-?}s after QEMU start; after the reset ready again at ${again:-?}s"
 "$RUN" destroy healthy
 
