@@ -22,6 +22,7 @@
         "src/qos.c",
         "src/sd_notify.c",
         "src/service.c",
+        "src/table_memory.c",
         "src/wildcard.c",
         "src/wildcard6.c",
         "src/worker.c"

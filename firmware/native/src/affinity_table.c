@@ -1,5 +1,5 @@
 /* The manager's fixed-affinity table: buckets of struct ep_key16 (layout and the workers' lookup in
- * affinity_table.h), the key position indexing the flows array. Sixteen-byte keys fit three to a
+ * affinity_table.h), the key position indexing the slots (a flow and its counters). Sixteen-byte keys fit three to a
  * cache line with their positions.
  *
  * IPv4 keys, nearly all of them, fit those 16 bytes as they are. Any other key is stored under a
@@ -18,6 +18,7 @@
 #include <rte_rcu_qsbr.h>
 
 #include "dp.h"
+#include "table_memory.h"
 
 void ep_key16_of(const struct ep_flow_key *k, struct ep_key16 *out)
 {
@@ -41,18 +42,20 @@ static void position_freed(void *table, void *position, unsigned int n)
 	t->free_positions[t->nfree++] = *(const uint32_t *)position;
 }
 
-int ep_affinity_table_create(struct ep_affinity_table *t, uint32_t capacity)
+int ep_affinity_table_create(struct ep_affinity_table *t, uint32_t capacity, uint32_t counter_pairs)
 {
 	memset(t, 0, sizeof(*t));
 	if (capacity == 0 || capacity > (1u << 30))
 		return -EINVAL;
 	/* at least two slots per position: spills into the next bucket stay rare at any fill */
 	uint32_t nbuckets = rte_align32pow2((uint32_t)(((uint64_t)capacity * 2 + EP_AFF_SLOTS - 1) / EP_AFF_SLOTS));
-	t->buckets = rte_zmalloc("ep_affinity_buckets", sizeof(struct ep_aff_bucket) * (size_t)nbuckets,
-				 RTE_CACHE_LINE_SIZE);
+	t->buckets = ep_table_alloc("ep_affinity_buckets", sizeof(struct ep_aff_bucket) * (size_t)nbuckets,
+				    SOCKET_ID_ANY);
 	t->bucket_mask = nbuckets - 1;
 	t->capacity = capacity;
-	t->flows = rte_zmalloc("ep_affinity_flows", sizeof(struct ep_flow) * (size_t)capacity, RTE_CACHE_LINE_SIZE);
+	t->slot_size = (uint32_t)(sizeof(struct ep_flow) +
+				  RTE_ALIGN_CEIL(sizeof(struct ep_counter_pair) * counter_pairs, RTE_CACHE_LINE_SIZE));
+	t->slots = ep_table_alloc("ep_affinity_slots", (size_t)t->slot_size * capacity, SOCKET_ID_ANY);
 	t->free_positions = rte_malloc("ep_affinity_free", sizeof(uint32_t) * (size_t)capacity, 0);
 	static uint32_t tables_made; /* queue names must be unique (control thread only) */
 	char name[RTE_RCU_QSBR_DQ_NAMESIZE];
@@ -69,7 +72,7 @@ int ep_affinity_table_create(struct ep_affinity_table *t, uint32_t capacity)
 		.p = t,
 		.v = ep_dp.qsbr,
 	};
-	if (t->buckets && t->flows && t->free_positions)
+	if (t->buckets && t->slots && t->free_positions)
 		t->deferred = rte_rcu_qsbr_dq_create(&dq);
 	if (!t->deferred) {
 		ep_affinity_table_free(t);
@@ -89,8 +92,8 @@ void ep_affinity_table_free(struct ep_affinity_table *t)
 		ep_rcu_wait();
 		rte_rcu_qsbr_dq_delete(t->deferred);
 	}
-	rte_free(t->buckets);
-	rte_free(t->flows);
+	ep_table_free(t->buckets, sizeof(struct ep_aff_bucket) * ((size_t)t->bucket_mask + 1));
+	ep_table_free(t->slots, (size_t)t->slot_size * t->capacity);
 	rte_free(t->free_positions);
 	memset(t, 0, sizeof(*t));
 }
@@ -133,7 +136,7 @@ static int32_t position(const struct ep_affinity_table *t, const struct ep_flow_
 			int *same_key)
 {
 	int32_t pos = ep_affinity_table_lookup(t, k16, ep_key16_hash(k16));
-	*same_key = pos >= 0 && (k->family == 4 || memcmp(&t->flows[pos].key, k, sizeof(*k)) == 0);
+	*same_key = pos >= 0 && (k->family == 4 || memcmp(&ep_affinity_flow(t, (uint32_t)pos)->key, k, sizeof(*k)) == 0);
 	return pos;
 }
 
@@ -198,10 +201,11 @@ int ep_affinity_table_del(struct ep_affinity_table *t, const struct ep_flow_key 
 	static const struct ep_key16 empty;
 	write_slot(&t->buckets[b], (int)(at % EP_AFF_SLOTS), &empty, 0);
 	add_spill(t, hash & t->bucket_mask, b, -1);
-	if (t->flows[pos].in_use)
-		t->live--;
-	t->flows[pos].in_use = 0;
 	uint32_t p = (uint32_t)pos;
+	struct ep_flow *f = ep_affinity_flow(t, p);
+	if (f->in_use)
+		t->live--;
+	f->in_use = 0;
 	rte_rcu_qsbr_dq_enqueue(t->deferred, &p); /* cannot be full: it holds every position */
 	return 1;
 }

@@ -43,7 +43,10 @@ struct rte_rcu_qsbr_dq;
 struct ep_affinity_table {
 	struct ep_aff_bucket *buckets;
 	uint32_t bucket_mask;
-	struct ep_flow *flows; /* [capacity], by position */
+	/* [capacity] by position: the flow, then one struct ep_counter_pair per worker, so a hit's flow
+	 * and counter lines share a 4 KiB page (see ep_affinity_flow in dp.h) */
+	uint8_t *slots;
+	uint32_t slot_size;
 	uint32_t capacity;
 	/* entries in use */
 	uint32_t live;

@@ -76,9 +76,6 @@ static int create_worker(uint32_t index, uint32_t lcore, struct ep_error *err)
 	if (rc)
 		return ep_fail(err, EP_ENOMEM, "flow table of %u entries for worker %u: %s",
 			       ep_dp.cfg.flow_capacity_per_worker, index, rte_strerror(-rc));
-	w->manager_counters = rte_zmalloc_socket("ep_mgr_counters",
-						 sizeof(struct ep_counter_pair) * ep_dp.cfg.affinity_capacity,
-						 RTE_CACHE_LINE_SIZE, socket);
 	w->server_counters = rte_zmalloc_socket(
 		"ep_srv_counters", sizeof(struct ep_counter_pair) * EP_MAX_SERVICES * EP_MAX_SERVERS, RTE_CACHE_LINE_SIZE,
 		socket);
@@ -89,7 +86,7 @@ static int create_worker(uint32_t index, uint32_t lcore, struct ep_error *err)
 		RTE_CACHE_LINE_SIZE, socket);
 	w->stats_ip_counters = rte_zmalloc_socket("ep_stats_ip", sizeof(struct ep_counter_pair) * EP_MAX_STATS_IPS,
 						  RTE_CACHE_LINE_SIZE, socket);
-	if (!w->manager_counters || !w->server_counters || !w->server_flows || !w->server_handshakes ||
+	if (!w->server_counters || !w->server_flows || !w->server_handshakes ||
 	    !w->stats_ip_counters)
 		return ep_fail(err, EP_ENOMEM, "counters for worker %u", index);
 	if (ep_hold_init(&w->hold, ep_dp.cfg.hold_capacity_per_worker, socket) != 0)
@@ -179,7 +176,7 @@ int ep_create(const struct ep_config *cfg, struct ep_error *err)
 		if (create_worker(i++, lcore, err))
 			return -1;
 	}
-	int rc = ep_affinity_table_create(&ep_dp.manager, cfg->affinity_capacity);
+	int rc = ep_affinity_table_create(&ep_dp.manager, cfg->affinity_capacity, ep_dp.nworkers);
 	if (rc)
 		return ep_fail(err, EP_ENOMEM, "affinity table of %u entries: %s", cfg->affinity_capacity,
 			       rte_strerror(-rc));
@@ -387,7 +384,6 @@ void ep_shutdown(void)
 		for (uint32_t i = 0; i < ep_dp.nworkers; i++) {
 			struct ep_worker *w = ep_dp.workers[i];
 			ep_flow_table_free(&w->learned);
-			rte_free(w->manager_counters);
 			rte_free(w->server_counters);
 			rte_free(w->server_flows);
 			rte_free(w->server_handshakes);
@@ -513,14 +509,14 @@ int ep_affinity_add_opts(const struct ep_flow_key *key, const struct ep_action *
 	struct ep_affinity_table *t = &ep_dp.manager;
 	uint64_t expire = rte_rdtsc() + (uint64_t)ttl_s * ep_dp.tsc_hz;
 	int32_t pos = ep_affinity_table_find(t, key);
-	if (pos >= 0 && memcmp(&t->flows[pos].act, act, sizeof(*act)) == 0 &&
-	    memcmp(&t->flows[pos].seq, seq, sizeof(*seq)) == 0 &&
-	    memcmp(t->flows[pos].nat6_src, nat6_src, 16) == 0 && memcmp(t->flows[pos].nat6_dst, nat6_dst, 16) == 0 &&
+	struct ep_flow *f = pos >= 0 ? ep_affinity_flow(t, (uint32_t)pos) : NULL;
+	if (f && memcmp(&f->act, act, sizeof(*act)) == 0 && memcmp(&f->seq, seq, sizeof(*seq)) == 0 &&
+	    memcmp(f->nat6_src, nat6_src, 16) == 0 && memcmp(f->nat6_dst, nat6_dst, 16) == 0 &&
 	    memcmp(&ep_dp.manager_extra[pos].interest, interest, sizeof(*interest)) == 0 &&
 	    ep_dp.manager_extra[pos].stats_slot == extra.stats_slot) {
 		/* refresh: only the expiry moves, which workers read as one aligned word */
-		__atomic_store_n(&t->flows[pos].expire_tsc, expire, __ATOMIC_RELEASE);
-		t->flows[pos].ttl_s = ttl_s;
+		__atomic_store_n(&f->expire_tsc, expire, __ATOMIC_RELEASE);
+		f->ttl_s = ttl_s;
 		return 0;
 	}
 	if (pos >= 0)
@@ -530,7 +526,7 @@ int ep_affinity_add_opts(const struct ep_flow_key *key, const struct ep_action *
 		return ep_fail(err, EP_EFULL, "an installed affinity's key has this key's digest (see affinity_table.c)");
 	if (pos < 0)
 		return ep_fail(err, EP_EFULL, "affinity table full (%u entries)", t->capacity);
-	struct ep_flow *f = &t->flows[pos];
+	f = ep_affinity_flow(t, (uint32_t)pos);
 	f->in_use = 0;
 	t->live++;
 	f->act = *act;
@@ -545,8 +541,7 @@ int ep_affinity_add_opts(const struct ep_flow_key *key, const struct ep_action *
 	f->has_server = 0;
 	f->reverse = 0;
 	ep_dp.manager_extra[pos] = extra;
-	for (uint32_t i = 0; i < ep_dp.nworkers; i++)
-		ep_dp.workers[i]->manager_counters[pos] = (struct ep_counter_pair){ 0, 0 };
+	memset(ep_affinity_counters(t, (uint32_t)pos), 0, sizeof(struct ep_counter_pair) * ep_dp.nworkers);
 	__atomic_store_n(&f->in_use, 1, __ATOMIC_RELEASE);
 	/* packets held for this flow are released by their worker's next loop */
 	__atomic_fetch_add(&ep_dp.manager_gen, 1, __ATOMIC_RELEASE);
@@ -604,7 +599,7 @@ uint32_t ep_affinity_list(struct ep_affinity_info *out, uint32_t max, int includ
 	if (!ep_dp.created)
 		return 0;
 	for (uint32_t pos = 0; pos < ep_dp.manager.capacity && n < max; pos++) {
-		const struct ep_flow *f = &ep_dp.manager.flows[pos];
+		const struct ep_flow *f = ep_affinity_flow(&ep_dp.manager, pos);
 		if (!f->in_use)
 			continue;
 		struct ep_affinity_info *o = &out[n++];
@@ -614,9 +609,10 @@ uint32_t ep_affinity_list(struct ep_affinity_info *out, uint32_t max, int includ
 		if (f->act.flags2 & EP_ACT_F2_STATS_IP)
 			o->stats_ip = ep_dp.stats_ips[ep_dp.manager_extra[pos].stats_slot];
 		o->packets = o->bytes = 0; /* manager affinities count per worker */
+		const struct ep_counter_pair *counters = ep_affinity_counters(&ep_dp.manager, pos);
 		for (uint32_t i = 0; i < ep_dp.nworkers; i++) {
-			o->packets += ep_dp.workers[i]->manager_counters[pos].packets;
-			o->bytes += ep_dp.workers[i]->manager_counters[pos].bytes;
+			o->packets += counters[i].packets;
+			o->bytes += counters[i].bytes;
 		}
 	}
 	for (uint32_t i = 0; include_learned && i < ep_dp.nworkers; i++) {
@@ -635,7 +631,7 @@ static void expire_manager(uint32_t budget)
 	struct ep_affinity_table *t = &ep_dp.manager;
 	uint64_t now = rte_rdtsc();
 	for (uint32_t k = 0; k < budget; k++) {
-		struct ep_flow *f = &t->flows[cursor];
+		struct ep_flow *f = ep_affinity_flow(t, cursor);
 		if (++cursor >= t->capacity)
 			cursor = 0;
 		if (f->in_use && f->expire_tsc < now) {

@@ -85,6 +85,18 @@ struct ep_counter_pair {
 	uint64_t packets, bytes;
 };
 
+static inline struct ep_flow *ep_affinity_flow(const struct ep_affinity_table *t, uint32_t pos)
+{
+	return (struct ep_flow *)(t->slots + (size_t)pos * t->slot_size);
+}
+
+/* The manager affinity's counters, one pair per worker: in the flow's slot rather than in arrays
+ * of their own, which cost a hit one more page (a TLB entry) on 4 KiB pages. */
+static inline struct ep_counter_pair *ep_affinity_counters(const struct ep_affinity_table *t, uint32_t pos)
+{
+	return (struct ep_counter_pair *)(t->slots + (size_t)pos * t->slot_size + sizeof(struct ep_flow));
+}
+
 struct ep_server_slot {
 	struct ep_server srv;
 	uint8_t present;
@@ -227,7 +239,6 @@ struct ep_worker {
 	uint32_t lcore;
 	struct rte_mempool *pool;
 	struct ep_flow_table learned;
-	struct ep_counter_pair *manager_counters; /* indexed by affinity table position */
 	struct ep_counter_pair *server_counters;  /* [EP_MAX_SERVICES * EP_MAX_SERVERS] */
 	uint64_t *server_flows;                   /* [EP_MAX_SERVICES * EP_MAX_SERVERS] */
 	struct ep_counter_pair *server_handshakes; /* count, microseconds total */
@@ -341,7 +352,8 @@ uint64_t ep_flow_timeout_tsc(const struct ep_flow *f, uint8_t proto);
 void ep_flow_track_tcp(struct ep_flow *f, uint8_t tcp_flags);
 
 /* affinity_table.c: put and del on the control thread; find (a lock-free lookup) on any */
-int ep_affinity_table_create(struct ep_affinity_table *t, uint32_t capacity);
+/* counter_pairs: per position, one struct ep_counter_pair for each worker (ep_affinity_counters) */
+int ep_affinity_table_create(struct ep_affinity_table *t, uint32_t capacity, uint32_t counter_pairs);
 void ep_affinity_table_free(struct ep_affinity_table *t);
 /* The affinity table's key for k: ep_key16_of4 for IPv4, a digest of the whole key otherwise. */
 void ep_key16_of(const struct ep_flow_key *k, struct ep_key16 *out);

@@ -10,6 +10,7 @@
 
 #include "dp.h"
 #include "packet.h"
+#include "table_memory.h"
 
 static uint32_t hash_fn(const void *key, uint32_t len, uint32_t init)
 {
@@ -103,8 +104,7 @@ int ep_flow_table_create(struct ep_flow_table *t, const char *name, uint32_t cap
 	rte_hash_set_cmp_func(t->hash, key_cmp);
 	/* rte_hash positions run from 0 to entries-1 (it reserves slot 0 internally) */
 	t->capacity = capacity;
-	t->flows = rte_zmalloc_socket(name, sizeof(struct ep_flow) * (size_t)capacity, RTE_CACHE_LINE_SIZE,
-				      socket);
+	t->flows = ep_table_alloc(name, sizeof(struct ep_flow) * (size_t)capacity, socket);
 	if (!t->flows) {
 		rte_hash_free(t->hash);
 		t->hash = NULL;
@@ -124,7 +124,7 @@ int ep_flow_table_create(struct ep_flow_table *t, const char *name, uint32_t cap
 void ep_flow_table_free(struct ep_flow_table *t)
 {
 	rte_hash_free(t->hash);
-	rte_free(t->flows);
+	ep_table_free(t->flows, sizeof(struct ep_flow) * (size_t)t->capacity);
 	memset(t, 0, sizeof(*t));
 }
 

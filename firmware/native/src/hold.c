@@ -61,7 +61,7 @@ int ep_hold_has_flow(const struct ep_hold *h, const struct ep_flow_key *k, hash_
 static int has_affinity(const struct ep_held *e)
 {
 	int32_t pos = ep_affinity_table_find(&ep_dp.manager, &e->key);
-	return pos >= 0 && __atomic_load_n(&ep_dp.manager.flows[pos].in_use, __ATOMIC_ACQUIRE);
+	return pos >= 0 && __atomic_load_n(&ep_affinity_flow(&ep_dp.manager, (uint32_t)pos)->in_use, __ATOMIC_ACQUIRE);
 }
 
 uint32_t ep_hold_sweep(struct ep_hold *h, uint64_t expired_before, struct ep_held *ready, uint32_t max,

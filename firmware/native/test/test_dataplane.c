@@ -134,7 +134,7 @@ static uint32_t installed(void)
 {
 	uint32_t n = 0;
 	for (uint32_t pos = 0; pos < ep_dp.manager.capacity; pos++)
-		n += ep_dp.manager.flows[pos].in_use;
+		n += ep_affinity_flow(&ep_dp.manager, pos)->in_use;
 	return n;
 }
 
@@ -448,7 +448,7 @@ static void test_affinity_table_spills(void)
 {
 	struct ep_affinity_table t;
 	const uint32_t capacity = 8;
-	EXPECT(ep_affinity_table_create(&t, capacity) == 0);
+	EXPECT(ep_affinity_table_create(&t, capacity, 1) == 0);
 	struct ep_flow_key keys[8];
 	uint32_t n = 0, home = 0;
 	for (uint32_t i = 0; n < capacity && i < 100000; i++) {
@@ -466,7 +466,7 @@ static void test_affinity_table_spills(void)
 	for (uint32_t i = 0; i < n; i++) {
 		pos[i] = ep_affinity_table_put(&t, &keys[i]);
 		EXPECT(pos[i] >= 0 && (uint32_t)pos[i] < capacity, "key %u: %d", i, pos[i]);
-		t.flows[pos[i]].in_use = 1;
+		ep_affinity_flow(&t, (uint32_t)pos[i])->in_use = 1;
 		t.live++;
 	}
 	EXPECT(t.buckets[home].spill == n - EP_AFF_SLOTS, "spill %u", t.buckets[home].spill);
@@ -1142,13 +1142,13 @@ static void test_worker_ipv6_affinity(void)
 
 	int32_t pos = ep_affinity_table_find(&ep_dp.manager, &k);
 	EXPECT(pos >= 0);
-	ep_dp.manager.flows[pos].key.dst[15] ^= 0x80; /* the flow now holds another key */
+	ep_affinity_flow(&ep_dp.manager, (uint32_t)pos)->key.dst[15] ^= 0x80; /* the flow now holds another key */
 	reset_punted();
 	before = totals();
 	EXPECT_OK(ep_inject(0, f, len, err));
 	POLL_UNTIL(npunted == 1);
 	after = totals();
-	ep_dp.manager.flows[pos].key.dst[15] ^= 0x80;
+	ep_affinity_flow(&ep_dp.manager, (uint32_t)pos)->key.dst[15] ^= 0x80;
 	EXPECT(npunted == 1 && punted[0].reason == EP_PUNT_MISS, "%u punted", npunted);
 	EXPECT(after.misses - before.misses == 1 && after.manager_hits == before.manager_hits);
 	EXPECT(ep_affinity_del(&k) == 1);
