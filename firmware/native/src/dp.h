@@ -90,11 +90,16 @@ static inline struct ep_flow *ep_affinity_flow(const struct ep_affinity_table *t
 	return (struct ep_flow *)(t->slots + (size_t)pos * t->slot_size);
 }
 
-/* The manager affinity's counters, one pair per worker: in the flow's slot rather than in arrays
- * of their own, which cost a hit one more page (a TLB entry) on 4 KiB pages. */
+/* A manager affinity's counters, one pair per worker, follow its flow in the slot: in arrays of
+ * their own they cost a hit one more page (a TLB entry) on 4 KiB pages. */
+static inline struct ep_counter_pair *ep_affinity_flow_counters(const struct ep_flow *f)
+{
+	return (struct ep_counter_pair *)(uintptr_t)(f + 1);
+}
+
 static inline struct ep_counter_pair *ep_affinity_counters(const struct ep_affinity_table *t, uint32_t pos)
 {
-	return (struct ep_counter_pair *)(t->slots + (size_t)pos * t->slot_size + sizeof(struct ep_flow));
+	return ep_affinity_flow_counters(ep_affinity_flow(t, pos));
 }
 
 struct ep_server_slot {

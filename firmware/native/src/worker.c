@@ -587,10 +587,10 @@ static int manager_extras(struct ep_ctx *c, struct rte_mbuf *m, const struct ep_
 }
 
 /* A manager affinity's packet (the caller counts the hits per burst). */
-static inline void hit_manager(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, int32_t pos)
+static inline void hit_manager(struct ep_ctx *c, struct rte_mbuf *m, struct ep_meta *meta, int32_t pos,
+			       struct ep_flow *f)
 {
-	struct ep_flow *f = ep_affinity_flow(&ep_dp.manager, (uint32_t)pos);
-	struct ep_counter_pair *cnt = &ep_affinity_counters(&ep_dp.manager, (uint32_t)pos)[c->w->index];
+	struct ep_counter_pair *cnt = &ep_affinity_flow_counters(f)[c->w->index];
 	cnt->packets++;
 	cnt->bytes += m->pkt_len;
 	uint8_t before = f->tcp_state;
@@ -1529,18 +1529,20 @@ static void process_burst(struct ep_ctx *c, uint16_t in_port, struct rte_mbuf **
 		/* start every hit's memory loads before touching any, so the misses overlap (each stage
 		 * in a tight loop of its own: prefetching buckets while parsing, or flows while looking
 		 * up, measured slower) */
+		struct ep_flow *found[EP_BURST];
 		for (uint16_t j = 0; j < nlook; j++)
 			if (pos[j] >= 0) {
-				rte_prefetch0(ep_affinity_flow(aff, (uint32_t)pos[j]));
-				rte_prefetch0(&ep_affinity_counters(aff, (uint32_t)pos[j])[w->index]);
+				found[j] = ep_affinity_flow(aff, (uint32_t)pos[j]);
+				rte_prefetch0(found[j]);
+				rte_prefetch0(&ep_affinity_flow_counters(found[j])[w->index]);
 			}
 		uint32_t hits = 0;
 		for (uint16_t j = 0; j < nlook; j++) {
-			if (pos[j] >= 0 && __atomic_load_n(&ep_affinity_flow(aff, (uint32_t)pos[j])->in_use, __ATOMIC_ACQUIRE) &&
+			if (pos[j] >= 0 && __atomic_load_n(&found[j]->in_use, __ATOMIC_ACQUIRE) &&
 			    /* a key other than IPv4 was found by its digest: the flow holds the whole key */
 			    (likely(meta[idx[j]].key.family == 4) ||
-			     memcmp(&ep_affinity_flow(aff, (uint32_t)pos[j])->key, keys[j], sizeof(struct ep_flow_key)) == 0)) {
-				hit_manager(c, pkts[idx[j]], &meta[idx[j]], pos[j]);
+			     memcmp(&found[j]->key, keys[j], sizeof(struct ep_flow_key)) == 0)) {
+				hit_manager(c, pkts[idx[j]], &meta[idx[j]], pos[j], found[j]);
 				hits++;
 				continue;
 			}
