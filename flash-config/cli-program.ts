@@ -37,7 +37,7 @@ function describeVerified(target: string, verified: VerifiedFlashConfig): string
   return [
     `OK ${target}: unit ${identity.unit.id} of cluster ${identity.cluster.name} (${identity.cluster.id})`,
     `  config version ${identity.configVersion}, ${policy.services.length} service(s): ${policy.services.map((s) => s.name).join(', ') || '-'}`,
-    `  management ${identity.unit.mgmtAddress}/${identity.network.mgmtPrefixLength}, data ${identity.unit.dataAddresses.join(', ')}`,
+    `  management ${identity.unit.mgmtAddress}/${identity.network.mgmtPrefixLength}, data ${[...identity.unit.dataAddresses, ...(identity.unit.dataAddresses6 ?? [])].join(', ')}`,
     `  certificate serial ${unit.serialNumber}, valid until ${unit.notAfter.toISOString()}`,
     `  ${verified.revokedSerials.size} revoked serial(s) known`,
   ];
@@ -91,6 +91,7 @@ function buildProgram(io: CliIo): Command {
     .requiredOption('--unit-id <id>', 'unit id (lowercase DNS label)')
     .requiredOption('--mgmt-addr <ip>', 'management address')
     .requiredOption('--data-addr <ip>', 'data-plane address (repeatable)', collect)
+    .option('--data-addr6 <ip>', "data NIC's IPv6 address, in the order of --data-addr (repeatable)", collect, [])
     .requiredOption('--policy <file>', 'policy.json to sign and install')
     .requiredOption('--out <dir>', 'output directory (must be empty or absent)')
     .option('--image <file>', 'also write an ext4 partition image labelled EPFLASHCFG')
@@ -98,12 +99,14 @@ function buildProgram(io: CliIo): Command {
     .addOption(new Option('--mgmt-prefix <n>', 'management prefix length').argParser(integer(0, 128)).default(24))
     .option('--mgmt-gateway <ip>', 'management default gateway')
     .addOption(new Option('--data-prefix <n>', 'data prefix length').argParser(integer(0, 128)).default(24))
+    .addOption(new Option('--data-prefix6 <n>', 'IPv6 data prefix length (default 64)').argParser(integer(0, 128)))
     .option('--cluster-addr <ip>', 'shared cluster address (repeatable)', collect, [])
     .addOption(new Option('--cluster-port <n>', 'cluster keepalive/sync UDP port').argParser(integer(1, 65535)).default(7946))
     .action(
       async (options: {
-        authority: string; unitId: string; mgmtAddr: string; dataAddr: string[]; policy: string; out: string;
-        image?: string; validDays: number; mgmtPrefix: number; mgmtGateway?: string; dataPrefix: number;
+        authority: string; unitId: string; mgmtAddr: string; dataAddr: string[]; dataAddr6: string[]; policy: string;
+        out: string; image?: string; validDays: number; mgmtPrefix: number; mgmtGateway?: string; dataPrefix: number;
+        dataPrefix6?: number;
         clusterAddr: string[]; clusterPort: number;
       }) => {
         const policyBytes = await readFile(options.policy).catch((error: NodeJS.ErrnoException) => {
@@ -115,10 +118,12 @@ function buildProgram(io: CliIo): Command {
             unitId: options.unitId,
             mgmtAddress: options.mgmtAddr,
             dataAddresses: options.dataAddr,
+            dataAddresses6: options.dataAddr6,
             network: {
               mgmtPrefixLength: options.mgmtPrefix,
               ...(options.mgmtGateway ? { mgmtGateway: options.mgmtGateway } : {}),
               dataPrefixLength: options.dataPrefix,
+              ...(options.dataPrefix6 !== undefined ? { dataPrefixLength6: options.dataPrefix6 } : {}),
               clusterAddresses: options.clusterAddr,
               clusterPort: options.clusterPort,
             },

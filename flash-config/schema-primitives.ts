@@ -3,6 +3,8 @@ import { z } from 'zod';
 /** An IPv4 or IPv6 address literal (no prefix, no zone). */
 export const ipAddress = z.union([z.ipv4(), z.ipv6()], { error: 'must be an IPv4 or IPv6 address' });
 
+export const ipv6Address = z.ipv6({ error: 'must be an IPv6 address' });
+
 /** Names that also appear in certificates and file paths: DNS-label-like, so they need no escaping. */
 export const dnsLabel = z
   .string()

@@ -1,7 +1,7 @@
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Authority } from './authority.js';
-import { identitySchema, type Identity } from './identity-schema.js';
+import { claimedAddresses, identitySchema, type Identity } from './identity-schema.js';
 import { PRIVATE_FILE_MODE, UNIT_FILES } from './layout.js';
 import { FlashConfigError } from './flash-config-error.js';
 import { parseValue } from './parse-json.js';
@@ -14,6 +14,8 @@ export interface UnitRequest {
   unitId: string;
   mgmtAddress: string;
   dataAddresses: string[];
+  /** The data NICs' IPv6 addresses in NIC order (identity.json unit.dataAddresses6). */
+  dataAddresses6?: string[];
   network: Identity['network'];
   /** Exact bytes of policy.json; they are signed and copied unchanged. */
   policyBytes: Uint8Array;
@@ -37,7 +39,12 @@ function buildIdentity(authority: Authority, request: UnitRequest, configVersion
       schemaVersion: 1,
       cluster: { name: authority.description.clusterName, id: authority.description.clusterId },
       configVersion,
-      unit: { id: request.unitId, mgmtAddress: request.mgmtAddress, dataAddresses: request.dataAddresses },
+      unit: {
+        id: request.unitId,
+        mgmtAddress: request.mgmtAddress,
+        dataAddresses: request.dataAddresses,
+        ...(request.dataAddresses6?.length ? { dataAddresses6: request.dataAddresses6 } : {}),
+      },
       network: request.network,
     },
     identitySchema,
@@ -61,7 +68,7 @@ export async function provisionUnit(authority: Authority, request: UnitRequest, 
   const certificate = await issueUnitCertificate({
     ca: authority.ca,
     unitId: identity.unit.id,
-    addresses: [...new Set([identity.unit.mgmtAddress, ...identity.unit.dataAddresses])],
+    addresses: [...new Set(claimedAddresses(identity))],
     publicKey: keys.publicKey,
     validity: request.validity ?? validityFromNow(DEFAULT_UNIT_DAYS),
   });

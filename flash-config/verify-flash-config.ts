@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { x509 } from './x509-provider.js';
 import { CertificateRejectedError, FlashConfigError } from './flash-config-error.js';
 import { UNIT_FILES } from './layout.js';
-import { identitySchema, type Identity } from './identity-schema.js';
+import { claimedAddresses, identitySchema, type Identity } from './identity-schema.js';
 import { policySchema, type Policy } from './policy-schema.js';
 import { parseJson } from './parse-json.js';
 import { certificatePublicKey, verifyDetached } from './keys.js';
@@ -113,7 +113,7 @@ function checkIdentityMatchesCertificate(identity: Identity, unit: CertifiedUnit
     );
   }
   const certified = new Set(unit.addresses);
-  const claimed = [identity.unit.mgmtAddress, ...identity.unit.dataAddresses];
+  const claimed = claimedAddresses(identity);
   const uncertified = claimed.filter((address) => !certified.has(canonicalIp(address)));
   if (uncertified.length > 0) {
     throw new FlashConfigError(

@@ -16,7 +16,7 @@ import {
 } from '../../firmware/dataplane.js';
 import { WORK_UNITS } from '../cluster/work-units.js';
 import { familyOf } from '../../firmware/addressing.js';
-import { portHoldsVip, type ApplianceConfig, type PortSettings, type QosMarks, type ServiceSettings } from './config.js';
+import { portSubnetHolds, type ApplianceConfig, type PortSettings, type QosMarks, type ServiceSettings } from './config.js';
 
 export type ApplianceState = 'idle' | 'starting' | 'running' | 'stopped' | 'failed';
 
@@ -355,7 +355,7 @@ export class Appliance {
 
   /** The data ports whose subnet holds the VIP. */
   #vipPorts(vip: string): PortSettings[] {
-    return this.#ports.filter((port) => portHoldsVip(port, vip));
+    return this.#ports.filter((port) => portSubnetHolds(port, vip));
   }
 
   /** NAT mode needs each server's MAC; ARP answers fill the data plane's neighbour table. */

@@ -15,7 +15,7 @@
 import type { ArpAnswer, Dataplane, UnitEntry } from '../../firmware/dataplane.js';
 import type { ClusterLog } from '../cluster/master-role.js';
 import { announcement, type ClusterAddresses } from './cluster-garp.js';
-import { portHoldsVip, type PortSettings, type ServiceSettings } from './config.js';
+import { portSubnetHolds, type PortSettings, type ServiceSettings } from './config.js';
 
 export type DeliveryMode = 'unicast-mac' | 'multicast-mac' | 'master-forwarding';
 
@@ -147,7 +147,7 @@ function vipsByPort(services: readonly ServiceSettings[], ports: readonly PortSe
   for (const { vip } of services) {
     for (const port of ports) {
       const id = portIds.get(port.device);
-      if (portHoldsVip(port, vip) && id !== undefined) vips.set(id, (vips.get(id) ?? new Set()).add(vip));
+      if (portSubnetHolds(port, vip) && id !== undefined) vips.set(id, (vips.get(id) ?? new Set()).add(vip));
     }
   }
   return vips;

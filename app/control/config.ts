@@ -272,10 +272,12 @@ export type AgentSettings = NonNullable<ApplianceConfig['agents']>;
 export type ManagementSettings = NonNullable<ApplianceConfig['management']>;
 export type ClusterConfigSettings = NonNullable<ApplianceConfig['cluster']>;
 
-/** Whether a data port's subnet (IPv4, or its IPv6 one) holds the VIP: where the appliance makes the
- * VIP a local address. */
-export function portHoldsVip(port: PortSettings, vip: string): boolean {
-  return familyOf(vip) === 6 ? port.address6 !== undefined && inSubnet(vip, port.address6, port.prefixLength6 ?? 64) : inSubnet(vip, port.address, port.prefixLength);
+/** Whether a data port's subnet (IPv4, or its IPv6 one) holds the address: a VIP there is a local
+ * address of the port; a server there is reached through it. */
+export function portSubnetHolds(port: PortSettings, address: string): boolean {
+  return familyOf(address) === 6
+    ? port.address6 !== undefined && inSubnet(address, port.address6, port.prefixLength6 ?? 64)
+    : inSubnet(address, port.address, port.prefixLength);
 }
 
 /** Whether ip lies in address/prefixLength (the subnet the port is connected to); addresses of

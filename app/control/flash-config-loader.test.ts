@@ -49,7 +49,9 @@ let root: string;
 let authority: Authority;
 let units = 0;
 
-async function provision(options: { policy?: object; dataAddresses?: string[]; clusterAddresses?: string[] } = {}): Promise<string> {
+async function provision(
+  options: { policy?: object; dataAddresses?: string[]; dataAddresses6?: string[]; clusterAddresses?: string[] } = {},
+): Promise<string> {
   units += 1;
   const dir = join(root, `unit${units}`);
   await provisionUnit(
@@ -58,6 +60,7 @@ async function provision(options: { policy?: object; dataAddresses?: string[]; c
       unitId: `unit${units}`,
       mgmtAddress: '192.0.2.11',
       dataAddresses: options.dataAddresses ?? ['198.51.100.1', '203.0.113.1'],
+      ...(options.dataAddresses6 ? { dataAddresses6: options.dataAddresses6 } : {}),
       network: { mgmtPrefixLength: 24, dataPrefixLength: 24, clusterAddresses: options.clusterAddresses ?? [], clusterPort: 7946 },
       policyBytes: Buffer.from(JSON.stringify(options.policy ?? policy, null, 2)),
       policySource: 'policy.json',
@@ -210,10 +213,47 @@ describe('loadFlashConfig', () => {
     await expect(refused).rejects.toThrow(/names 2 data address\(es\) but 1 data NIC\(s\) are bound to vfio-pci \(0000:00:06\.0\)/);
   });
 
-  it('refuses what the data plane cannot do: IPv6 data addresses', async () => {
-    const dir = await provision({ dataAddresses: ['198.51.100.1', '2001:db8::1'] });
-    const refused = loadFlashConfig(dir, { pciDevices: NICS });
-    await expect(refused).rejects.toThrow(/unit\.dataAddresses\[1\]: 2001:db8::1 is IPv6/);
+  it('dual stack: unit.dataAddresses6 gives the ports IPv6 addresses; IPv6 VIPs, cluster addresses and full-NAT sources follow them', async () => {
+    const web6 = {
+      name: 'web6',
+      vip: '2001:db8:c::10',
+      protocol: 'tcp',
+      port: 80,
+      algorithm: 'maglev',
+      mode: 'fullnat',
+      servers: [{ address: '2001:db8:5::21', port: 8080, weight: 1 }],
+    };
+    const delivery = { mode: 'unicast-mac', mac: '02:65:70:00:00:01' };
+    const dir = await provision({
+      policy: { ...policy, cluster: { ...policy.cluster, delivery }, services: [...policy.services, web6] },
+      dataAddresses6: ['2001:db8:c::1', '2001:db8:5::1'],
+      clusterAddresses: ['203.0.113.1', '2001:db8:5::100'],
+    });
+    const { verified, config } = await loadFlashConfig(dir, { pciDevices: NICS });
+    expect(verified.unit.addresses).toEqual(expect.arrayContaining(['2001:db8:c::1', '2001:db8:5::1']));
+    expect(config.ports).toEqual([
+      { device: '0000:00:06.0', address: '198.51.100.1', prefixLength: 24, address6: '2001:db8:c::1', prefixLength6: 64 },
+      { device: '0000:00:07.0', address: '203.0.113.1', prefixLength: 24, address6: '2001:db8:5::1', prefixLength6: 64 },
+    ]);
+    expect(config.services.find((service) => service.name === 'web6')?.snat).toEqual({ ip: '2001:db8:5::1', portMin: 1024, portMax: 65535 });
+    expect(config.cluster?.announce).toEqual([
+      { device: '0000:00:07.0', mac: delivery.mac, addresses: ['203.0.113.1', '2001:db8:5::100'] },
+      { device: '0000:00:06.0', mac: delivery.mac, addresses: ['198.51.100.10', '198.51.100.11', '198.51.100.12', '2001:db8:c::10'] },
+    ]);
+  });
+
+  it('refuses an IPv6 address among the IPv4 data addresses, more IPv6 addresses than NICs, and an IPv6 cluster address off every IPv6 subnet', async () => {
+    let dir = await provision({ dataAddresses: ['198.51.100.1', '2001:db8::1'] });
+    await expect(loadFlashConfig(dir, { pciDevices: NICS })).rejects.toThrow(
+      /unit\.dataAddresses\[1\]: 2001:db8::1 is IPv6; a data port's IPv4 address goes here, its IPv6 address in unit\.dataAddresses6\[1\]/,
+    );
+    dir = await provision({ dataAddresses6: ['2001:db8:c::1', '2001:db8:5::1', '2001:db8:6::1'] });
+    await expect(loadFlashConfig(dir, { pciDevices: NICS })).rejects.toThrow(/unit\.dataAddresses6 has 3 address\(es\) for 2 data NIC\(s\)/);
+    const delivery = { mode: 'unicast-mac', mac: '02:65:70:00:00:01' };
+    dir = await provision({ policy: { ...policy, cluster: { ...policy.cluster, delivery } }, clusterAddresses: ['2001:db8:9::1'] });
+    await expect(loadFlashConfig(dir, { pciDevices: NICS })).rejects.toThrow(
+      /network\.clusterAddresses\[0\]: 2001:db8:9::1 is on no data port's IPv6 subnet \(unit\.dataAddresses6\)/,
+    );
   });
 
   it("turns a service's DSCP into QoS marks on both legs through the unit (one leg in direct-return modes)", async () => {

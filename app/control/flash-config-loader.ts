@@ -6,7 +6,7 @@ import { readdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { isIPv4 } from 'node:net';
 import { verifyFlashConfig, type ClusterDelivery, type Policy, type VerifiedFlashConfig, type VirtualService } from '../../flash-config/index.js';
-import { ConfigError, inSubnet, parseConfig, type ApplianceConfig, type PortSettings, type ServiceSettings } from './config.js';
+import { ConfigError, parseConfig, portSubnetHolds, type ApplianceConfig, type PortSettings, type ServiceSettings } from './config.js';
 
 /** Where bind-data-nics (edgeplane-vfio-bind.service) leaves the data NICs. */
 export const VFIO_PCI_DRIVER_DIR = '/sys/bus/pci/drivers/vfio-pci';
@@ -57,19 +57,26 @@ export function applianceConfigFrom(dir: string, verified: VerifiedFlashConfig, 
   const { identity, policy } = verified;
   const problems: string[] = [];
   const addresses = identity.unit.dataAddresses;
+  const addresses6 = identity.unit.dataAddresses6 ?? [];
   addresses.forEach((address, i) => {
-    if (!isIPv4(address)) problems.push(`identity.json unit.dataAddresses[${i}]: ${address} is IPv6; the data plane forwards IPv4 only`);
+    if (!isIPv4(address)) {
+      problems.push(`identity.json unit.dataAddresses[${i}]: ${address} is IPv6; a data port's IPv4 address goes here, its IPv6 address in unit.dataAddresses6[${i}]`);
+    }
   });
+  if (addresses6.length > addresses.length) {
+    problems.push(`identity.json unit.dataAddresses6 has ${addresses6.length} address(es) for ${addresses.length} data NIC(s) (unit.dataAddresses)`);
+  }
   if (host.pciDevices.length < addresses.length) {
     problems.push(
       `identity.json names ${addresses.length} data address(es) but ${host.pciDevices.length} data NIC(s) are bound to vfio-pci` +
         ` (${host.pciDevices.join(', ') || 'none'})`,
     );
   }
-  const ports = addresses.map((address, i) => ({
+  const ports: PortSettings[] = addresses.map((address, i) => ({
     device: host.pciDevices[i] ?? `(no data NIC ${i})`,
     address,
     prefixLength: identity.network.dataPrefixLength,
+    ...(addresses6[i] ? { address6: addresses6[i], prefixLength6: identity.network.dataPrefixLength6 ?? 64 } : {}),
   }));
   const services = policy.services.map((service, i) => serviceFrom(service, i, ports, problems));
   const announce = sharedAddressesByPort(verified, ports, problems);
@@ -111,18 +118,21 @@ export function policyServiceSettings(policy: Policy, ports: PortSettings[]): Se
  * Undefined without a delivery mode. */
 function sharedAddressesByPort(
   verified: VerifiedFlashConfig,
-  ports: { device: string; address: string; prefixLength: number }[],
+  ports: PortSettings[],
   problems: string[],
 ): { delivery: ClusterDelivery['mode']; byPort: { device: string; mac?: string; addresses: string[] }[] } | undefined {
   const delivery = verified.policy.cluster.delivery;
   if (!delivery) return undefined;
   const byPort = new Map<string, Set<string>>();
-  const portOf = (address: string) => (isIPv4(address) ? ports.find((p) => isIPv4(p.address) && inSubnet(address, p.address, p.prefixLength)) : undefined);
+  const portOf = (address: string) => ports.find((port) => portSubnetHolds(port, address));
   const place = (address: string, device: string) => byPort.set(device, (byPort.get(device) ?? new Set()).add(address));
   verified.identity.network.clusterAddresses.forEach((address, i) => {
     const port = portOf(address);
     if (port) place(address, port.device);
-    else problems.push(`identity.json network.clusterAddresses[${i}]: ${address} is on no data port's IPv4 subnet; ${delivery.mode} delivery announces it on its data port`);
+    else {
+      const subnet = isIPv4(address) ? 'IPv4 subnet' : 'IPv6 subnet (unit.dataAddresses6)';
+      problems.push(`identity.json network.clusterAddresses[${i}]: ${address} is on no data port's ${subnet}; ${delivery.mode} delivery announces it on its data port`);
+    }
   });
   // A VIP off every data subnet is routed to the cluster: nothing to announce.
   for (const service of verified.policy.services) {
@@ -136,7 +146,7 @@ function sharedAddressesByPort(
 function serviceFrom(
   service: VirtualService,
   index: number,
-  ports: { address: string; prefixLength: number }[],
+  ports: PortSettings[],
   problems: string[],
 ): Record<string, unknown> {
   const at = `policy.json services[${index}]`;
@@ -158,8 +168,8 @@ function serviceFrom(
   if (service.mode === 'fullnat') {
     // The servers see the unit's own address on their subnet as the client.
     const first = service.servers[0]?.address ?? '';
-    const port = isIPv4(first) ? ports.find((p) => isIPv4(p.address) && inSubnet(first, p.address, p.prefixLength)) : undefined;
-    if (port) converted['snat'] = { ip: port.address, ...FULLNAT_PORTS };
+    const port = ports.find((candidate) => portSubnetHolds(candidate, first));
+    if (port) converted['snat'] = { ip: isIPv4(first) ? port.address : port.address6, ...FULLNAT_PORTS };
     else problems.push(`${at}: full NAT needs a data address on the subnet of server ${first}`);
   }
   return converted;
