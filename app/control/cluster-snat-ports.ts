@@ -5,9 +5,12 @@
 import type { Lease } from '../cluster/messages.js';
 import type { ClusterLog } from '../cluster/master-role.js';
 import type { Member } from '../cluster/member.js';
+import type { NumberSpace } from '../cluster/numbering.js';
 import type { ServiceDefinition } from '../../firmware/dataplane.js';
 
 export const FULLNAT_PORT_SPACE = 'fullnat-port';
+/** The cluster's full-NAT source ports: blocks of 4096, so up to 15 members each hold one. */
+export const FULLNAT_PORT_NUMBERS: NumberSpace = { name: FULLNAT_PORT_SPACE, first: 1024, last: 65535, blockSize: 4096 };
 
 /** What of the Appliance this needs: its services as configured, and narrowing a pool. */
 export interface SnatPortTarget {

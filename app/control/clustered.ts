@@ -10,6 +10,7 @@ import type { ClusterLog } from '../cluster/master-role.js';
 import type { ClusterEventKind, ClusterSource } from '../mgmt/cluster-source.js';
 import type { Appliance } from './appliance.js';
 import { ClusterDataplane } from './cluster-dataplane.js';
+import { ClusterSnatPorts, FULLNAT_PORT_NUMBERS } from './cluster-snat-ports.js';
 import type { DeliveryMode } from './cluster-delivery.js';
 import { applyAdoptedPolicy, type PolicyTarget } from './cluster-policy-apply.js';
 import type { ClusterConfigSettings } from './config.js';
@@ -77,6 +78,7 @@ export async function startClusteredUnit(appliance: Appliance, services: PolicyT
     address: settings.address,
     multicast: settings.multicast,
     joinPort: settings.joinPort,
+    numberSpaces: [FULLNAT_PORT_NUMBERS],
     loadSource: () => binding?.loadSource() ?? [],
     dataMacs: [...ports].sort((a, b) => a.id - b.id).map((port) => port.mac),
     log,
@@ -101,6 +103,8 @@ export async function startClusteredUnit(appliance: Appliance, services: PolicyT
     applyAdoptedPolicy(services, policy, log);
     followServices();
   });
+  // Members share the full-NAT source address: each narrows its source ports to a leased block.
+  new ClusterSnatPorts(member, appliance, log).start();
 
   const listeners: ((kind: ClusterEventKind, detail: Record<string, string | number>) => void)[] = [];
   const emit = (kind: ClusterEventKind, detail: Record<string, string | number>) => {

@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClusterLab, LEAST_LOAD_PORT, SERVER_IPS, VIP, type ClusterLab } from '../netns/cluster-lab.js';
+import { createClusterLab, FULLNAT_PORT, LEAST_LOAD_PORT, SERVER_IPS, VIP, type ClusterLab } from '../netns/cluster-lab.js';
 import { BIG_FILE_URL_PATH, serverBody } from '../netns/nginx.js';
 import { inNamespace } from '../netns/run.js';
 
@@ -295,12 +295,30 @@ describe('operating a three-unit cluster of control applications', () => {
   }, 60_000);
 
   it("tells systemd its cluster role, members and work units in the status line", async () => {
-    expect(notified[0]).toMatch(/^READY=1\nSTATUS=ports up 2\/2, services 2, flows \d+; cluster (discovering|offering|master)/);
+    expect(notified[0]).toMatch(/^READY=1\nSTATUS=ports up 2\/2, services 3, flows \d+; cluster (discovering|offering|master)/);
     const status = await until('a watchdog status naming the three-member cluster', async () => notified.find((message) => /cluster master, master unit-1, 3 member\(s\), \d+ work unit\(s\) owned/.test(message)));
-    expect(status).toMatch(/^WATCHDOG=1\nSTATUS=ports up 2\/2, services 2, flows \d+; cluster master/);
+    expect(status).toMatch(/^WATCHDOG=1\nSTATUS=ports up 2\/2, services 3, flows \d+; cluster master/);
     // As the new master it announced the cluster addresses at the shared MACs (cluster.announce).
     const announced = readFileSync(lab.units[0]!.log, 'utf8').split('\n').filter((line) => line.includes('"msg":"gratuitous arp sent"'));
     expect(announced.map((line) => (JSON.parse(line) as { addresses: string[] }).addresses)).toEqual(expect.arrayContaining([[VIP], ['10.0.2.1']]));
+  });
+
+  it('gives each member its own block of full-NAT source ports on the shared source address', async () => {
+    const leased = (slot: number) =>
+      readFileSync(lab.units[slot - 1]!.log, 'utf8')
+        .split('\n')
+        .filter((line) => line.includes('"msg":"full-NAT source ports leased"'))
+        .map((line) => JSON.parse(line) as { start: number; size: number; services: string[] });
+    const leases = await until('a full-NAT port lease on every member', async () => {
+      const found = [1, 2, 3].map((slot) => leased(slot)[0]);
+      return found.every((lease) => lease !== undefined) ? found.map((lease) => lease!) : undefined;
+    });
+    expect(leases.every((lease) => lease.size === 4096 && lease.services.includes('web-fullnat'))).toBe(true);
+    expect(new Set(leases.map((lease) => lease.start)).size).toBe(3);
+    // The servers see the shared source address; every member's connections are answered.
+    const bodies = await requests(12, FULLNAT_PORT);
+    expect(bodies).toHaveLength(12);
+    expect(new Set(bodies)).toEqual(new Set(SERVER_IPS.map(serverBody)));
   });
 
   it("tails any member's log through another member", async () => {

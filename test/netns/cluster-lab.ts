@@ -22,6 +22,8 @@ export { CLIENT_IP, SERVER_IPS, VIP };
 export const MANAGEMENT_PORT = 8443;
 /** The VIP port of the least-load service (same servers, port 80). */
 export const LEAST_LOAD_PORT = 8080;
+/** A full-NAT service: the members share its source address (the servers' gateway), each with its own block of source ports. */
+export const FULLNAT_PORT = 8081;
 const OPERATOR_ADDRESS = '10.77.0.2';
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -91,6 +93,10 @@ function unitConfig(prefix: string, slot: number, flashConfigDir: string): objec
       // The service manager recomputes least-load weights as response times move: an operator's
       // drain must outlast that.
       { name: 'web-ll', vip: VIP, port: LEAST_LOAD_PORT, protocol: 'tcp', mode: 'nat', algorithm: 'least-load', servers: SERVER_IPS.map((address) => ({ address, port: 80 })) },
+      {
+        name: 'web-fullnat', vip: VIP, port: FULLNAT_PORT, protocol: 'tcp', mode: 'fullnat', algorithm: 'maglev',
+        snat: { ip: SERVER_GATEWAY, portMin: 1024, portMax: 65535 }, servers: SERVER_IPS.map((address) => ({ address, port: 80 })),
+      },
     ],
     http: { host: '127.0.0.1', port: 9180 },
     cluster: {
@@ -157,6 +163,7 @@ export async function createClusterLab(options: ClusterLabOptions): Promise<Clus
         services: [
           { name: 'web', vip: VIP, protocol: 'tcp', port: 80, algorithm: 'maglev', mode: 'nat', servers: SERVER_IPS.map((address) => ({ address, port: 80, weight: 1 })) },
           { name: 'web-ll', vip: VIP, protocol: 'tcp', port: LEAST_LOAD_PORT, algorithm: 'least-load', mode: 'nat', servers: SERVER_IPS.map((address) => ({ address, port: 80, weight: 1 })) },
+          { name: 'web-fullnat', vip: VIP, protocol: 'tcp', port: FULLNAT_PORT, algorithm: 'maglev', mode: 'fullnat', servers: SERVER_IPS.map((address) => ({ address, port: 80, weight: 1 })) },
         ],
       },
       null,

@@ -7,7 +7,7 @@ import { Appliance } from '../../../app/control/appliance.js';
 import { ClusterDataplane } from '../../../app/control/cluster-dataplane.js';
 import { parseConfig } from '../../../app/control/config.js';
 import { Member } from '../../../app/cluster/member.js';
-import { ClusterSnatPorts, FULLNAT_PORT_SPACE } from '../../../app/control/cluster-snat-ports.js';
+import { ClusterSnatPorts, FULLNAT_PORT_NUMBERS } from '../../../app/control/cluster-snat-ports.js';
 import { applyAdoptedPolicy } from '../../../app/control/cluster-policy-apply.js';
 import { policyServiceSettings } from '../../../app/control/flash-config-loader.js';
 import { ServiceManager } from '../../../app/control/services.js';
@@ -92,7 +92,7 @@ const member = new Member({
   multicast: { group: '239.77.0.2', port: 7956 },
   joinPort: 7957,
   timing: { keepaliveMs: 50, detectionMs: settings.detectionMs ?? 500, silenceMs: 100, rebalanceMs: 2000 },
-  numberSpaces: [{ name: FULLNAT_PORT_SPACE, first: 1024, last: 65535, blockSize: 4096 }],
+  numberSpaces: [FULLNAT_PORT_NUMBERS],
   loadSource: () => binding?.loadSource() ?? [],
   dataMacs: [...appliance.portStatus()].sort((a, b) => a.id - b.id).map((port) => port.mac),
   log,
