@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiClient, readCredentials } from '../../app/cli/api-client.js';
-import { createClusterLab, CLIENT_IP, SERVER_IPS, VIP, type ClusterLab } from './cluster-lab.js';
+import { createClusterLab, CLIENT_IP, FULLNAT_PORT, SERVER_GATEWAY, SERVER_IPS, VIP, type ClusterLab } from './cluster-lab.js';
 
 const PREFIX = 'epst';
 const UNITS = 3;
@@ -87,6 +87,7 @@ Cluster is up: ${members.join(', ')}
 Send traffic from another shell:
   ip netns exec ${lab.lan.client} curl http://${VIP}/                  # "server 10.0.2.11" or ".12"
   ip netns exec ${lab.lan.client} wrk -t1 -c8 -d30s http://${VIP}/
+  ip netns exec ${lab.lan.client} curl http://${VIP}:${FULLNAT_PORT}/             # full NAT: the servers see ${SERVER_GATEWAY}
 
 Operate it with the edgeplane CLI (any unit answers for the whole cluster):
   export EDGEPLANE_URL=${lab.managementUrl(1)} EDGEPLANE_CREDENTIALS=${relative(admin)}

@@ -17,7 +17,7 @@ import { CLIENT_IP, SERVER_GATEWAY, SERVER_IPS, SHARED_GATEWAY_MAC, SHARED_VIP_M
 import { startNginx, type NginxServer } from './nginx.js';
 import { inNamespace, run } from './run.js';
 
-export { CLIENT_IP, SERVER_IPS, VIP };
+export { CLIENT_IP, SERVER_GATEWAY, SERVER_IPS, VIP };
 
 export const MANAGEMENT_PORT = 8443;
 /** The VIP port of the least-load service (same servers, port 80). */
