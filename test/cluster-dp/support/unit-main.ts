@@ -157,6 +157,7 @@ process.on('message', (raw) => {
       snatLease: snatPorts.lease,
       unitForwarded: stats.unitForwarded,
       flowsCreated: stats.flows.created,
+      clientPortRx: stats.ports.find((port) => port.id === portId('net_af_packet0'))?.rxPackets ?? 0,
       dataMacs: appliance.portStatus().map((port) => port.mac),
       configVersion: member.policy.configVersion,
       sharedAddresses: binding?.delivery.addresses.flatMap((entry) => entry.addresses) ?? [],

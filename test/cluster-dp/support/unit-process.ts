@@ -60,6 +60,8 @@ export interface UnitState {
   unitForwarded: number;
   /** Connections this unit's data plane created (chose a server for). */
   flowsCreated: number;
+  /** Frames its client-side data port received. */
+  clientPortRx: number;
   /** Its data ports' MACs, client side first. */
   dataMacs: string[];
   /** The configuration version of the signed policy the member runs. */
