@@ -100,8 +100,9 @@ describe('cluster data plane: work units and flow-state replication', () => {
       },
       60_000,
     );
+    // Rebalancing (every 2 s) may already have moved some units to the idle joiner: their
+    // connections, like all others, are known to it from the resync (imported above).
     console.log(`joiner ${joiner.unitId}: ${synced.imported} flow records imported from ${synced.replication.batchesReceived} batches (${synced.replication.bytesReceived} bytes) after joining, ${synced.learnedFlows} flows, owns ${synced.owned.length} units`);
-    expect(synced.owned).toEqual([]);
     const { killedAt, resumed } = await failover(list, ports, async () => {
       const at = Date.now();
       for (const unit of list) unit.kill();
