@@ -167,13 +167,19 @@ launch_qemu() {
   in_lab qemu-system-x86_64 "${qemu_args[@]}"
 }
 
+# Whether the console shows PATTERN from line FROM on. (Not tail | grep -q: under pipefail
+# grep's early exit makes tail's SIGPIPE a "no".)
+console_has_since() {
+  awk -v from="$2" -v pattern="$3" 'NR >= from && index($0, pattern) { found = 1 } END { exit !found }' "$1"
+}
+
 # The line number of the console's last "Restarting system" whose boot has not
 # reached the initrd yet, or nothing.
 restart_in_progress() {
   local console=$1 last
   last=$(grep -an 'reboot: Restarting system' "$console" | tail -n 1 | cut -d: -f1)
   [[ -n $last ]] || return 0
-  tail -n +"$last" "$console" | grep -qa 'edgeplane-initrd: mounting' || echo "$last"
+  console_has_since "$console" "$last" 'edgeplane-initrd: mounting' || echo "$last"
 }
 
 power_watch() {
@@ -188,7 +194,7 @@ power_watch() {
       watched_line=$line since=$SECONDS
     elif ((SECONDS - since >= limit)); then
       stage='in the firmware'
-      if tail -n +"$line" "$state/console.log" | grep -qa 'BdsDxe: starting'; then
+      if console_has_since "$state/console.log" "$line" 'BdsDxe: starting'; then
         stage='between boot loader and initrd'
       fi
       echo "$(date -u +%FT%TZ) boot after console line $line hung $stage for ${limit}s: power cycle" \
