@@ -5,7 +5,8 @@
  * (--no-huge: tests, a unit whose kernel reserved no hugepages) they are anonymous memory advised
  * for transparent hugepages: a hit touches a bucket, a flow and its counters at random places in
  * hundreds of megabytes, and on 4 KiB pages the active flows alone outgrow the TLB. The memory is
- * zeroed and faulted in here, on the control thread, never by a worker. */
+ * zeroed and faulted in here, on the control thread, never by a worker; in this case `socket` is not
+ * honoured (the pages come from the control thread's NUMA node). */
 #ifndef EP_TABLE_MEMORY_H
 #define EP_TABLE_MEMORY_H
 
